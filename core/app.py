@@ -1,0 +1,234 @@
+"""The application object: config, plugins, cache and vault, loaded lazily.
+
+``App.resolve`` is the one place credentials are produced: check the cache,
+take the profile lock, check again, run the chain, write the cache atomically.
+N parallel callers on a cold cache therefore make one upstream fetch (and ask
+for one MFA code); the others wait on the lock and read what the first wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from . import paths
+from .cache import Cache, EntryHeader, config_stamp, refresh_margin
+from .chain import ChainContext, chain_marker, check_profile, run_step
+from .config import Config, Profile, load_config
+from .credentials import AwsCredentials, Credential, credential_from_dict
+from .errors import CacheError, ConfigError
+from .locks import file_lock
+from .ui import UI
+
+
+class App:
+    def __init__(self, config_path: str | None = None) -> None:
+        self.ui = UI()
+        self._config_path = config_path
+        self._config: Config | None = None
+        self._registry: Any = None
+        self._key: bytes | None = None
+        self.state_dir = paths.state_dir()
+        self.cache = Cache(paths.cache_dir())
+        self._vault: Any = None
+
+    # -- lazily loaded parts -------------------------------------------------
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self._config_path)
+        return self._config
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from .plugins import load_registry
+
+            self._registry = load_registry()
+        return self._registry
+
+    def key(self) -> bytes:
+        if self._key is None:
+            from .crypto import load_key
+
+            store = self._config.settings.key_store if self._config else self._key_store_from_config()
+            key = load_key(self.state_dir, store)
+            assert key is not None
+            self._key = key
+        return self._key
+
+    def _key_store_from_config(self) -> str:
+        try:
+            return self.config.settings.key_store
+        except ConfigError:
+            return "file"
+
+    @property
+    def vault(self):
+        if self._vault is None:
+            from .vault import Vault
+
+            self._vault = Vault(self.state_dir, self.key)
+        return self._vault
+
+    def emit(self, text: str) -> None:
+        """Write ``text`` (and a newline) to stdout: the only way commands print results."""
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+
+    @staticmethod
+    def gw_executable() -> str:
+        """Absolute path of the gw command (for lines written into other tools' configs)."""
+        import shutil
+
+        candidate = sys.argv[0] if os.path.basename(sys.argv[0]) == "gw" else shutil.which("gw")
+        if candidate and os.path.isfile(candidate):
+            return os.path.abspath(candidate)
+        beside = os.path.join(os.path.dirname(sys.executable), "gw")
+        if os.path.isfile(beside):
+            return beside
+        raise ConfigError("cannot find the gw executable on PATH")
+
+    def context(self, profile: str) -> ChainContext:
+        return ChainContext(self, profile)
+
+    # -- checking --------------------------------------------------------------
+    def plan(self, profile: Profile):
+        planned, problems = check_profile(profile, self.registry, self.config.path)
+        if problems:
+            more = f" (and {len(problems) - 1} more: run gw check)" if len(problems) > 1 else ""
+            raise ConfigError(problems[0] + more)
+        return planned
+
+    def output_kind(self, profile: Profile) -> str:
+        step, values = self.plan(profile)[-1]
+        return step.output_kind(values)
+
+    # -- the cache -----------------------------------------------------------------
+    def cached(self, profile: Profile) -> Credential | None:
+        """A fresh cached credential for ``profile`` or None; damaged entries are dropped."""
+        header = self.cache.header(profile.name)
+        if header is None or header.digest != profile.digest or not header.fresh():
+            return None
+        try:
+            loaded = self.cache.load(profile.name, self.key())
+        except ValueError:
+            self.ui.warn(f"the cached credentials of profile {profile.name!r} were damaged; fetching new ones")
+            self.cache.remove(profile.name)
+            return None
+        if loaded is None:
+            return None
+        _, plaintext = loaded
+        try:
+            doc = json.loads(plaintext.partition(b"\n")[2])
+            credential = credential_from_dict(doc["kind"], doc["data"])
+        except (ValueError, KeyError, TypeError):
+            self.ui.warn(f"the cached credentials of profile {profile.name!r} were unreadable; fetching new ones")
+            self.cache.remove(profile.name)
+            return None
+        for value in credential.secrets():
+            self.ui.scrubber.add(value)
+        if header.stamp != self.config_stamp or header.config_path != self.config.path:
+            self._store(profile, credential, quiet=True)  # re-stamp so the fast path serves it again
+        return credential
+
+    @property
+    def config_stamp(self) -> tuple[int, int, int]:
+        return getattr(self.config, "stamp", None) or config_stamp(self.config.path)
+
+    def _store(self, profile: Profile, credential: Credential, quiet: bool = False) -> None:
+        expiration = getattr(credential, "expiration", None)
+        if expiration is None:
+            return
+        now = time.time()
+        expires = int(expiration.timestamp())
+        issued_at = getattr(credential, "issued_at", None)
+        issued = int(issued_at.timestamp()) if issued_at else int(now)
+        refresh_at = int(expires - refresh_margin(expires - issued))
+        if refresh_at <= now:
+            return
+        header = EntryHeader(
+            kind=credential.KIND,
+            refresh_at=refresh_at,
+            expires_at=expires,
+            issued_at=issued,
+            key_store=self.config.settings.key_store,
+            stamp=self.config_stamp,
+            digest=profile.digest,
+            config_path=self.config.path,
+        )
+        fast = credential.credential_process_json() if isinstance(credential, AwsCredentials) else ""
+        body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
+        try:
+            self.cache.store(profile.name, header, f"{fast}\n{body}".encode(), self.key())
+        except (OSError, CacheError) as exc:
+            if not quiet:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                self.ui.warn(f"credentials of profile {profile.name!r} were not cached ({reason})")
+
+    def state_get(self, plugin: str, name: str) -> dict[str, Any] | None:
+        entry_name = self.cache.state_name(plugin, name)
+        header = self.cache.header(entry_name)
+        if header is None or time.time() >= header.expires_at:
+            return None
+        try:
+            loaded = self.cache.load(entry_name, self.key())
+            return json.loads(loaded[1]) if loaded else None
+        except ValueError:
+            self.cache.remove(entry_name)
+            return None
+
+    def state_put(self, plugin: str, name: str, data: dict[str, Any], expires_at: float) -> None:
+        now = int(time.time())
+        header = EntryHeader("state", int(expires_at), int(expires_at), now, self.config.settings.key_store,
+                             (0, 0, 0), "-", "-")
+        try:
+            self.cache.store(self.cache.state_name(plugin, name), header, json.dumps(data).encode(), self.key())
+        except OSError as exc:
+            self.ui.warn(f"cannot keep {plugin} state ({exc.strerror})")
+
+    # -- resolving --------------------------------------------------------------
+    def resolve(self, name: str, *, require: str | None = None, refresh: bool = False) -> Credential:
+        """The profile's credential: from the cache when fresh, else by running the chain once."""
+        profile = self.config.profile(name)
+        planned = self.plan(profile)
+        kind = planned[-1][0].output_kind(planned[-1][1])
+        if require and kind != require:
+            raise ConfigError(f"profile {name!r} yields {kind}, but this command needs {require}")
+        with chain_marker(name):
+            credential = None if refresh else self.cached(profile)
+            if credential is not None:
+                self._issued(name, credential, True)
+                return credential
+            lock = os.path.join(self.state_dir, "locks", f"{name}.lock")
+            with file_lock(
+                lock,
+                self.config.settings.lock_timeout,
+                f"profile {name!r}",
+                on_wait=lambda: self.ui.info(f"another gw process is fetching {name!r}; waiting for it"),
+                on_unavailable=self.ui.warn,
+            ):
+                credential = None if refresh else self.cached(profile)
+                if credential is not None:
+                    self._issued(name, credential, True)
+                    return credential
+                credential = self.run_chain(profile, planned)
+                self._store(profile, credential)
+        self._issued(name, credential, False)
+        return credential
+
+    def run_chain(self, profile: Profile, planned=None) -> Credential:
+        planned = planned or self.plan(profile)
+        upstream: Credential | None = None
+        for index, (step, values) in enumerate(planned):
+            upstream = run_step(self, profile.name, index, step, values, upstream)
+        assert upstream is not None
+        if profile.region and isinstance(upstream, AwsCredentials) and not upstream.region:
+            upstream.region = profile.region
+        return upstream
+
+    def _issued(self, name: str, credential: Credential, from_cache: bool) -> None:
+        self.registry.hook.gw_credentials_issued(profile=name, credential=credential, from_cache=from_cache)

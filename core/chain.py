@@ -1,0 +1,227 @@
+"""Checking a profile's chain against the plugins, and running it.
+
+A chain fits when the first step is a source (consumes nothing) and each later
+step consumes the kind the previous one produces. Options are checked against
+each step type's :class:`gw.steps.Option` table before anything runs; secret
+options are resolved just before their step runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import secrets
+from .config import Profile, suggest, type_name
+from .credentials import Credential
+from .errors import ConfigError, GwError, StepError
+from .steps import StepType
+
+if TYPE_CHECKING:
+    from .app import App
+
+
+def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tuple[dict[str, Any], list[str]]:
+    """Validate a step's options; returns (options with defaults, problems)."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key, value in options.items():
+        if key == "use":
+            continue
+        spec = step.options.get(key)
+        if spec is None:
+            problems.append(f"unknown option {key!r}{suggest(key, step.options)}")
+            continue
+        if spec.secret:
+            try:
+                secrets.check_reference(value, schemes)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+                continue
+        else:
+            allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+                problems.append(f"{key} must be {type_name(allowed[0]())}, not {type_name(value)}")
+                continue
+            if spec.choices is not None and value not in spec.choices:
+                problems.append(f"{key} must be one of {', '.join(map(str, spec.choices))}, not {value!r}")
+                continue
+        values[key] = value
+    for key, spec in step.options.items():
+        if key not in values and key not in options:
+            if spec.required:
+                problems.append(f"missing required option {key!r}")
+            else:
+                values[key] = spec.default
+    if not problems and step.check is not None:
+        try:
+            step.check(values)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return values, problems
+
+
+def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tuple[StepType, dict]], list[str]]:
+    """(steps with their checked options, problems as ``path: where: message`` lines)."""
+    problems: list[str] = []
+    planned: list[tuple[StepType, dict]] = []
+    previous_kind: str | None = None
+    for index, raw in enumerate(profile.steps):
+        where = f"{config_path}: {profile.where(index)}"
+        step = registry.step_types.get(raw["use"])
+        if step is None:
+            hint = suggest(raw["use"], registry.step_types)
+            if registry.failed:
+                hint += f" (plugins that failed to load: {', '.join(sorted(registry.failed))})"
+            problems.append(f"{where}: unknown step type {raw['use']!r}{hint}")
+            previous_kind = None
+            continue
+        values, option_problems = check_options(step, raw, registry.schemes)
+        problems.extend(f"{where}: {p}" for p in option_problems)
+        if index == 0 and step.consumes:
+            problems.append(f"{where}: needs {' or '.join(step.consumes)} from a previous step, so it cannot come first")
+        elif index > 0 and not step.consumes:
+            problems.append(f"{where}: starts a chain (it takes no input), so it must be the first step")
+        elif index > 0 and previous_kind is not None and previous_kind not in step.consumes:
+            problems.append(
+                f"{where}: takes {' or '.join(step.consumes)}, but step {index - 1} yields {previous_kind}"
+            )
+        try:
+            previous_kind = step.output_kind(values) if not option_problems else None
+        except Exception:
+            previous_kind = None
+        planned.append((step, values))
+    return planned, problems
+
+
+class ChainContext:
+    """The :class:`gw.steps.StepContext` the core hands to a running step."""
+
+    def __init__(self, app: App, profile: str, step_index: int = -1, step: StepType | None = None) -> None:
+        self.app = app
+        self.profile = profile
+        self.step_index = step_index
+        self.step_type = step.name if step else ""
+        self.plugin = step.plugin if step else "core"
+        self.state_dir = Path(app.state_dir)
+
+    # -- environment --------------------------------------------------------
+    @property
+    def ca_bundle(self) -> str | None:
+        return self.app.config.settings.ca_bundle
+
+    @property
+    def tls_verify(self) -> bool | str:
+        return self.ca_bundle or True
+
+    @property
+    def schemes(self) -> list:
+        return self.app.registry.schemes
+
+    @property
+    def vault(self):
+        return self.app.vault
+
+    # -- output -----------------------------------------------------------
+    def status(self, message: str) -> contextlib.AbstractContextManager[None]:
+        return self.app.ui.status(message)
+
+    def info(self, message: str) -> None:
+        self.app.ui.info(message)
+
+    def warn(self, message: str) -> None:
+        self.app.ui.warn(message)
+
+    # -- secrets ------------------------------------------------------------
+    def add_secret(self, value: str | None) -> None:
+        self.app.ui.scrubber.add(value)
+
+    def resolve_secret(self, ref: Any, *, label: str = "secret") -> str:
+        return secrets.resolve(ref, self, label)
+
+    def ask(self, label: str, secret: bool = True) -> str:
+        from .prompt import ask
+
+        settings = self.app.config.settings
+        return ask(label, secret=secret, askpass=settings.askpass, timeout=settings.prompt_timeout)
+
+    def totp(self, seed: str, *, period: int, digits: int, label: str) -> str:
+        from .totp import fresh_code
+
+        def waiting(seconds: float) -> None:
+            self.info(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
+
+        return fresh_code(
+            seed, self.app.state_dir, period=period, digits=digits,
+            lock_timeout=self.app.config.settings.lock_timeout, on_wait=waiting,
+        )
+
+    # -- private state ------------------------------------------------------
+    def state_get(self, name: str) -> dict[str, Any] | None:
+        return self.app.state_get(self.plugin, name)
+
+    def state_put(self, name: str, data: dict[str, Any], expires_at: float) -> None:
+        self.app.state_put(self.plugin, name, data, expires_at)
+
+    def state_delete(self, name: str) -> None:
+        self.app.cache.remove(self.app.cache.state_name(self.plugin, name))
+
+    # -- other steps ----------------------------------------------------------
+    def step_type(self, name: str) -> StepType:
+        try:
+            return self.app.registry.step_types[name]
+        except KeyError:
+            raise ConfigError(f"step type {name!r} is not available (is its plugin installed?)") from None
+
+    def run_step(self, name: str, options: dict[str, Any], upstream: Credential | None) -> Credential:
+        step = self.step_type(name)
+        values, problems = check_options(step, options, self.schemes)
+        if problems:
+            raise ConfigError(f"{name}: {problems[0]}")
+        return run_step(self.app, self.profile, self.step_index, step, values, upstream)
+
+
+def run_step(
+    app: App, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
+) -> Credential:
+    """Resolve a step's secret options and run it, turning surprises into clear errors."""
+    ctx = ChainContext(app, profile, index, step)
+    resolved = dict(values)
+    for key, spec in step.options.items():
+        if spec.secret and resolved.get(key) is not None:
+            resolved[key] = secrets.resolve(resolved[key], ctx, label=key.replace("_", " "))
+    try:
+        result = step.run(ctx, resolved, upstream)
+    except GwError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        raise StepError(f"profile {profile!r}, step {index} ({step.name}) failed: {type(exc).__name__}: {exc}") from exc
+    expected = step.output_kind(values)
+    if not isinstance(result, Credential) or result.KIND != expected:
+        raise StepError(f"step type {step.name!r} (plugin {step.plugin}) returned something other than {expected}")
+    for value in result.secrets():
+        ctx.add_secret(value)
+    return result
+
+
+@contextlib.contextmanager
+def chain_marker(profile: str) -> Iterator[None]:
+    """Record the profiles being resolved in ``GW_CHAIN`` so a child gw can spot a cycle."""
+    import os
+
+    before = os.environ.get("GW_CHAIN")
+    names = [n for n in (before or "").split(",") if n]
+    if profile in names:
+        raise ConfigError(f"profile cycle: {' -> '.join(names + [profile])} (a step leads back to gw itself)")
+    os.environ["GW_CHAIN"] = ",".join(names + [profile])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GW_CHAIN", None)
+        else:
+            os.environ["GW_CHAIN"] = before

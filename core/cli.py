@@ -1,0 +1,96 @@
+"""The ``gw`` command line.
+
+``main`` first tries the cache-hit path of ``credential-process`` (no argparse, no
+config parsing, no plugins); everything else goes through argparse. Every
+expected failure is a :class:`gw.errors.GwError` printed as one line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] == "credential-process":
+        from .fastpath import serve_credential_process
+
+        if serve_credential_process(args[1:]):
+            return 0
+    return run(args)
+
+
+def run(args: list[str]) -> int:
+    from .app import App
+    from .errors import GwError
+
+    app = App(config_path=_config_option(args))
+    try:
+        parser = build_parser(app, args)
+        ns = parser.parse_args(args)
+        if not getattr(ns, "handler", None):
+            parser.print_help(sys.stderr)
+            return 2
+        return int(ns.handler(ns, app) or 0)
+    except GwError as exc:
+        app.ui.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        app.ui.error("cancelled")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug: still one line, still scrubbed
+        if os.environ.get("GW_DEBUG"):
+            raise
+        app.ui.error(f"internal error: {type(exc).__name__}: {exc} (set GW_DEBUG=1 for details)")
+        return 70
+
+
+def _config_option(args: list[str]) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _needs_plugins(args: list[str]) -> bool:
+    from . import commands
+
+    first = next((a for a in args if not a.startswith("-")), None)
+    return first not in commands.CORE_COMMANDS or first == "setup" or first is None
+
+
+def build_parser(app, args: list[str]):
+    import argparse
+
+    from . import __version__, commands
+
+    parser = argparse.ArgumentParser(
+        prog="gw", description="Short-lived AWS and SORACOM credentials from named profiles."
+    )
+    parser.add_argument("--version", action="version", version=f"gw {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $GW_CONFIG or ~/.config/gw/config.toml)")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    setup_sub = commands.add_core_commands(sub)
+    if _needs_plugins(args):
+        from .errors import ConfigError
+
+        try:
+            plugin_commands = app.registry.commands
+        except ConfigError as exc:
+            app.ui.warn(str(exc))
+            plugin_commands = []
+        for command in plugin_commands:
+            target = setup_sub if command.setup_target else sub
+            p = target.add_parser(command.name, help=command.help, description=command.help)
+            command.configure(p)
+            p.set_defaults(handler=command.run)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""The core's own subcommands. Plugins add more through the ``gw_commands`` hook."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+from .credentials import AWS
+from .errors import ConfigError, GwError, UsageError
+
+CORE_COMMANDS = {"credential-process", "env", "exec", "profiles", "plugins", "check", "cache", "vault", "setup"}
+
+
+def add_core_commands(sub):
+    """Register the core commands; returns the ``setup`` sub-parser collection."""
+    p = sub.add_parser("credential-process", help="print AWS credentials for credential_process (JSON)")
+    p.add_argument("--profile", required=True)
+    p.set_defaults(handler=cmd_credential_process)
+
+    p = sub.add_parser("env", help="print the profile's credentials as environment variables")
+    p.add_argument("--profile", required=True)
+    p.add_argument("--format", choices=("sh", "fish", "powershell", "json"), default="sh")
+    p.set_defaults(handler=cmd_env)
+
+    p = sub.add_parser("exec", help="run a command with the profile's credentials in its environment")
+    p.add_argument("--profile", required=True)
+    p.add_argument("command", nargs="+", metavar="-- CMD ...")
+    p.set_defaults(handler=cmd_exec)
+
+    p = sub.add_parser("profiles", help="list profiles: steps, output kind, cached until")
+    p.set_defaults(handler=cmd_profiles)
+    p = sub.add_parser("plugins", help="list loaded plugins and their step types")
+    p.set_defaults(handler=cmd_plugins)
+    p = sub.add_parser("check", help="validate the config and say exactly what is wrong and where")
+    p.set_defaults(handler=cmd_check)
+
+    cache = sub.add_parser("cache", help="inspect or clear cached credentials").add_subparsers(metavar="ACTION")
+    p = cache.add_parser("list", help="cached entries and their expiry (no key needed)")
+    p.set_defaults(handler=cmd_cache_list)
+    p = cache.add_parser("clear", help="drop cached credentials (all, or one profile)")
+    p.add_argument("--profile")
+    p.set_defaults(handler=cmd_cache_clear)
+
+    vault = sub.add_parser("vault", help="gw's local encrypted secret store").add_subparsers(metavar="ACTION")
+    p = vault.add_parser("set", help="store a secret (read from the terminal, or stdin when piped)")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_vault_set)
+    p = vault.add_parser("list", help="names of stored secrets")
+    p.set_defaults(handler=cmd_vault_list)
+    p = vault.add_parser("rm", help="remove a secret")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_vault_rm)
+
+    setup = sub.add_parser("setup", help="wire gw into other tools' config files").add_subparsers(metavar="TARGET")
+    p = setup.add_parser("aws", help="add credential_process for a profile to ~/.aws/config")
+    p.add_argument("--profile", required=True, help="the gw profile")
+    p.add_argument("--aws-profile", help="the AWS profile name to write (default: same as --profile)")
+    p.add_argument("--region", help="also set region in that AWS profile")
+    p.set_defaults(handler=cmd_setup_aws)
+    return setup
+
+
+# -- credentials out ------------------------------------------------------------
+def cmd_credential_process(ns, app) -> int:
+    credential = app.resolve(ns.profile, require=AWS)
+    app.emit(credential.credential_process_json())
+    return 0
+
+
+def cmd_env(ns, app) -> int:
+    from .envvars import render
+
+    credential = app.resolve(ns.profile)
+    values = credential.env()
+    if not values:
+        raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, which has no environment form")
+    app.emit(render(values, ns.format))
+    return 0
+
+
+def cmd_exec(ns, app) -> int:
+    from .envvars import child_environment
+
+    command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
+    if not command:
+        raise UsageError("gw exec needs a command after --")
+    credential = app.resolve(ns.profile)
+    values = credential.env()
+    if not values:
+        raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, which has no environment form")
+    env = child_environment(dict(os.environ), values)
+    env["GW_PROFILE"] = ns.profile
+    sys.stdout.flush()
+    try:
+        os.execvpe(command[0], command, env)
+    except FileNotFoundError:
+        app.ui.error(f"command not found: {command[0]}")
+        return 127
+    except PermissionError:
+        app.ui.error(f"permission denied: {command[0]}")
+        return 126
+    return 0  # pragma: no cover - exec does not return
+
+
+# -- looking around ---------------------------------------------------------------
+def _when(epoch: float) -> str:
+    left = epoch - time.time()
+    stamp = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    if left <= 0:
+        return f"{stamp} (expired)"
+    return f"{stamp} (in {int(left // 60)} min)"
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    Console(highlight=False, soft_wrap=True).print(table)
+
+
+def cmd_profiles(ns, app) -> int:
+    rows = []
+    for profile in app.config.profiles.values():
+        steps = " -> ".join(step["use"] for step in profile.steps)
+        try:
+            kind = app.output_kind(profile)
+        except GwError:
+            kind = "invalid (run gw check)"
+        header = app.cache.header(profile.name)
+        cached = "-"
+        if header and header.digest == profile.digest and header.expires_at > time.time():
+            cached = _when(header.expires_at)
+        rows.append([profile.name, steps, kind, cached])
+    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until"], rows)
+    return 0
+
+
+def cmd_plugins(ns, app) -> int:
+    registry = app.registry
+    rows = []
+    for name in registry.plugin_names():
+        steps = [s for s in registry.step_types.values() if s.plugin == name]
+        schemes = [s.prefix for s in registry.schemes if s.plugin == name]
+        described = [f"{s.name} ({', '.join(s.consumes) or 'source'} -> "
+                     f"{s.produces if isinstance(s.produces, str) else 'depends on options'})" for s in steps]
+        rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-"])
+    for name, reason in registry.failed.items():
+        rows.append([name, f"FAILED TO LOAD: {reason}", "-"])
+    _table("plugins", ["plugin", "step types (consumes -> produces)", "secret schemes"], rows)
+    return 0
+
+
+def cmd_check(ns, app) -> int:
+    from .chain import check_profile
+    from .secrets import vault_names
+
+    config = app.config
+    problems: list[str] = []
+    vault: set[str] | None = None
+    for profile in config.profiles.values():
+        planned, found = check_profile(profile, app.registry, config.path)
+        problems += found
+        for index, (step, values) in enumerate(planned):
+            for key, spec in step.options.items():
+                names = vault_names(values.get(key)) if spec.secret else []
+                if names and vault is None:
+                    try:
+                        vault = set(app.vault.names())
+                    except GwError as exc:
+                        problems.append(f"vault: {exc}")
+                        vault = set()
+                for name in names:
+                    if name not in vault:  # type: ignore[operator]
+                        problems.append(
+                            f"{config.path}: {profile.where(index)}: {key}: no secret {name!r} in the vault "
+                            f"(add it with: gw vault set {name})"
+                        )
+    if not config.profiles:
+        problems.append(f"{config.path}: no profiles defined")
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        print(f"gw: {len(problems)} problem(s) in {config.path}", file=sys.stderr)
+        return 2
+    app.emit(f"{config.path}: {len(config.profiles)} profile(s), all valid")
+    return 0
+
+
+# -- the cache ------------------------------------------------------------------------
+def cmd_cache_list(ns, app) -> int:
+    rows = []
+    for name in app.cache.names():
+        if name.startswith("_state."):
+            continue
+        header = app.cache.header(name)
+        if header is None:
+            rows.append([name, "?", "-", "unreadable header"])
+            continue
+        state = "fresh" if header.fresh() else "due for refresh" if header.expires_at > time.time() else "expired"
+        rows.append([name, header.kind, _when(header.expires_at), state])
+    _table(f"cache in {app.cache.directory}", ["profile", "kind", "expires", "state"], rows)
+    return 0
+
+
+def cmd_cache_clear(ns, app) -> int:
+    import json
+
+    from .credentials import credential_from_dict
+
+    names = [n for n in app.cache.names() if not n.startswith("_state.")]
+    if ns.profile:
+        names = [n for n in names if n == ns.profile]
+        if not names:
+            app.ui.info(f"nothing cached for profile {ns.profile!r}")
+    else:
+        names += [n for n in app.cache.names() if n.startswith("_state.")]
+    for name in names:
+        header = app.cache.header(name)
+        if header and not name.startswith("_state.") and header.expires_at > time.time():
+            try:
+                loaded = app.cache.load(name, app.key())
+                doc = json.loads(loaded[1].partition(b"\n")[2]) if loaded else None
+                if doc:
+                    credential = credential_from_dict(doc["kind"], doc["data"])
+                    app.registry.hook.gw_cache_cleared(profile=name, credential=credential, context=app.context(name))
+            except (ValueError, KeyError, GwError) as exc:
+                app.ui.warn(f"could not revoke the cached credentials of {name!r}: {exc}")
+        app.cache.remove(name)
+    app.emit(f"cleared {len([n for n in names if not n.startswith('_state.')])} cached profile(s)")
+    return 0
+
+
+# -- the vault ---------------------------------------------------------------------------
+def cmd_vault_set(ns, app) -> int:
+    if sys.stdin.isatty():
+        from .prompt import ask
+
+        value = ask(f"Value for {ns.name}: ", secret=True)
+    else:
+        value = sys.stdin.read().rstrip("\r\n")
+    if not value:
+        raise UsageError("refusing to store an empty secret")
+    app.vault.set(ns.name, value)
+    app.emit(f"stored {ns.name}")
+    return 0
+
+
+def cmd_vault_list(ns, app) -> int:
+    for name in app.vault.names():
+        app.emit(name)
+    return 0
+
+
+def cmd_vault_rm(ns, app) -> int:
+    if not app.vault.remove(ns.name):
+        raise UsageError(f"no secret named {ns.name!r} in the vault")
+    app.emit(f"removed {ns.name}")
+    return 0
+
+
+# -- setup ------------------------------------------------------------------------------------
+def cmd_setup_aws(ns, app) -> int:
+    from .awsconfig import aws_config_path, credential_process_command, set_credential_process
+
+    app.config.profile(ns.profile)  # must exist
+    profile = app.config.profiles[ns.profile]
+    if app.output_kind(profile) != AWS:
+        raise ConfigError(f"profile {ns.profile!r} yields {app.output_kind(profile)}, not AWS credentials")
+    path = aws_config_path()
+    command = credential_process_command(app.gw_executable(), ns.profile)
+    extra = {"region": ns.region} if ns.region else None
+    outcome = set_credential_process(path, ns.aws_profile or ns.profile, command, extra)
+    app.emit(f"{outcome} [{'profile ' + (ns.aws_profile or ns.profile)}] in {path}: credential_process = {command}")
+    return 0

@@ -1,0 +1,190 @@
+"""Reading and checking the TOML config (structure only).
+
+Step types and their options are checked against the plugins in
+:mod:`gw.chain`; this module checks everything that needs no plugin and keeps
+the location of every value for error messages (``profiles.admin.steps[1]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+PROFILE_KEYS = {"description", "steps", "login", "region"}
+LOGIN_KEYS = {"destination", "issuer", "endpoint", "partition", "duration", "logout_first", "sts_endpoint"}
+PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
+KEY_STORES = ("file", "keyring")
+
+
+@dataclass
+class Settings:
+    """``[settings]``: options that apply to every profile."""
+
+    lock_timeout: float = 120.0
+    ca_bundle: str | None = None
+    key_store: str = "file"
+    askpass: str | None = None
+    prompt_timeout: float = 300.0
+
+
+SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "lock_timeout": (int, float),
+    "ca_bundle": (str,),
+    "key_store": (str,),
+    "askpass": (str,),
+    "prompt_timeout": (int, float),
+}
+
+
+@dataclass
+class Profile:
+    name: str
+    steps: list[dict[str, Any]]
+    description: str = ""
+    login: dict[str, Any] = field(default_factory=dict)
+    region: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the profile's configuration: the cache key beside its name."""
+        canonical = json.dumps({"name": self.name, "profile": self.raw}, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def where(self, index: int | None = None) -> str:
+        if index is None:
+            return f"profiles.{self.name}"
+        use = self.steps[index].get("use", "?") if index < len(self.steps) else "?"
+        return f"profiles.{self.name}.steps[{index}] ({use})"
+
+
+@dataclass
+class Config:
+    path: str
+    settings: Settings
+    profiles: dict[str, Profile]
+    stamp: tuple[int, int, int] = (0, 0, 0)
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles)) or "none"
+            raise ConfigError(f"no profile named {name!r} in {self.path} (profiles: {known})") from None
+
+
+def type_name(value: Any) -> str:
+    return {str: "a string", bool: "true/false", int: "an integer", float: "a number", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _fail(path: str, where: str, message: str) -> ConfigError:
+    return ConfigError(f"{path}: {where}: {message}")
+
+
+def suggest(word: str, choices: Any) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_config(path: str | None = None) -> Config:
+    """Read and structurally check the config file."""
+    import tomllib
+
+    from .paths import config_path
+
+    path = os.path.abspath(path or config_path())
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no config file at {path}; create one (see config.example.toml) or set GW_CONFIG"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    config = parse_config(data, path)
+    config.stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    return config
+
+
+def parse_config(data: dict[str, Any], path: str) -> Config:
+    for key in data:
+        if key not in ("settings", "profiles"):
+            raise _fail(path, key, f"unknown top-level table{suggest(key, ('settings', 'profiles'))}")
+    settings = _parse_settings(data.get("settings", {}), path)
+    profiles_raw = data.get("profiles", {})
+    if not isinstance(profiles_raw, dict):
+        raise _fail(path, "profiles", "must be a table of profiles")
+    profiles = {name: _parse_profile(name, raw, path) for name, raw in profiles_raw.items()}
+    return Config(path=path, settings=settings, profiles=profiles)
+
+
+def _parse_settings(raw: Any, path: str) -> Settings:
+    if not isinstance(raw, dict):
+        raise _fail(path, "settings", "must be a table")
+    settings = Settings()
+    for key, value in raw.items():
+        if key not in SETTING_TYPES:
+            raise _fail(path, f"settings.{key}", f"unknown setting{suggest(key, SETTING_TYPES)}")
+        if isinstance(value, bool) or not isinstance(value, SETTING_TYPES[key]):
+            raise _fail(path, f"settings.{key}", f"must be {type_name(SETTING_TYPES[key][0]())}, not {type_name(value)}")
+        setattr(settings, key, value)
+    if settings.key_store not in KEY_STORES:
+        raise _fail(path, "settings.key_store", f"must be one of {', '.join(KEY_STORES)}")
+    if settings.lock_timeout <= 0 or settings.prompt_timeout <= 0:
+        raise _fail(path, "settings", "timeouts must be positive")
+    if settings.ca_bundle:
+        settings.ca_bundle = os.path.expanduser(settings.ca_bundle)
+    return settings
+
+
+def _parse_profile(name: str, raw: Any, path: str) -> Profile:
+    where = f"profiles.{name}"
+    if not PROFILE_NAME.match(name):
+        raise _fail(path, where, "profile names use letters, digits and _ . @ - (starting with a letter or digit)")
+    if not isinstance(raw, dict):
+        raise _fail(path, where, "must be a table")
+    for key in raw:
+        if key not in PROFILE_KEYS:
+            raise _fail(path, f"{where}.{key}", f"unknown profile option{suggest(key, PROFILE_KEYS)}")
+    steps = raw.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise _fail(path, f"{where}.steps", "must be a non-empty array of steps like { use = \"...\" }")
+    for i, step in enumerate(steps):
+        if not isinstance(step, dict):
+            raise _fail(path, f"{where}.steps[{i}]", f"must be a table, not {type_name(step)}")
+        if not isinstance(step.get("use"), str) or not step["use"]:
+            raise _fail(path, f"{where}.steps[{i}]", 'needs use = "<step type>"')
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(path, f"{where}.description", "must be a string")
+    region = raw.get("region")
+    if region is not None and not isinstance(region, str):
+        raise _fail(path, f"{where}.region", "must be a string")
+    login = raw.get("login", {})
+    if not isinstance(login, dict):
+        raise _fail(path, f"{where}.login", "must be a table")
+    for key, value in login.items():
+        if key not in LOGIN_KEYS:
+            raise _fail(path, f"{where}.login.{key}", f"unknown login option{suggest(key, LOGIN_KEYS)}")
+        expected: tuple[type, ...] = (int,) if key == "duration" else (bool,) if key == "logout_first" else (str,)
+        if not isinstance(value, expected) or (key == "duration" and isinstance(value, bool)):
+            raise _fail(path, f"{where}.login.{key}", f"must be {type_name(expected[0]())}")
+    if "partition" in login and login["partition"] not in PARTITIONS:
+        raise _fail(path, f"{where}.login.partition", f"must be one of {', '.join(PARTITIONS)}")
+    if "duration" in login and not 900 <= login["duration"] <= 43200:
+        raise _fail(path, f"{where}.login.duration", "must be between 900 and 43200 seconds")
+    return Profile(name=name, steps=steps, description=description, login=login, region=region, raw=raw)

@@ -1,0 +1,327 @@
+"""Credential kinds: what a step consumes and produces.
+
+Every value that flows along a chain is one of these dataclasses. Each kind has a
+stable name (``KIND``), serialises to a JSON-able dict for the encrypted cache
+(``to_dict`` / ``from_dict``), knows when it expires, and can describe itself as
+environment variables for ``gw env`` / ``gw exec``.
+
+This module must stay cheap to import: it is not on the cache-hit path, but it is
+imported by every slow path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+AWS = "aws-credentials"
+SORACOM_CREDENTIALS = "soracom-credentials"
+SORACOM_SESSION = "soracom-session"
+BEARER_TOKEN = "bearer-token"
+OPENID_TOKEN = "openid-token"
+ENDORSE_TOKEN = "endorse-token"
+JSON_DOCUMENT = "json-document"
+IOT_CERTIFICATE = "iot-certificate"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC, second precision."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def to_rfc3339(value: datetime) -> str:
+    """RFC 3339 UTC with a ``Z`` suffix, as botocore and the SDKs expect."""
+    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse an expiry given as ISO 8601 text, epoch seconds or epoch milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 10**11 else value
+        return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=0)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_time(int(text))
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise ValueError(f"unreadable time value of type {type(value).__name__}")
+
+
+@dataclass
+class Credential:
+    """Base of every credential kind.
+
+    ``expiration`` is None for long-lived material (never written to the cache).
+    ``issued_at`` is when gw obtained it; with ``expiration`` it gives the lifetime
+    that the refresh rule scales with.
+    """
+
+    KIND: ClassVar[str] = ""
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def secrets(self) -> list[str]:
+        """Secret values carried by this credential (used to scrub messages)."""
+        return [v for name in self.SECRET_FIELDS if isinstance(v := getattr(self, name, None), str) and v]
+
+    @property
+    def long_lived(self) -> bool:
+        return getattr(self, "expiration", None) is None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = to_rfc3339(value) if isinstance(value, datetime) else value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Credential:
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for key, value in data.items():
+            if key not in names:
+                continue
+            if key in ("expiration", "issued_at"):
+                value = parse_time(value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that hand this credential to another program."""
+        return {}
+
+    def summary(self) -> str:
+        """One line without secrets, for tables and logs."""
+        return self.KIND
+
+
+@dataclass
+class AwsCredentials(Credential):
+    """AWS access keys, long-term (no session token) or temporary.
+
+    ``origin`` tells how they were made: ``long-term``, ``session-token``,
+    ``assume-role``, ``federation-token``, ``web-identity``, ``cognito-identity``
+    or a plugin's own word. ``role_chained`` is True when an AssumeRole was made
+    with role credentials; the console federation endpoint then refuses a
+    SessionDuration.
+    """
+
+    KIND: ClassVar[str] = AWS
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("secret_access_key", "session_token")
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+    expiration: datetime | None = None
+    issued_at: datetime | None = None
+    origin: str = "long-term"
+    role_chained: bool = False
+    region: str | None = None
+
+    def credential_process_json(self) -> str:
+        """The exact stdout of ``credential_process`` (protocols.md section 1)."""
+        import json
+
+        doc: dict[str, Any] = {
+            "Version": 1,
+            "AccessKeyId": self.access_key_id,
+            "SecretAccessKey": self.secret_access_key,
+        }
+        if self.session_token:
+            doc["SessionToken"] = self.session_token
+        if self.expiration is not None:
+            doc["Expiration"] = to_rfc3339(self.expiration)
+        return json.dumps(doc, separators=(",", ":"))
+
+    def env(self) -> dict[str, str]:
+        env = {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
+        if self.session_token:
+            env["AWS_SESSION_TOKEN"] = self.session_token
+        if self.expiration is not None:
+            env["AWS_CREDENTIAL_EXPIRATION"] = to_rfc3339(self.expiration)
+        if self.region:
+            env["AWS_REGION"] = self.region
+            env["AWS_DEFAULT_REGION"] = self.region
+        return env
+
+    def summary(self) -> str:
+        return f"AWS {self.origin} {self.access_key_id[:4]}…{self.access_key_id[-4:]}"
+
+
+@dataclass
+class SoracomCredentials(Credential):
+    """Long-term SORACOM credentials: an AuthKey, a root email/password, or a SAM user.
+
+    ``mfa_code`` is a fresh one-time code when the account has MFA; it is never cached.
+    """
+
+    KIND: ClassVar[str] = SORACOM_CREDENTIALS
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("auth_key", "password", "mfa_code")
+
+    auth_key_id: str | None = None
+    auth_key: str | None = None
+    email: str | None = None
+    password: str | None = None
+    operator_id: str | None = None
+    username: str | None = None
+    mfa_code: str | None = None
+    coverage: str = "jp"
+    expiration: datetime | None = None
+
+    @property
+    def login_kind(self) -> str:
+        if self.auth_key_id:
+            return "authkey"
+        if self.email:
+            return "root"
+        return "sam"
+
+    def auth_body(self) -> dict[str, Any]:
+        """The JSON body of ``POST /v1/auth`` for these credentials (protocols.md section 3)."""
+        if self.auth_key_id:
+            body: dict[str, Any] = {"authKeyId": self.auth_key_id, "authKey": self.auth_key}
+        elif self.email:
+            body = {"email": self.email, "password": self.password}
+        else:
+            body = {"operatorId": self.operator_id, "userName": self.username, "password": self.password}
+        if self.mfa_code:
+            body["mfaOTPCode"] = self.mfa_code
+        return body
+
+    def summary(self) -> str:
+        who = self.auth_key_id or self.email or f"{self.operator_id}/{self.username}"
+        return f"SORACOM {self.login_kind} {who}"
+
+
+@dataclass
+class SoracomSession(Credential):
+    """A SORACOM API session: the result of ``POST /v1/auth``."""
+
+    KIND: ClassVar[str] = SORACOM_SESSION
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "token")
+
+    api_key: str
+    token: str
+    operator_id: str
+    endpoint: str
+    user_name: str | None = None
+    expiration: datetime | None = None
+    issued_at: datetime | None = None
+
+    def env(self) -> dict[str, str]:
+        return {"SORACOM_API_KEY": self.api_key, "SORACOM_TOKEN": self.token, "SORACOM_ENDPOINT": self.endpoint}
+
+    def summary(self) -> str:
+        return f"SORACOM session {self.operator_id}{'/' + self.user_name if self.user_name else ''}"
+
+
+@dataclass
+class BearerToken(Credential):
+    """An OAuth 2.0 access token (for example Cognito client credentials)."""
+
+    KIND: ClassVar[str] = BEARER_TOKEN
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("access_token",)
+
+    access_token: str
+    token_type: str = "Bearer"
+    scope: str | None = None
+    expiration: datetime | None = None
+    issued_at: datetime | None = None
+
+    def env(self) -> dict[str, str]:
+        return {"GW_ACCESS_TOKEN": self.access_token}
+
+
+@dataclass
+class OpenIdToken(Credential):
+    """An OpenID Connect token, e.g. from Cognito via Krypton (``identity_id`` set)."""
+
+    KIND: ClassVar[str] = OPENID_TOKEN
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    token: str
+    identity_id: str | None = None
+    region: str | None = None
+    expiration: datetime | None = None
+    issued_at: datetime | None = None
+
+    def env(self) -> dict[str, str]:
+        return {"GW_OPENID_TOKEN": self.token}
+
+
+@dataclass
+class EndorseToken(Credential):
+    """A SORACOM Endorse JWT."""
+
+    KIND: ClassVar[str] = ENDORSE_TOKEN
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+
+    token: str
+    expiration: datetime | None = None
+    issued_at: datetime | None = None
+
+
+@dataclass
+class JsonDocument(Credential):
+    """A JSON answer of a raw operation (e.g. Krypton subscriber metadata). Never cached."""
+
+    KIND: ClassVar[str] = JSON_DOCUMENT
+
+    document: Any = None
+    expiration: datetime | None = None
+
+
+@dataclass
+class IotCertificate(Credential):
+    """An AWS IoT device certificate saved under the state dir (paths, not PEM text)."""
+
+    KIND: ClassVar[str] = IOT_CERTIFICATE
+
+    certificate_path: str
+    private_key_path: str
+    root_ca_path: str | None = None
+    host: str | None = None
+    client_id: str | None = None
+    region: str | None = None
+    expiration: datetime | None = None
+
+
+KINDS: dict[str, type[Credential]] = {
+    cls.KIND: cls
+    for cls in (
+        AwsCredentials,
+        SoracomCredentials,
+        SoracomSession,
+        BearerToken,
+        OpenIdToken,
+        EndorseToken,
+        JsonDocument,
+        IotCertificate,
+    )
+}
+
+
+def register_kind(cls: type[Credential]) -> None:
+    """Let a plugin add a credential kind of its own."""
+    if not cls.KIND:
+        raise ValueError("a credential kind needs a KIND name")
+    KINDS.setdefault(cls.KIND, cls)
+
+
+def credential_from_dict(kind: str, data: dict[str, Any]) -> Credential:
+    """Rebuild a credential from its cached form."""
+    try:
+        cls = KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown credential kind {kind!r}") from None
+    return cls.from_dict(data)
+

@@ -1,0 +1,134 @@
+"""The local encryption key and AES-256-GCM sealing for the cache and the vault.
+
+The key is 32 random bytes in ``<state>/key`` (0600, created atomically on first
+use) or, with ``settings.key_store = "keyring"``, in the OS keyring. A key file
+readable by others is refused with a message that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import CacheError
+from .paths import ensure_dir, private_file_problem
+
+KEY_SIZE = 32
+NONCE_SIZE = 12
+KEYRING_SERVICE = "gw"
+KEYRING_USER = "cache-key"
+
+
+def aesgcm(key: bytes):  # -> cryptography AESGCM
+    """AESGCM from ``cryptography``.
+
+    The public module path imports ``typing``/``enum`` machinery that costs more than
+    a whole Python start-up on slow machines; the class itself lives in the Rust
+    binding, so the cache-hit path takes it from there and falls back to the
+    public import if a future release moves it.
+    """
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
+
+        cls = _rust_openssl.aead.AESGCM
+    except (ImportError, AttributeError):  # pragma: no cover - depends on cryptography's layout
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM as cls
+    return cls(key)
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """Encrypt and authenticate ``plaintext`` (and ``aad``); returns nonce || ciphertext."""
+    nonce = os.urandom(NONCE_SIZE)
+    return nonce + aesgcm(key).encrypt(nonce, plaintext, aad)
+
+
+def unseal(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    """Reverse :func:`seal`. Raises ``ValueError`` if the data was altered or the key is wrong."""
+    if len(blob) < NONCE_SIZE + 16:
+        raise ValueError("sealed data is truncated")
+    try:
+        return aesgcm(key).decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], aad)
+    except Exception as exc:  # cryptography's InvalidTag
+        raise ValueError("sealed data failed authentication") from exc
+
+
+def read_key_file(path: str) -> bytes | None:
+    """The key in ``path``; None if missing. Raises CacheError if unsafe or damaged."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheError(f"cannot read the key file {path}: {exc.strerror}") from None
+    try:
+        problem = private_file_problem(path, os.fstat(fd))
+        if problem:
+            raise CacheError(f"refusing to use the encryption key: {problem}")
+        key = os.read(fd, KEY_SIZE + 1)
+    finally:
+        os.close(fd)
+    if len(key) != KEY_SIZE:
+        raise CacheError(
+            f"the key file {path} is damaged; remove it to start over "
+            "(the cache and the vault encrypted with it become unreadable)"
+        )
+    return key
+
+
+def _create_key_file(path: str) -> bytes:
+    ensure_dir(os.path.dirname(path))
+    key = os.urandom(KEY_SIZE)
+    tmp = f"{path}.{os.getpid()}.new"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)  # atomic "create if absent" with the full content
+    except FileExistsError:
+        key = read_key_file(path) or key
+    finally:
+        os.unlink(tmp)
+    return key
+
+
+def load_key(state_dir: str, store: str = "file", *, create: bool = True) -> bytes | None:
+    """The cache/vault key from the configured store, created on first use when ``create``."""
+    if store == "keyring":
+        return _keyring_key(create)
+    path = os.path.join(state_dir, "key")
+    key = read_key_file(path)
+    if key is None and create:
+        try:
+            key = _create_key_file(path)
+        except OSError as exc:
+            raise CacheError(f"cannot create the key file {path}: {exc.strerror}") from None
+    return key
+
+
+def _keyring_key(create: bool) -> bytes | None:
+    import base64
+
+    try:
+        import keyring
+    except ImportError:
+        raise CacheError(
+            'settings.key_store = "keyring" needs the keyring package: pip install "gw-credential-gateway[keyring]"'
+        ) from None
+    try:
+        stored = keyring.get_password(KEYRING_SERVICE, KEYRING_USER)
+        if stored:
+            key = base64.b64decode(stored)
+            if len(key) == KEY_SIZE:
+                return key
+            raise CacheError("the key in the OS keyring is damaged; delete the 'gw' entry to start over")
+        if not create:
+            return None
+        key = os.urandom(KEY_SIZE)
+        keyring.set_password(KEYRING_SERVICE, KEYRING_USER, base64.b64encode(key).decode())
+        return key
+    except CacheError:
+        raise
+    except Exception as exc:
+        raise CacheError(f"the OS keyring failed: {type(exc).__name__}") from None

@@ -1,0 +1,48 @@
+"""Errors that end a gw command with a clear one-line message.
+
+Anything raised as a :class:`GwError` is printed as ``gw: <message>`` on stderr
+with exit status ``exit_code``; any other exception is a bug and is reported as
+such, still without a traceback unless ``GW_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+
+class GwError(Exception):
+    """Base of all expected failures. The message must never contain a secret."""
+
+    exit_code = 1
+
+
+class ConfigError(GwError):
+    """The config file or a profile in it is wrong."""
+
+    exit_code = 2
+
+
+class UsageError(GwError):
+    """The command line is wrong."""
+
+    exit_code = 2
+
+
+class SecretError(GwError):
+    """A secret reference could not be resolved."""
+
+
+class StepError(GwError):
+    """A step failed talking to its upstream. Plugins raise this with a clear message."""
+
+
+class CacheError(GwError):
+    """The cache or state directory cannot be used safely."""
+
+
+class LockTimeout(GwError):
+    """Another gw process held the profile lock for too long."""
+
+
+class Aborted(GwError):
+    """The user cancelled a prompt."""
+
+    exit_code = 130

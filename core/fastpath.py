@@ -1,0 +1,60 @@
+"""The cache-hit path of ``gw credential-process``.
+
+Runs before argparse, config parsing, pluggy or any plugin is imported. It serves
+the cached output only when everything is certain: the entry is fresh, the
+config file is byte-for-byte the one the entry was made from (same mtime, size
+and inode), the key is a private key file, and the entry authenticates. In every
+other case it returns False and the ordinary path decides (and explains).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from . import paths
+from .cache import Cache, config_stamp, read_entry
+
+
+def _profile_arg(args: list[str]) -> str | None:
+    if len(args) == 2 and args[0] == "--profile":
+        return args[1]
+    if len(args) == 1 and args[0].startswith("--profile="):
+        return args[0][len("--profile=") :]
+    return None
+
+
+def serve_credential_process(args: list[str]) -> bool:
+    """Print the cached credential_process JSON for ``args`` and return True, or return False."""
+    profile = _profile_arg(args)
+    if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
+        return False
+    cache = Cache(paths.cache_dir())
+    entry = read_entry(cache.path(profile))
+    if entry is None:
+        return False
+    header, line, body = entry
+    config = os.path.abspath(paths.config_path())
+    if (
+        header.kind != "aws-credentials"
+        or header.key_store != "file"
+        or time.time() >= header.refresh_at
+        or header.config_path != config
+        or header.stamp != config_stamp(config)
+    ):
+        return False
+    from .crypto import read_key_file, unseal
+
+    try:
+        key = read_key_file(os.path.join(paths.state_dir(), "key"))
+        if key is None:
+            return False
+        output = unseal(key, body, line).partition(b"\n")[0]
+    except Exception:  # unsafe key or damaged entry: the ordinary path reports it
+        return False
+    if not output:
+        return False
+    sys.stdout.buffer.write(output + b"\n")
+    sys.stdout.flush()
+    return True

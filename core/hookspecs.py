@@ -1,0 +1,65 @@
+"""The hooks a gw plugin can implement.
+
+A plugin is a module registered in the ``gw`` entry-point group::
+
+    [project.entry-points.gw]
+    myplugin = "my_package.my_module"
+
+and decorates functions with ``gw.hookimpl``. Built-in plugins use exactly the
+same mechanism. Every hook is optional.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .credentials import Credential
+    from .steps import Command, SecretScheme, StepType
+
+hookspec = pluggy.HookspecMarker("gw")
+
+
+@hookspec
+def gw_step_types() -> list[StepType]:
+    """Return the step types this plugin provides.
+
+    Each :class:`gw.steps.StepType` names the credential kinds it consumes and
+    produces, declares its options and supplies the ``run`` function. Two plugins
+    offering the same step type name is a configuration error.
+    """
+
+
+@hookspec
+def gw_secret_schemes() -> list[SecretScheme]:
+    """Return secret-reference schemes (e.g. ``op://``) this plugin resolves.
+
+    A secret option whose value starts with a scheme's ``prefix`` is handed to
+    that scheme's ``resolve`` just before the step runs.
+    """
+
+
+@hookspec
+def gw_commands() -> list[Command]:
+    """Return extra subcommands (``gw <name>``) or ``gw setup <name>`` targets."""
+
+
+@hookspec
+def gw_credentials_issued(profile: str, credential: Credential, from_cache: bool) -> None:
+    """Called after a profile's credentials are handed out (audit hook).
+
+    ``from_cache`` is True when no upstream was called. The cache-hit path of
+    ``credential-process`` loads no plugin, so this hook only sees fresh
+    fetches there; other commands report hits too. Never log secret fields.
+    """
+
+
+@hookspec
+def gw_cache_cleared(profile: str, credential: Credential, context: Any) -> None:
+    """Called for each live cached credential that ``gw cache clear`` drops.
+
+    A plugin may revoke it upstream (e.g. SORACOM ``/v1/auth/logout``).
+    Failures should be reported with ``context.warn`` and not raised.
+    """

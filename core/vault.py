@@ -1,0 +1,79 @@
+"""gw's local encrypted secret store (``gw vault set/list/rm``).
+
+One file, ``<state>/vault``: a JSON object of name -> value sealed with
+AES-256-GCM under the same key as the cache. Writes are atomic and serialised
+by a lock; a vault file readable by others is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from .crypto import seal, unseal
+from .errors import CacheError, SecretError
+from .locks import file_lock
+from .paths import atomic_write, ensure_dir, private_file_problem
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}\Z")
+AAD = b"gw-vault-v1"
+
+
+class Vault:
+    def __init__(self, state_dir: str, key_provider) -> None:
+        self.path = os.path.join(state_dir, "vault")
+        self._key_provider = key_provider
+        self._lock = os.path.join(state_dir, "locks", "vault.lock")
+
+    def _read(self) -> dict[str, str]:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise CacheError(f"cannot read the vault {self.path}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as f:
+            problem = private_file_problem(self.path, os.fstat(f.fileno()))
+            if problem:
+                raise CacheError(f"refusing to use the vault: {problem}")
+            blob = f.read()
+        try:
+            return json.loads(unseal(self._key_provider(), blob, AAD))
+        except ValueError:
+            raise CacheError(
+                f"the vault {self.path} cannot be decrypted (damaged, or made with another key)"
+            ) from None
+
+    def _write(self, data: dict[str, str]) -> None:
+        ensure_dir(os.path.dirname(self.path))
+        atomic_write(self.path, seal(self._key_provider(), json.dumps(data).encode(), AAD))
+
+    def names(self) -> list[str]:
+        return sorted(self._read())
+
+    def get(self, name: str) -> str:
+        data = self._read()
+        if name not in data:
+            raise SecretError(f"no secret named {name!r} in the vault (add it with: gw vault set {name})")
+        return data[name]
+
+    def has(self, name: str) -> bool:
+        return name in self._read()
+
+    def set(self, name: str, value: str) -> None:
+        if not NAME.match(name):
+            raise SecretError("vault names use letters, digits and _ . @ - (up to 128 characters)")
+        with file_lock(self._lock, 30, "the vault"):
+            data = self._read()
+            data[name] = value
+            self._write(data)
+
+    def remove(self, name: str) -> bool:
+        with file_lock(self._lock, 30, "the vault"):
+            data = self._read()
+            if name not in data:
+                return False
+            del data[name]
+            self._write(data)
+            return True

@@ -1,0 +1,203 @@
+"""A small threaded HTTPS server that every emulator builds on.
+
+Routes are ``(method, regex)`` pairs; a handler takes a :class:`Request` and
+returns a :class:`Response`. The server listens on 127.0.0.1 (port 0 picks a free
+one), speaks TLS with a certificate from :class:`gw_emulators.tls.LocalCA`
+(optionally requiring client certificates), and counts calls per route name so
+tests can assert how many upstream fetches really happened.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from .tls import LocalCA
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    match: re.Match[str] | None = None
+    peer_cert: dict[str, Any] | None = None
+    peer_cert_der: bytes | None = None
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def json(self) -> Any:
+        """The body as JSON; raises ValueError on anything else."""
+        return json.loads(self.body.decode("utf-8"))
+
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode("utf-8"), keep_blank_values=True)
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_response(status: int, document: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(document).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def text_response(status: int, text: str, content_type: str = "text/plain; charset=utf-8") -> Response:
+    return Response(status, text.encode(), {"Content-Type": content_type})
+
+
+Handler = Callable[[Request], Response]
+
+
+class _TLSServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    ssl_context: ssl.SSLContext | None = None
+
+    def finish_request(self, request: socket.socket, client_address: Any) -> None:
+        # The TLS handshake happens here, in the per-connection thread.
+        if self.ssl_context is not None:
+            request.settimeout(10)
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                self.emulator.count("tls-handshake-failed")  # type: ignore[attr-defined]
+                return
+        super().finish_request(request, client_address)
+
+
+class EmulatorServer:
+    """Base class: subclasses register routes in ``__init__`` with :meth:`route`."""
+
+    name = "emulator"
+
+    def __init__(self, ca: LocalCA | None = None, *, client_ca: str | None = None) -> None:
+        self.ca = ca
+        self.client_ca = client_ca
+        self.calls: collections.Counter[str] = collections.Counter()
+        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
+        self._lock = threading.Lock()
+        self._httpd: _TLSServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- routing -------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler, name: str | None = None) -> None:
+        self._routes.append((method.upper(), re.compile(pattern + r"\Z"), name or pattern, handler))
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            self.calls[name] += 1
+
+    def dispatch(self, request: Request) -> Response:
+        allowed = False
+        for method, pattern, name, handler in self._routes:
+            m = pattern.match(request.path)
+            if not m:
+                continue
+            allowed = True
+            if method != request.method:
+                continue
+            request.match = m
+            self.count(name)
+            return handler(request)
+        if allowed:
+            return json_response(405, {"message": "method not allowed"})
+        return json_response(404, {"message": f"no such path: {request.path}"})
+
+    # -- lifecycle -----------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._httpd is not None, "start() first"
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ca else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def start(self, port: int = 0) -> EmulatorServer:
+        emulator = self
+
+        class RequestHandler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                peer = None
+                der = None
+                if isinstance(self.connection, ssl.SSLSocket):
+                    peer = self.connection.getpeercert() or None
+                    der = self.connection.getpeercert(binary_form=True)
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query, keep_blank_values=True),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                    peer_cert=peer,
+                    peer_cert_der=der,
+                )
+                try:
+                    response = emulator.dispatch(request)
+                except Exception as exc:  # an emulator bug must still answer
+                    response = json_response(500, {"code": "EMU0500", "message": f"emulator error: {exc}"})
+                self.send_response(response.status)
+                for key, value in response.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(response.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        httpd = _TLSServer(("127.0.0.1", port), RequestHandler)
+        httpd.emulator = self  # type: ignore[attr-defined]
+        if self.ca is not None:
+            issued = self.ca.issue(f"{self.name}-server")
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(issued.cert_path, issued.key_path)
+            if self.client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(self.client_ca)
+            httpd.ssl_context = ctx
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self if self._httpd else self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Built-in gw plugins, registered through the `gw` entry-point group."""

@@ -1,0 +1,367 @@
+"""Built-in AWS step types: long-term keys, ~/.aws profiles and the STS calls.
+
+boto3 is imported only inside the functions that call STS. Every step accepts
+``region`` and ``endpoint`` (e.g. a private or emulated STS); botocore also
+honours ``AWS_ENDPOINT_URL_STS``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from gw import hookimpl
+from gw.credentials import AWS, OPENID_TOKEN, AwsCredentials, OpenIdToken, utcnow
+from gw.errors import ConfigError, StepError
+from gw.steps import Option, StepType
+
+ROLE_ORIGINS = {"assume-role", "web-identity", "cognito-identity", "saml"}
+ALLOW_ALL = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+    separators=(",", ":"),
+)
+SERVICE = {
+    "region": Option(str, help="AWS region of the STS endpoint (default us-east-1)"),
+    "endpoint": Option(str, help="STS endpoint URL override"),
+}
+
+
+def _client(ctx, service: str, options: dict[str, Any], credentials: AwsCredentials | None):
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(
+        aws_access_key_id=credentials.access_key_id if credentials else None,
+        aws_secret_access_key=credentials.secret_access_key if credentials else None,
+        aws_session_token=credentials.session_token if credentials else None,
+        region_name=options.get("region") or (credentials.region if credentials else None) or "us-east-1",
+    )
+    kwargs: dict[str, Any] = {"config": Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=30)}
+    if options.get("endpoint"):
+        kwargs["endpoint_url"] = options["endpoint"]
+    if ctx.ca_bundle:
+        kwargs["verify"] = ctx.ca_bundle
+    if credentials is None:
+        from botocore import UNSIGNED
+
+        kwargs["config"] = kwargs["config"].merge(Config(signature_version=UNSIGNED))
+    return session.client(service, **kwargs)
+
+
+def _call(ctx, what: str, fn, **kwargs) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        with ctx.status(f"{what} ..."):
+            return fn(**{k: v for k, v in kwargs.items() if v is not None})
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise StepError(f"{what} failed: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")) from None
+    except BotoCoreError as exc:
+        raise StepError(f"{what} failed: {exc}") from None
+
+
+def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bool = False) -> AwsCredentials:
+    c = data["Credentials"]
+    expiration = c["Expiration"]
+    if isinstance(expiration, datetime) and expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=timezone.utc)
+    return AwsCredentials(
+        access_key_id=c["AccessKeyId"],
+        secret_access_key=c.get("SecretAccessKey") or c.get("SecretKey"),
+        session_token=c.get("SessionToken"),
+        expiration=expiration,
+        issued_at=utcnow(),
+        origin=origin,
+        role_chained=chained,
+        region=region,
+    )
+
+
+def _session_name(ctx, options: dict[str, Any]) -> str:
+    name = options.get("session_name") or f"gw-{ctx.profile}"
+    return re.sub(r"[^\w+=,.@-]", "-", name)[:64]
+
+
+def _mfa(options: dict[str, Any]) -> dict[str, Any]:
+    if options.get("mfa_serial"):
+        return {"SerialNumber": options["mfa_serial"], "TokenCode": options["mfa_code"]}
+    return {}
+
+
+def _check_mfa(options: dict[str, Any]) -> None:
+    if bool(options.get("mfa_serial")) != bool(options.get("mfa_code")):
+        raise ValueError("mfa_serial and mfa_code go together")
+
+
+def _check_duration(low: int, high: int):
+    def check(options: dict[str, Any]) -> None:
+        duration = options.get("duration")
+        if duration is not None and not low <= duration <= high:
+            raise ValueError(f"duration must be between {low} and {high} seconds")
+        if "mfa_serial" in options:
+            _check_mfa(options)
+
+    return check
+
+
+# -- source steps ---------------------------------------------------------------------------
+def run_aws_keys(ctx, options: dict[str, Any], upstream) -> AwsCredentials:
+    return AwsCredentials(
+        access_key_id=options["access_key_id"],
+        secret_access_key=options["secret_access_key"],
+        session_token=options.get("session_token"),
+        origin="long-term" if not options.get("session_token") else "session",
+        region=options.get("region"),
+    )
+
+
+def _aws_profile_cycle(profile: str, gw_profile: str) -> bool:
+    """True when ~/.aws/config's ``profile`` runs gw for ``gw_profile`` (a loop)."""
+    import configparser
+    import shlex
+
+    path = os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return False
+    section = "default" if profile == "default" else f"profile {profile}"
+    command = parser.get(section, "credential_process", fallback="") if parser.has_section(section) else ""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return False
+    if "credential-process" not in argv or not any(os.path.basename(a) == "gw" for a in argv[:1]):
+        return False
+    for i, arg in enumerate(argv):
+        if (arg == "--profile" and argv[i + 1 : i + 2] == [gw_profile]) or arg == f"--profile={gw_profile}":
+            return True
+    return False
+
+
+def run_aws_profile(ctx, options: dict[str, Any], upstream) -> AwsCredentials:
+    import botocore.session
+    from botocore.exceptions import BotoCoreError
+
+    name = options["profile"]
+    if _aws_profile_cycle(name, ctx.profile):
+        raise ConfigError(
+            f"profile cycle: gw profile {ctx.profile!r} reads AWS profile {name!r}, whose credential_process is gw "
+            f"for {ctx.profile!r} again"
+        )
+    try:
+        session = botocore.session.Session(profile=name)
+        with ctx.status(f"Reading AWS profile {name} ..."):
+            credentials = session.get_credentials()
+            frozen = credentials.get_frozen_credentials() if credentials else None
+    except BotoCoreError as exc:
+        raise StepError(f"AWS profile {name!r}: {exc}") from None
+    if frozen is None or not frozen.access_key:
+        raise StepError(f"AWS profile {name!r} has no credentials")
+    expiry = getattr(credentials, "_expiry_time", None)
+    return AwsCredentials(
+        access_key_id=frozen.access_key,
+        secret_access_key=frozen.secret_key,
+        session_token=frozen.token,
+        expiration=expiry.astimezone(timezone.utc) if isinstance(expiry, datetime) else None,
+        issued_at=utcnow() if expiry else None,
+        origin="long-term" if not frozen.token else "aws-profile",
+        region=options.get("region") or session.get_config_variable("region"),
+    )
+
+
+# -- STS steps -----------------------------------------------------------------------------------
+def run_assume_role(ctx, options: dict[str, Any], upstream: AwsCredentials) -> AwsCredentials:
+    chained = upstream.origin in ROLE_ORIGINS
+    duration = options["duration"]
+    if chained and duration > 3600:
+        ctx.info("role chaining is limited to 1 hour by AWS; asking for 3600 s")
+        duration = 3600
+    tags = [{"Key": k, "Value": v} for k, v in (options.get("tags") or {}).items()]
+    sts = _client(ctx, "sts", options, upstream)
+    data = _call(
+        ctx,
+        f"AssumeRole {options['role_arn']}",
+        sts.assume_role,
+        RoleArn=options["role_arn"],
+        RoleSessionName=_session_name(ctx, options),
+        DurationSeconds=duration,
+        ExternalId=options.get("external_id"),
+        Tags=tags or None,
+        TransitiveTagKeys=options.get("transitive_tag_keys") or None,
+        SourceIdentity=options.get("source_identity"),
+        Policy=options.get("policy"),
+        **_mfa(options),
+    )
+    return _from_sts(data, "assume-role", options.get("region") or upstream.region, chained)
+
+
+def _check_assume_role(options: dict[str, Any]) -> None:
+    _check_duration(900, 43200)(options)
+    tags = options.get("tags") or {}
+    if not all(isinstance(v, str) for v in tags.values()):
+        raise ValueError("tags must be a table of strings")
+    keys = options.get("transitive_tag_keys") or []
+    if not all(isinstance(k, str) for k in keys):
+        raise ValueError("transitive_tag_keys must be an array of strings")
+    if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/.+", options["role_arn"]):
+        raise ValueError(f"role_arn {options['role_arn']!r} is not an IAM role ARN")
+
+
+def run_session_token(ctx, options: dict[str, Any], upstream: AwsCredentials) -> AwsCredentials:
+    if upstream.session_token:
+        raise StepError("GetSessionToken needs long-term IAM user keys, but the previous step gave temporary ones")
+    sts = _client(ctx, "sts", options, upstream)
+    data = _call(ctx, "GetSessionToken", sts.get_session_token, DurationSeconds=options["duration"], **_mfa(options))
+    return _from_sts(data, "session-token", options.get("region") or upstream.region)
+
+
+def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials) -> AwsCredentials:
+    if upstream.session_token:
+        raise StepError("GetFederationToken needs long-term IAM user keys, but the previous step gave temporary ones")
+    name = re.sub(r"[^\w+=,.@-]", "-", options.get("name") or f"gw-{ctx.profile}")[:32]
+    sts = _client(ctx, "sts", options, upstream)
+    policy_arns = [{"arn": arn} for arn in options.get("policy_arns") or []]
+    data = _call(
+        ctx,
+        "GetFederationToken",
+        sts.get_federation_token,
+        Name=name,
+        DurationSeconds=options["duration"],
+        Policy=options.get("policy") or (None if policy_arns else ALLOW_ALL),
+        PolicyArns=policy_arns or None,
+    )
+    return _from_sts(data, "federation-token", options.get("region") or upstream.region)
+
+
+def run_web_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
+    sts = _client(ctx, "sts", options, None)
+    data = _call(
+        ctx,
+        f"AssumeRoleWithWebIdentity {options['role_arn']}",
+        sts.assume_role_with_web_identity,
+        RoleArn=options["role_arn"],
+        RoleSessionName=_session_name(ctx, options),
+        WebIdentityToken=upstream.token,
+        DurationSeconds=options["duration"],
+    )
+    return _from_sts(data, "web-identity", options.get("region") or upstream.region)
+
+
+def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
+    identity_id = options.get("identity_id") or upstream.identity_id
+    if not identity_id:
+        raise StepError("cognito-identity needs an identity id (from the token's issuer, or option identity_id)")
+    region = options.get("region") or upstream.region or identity_id.split(":", 1)[0]
+    client = _client(ctx, "cognito-identity", {**options, "region": region}, None)
+    data = _call(
+        ctx,
+        "GetCredentialsForIdentity",
+        client.get_credentials_for_identity,
+        IdentityId=identity_id,
+        Logins={options["provider"]: upstream.token},
+    )
+    return _from_sts(data, "cognito-identity", region)
+
+
+MFA = {
+    "mfa_serial": Option(str, help="ARN (or serial) of the MFA device"),
+    "mfa_code": Option((str, dict), secret=True, help="the MFA code: prompt, totp:<ref>, ..."),
+}
+
+
+@hookimpl
+def gw_step_types() -> list[StepType]:
+    return [
+        StepType(
+            name="aws-keys",
+            run=run_aws_keys,
+            produces=AWS,
+            options={
+                "access_key_id": Option((str, dict), required=True, secret=True),
+                "secret_access_key": Option((str, dict), required=True, secret=True),
+                "session_token": Option((str, dict), secret=True),
+                "region": Option(str),
+            },
+            help="Long-term (or given temporary) AWS keys from secret references.",
+        ),
+        StepType(
+            name="aws-profile",
+            run=run_aws_profile,
+            produces=AWS,
+            options={"profile": Option(str, required=True, help="a profile in ~/.aws/config or credentials"),
+                     "region": Option(str)},
+            help="The credentials of a profile in the user's ~/.aws files (resolved by botocore).",
+        ),
+        StepType(
+            name="assume-role",
+            run=run_assume_role,
+            produces=AWS,
+            consumes=(AWS,),
+            options={
+                "role_arn": Option(str, required=True),
+                "session_name": Option(str),
+                "duration": Option(int, default=3600),
+                "external_id": Option(str),
+                "tags": Option(dict, help="session tags"),
+                "transitive_tag_keys": Option(list),
+                "source_identity": Option(str),
+                "policy": Option(str, help="inline session policy (JSON)"),
+                **MFA,
+                **SERVICE,
+            },
+            check=_check_assume_role,
+            help="STS AssumeRole (optionally with MFA, session tags, source identity).",
+        ),
+        StepType(
+            name="session-token",
+            run=run_session_token,
+            produces=AWS,
+            consumes=(AWS,),
+            options={"duration": Option(int, default=43200), **MFA, **SERVICE},
+            check=_check_duration(900, 129600),
+            help="STS GetSessionToken: an MFA session from long-term IAM user keys.",
+        ),
+        StepType(
+            name="federation-token",
+            run=run_federation_token,
+            produces=AWS,
+            consumes=(AWS,),
+            options={
+                "name": Option(str, help="federated user name (<= 32 characters)"),
+                "duration": Option(int, default=43200),
+                "policy": Option(str, help="session policy JSON (default: allow all the user may do)"),
+                "policy_arns": Option(list),
+                **SERVICE,
+            },
+            check=_check_duration(900, 129600),
+            help="STS GetFederationToken (used by gw login for long-term IAM user keys).",
+        ),
+        StepType(
+            name="web-identity",
+            run=run_web_identity,
+            produces=AWS,
+            consumes=(OPENID_TOKEN,),
+            options={"role_arn": Option(str, required=True), "session_name": Option(str),
+                     "duration": Option(int, default=3600), **SERVICE},
+            check=_check_duration(900, 43200),
+            help="STS AssumeRoleWithWebIdentity with an OpenID token.",
+        ),
+        StepType(
+            name="cognito-identity",
+            run=run_cognito_identity,
+            produces=AWS,
+            consumes=(OPENID_TOKEN,),
+            options={
+                "identity_id": Option(str, help="default: the identity id that came with the token"),
+                "provider": Option(str, default="cognito-identity.amazonaws.com"),
+                **SERVICE,
+            },
+            help="Amazon Cognito GetCredentialsForIdentity with an OpenID token.",
+        ),
+    ]

@@ -1,0 +1,174 @@
+"""The console federation URL sink: ``gw login --profile P``.
+
+Turns a profile's AWS credentials into an AWS console sign-in URL through the
+federation endpoint (protocols.md section 2) and opens it in the browser, or
+prints it with ``--print``. Long-term IAM user keys are first exchanged with
+GetFederationToken (the endpoint refuses them); SessionDuration is left out for
+federation-token and role-chained credentials, which the endpoint refuses with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+
+from gw import hookimpl
+from gw.credentials import AWS, AwsCredentials
+from gw.errors import ConfigError, StepError
+from gw.steps import Command
+
+
+@dataclass(frozen=True)
+class Partition:
+    signin: str
+    console: str
+
+
+PARTITIONS = {
+    "aws": Partition("signin.aws.amazon.com", "console.aws.amazon.com"),
+    "aws-us-gov": Partition("signin.amazonaws-us-gov.com", "console.amazonaws-us-gov.com"),
+    "aws-cn": Partition("signin.amazonaws.cn", "console.amazonaws.cn"),
+}
+
+
+@dataclass
+class LoginPlan:
+    endpoint: str
+    destination: str
+    issuer: str | None
+    duration: int | None
+    logout_first: bool
+
+
+def plan_login(login: dict[str, Any], args: Any) -> LoginPlan:
+    """Merge the profile's ``login`` table with the command-line options."""
+    partition = PARTITIONS[login.get("partition", "aws")]
+    return LoginPlan(
+        endpoint=login.get("endpoint") or f"https://{partition.signin}/federation",
+        destination=args.destination or login.get("destination") or f"https://{partition.console}/",
+        issuer=args.issuer or login.get("issuer"),
+        duration=args.duration if args.duration is not None else login.get("duration"),
+        logout_first=args.logout_first or bool(login.get("logout_first")),
+    )
+
+
+def session_duration(credentials: AwsCredentials, requested: int | None, warn) -> int | None:
+    """The SessionDuration to send, or None when it must (or need not) be left out."""
+    if requested is None:
+        return None
+    if credentials.origin == "federation-token":
+        warn("SessionDuration is not allowed with GetFederationToken credentials; the console session follows their lifetime")
+        return None
+    if credentials.role_chained:
+        warn("SessionDuration is not allowed with role-chained credentials; the console session follows their lifetime")
+        return None
+    return requested
+
+
+def signin_token(ctx, plan: LoginPlan, credentials: AwsCredentials, duration: int | None) -> str:
+    import requests
+
+    session = json.dumps(
+        {
+            "sessionId": credentials.access_key_id,
+            "sessionKey": credentials.secret_access_key,
+            "sessionToken": credentials.session_token,
+        }
+    )
+    params = {"Action": "getSigninToken", "Session": session}
+    if duration is not None:
+        params["SessionDuration"] = str(duration)
+    try:
+        with ctx.status("Asking the federation endpoint for a sign-in token ..."):
+            response = requests.get(plan.endpoint, params=params, timeout=30, verify=ctx.tls_verify)
+    except requests.RequestException as exc:
+        raise StepError(f"cannot reach the federation endpoint {plan.endpoint}: {type(exc).__name__}") from None
+    token = None
+    if response.status_code == 200:
+        try:
+            token = response.json().get("SigninToken")
+        except ValueError:
+            token = None
+    if not token:
+        raise StepError(
+            f"the federation endpoint refused the session (HTTP {response.status_code}); "
+            "these credentials cannot open the console"
+        )
+    ctx.add_secret(token)
+    return token
+
+
+def login_url(plan: LoginPlan, token: str) -> str:
+    query = {"Action": "login", "Destination": plan.destination, "SigninToken": token}
+    if plan.issuer:
+        query["Issuer"] = plan.issuer
+    url = f"{plan.endpoint}?{urlencode(query, quote_via=quote)}"
+    if plan.logout_first:
+        parts = urlsplit(plan.endpoint)
+        logout = urlunsplit((parts.scheme, parts.netloc, "/oauth", "", ""))
+        url = f"{logout}?{urlencode({'Action': 'logout', 'redirect_uri': url}, quote_via=quote)}"
+    return url
+
+
+def console_credentials(app, profile: str) -> AwsCredentials:
+    """The profile's credentials in a form the federation endpoint accepts."""
+    credentials = app.resolve(profile, require=AWS)
+    if credentials.origin == "session-token":
+        raise ConfigError(
+            f"profile {profile!r} ends in GetSessionToken credentials, which cannot open the console; "
+            "end the chain with assume-role instead"
+        )
+    if not credentials.session_token:
+        ctx = app.context(profile)
+        options = {"duration": 43200}
+        login = app.config.profiles[profile].login
+        if login.get("sts_endpoint"):
+            options["endpoint"] = login["sts_endpoint"]
+        credentials = ctx.run_step("federation-token", options, credentials)
+    return credentials
+
+
+def run_login(args, app) -> int:
+    profile = app.config.profile(args.profile)
+    plan = plan_login(profile.login, args)
+    credentials = console_credentials(app, args.profile)
+    ctx = app.context(args.profile)
+    token = signin_token(ctx, plan, credentials, session_duration(credentials, plan.duration, ctx.warn))
+    url = login_url(plan, token)
+    if args.print:
+        app.emit(url)
+        return 0
+    import webbrowser
+
+    if not webbrowser.open(url):
+        raise StepError("could not open a browser here; run again with --print to get the URL")
+    app.ui.info(f"opened the AWS console for profile {args.profile!r}")
+    return 0
+
+
+def _configure(parser) -> None:
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--print", action="store_true", help="print the sign-in URL instead of opening a browser")
+    parser.add_argument("--destination", help="console URL to land on")
+    parser.add_argument("--duration", type=_duration, help="console session length, 900..43200 s")
+    parser.add_argument("--issuer", help="where the console's sign-out link goes")
+    parser.add_argument("--logout-first", action="store_true", help="sign out of any console session first")
+
+
+def _duration(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a whole number of seconds") from None
+    if not 900 <= value <= 43200:
+        raise argparse.ArgumentTypeError("must be between 900 and 43200 seconds")
+    return value
+
+
+@hookimpl
+def gw_commands() -> list[Command]:
+    return [Command("login", "open the AWS console with the profile's credentials", _configure, run_login)]
