@@ -1,0 +1,221 @@
+"""``gw demo``: gw's main job, end to end, on local emulators.
+
+Starts moto (STS) and gw's emulators on 127.0.0.1, writes a demo config into a
+temporary directory, and runs the real ``gw`` executable against them the way
+the AWS SDKs, the SORACOM CLI and a person would. Needs no account, no network
+and no hardware; cleans up after itself.
+
+This module is a plugin (entry point ``demo``) that contributes the command;
+each part of the show is one function.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from gw import hookimpl
+from gw.steps import Command
+
+SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the demo's TOTP seed (base32, 160 bits)
+
+
+@dataclass
+class Demo:
+    """The running emulators, the demo's files and a console to narrate on."""
+
+    root: Path
+    gw: str
+    console: Any
+    env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+    config_parts: list[str] = field(default_factory=list)
+
+    def gw_run(self, *args: str, input: str | None = None) -> tuple[subprocess.CompletedProcess, float]:
+        start = time.perf_counter()
+        result = subprocess.run(
+            [self.gw, *args], env=self.env, input=input, capture_output=True, text=True, timeout=300,
+            stdin=None if input is not None else subprocess.DEVNULL, start_new_session=True,
+        )
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0:
+            raise DemoFailed(f"gw {' '.join(args)} failed: {result.stderr.strip()}")
+        return result, elapsed
+
+    def write_config(self) -> None:
+        Path(self.env["GW_CONFIG"]).write_text("\n".join(self.config_parts))
+
+    def step(self, title: str) -> None:
+        self.console.rule(f"[bold]{title}")
+
+    def show(self, text: str) -> None:
+        self.console.print(text)
+
+    def output(self, text: str) -> None:
+        """Show a program's output literally (no rich markup)."""
+        from rich.markup import escape
+
+        self.console.print(escape(text))
+
+    def command(self, line: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(f"[cyan]$ {escape(line)}[/cyan]")
+
+
+class DemoFailed(Exception):
+    pass
+
+
+def redact(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy with secret values shortened, for showing on screen."""
+    shown = {}
+    for key, value in doc.items():
+        secret = any(word in key.lower() for word in ("secret", "token", "password", "key")) and key != "AccessKeyId"
+        shown[key] = f"{value[:6]}…({len(value)} chars)" if secret and isinstance(value, str) else value
+    return shown
+
+
+# -- the parts of the show -----------------------------------------------------------
+def part_aws(demo: Demo) -> None:
+    """credential_process cold and warm, boto3 through ~/.aws/config, MFA by TOTP."""
+    moto = demo.services["moto"]
+    akid, secret = moto.create_user("demo-user")
+    moto.create_role("DemoAdmin")
+    demo.gw_run("vault", "set", "demo-akid", input=akid)
+    demo.gw_run("vault", "set", "demo-secret", input=secret)
+    demo.gw_run("vault", "set", "demo-mfa-seed", input=SEED)
+
+    demo.step("AWS: credential_process with an MFA-protected role")
+    demo.show("Profile [bold]admin[/bold]: IAM user keys from gw's vault -> AssumeRole with a TOTP MFA code.")
+    demo.command("gw credential-process --profile admin     # cold: STS call")
+    cold, cold_time = demo.gw_run("credential-process", "--profile", "admin")
+    doc = json.loads(cold.stdout)
+    demo.console.print_json(json.dumps(redact(doc)))
+    demo.command("gw credential-process --profile admin     # warm: from the encrypted cache")
+    warm, warm_time = demo.gw_run("credential-process", "--profile", "admin")
+    same = "same credentials" if warm.stdout == cold.stdout else "DIFFERENT credentials"
+    demo.show(
+        f"cold: [bold]{cold_time * 1000:.0f} ms[/bold] ({moto.count('AssumeRole')} AssumeRole call)   "
+        f"warm: [bold]{warm_time * 1000:.0f} ms[/bold] ({same}, no STS call)"
+    )
+
+    demo.step("AWS: any SDK, through ~/.aws/config")
+    demo.command("gw setup aws --profile admin")
+    setup, _ = demo.gw_run("setup", "aws", "--profile", "admin", "--region", "us-east-1")
+    demo.output(setup.stdout.strip())
+    demo.command("python -c 'boto3.Session(profile_name=\"admin\").client(\"sts\").get_caller_identity()'")
+    script = "import boto3; print(boto3.Session(profile_name='admin').client('sts').get_caller_identity()['Arn'])"
+    result = subprocess.run([sys.executable, "-c", script], env=demo.env, capture_output=True, text=True,
+                            timeout=120, start_new_session=True)
+    if result.returncode != 0:
+        raise DemoFailed(f"boto3 via credential_process failed: {result.stderr.strip()[-300:]}")
+    demo.show(f"caller identity: [green]{result.stdout.strip()}[/green]")
+
+
+def part_login(demo: Demo) -> None:
+    """A console sign-in URL from the cached role credentials."""
+    import requests
+
+    federation = demo.services["federation"]
+    demo.step("AWS console: gw login")
+    demo.command("gw login --profile admin --print")
+    result, elapsed = demo.gw_run("login", "--profile", "admin", "--print")
+    url = result.stdout.strip()
+    demo.show(f"{url[:90]}…  ({elapsed * 1000:.0f} ms)")
+    answer = requests.get(url, allow_redirects=False, timeout=30, verify=demo.env["GW_DEMO_CA"])
+    landing = answer.headers.get("Location", "")
+    verdict = "[green]accepted[/green]" if answer.status_code == 302 else f"[red]refused ({answer.status_code})[/red]"
+    demo.show(f"federation endpoint: {verdict}, redirects to {landing}")
+    if answer.status_code != 302:
+        raise DemoFailed("the federation emulator refused the login URL")
+    session = federation.last_session
+    demo.show(f"console session for [bold]{session.arn}[/bold], {session.duration // 60} min")
+
+
+PARTS: list[tuple[str, Callable[[Demo], None]]] = [("aws", part_aws), ("login", part_login)]
+
+
+def admin_profile(federation_url: str) -> str:
+    return f"""[profiles.admin]
+description = "IAM user keys from the vault, then an MFA-protected role"
+steps = [
+  {{ use = "aws-keys", access_key_id = "vault:demo-akid", secret_access_key = "vault:demo-secret" }},
+  {{ use = "assume-role", role_arn = "arn:aws:iam::123456789012:role/DemoAdmin", mfa_serial = "arn:aws:iam::123456789012:mfa/demo-user", mfa_code = "totp:vault:demo-mfa-seed" }},
+]
+login = {{ endpoint = "{federation_url}", issuer = "gw-demo" }}
+"""
+
+
+def start_services(demo: Demo, stack: ExitStack) -> None:
+    from .aws import MotoStack
+    from .federation import FederationEmulator
+    from .tls import LocalCA
+
+    ca = LocalCA(demo.root / "ca")
+    demo.services["ca"] = ca
+    moto = stack.enter_context(MotoStack())
+    demo.services["moto"] = moto
+    federation = FederationEmulator(ca, moto)
+    stack.enter_context(federation)
+    demo.services["federation"] = federation
+    demo.env.update(AWS_ENDPOINT_URL=moto.url, GW_DEMO_CA=str(ca.ca_path))
+    demo.config_parts.append(f'[settings]\nca_bundle = "{ca.ca_path}"\n')
+    demo.config_parts.append(admin_profile(federation.federation_url))
+
+
+def run_demo(args, app) -> int:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    root = Path(tempfile.mkdtemp(prefix="gw-demo-"))
+    os.chmod(root, 0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GW_", "SORACOM_"))}
+    env.update(
+        HOME=str(root / "home"), GW_HOME=str(root / "state"), GW_CONFIG=str(root / "config.toml"),
+        AWS_CONFIG_FILE=str(root / "home" / ".aws" / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(root / "home" / ".aws" / "credentials"),
+        AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1",
+    )
+    (root / "home" / ".aws").mkdir(parents=True)
+    demo = Demo(root=root, gw=app.gw_executable(), console=console, env=env)
+    console.print("[bold]gw demo[/bold]: local emulators on 127.0.0.1, no accounts, no network, no hardware.")
+    console.print(f"demo files in {root} (removed at the end)")
+    try:
+        with ExitStack() as stack:
+            with console.status("starting moto (STS) and the emulators ..."):
+                start_services(demo, stack)
+                demo.write_config()
+            for name, part in PARTS:
+                if args.only and name not in args.only:
+                    continue
+                part(demo)
+        console.rule("[bold green]demo finished")
+        return 0
+    except DemoFailed as exc:
+        console.print(f"[red]demo failed:[/red] {exc}")
+        return 1
+    finally:
+        if args.keep:
+            console.print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _configure(parser) -> None:
+    parser.add_argument("--only", action="append", choices=[name for name, _ in PARTS], help="run only these parts")
+    parser.add_argument("--keep", action="store_true", help="keep the demo's temporary directory")
+
+
+@hookimpl
+def gw_commands() -> list[Command]:
+    return [Command("demo", "run gw end to end against local emulators (no accounts needed)", _configure, run_demo)]
