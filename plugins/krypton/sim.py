@@ -1,0 +1,381 @@
+"""The SIM side of SORACOM Krypton: read the IMSI and run AUTHENTICATE (protocols.md section 6).
+
+No HTTP here. :func:`open_sim` picks a transport (PC/SC reader, modem, or an emulated SIM for
+demos) and returns a :class:`Sim`, which speaks T=0 APDUs with CLA 00:
+
+* USIM selection: SELECT MF 3F00, SELECT EF_DIR 2F00, READ RECORD until a ``61 / 4F`` entry
+  holds an AID starting ``A0000000871002``, SELECT that AID.
+* IMSI: SELECT EF_IMSI 6F07, READ BINARY 9 bytes, decode swapped-nibble BCD (modems: AT+CIMI).
+* AUTHENTICATE ``00 88 00 81 22 10 RAND 10 AUTN`` -> ``DB`` (RES, CK, IK, optional Kc), ``DC``
+  (AUTS: :class:`SyncFailure`) or status 9862 (:class:`MacFailure`).
+
+Status ``61 xx`` is followed by GET RESPONSE ``00 C0 00 00 xx``; ``6C xx`` re-sends the command
+with Le = xx.
+"""
+
+from __future__ import annotations
+
+import glob
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Iterable
+
+from .transports import (
+    MODEM_GLOBS,
+    InProcessTransport,
+    ModemTransport,
+    PcscTransport,
+    SimError,
+    Transport,
+    pcsc_reader_names,
+)
+
+__all__ = [
+    "SimError",
+    "SyncFailure",
+    "MacFailure",
+    "AuthResult",
+    "Sim",
+    "open_sim",
+    "list_readers",
+    "decode_imsi",
+    "USIM_AID_PREFIX",
+]
+
+USIM_AID_PREFIX = bytes.fromhex("A0000000871002")
+_MAX_EXCHANGES = 16
+
+_SW_TEXT = {
+    0x6700: "wrong length",
+    0x6982: "security status not satisfied",
+    0x6985: "conditions of use not satisfied",
+    0x6986: "no current EF",
+    0x6A82: "file not found",
+    0x6A83: "record not found",
+    0x6A86: "incorrect P1/P2",
+    0x6B00: "wrong offset",
+    0x6D00: "instruction not supported",
+    0x6E00: "class not supported",
+    0x6F00: "technical problem",
+    0x9862: "authentication error (MAC)",
+}
+
+
+class SyncFailure(SimError):
+    """The SIM found the challenge's sequence number stale; ``auts`` resynchronises the server."""
+
+    def __init__(self, auts: bytes) -> None:
+        super().__init__("the SIM reports a sequence-number (SQN) synchronisation failure")
+        self.auts = bytes(auts)
+
+
+class MacFailure(SimError):
+    """The SIM rejected AUTN: the network does not hold this SIM's key (status 9862)."""
+
+    def __init__(self) -> None:
+        super().__init__("the SIM rejected the challenge: AUTN failed its MAC check (status 9862)")
+
+
+@dataclass
+class AuthResult:
+    """Outcome of a successful AUTHENTICATE in the 3G context."""
+
+    res: bytes
+    ck: bytes
+    ik: bytes
+    kc: bytes | None
+
+    def __repr__(self) -> str:  # keys never end up in logs or tracebacks
+        return f"AuthResult(res=<{len(self.res)} bytes>, ck=<hidden>, ik=<hidden>, kc={'<hidden>' if self.kc else None})"
+
+
+def _sw_text(sw: int) -> str:
+    return f"{sw:04X}" + (f" {_SW_TEXT[sw]}" if sw in _SW_TEXT else "")
+
+
+def decode_imsi(ef_imsi: bytes) -> str:
+    """The IMSI in EF_IMSI: length byte, then BCD with swapped nibbles, parity nibble first, F filler."""
+    if len(ef_imsi) < 2 or not 1 <= ef_imsi[0] <= 8 or len(ef_imsi) < 1 + ef_imsi[0]:
+        raise SimError("EF_IMSI does not hold an IMSI (bad length byte)")
+    nibbles = []
+    for b in ef_imsi[1 : 1 + ef_imsi[0]]:
+        nibbles += [b & 0x0F, b >> 4]
+    digits = []
+    for n in nibbles[1:]:  # the first nibble is the parity / identity type
+        if n == 0xF:
+            break
+        if n > 9:
+            raise SimError("EF_IMSI does not hold an IMSI (non-decimal digit)")
+        digits.append(str(n))
+    if not 6 <= len(digits) <= 15:
+        raise SimError("EF_IMSI does not hold an IMSI (wrong number of digits)")
+    return "".join(digits)
+
+
+def _tlvs(data: bytes) -> Iterable[tuple[int, bytes]]:
+    """Simple BER-TLV items (one-byte tags, short lengths); stops at padding or a truncated item."""
+    i = 0
+    while i + 2 <= len(data) and data[i] not in (0x00, 0xFF):
+        tag, size = data[i], data[i + 1]
+        if size > 0x7F or i + 2 + size > len(data):
+            return
+        yield tag, data[i + 2 : i + 2 + size]
+        i += 2 + size
+
+
+class Sim:
+    """A USIM behind a transport with ``transmit(apdu) -> data + SW1 SW2``."""
+
+    def __init__(self, transport: Transport | Any, *, name: str | None = None) -> None:
+        self.transport = transport
+        self.name = name or getattr(transport, "name", "SIM")
+        self._aid: bytes | None = None
+
+    # -- APDU exchange ------------------------------------------------------------
+    def exchange(self, apdu: bytes) -> tuple[bytes, int]:
+        """Send a command, following 61xx (GET RESPONSE) and 6Cxx (re-send with Le); (data, SW)."""
+        data = b""
+        command = bytes(apdu)
+        for _ in range(_MAX_EXCHANGES):
+            resp = bytes(self.transport.transmit(command))
+            if len(resp) < 2:
+                raise SimError(f"the SIM in {self.name} gave a malformed answer (under 2 bytes)")
+            data += resp[:-2]
+            sw1, sw2 = resp[-2], resp[-1]
+            if sw1 in (0x61, 0x9F):
+                command = bytes([0x00, 0xC0, 0x00, 0x00, sw2])
+            elif sw1 == 0x6C and len(command) == 5:  # wrong Le: re-send with Le = xx
+                command = command[:4] + bytes([sw2])
+            else:
+                return data, (sw1 << 8) | sw2
+        raise SimError(f"the SIM in {self.name} kept asking for more exchanges (bad response)")
+
+    def _expect_ok(self, apdu: bytes, what: str) -> bytes:
+        data, sw = self.exchange(apdu)
+        if sw != 0x9000:
+            raise SimError(f"the SIM in {self.name} refused {what} (status {_sw_text(sw)})")
+        return data
+
+    # -- USIM application -----------------------------------------------------------
+    def _select_fid(self, fid: int) -> tuple[bytes, int]:
+        return self.exchange(bytes([0x00, 0xA4, 0x00, 0x04, 0x02]) + fid.to_bytes(2, "big"))
+
+    def _find_usim_aid(self) -> bytes | None:
+        """Read EF_DIR's records for the USIM application's AID."""
+        fcp, sw = self._select_fid(0x2F00)
+        if sw != 0x9000:
+            return None
+        rec_len, count = 0, 16
+        for tag, value in _tlvs(fcp[2:] if fcp[:1] == b"\x62" else b""):
+            if tag == 0x82 and len(value) >= 5:
+                rec_len, count = int.from_bytes(value[2:4], "big"), max(1, value[4])
+        for n in range(1, min(count, 32) + 1):
+            record, sw = self.exchange(bytes([0x00, 0xB2, n, 0x04, rec_len & 0xFF]))
+            if sw != 0x9000:
+                break
+            for tag, value in _tlvs(record):
+                if tag != 0x61:
+                    continue
+                for inner_tag, aid in _tlvs(value):
+                    if inner_tag == 0x4F and aid.startswith(USIM_AID_PREFIX):
+                        return aid
+        return None
+
+    def select_usim(self) -> bytes:
+        """Select the USIM application (once per session); returns its AID."""
+        if self._aid is not None:
+            return self._aid
+        _, sw = self._select_fid(0x3F00)
+        if sw == 0x6E00:
+            raise SimError(f"the card in {self.name} is not a UICC (it refused class 00); a 2G SIM has no USIM")
+        if sw != 0x9000:
+            raise SimError(f"the card in {self.name} refused to select its master file (status {_sw_text(sw)})")
+        aid = self._find_usim_aid()
+        # Without EF_DIR, try selecting by the USIM AID prefix (partial DF name).
+        candidate = aid or USIM_AID_PREFIX
+        _, sw = self.exchange(bytes([0x00, 0xA4, 0x04, 0x04, len(candidate)]) + candidate)
+        if sw != 0x9000:
+            raise SimError(f"the card in {self.name} has no USIM application")
+        self._aid = candidate
+        return candidate
+
+    # -- public API -----------------------------------------------------------------
+    def imsi(self) -> str:
+        """The IMSI: from EF_IMSI in the USIM application (modems: AT+CIMI)."""
+        cimi = getattr(self.transport, "cimi", None)
+        if callable(cimi):
+            imsi = str(cimi())
+            if not imsi.isdigit() or not 6 <= len(imsi) <= 15:
+                raise SimError(f"{self.name} reported an invalid IMSI")
+            return imsi
+        self.select_usim()
+        self._expect_ok(bytes([0x00, 0xA4, 0x00, 0x04, 0x02, 0x6F, 0x07]), "to select EF_IMSI")
+        return decode_imsi(self._expect_ok(bytes([0x00, 0xB0, 0x00, 0x00, 0x09]), "to read EF_IMSI"))
+
+    def authenticate(self, rand: bytes, autn: bytes) -> AuthResult:
+        """Run AUTHENTICATE (3G context). Raises SyncFailure (with AUTS), MacFailure or SimError."""
+        rand, autn = bytes(rand), bytes(autn)
+        if len(rand) != 16 or len(autn) != 16:
+            raise SimError("RAND and AUTN must be 16 bytes each")
+        self.select_usim()
+        data, sw = self.exchange(bytes([0x00, 0x88, 0x00, 0x81, 0x22, 0x10]) + rand + b"\x10" + autn)
+        if sw == 0x9862:
+            raise MacFailure()
+        if sw != 0x9000:
+            raise SimError(f"the SIM in {self.name} refused AUTHENTICATE (status {_sw_text(sw)})")
+        return self._parse_auth(data)
+
+    def _parse_auth(self, data: bytes) -> AuthResult:
+        bad = SimError(f"the SIM in {self.name} gave a malformed AUTHENTICATE answer")
+        if data[:1] == b"\xdc":
+            if len(data) < 16 or data[1] != 14:
+                raise bad
+            raise SyncFailure(data[2:16])
+        if data[:1] != b"\xdb":
+            raise bad
+        fields, i = [], 1
+        while i < len(data) and len(fields) < 4:
+            size = data[i]
+            if i + 1 + size > len(data):
+                raise bad
+            fields.append(data[i + 1 : i + 1 + size])
+            i += 1 + size
+        if len(fields) < 3 or not 4 <= len(fields[0]) <= 16 or len(fields[1]) != 16 or len(fields[2]) != 16:
+            raise bad
+        kc = fields[3] if len(fields) > 3 and len(fields[3]) == 8 else None
+        return AuthResult(res=fields[0], ck=fields[1], ik=fields[2], kc=kc)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> "Sim":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- opening a SIM ------------------------------------------------------------------
+StatusFn = Callable[[str], ContextManager[None]]
+
+
+def _pcsc_pick(spec: str) -> str:
+    names = pcsc_reader_names()
+    if not names:
+        raise SimError("no PC/SC reader is connected")
+    if spec.isdigit():
+        index = int(spec)
+        if index >= len(names):
+            raise SimError(f"no PC/SC reader number {index} (there are {len(names)}, counting from 0)")
+        return names[index]
+    if spec in names:
+        return spec
+    matches = [n for n in names if spec.lower() in n.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise SimError(f"no PC/SC reader matches '{spec}' (readers: {', '.join(names)})")
+    raise SimError(f"'{spec}' matches several PC/SC readers ({', '.join(matches)}); be more specific")
+
+
+def _open_pcsc(spec: str) -> Sim:
+    sim = Sim(PcscTransport(_pcsc_pick(spec)))
+    try:
+        sim.select_usim()
+    except BaseException:
+        sim.close()
+        raise
+    return sim
+
+
+def _open_emulated(sim_file: str | None) -> Sim:
+    if not sim_file:
+        raise SimError("reader 'emulated' needs a sim_file (JSON {imsi, k, opc, sqn})")
+    from gw_emulators.usim import VirtualUsim
+
+    try:
+        card = VirtualUsim.from_file(sim_file)
+    except ValueError as exc:
+        raise SimError(str(exc)) from None
+    print(f"gw: using an EMULATED SIM from {sim_file} (for demos and tests, not a real SIM)", file=sys.stderr)
+    return Sim(InProcessTransport(card, name=f"emulated SIM {sim_file}"))
+
+
+def _modem_devices() -> list[str]:
+    return sorted(p for pattern in MODEM_GLOBS for p in glob.glob(pattern))
+
+
+def _open_auto() -> Sim:
+    reasons: list[str] = []
+    try:
+        names = pcsc_reader_names()
+    except SimError as exc:
+        names = []
+        reasons.append(str(exc))
+    for name in names:
+        try:
+            return _open_pcsc(name)
+        except SimError as exc:
+            reasons.append(str(exc))
+    for device in _modem_devices():
+        try:
+            transport = ModemTransport(device, timeout=3.0)
+        except SimError as exc:
+            reasons.append(str(exc))
+            continue
+        sim = Sim(transport)
+        try:
+            sim.imsi()
+            return sim
+        except SimError as exc:
+            sim.close()
+            reasons.append(str(exc))
+    if not names and not _modem_devices():
+        reasons.append("no PC/SC reader and no modem (" + ", ".join(MODEM_GLOBS) + ") found")
+    raise SimError("no SIM found: " + "; ".join(reasons))
+
+
+def open_sim(reader: str, *, sim_file: str | None = None, status: StatusFn | None = None) -> Sim:
+    """Open a SIM: ``auto``, ``pcsc:<name or index>``, ``modem:<serial device>`` or ``emulated``."""
+    import contextlib
+
+    show = status or (lambda message: contextlib.nullcontext())
+    reader = (reader or "auto").strip()
+    kind, _, arg = reader.partition(":")
+    with show("Looking for the SIM ..."):
+        if reader == "auto":
+            return _open_auto()
+        if reader == "emulated":
+            return _open_emulated(sim_file)
+        if kind == "pcsc" and arg:
+            return _open_pcsc(arg)
+        if kind == "modem" and arg:
+            return Sim(ModemTransport(arg))
+    raise SimError(f"unknown SIM reader '{reader}': use auto, pcsc:<name or index>, modem:<serial device> or emulated")
+
+
+def list_readers(*, modems: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Readers and modems with the IMSI of their SIM or the error; for ``gw krypton probe``. Never keys."""
+    found: list[dict[str, Any]] = []
+    try:
+        names = pcsc_reader_names()
+    except SimError as exc:
+        found.append({"name": "PC/SC", "kind": "pcsc", "reader": None, "imsi": None, "error": str(exc)})
+        names = []
+    for name in names:
+        entry: dict[str, Any] = {"name": name, "kind": "pcsc", "reader": f"pcsc:{name}", "imsi": None, "error": None}
+        try:
+            with Sim(PcscTransport(name)) as sim:
+                entry["imsi"] = sim.imsi()
+        except SimError as exc:
+            entry["error"] = str(exc)
+        found.append(entry)
+    for device in _modem_devices() if modems is None else list(modems):
+        entry = {"name": device, "kind": "modem", "reader": f"modem:{device}", "imsi": None, "error": None}
+        try:
+            with Sim(ModemTransport(device, timeout=3.0)) as sim:
+                entry["imsi"] = sim.imsi()
+        except SimError as exc:
+            entry["error"] = str(exc)
+        found.append(entry)
+    return found

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install the system packages the PC/SC end-to-end tests need (Debian/Ubuntu):
+#   pcscd            the PC/SC daemon
+#   libpcsclite-dev  headers, to build pyscard from source when no wheel fits
+#   vsmartcard-vpcd  the virtual reader driver (/etc/reader.conf.d/vpcd, TCP port 35963)
+#   swig             pyscard's build dependency
+# Idempotent: installs only what is missing, and only when run as root with apt-get.
+# Always exits 0 elsewhere (the tests then skip, or fail loudly under CI=true).
+set -u
+PKGS="pcscd libpcsclite-dev vsmartcard-vpcd swig"
+
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "pcsc: all packages present ($PKGS)"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "pcsc: missing:$missing (not root or no apt-get; install them yourself)"
+    exit 0
+fi
+echo "pcsc: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || true
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing
+echo "pcsc: installed:$missing"
