@@ -8,15 +8,16 @@ for one MFA code); the others wait on the lock and read what the first wrote.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from . import paths
 from .cache import Cache, EntryHeader, config_stamp, refresh_margin
-from .chain import ChainContext, chain_marker, check_profile, run_step
 from .config import Config, Profile, load_config
 from .credentials import AwsCredentials, Credential, credential_from_dict
 from .errors import CacheError, ConfigError
@@ -92,11 +93,16 @@ class App:
             return beside
         raise ConfigError("cannot find the gw executable on PATH")
 
-    def context(self, profile: str) -> ChainContext:
+    def context(self, profile: str):
+        """A :class:`gw.chain.ChainContext` for commands (status, warn, state, run_step)."""
+        from .chain import ChainContext
+
         return ChainContext(self, profile)
 
     # -- checking --------------------------------------------------------------
     def plan(self, profile: Profile):
+        from .chain import check_profile
+
         planned, problems = check_profile(profile, self.registry, self.config.path)
         if problems:
             more = f" (and {len(problems) - 1} more: run gw check)" if len(problems) > 1 else ""
@@ -108,10 +114,12 @@ class App:
         return step.output_kind(values)
 
     # -- the cache -----------------------------------------------------------------
-    def cached(self, profile: Profile) -> Credential | None:
-        """A fresh cached credential for ``profile`` or None; damaged entries are dropped."""
+    def cached(self, profile: Profile, kind: str | None = None) -> Credential | None:
+        """A fresh cached credential for ``profile`` (of ``kind``) or None; damaged entries are dropped."""
         header = self.cache.header(profile.name)
         if header is None or header.digest != profile.digest or not header.fresh():
+            return None
+        if kind is not None and header.kind != kind:
             return None
         try:
             loaded = self.cache.load(profile.name, self.key())
@@ -192,14 +200,14 @@ class App:
 
     # -- resolving --------------------------------------------------------------
     def resolve(self, name: str, *, require: str | None = None, refresh: bool = False) -> Credential:
-        """The profile's credential: from the cache when fresh, else by running the chain once."""
+        """The profile's credential: from the cache when fresh, else by running the chain once.
+
+        A cache hit needs no plugin: the chain is planned (plugins loaded) only on a miss,
+        so callers that waited on the lock for another process's fetch stay cheap.
+        """
         profile = self.config.profile(name)
-        planned = self.plan(profile)
-        kind = planned[-1][0].output_kind(planned[-1][1])
-        if require and kind != require:
-            raise ConfigError(f"profile {name!r} yields {kind}, but this command needs {require}")
         with chain_marker(name):
-            credential = None if refresh else self.cached(profile)
+            credential = None if refresh else self.cached(profile, require)
             if credential is not None:
                 self._issued(name, credential, True)
                 return credential
@@ -211,16 +219,22 @@ class App:
                 on_wait=lambda: self.ui.info(f"another gw process is fetching {name!r}; waiting for it"),
                 on_unavailable=self.ui.warn,
             ):
-                credential = None if refresh else self.cached(profile)
+                credential = None if refresh else self.cached(profile, require)
                 if credential is not None:
                     self._issued(name, credential, True)
                     return credential
+                planned = self.plan(profile)
+                kind = planned[-1][0].output_kind(planned[-1][1])
+                if require and kind != require:
+                    raise ConfigError(f"profile {name!r} yields {kind}, but this command needs {require}")
                 credential = self.run_chain(profile, planned)
                 self._store(profile, credential)
         self._issued(name, credential, False)
         return credential
 
     def run_chain(self, profile: Profile, planned=None) -> Credential:
+        from .chain import run_step
+
         planned = planned or self.plan(profile)
         upstream: Credential | None = None
         for index, (step, values) in enumerate(planned):
@@ -231,4 +245,23 @@ class App:
         return upstream
 
     def _issued(self, name: str, credential: Credential, from_cache: bool) -> None:
+        if from_cache and self._registry is None:
+            return  # loading every plugin just to report a cache hit would defeat the cache
         self.registry.hook.gw_credentials_issued(profile=name, credential=credential, from_cache=from_cache)
+
+
+@contextlib.contextmanager
+def chain_marker(profile: str) -> Iterator[None]:
+    """Record the profiles being resolved in ``GW_CHAIN`` so a child gw can spot a cycle."""
+    before = os.environ.get("GW_CHAIN")
+    names = [n for n in (before or "").split(",") if n]
+    if profile in names:
+        raise ConfigError(f"profile cycle: {' -> '.join(names + [profile])} (a step leads back to gw itself)")
+    os.environ["GW_CHAIN"] = ",".join(names + [profile])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GW_CHAIN", None)
+        else:
+            os.environ["GW_CHAIN"] = before

@@ -9,7 +9,6 @@ options are resolved just before their step runs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,22 +205,3 @@ def run_step(
     for value in result.secrets():
         ctx.add_secret(value)
     return result
-
-
-@contextlib.contextmanager
-def chain_marker(profile: str) -> Iterator[None]:
-    """Record the profiles being resolved in ``GW_CHAIN`` so a child gw can spot a cycle."""
-    import os
-
-    before = os.environ.get("GW_CHAIN")
-    names = [n for n in (before or "").split(",") if n]
-    if profile in names:
-        raise ConfigError(f"profile cycle: {' -> '.join(names + [profile])} (a step leads back to gw itself)")
-    os.environ["GW_CHAIN"] = ",".join(names + [profile])
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("GW_CHAIN", None)
-        else:
-            os.environ["GW_CHAIN"] = before

@@ -14,9 +14,11 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "credential-process":
-        from .fastpath import serve_credential_process
+        from .fastpath import exit_now, serve_credential_process
 
         if serve_credential_process(args[1:]):
+            if argv is None:  # a real process, not a call from Python code
+                exit_now()
             return 0
     return run(args)
 

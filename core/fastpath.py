@@ -58,3 +58,9 @@ def serve_credential_process(args: list[str]) -> bool:
     sys.stdout.buffer.write(output + b"\n")
     sys.stdout.flush()
     return True
+
+
+def exit_now() -> None:
+    """End the process at once: nothing is left to clean up after a cache hit, and
+    skipping interpreter teardown (module finalisation, GC) is measurably faster."""
+    os._exit(0)

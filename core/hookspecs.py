@@ -50,9 +50,11 @@ def gw_commands() -> list[Command]:
 def gw_credentials_issued(profile: str, credential: Credential, from_cache: bool) -> None:
     """Called after a profile's credentials are handed out (audit hook).
 
-    ``from_cache`` is True when no upstream was called. The cache-hit path of
-    ``credential-process`` loads no plugin, so this hook only sees fresh
-    fetches there; other commands report hits too. Never log secret fields.
+    Always called when a chain ran and fetched new credentials (``from_cache``
+    False). Cache hits are reported (``from_cache`` True) only by commands that
+    loaded the plugins anyway (``gw login``, plugin commands); the cache-hit paths
+    of ``credential-process``, ``env`` and ``exec`` load no plugin and stay silent.
+    Never log secret fields.
     """
 
 

@@ -1,0 +1,55 @@
+# gw - make demo | make test | make bench
+# Each target sets up what it needs on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+BENCH_VENV := .venv-bench
+
+.PHONY: demo test bench install install-sim clean help
+
+help:
+	@echo "make demo   - gw end to end on local emulators (no accounts, no hardware)"
+	@echo "make test   - the test suite (installs pcscd + the virtual card reader when root)"
+	@echo "make bench  - cache-hit, parallel and SIM-flow benchmarks"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# gw and its runtime dependencies (enough for the demo).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+# System packages for the PC/SC tests (root + apt only), then the test extras.
+# pyscard builds from source against libpcsclite; without it the PC/SC tests skip
+# (and fail under CI=true, where they must run).
+install-sim: install
+	bash tests/pcsc/install.sh
+	$(BIN)/python -m pip install -q -e '.[test,sim]' || $(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps -e tests/example_plugin
+
+demo: install
+	$(BIN)/gw demo
+
+test: install-sim
+	bash tests/pcsc/pcscd.sh start || true
+	$(BIN)/python -m pytest tests; status=$$?; bash tests/pcsc/pcscd.sh stop || true; exit $$status
+
+# Benchmarks run gw from a separate, non-editable install: what a user gets.
+$(BENCH_VENV)/.installed: pyproject.toml $(shell find core plugins emulators -name '*.py')
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
+	$(BENCH_VENV)/bin/python -m pip install -q .
+	touch $@
+
+bench: install-sim $(BENCH_VENV)/.installed
+	$(BIN)/python bench/bench_hot_path.py --gw-venv $(BENCH_VENV)
+	$(BIN)/python bench/bench_krypton.py
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info bench/results
