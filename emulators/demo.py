@@ -26,7 +26,8 @@ from typing import Any, Callable
 from gw import hookimpl
 from gw.steps import Command
 
-SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the demo's TOTP seed (base32, 160 bits)
+SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the demo's AWS MFA seed (base32, 160 bits)
+SORACOM_SEED = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"  # the demo SORACOM account's MFA seed
 
 
 @dataclass
@@ -80,8 +81,8 @@ def redact(doc: dict[str, Any]) -> dict[str, Any]:
     """A copy with secret values shortened, for showing on screen."""
     shown = {}
     for key, value in doc.items():
-        secret = any(word in key.lower() for word in ("secret", "token", "password", "key")) and key != "AccessKeyId"
-        shown[key] = f"{value[:6]}…({len(value)} chars)" if secret and isinstance(value, str) else value
+        secret = any(word in key.lower() for word in ("secret", "token", "password", "key", "otp")) and key != "AccessKeyId"
+        shown[key] = f"{value[:min(6, len(value) // 4)]}…({len(value)} chars)" if secret and isinstance(value, str) else value
     return shown
 
 
@@ -94,6 +95,8 @@ def part_aws(demo: Demo) -> None:
     demo.gw_run("vault", "set", "demo-akid", input=akid)
     demo.gw_run("vault", "set", "demo-secret", input=secret)
     demo.gw_run("vault", "set", "demo-mfa-seed", input=SEED)
+    demo.gw_run("vault", "set", "soracom-deploy", input="demo-deploy-Pa55word")
+    demo.gw_run("vault", "set", "soracom-mfa-seed", input=SORACOM_SEED)
 
     demo.step("AWS: credential_process with an MFA-protected role")
     demo.show("Profile [bold]admin[/bold]: IAM user keys from gw's vault -> AssumeRole with a TOTP MFA code.")
@@ -142,7 +145,87 @@ def part_login(demo: Demo) -> None:
     demo.show(f"console session for [bold]{session.arn}[/bold], {session.duration // 60} min")
 
 
-PARTS: list[tuple[str, Callable[[Demo], None]]] = [("aws", part_aws), ("login", part_login)]
+def part_soracom(demo: Demo) -> None:
+    """SORACOM CLI profileCommand from 1Password (with MFA), and an API sign-in with a TOTP code."""
+    import requests
+
+    api = demo.services["soracom"]
+    demo.step("SORACOM CLI: profileCommand, credentials and MFA code from 1Password")
+    demo.command("gw setup soracom --profile soracom-cli --soracom-profile gw-demo")
+    setup, _ = demo.gw_run("setup", "soracom", "--profile", "soracom-cli", "--soracom-profile", "gw-demo")
+    demo.output(setup.stdout.strip())
+    profile_file = Path(demo.env["SORACOM_PROFILE_DIR"]) / "gw-demo.json"
+    command = json.loads(profile_file.read_text())["profileCommand"]
+    demo.show(f"{profile_file.name}: [bold]profileCommand[/bold] = {command}")
+    demo.show("Running it the way soracom-cli does (argv split, no shell, stdin /dev/null):")
+    import shlex
+
+    result = subprocess.run(shlex.split(command), env=demo.env, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=120, start_new_session=True)
+    if result.returncode != 0:
+        raise DemoFailed(f"profileCommand failed: {result.stderr.strip()}")
+    profile = json.loads(result.stdout)
+    demo.console.print_json(json.dumps(redact(profile)))
+    body = {"email": profile["email"], "password": profile["password"], "mfaOTPCode": profile["mfaOTPCode"]}
+    answer = requests.post(f"{api.url}/v1/auth", json=body, timeout=30, verify=demo.env["GW_DEMO_CA"])
+    verdict = "[green]signed in[/green]" if answer.status_code == 200 else f"[red]refused ({answer.status_code})[/red]"
+    demo.show(f"POST /v1/auth with that profile, as soracom-cli would: {verdict}")
+    if answer.status_code != 200:
+        raise DemoFailed(f"the SORACOM API emulator refused the profile: {answer.text[:200]}")
+
+    demo.step("SORACOM API: a cached session for scripts (SAM user, TOTP from gw's vault)")
+    demo.command("gw soracom-token --profile soracom-api --format env")
+    token, elapsed = demo.gw_run("soracom-token", "--profile", "soracom-api", "--format", "env")
+    values = dict(line.removeprefix("export ").split("=", 1) for line in token.stdout.splitlines() if "=" in line)
+    shown = {k: (v[:8] + "…" if k in ("SORACOM_API_KEY", "SORACOM_TOKEN") else v) for k, v in values.items()}
+    for key, value in shown.items():
+        demo.output(f"export {key}={value}")
+    again, again_time = demo.gw_run("soracom-token", "--profile", "soracom-api", "--format", "json")
+    session = json.loads(again.stdout)
+    listing = requests.get(
+        f"{api.url}/v1/subscribers", timeout=30, verify=demo.env["GW_DEMO_CA"],
+        headers={"X-Soracom-API-Key": session["apiKey"], "X-Soracom-Token": session["token"]},
+    )
+    demo.show(
+        f"sign-in {elapsed * 1000:.0f} ms, then {again_time * 1000:.0f} ms from the cache "
+        f"({api.calls['auth']} /v1/auth calls in all); GET /v1/subscribers -> HTTP {listing.status_code}, "
+        f"{len(listing.json()) if listing.ok else 0} SIM(s)"
+    )
+
+
+def part_krypton(demo: Demo) -> None:
+    """A (software) SIM authenticates to Krypton: AWS credentials and a console login, no password."""
+    import requests
+
+    krypton = demo.services["krypton"]
+    demo.step("SORACOM Krypton: the SIM becomes AWS credentials")
+    demo.show("Profile [bold]device[/bold]: a SIM (emulated here; a USB reader or modem in real life) -> Krypton "
+              "-> Cognito credentials.")
+    demo.command("gw credential-process --profile device")
+    cold, cold_time = demo.gw_run("credential-process", "--profile", "device")
+    demo.console.print_json(json.dumps(redact(json.loads(cold.stdout))))
+    demo.show(f"{cold_time * 1000:.0f} ms: {krypton.handshakes} SIM handshake, "
+              f"{krypton.calls['aws/cognito/credentials']} credentials call")
+    demo.gw_run("cache", "clear", "--profile", "device")
+    demo.command("gw cache clear --profile device && gw credential-process --profile device")
+    _, warm_time = demo.gw_run("credential-process", "--profile", "device")
+    demo.show(f"{warm_time * 1000:.0f} ms: still {krypton.handshakes} handshake - the Krypton session "
+              f"(keyId, CK) stays in gw's encrypted cache for its hour")
+    demo.command("gw login --profile device --print")
+    login, _ = demo.gw_run("login", "--profile", "device", "--print")
+    answer = requests.get(login.stdout.strip(), allow_redirects=False, timeout=30, verify=demo.env["GW_DEMO_CA"])
+    if answer.status_code != 302:
+        raise DemoFailed("the federation emulator refused the Krypton credentials")
+    demo.show(f"console sign-in URL [green]accepted[/green] for "
+              f"{demo.services['federation'].last_session.arn}: no password, no MFA code typed")
+
+
+PARTS: list[tuple[str, Callable[[Demo], None]]] = [
+    ("aws", part_aws),
+    ("login", part_login),
+    ("soracom", part_soracom),
+    ("krypton", part_krypton),
+]
 
 
 def admin_profile(federation_url: str) -> str:
@@ -154,6 +237,69 @@ steps = [
 ]
 login = {{ endpoint = "{federation_url}", issuer = "gw-demo" }}
 """
+
+
+SORACOM_PROFILES = """[profiles.soracom-cli]
+description = "SORACOM CLI root user: password and MFA code from 1Password"
+steps = [
+  {{ use = "onepassword", item = "SORACOM root", vault = "Private", produces = "soracom-credentials", fields = {{ email = "username", password = "password" }}, otp = true }},
+]
+
+[profiles.soracom-api]
+description = "SORACOM API session of a SAM user, MFA code from the vault's TOTP seed"
+steps = [
+  {{ use = "soracom-keys", operator_id = "OP0000000001", username = "deploy", password = "vault:soracom-deploy", mfa_code = "totp:vault:soracom-mfa-seed" }},
+  {{ use = "soracom-auth", endpoint = "{url}", token_timeout = 3600 }},
+]
+"""
+
+KRYPTON_PROFILE = """[profiles.device]
+description = "AWS credentials from the SIM via SORACOM Krypton (emulated SIM for the demo)"
+steps = [
+  {{ use = "krypton", operation = "cognito-credentials", reader = "emulated", sim_file = "{sim_file}", endpoint = "{url}" }},
+]
+login = {{ endpoint = "{federation}" }}
+"""
+
+
+def start_soracom(demo: Demo, stack: ExitStack) -> None:
+    from .op_cli import install_op_shim
+    from .soracom_api import SoracomApiEmulator
+
+    api = SoracomApiEmulator(demo.services["ca"], mfa_seed=SORACOM_SEED)
+    api.add_root("root@example.com", "demo-root-Pa55word", "OP0000000001", mfa=True)
+    api.add_sam_user("OP0000000001", "deploy", "demo-deploy-Pa55word", mfa=True)
+    api.add_subscriber("OP0000000001", "440103123456789")
+    stack.enter_context(api)
+    demo.services["soracom"] = api
+    fixture = demo.root / "op-items.json"
+    fixture.write_text(json.dumps({"items": [{
+        "title": "SORACOM root", "vault": "Private",
+        "fields": [
+            {"id": "username", "label": "username", "type": "STRING", "value": "root@example.com"},
+            {"id": "password", "label": "password", "type": "CONCEALED", "value": "demo-root-Pa55word"},
+            {"id": "totp", "label": "one-time password", "type": "OTP", "value": SORACOM_SEED},
+        ],
+    }]}))
+    fixture.chmod(0o600)
+    shim = install_op_shim(demo.root / "bin", fixture)
+    demo.env.update(GW_OP_PATH=str(shim), SORACOM_PROFILE_DIR=str(demo.root / "home" / ".soracom"))
+    demo.config_parts.append(SORACOM_PROFILES.format(url=api.url))
+
+
+def start_krypton(demo: Demo, stack: ExitStack) -> None:
+    from .krypton import KryptonEmulator
+
+    krypton = KryptonEmulator(demo.services["ca"], aws_endpoint=demo.services["moto"].url)
+    imsi, k, opc = "440103123456789", os.urandom(16), os.urandom(16)
+    krypton.add_subscriber(imsi, k, opc, sqn=0)
+    stack.enter_context(krypton)
+    demo.services["krypton"] = krypton
+    sim_file = demo.root / "virtual-sim.json"
+    sim_file.write_text(json.dumps({"imsi": imsi, "k": k.hex(), "opc": opc.hex(), "sqn": 0}))
+    sim_file.chmod(0o600)
+    demo.config_parts.append(KRYPTON_PROFILE.format(
+        sim_file=sim_file, url=krypton.url, federation=demo.services["federation"].federation_url))
 
 
 def start_services(demo: Demo, stack: ExitStack) -> None:
@@ -171,6 +317,8 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     demo.env.update(AWS_ENDPOINT_URL=moto.url, GW_DEMO_CA=str(ca.ca_path))
     demo.config_parts.append(f'[settings]\nca_bundle = "{ca.ca_path}"\n')
     demo.config_parts.append(admin_profile(federation.federation_url))
+    start_soracom(demo, stack)
+    start_krypton(demo, stack)
 
 
 def run_demo(args, app) -> int:
