@@ -322,7 +322,14 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
 
 
 def run_demo(args, app) -> int:
+    import importlib.util
+
     from rich.console import Console
+
+    from gw.errors import GwError
+
+    if importlib.util.find_spec("moto") is None:
+        raise GwError('gw demo needs moto: pip install "gw-credential-gateway[demo]" (make demo does this)')
 
     console = Console(highlight=False)
     root = Path(tempfile.mkdtemp(prefix="gw-demo-"))

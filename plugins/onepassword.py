@@ -111,41 +111,34 @@ def _digest(text: str) -> str:
 def fresh_otp(ctx: StepContext, key: str, fetch: Any) -> tuple[str, Any]:
     """Call ``fetch() -> (code, extra)`` until it yields a code other than the last one used for ``key``.
 
-    A salted hash of the last code sits in ``<state>/onepassword/``, guarded by a file
-    lock so parallel gw processes wanting a code from the same item take turns.
+    A salted hash of the last code sits in ``<state>/onepassword/``, guarded by gw's
+    bounded file lock so parallel gw processes wanting a code from the same item take turns.
     """
-    import fcntl
+    from gw.locks import file_lock
+    from gw.paths import atomic_write, ensure_dir
 
-    directory = ctx.state_dir / "onepassword"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory = ensure_dir(str(ctx.state_dir / "onepassword"))
     ident = _digest("gw-op-otp\0" + key)[:32]
-    record = directory / f"{ident}.last"
-    with open(directory / f"{ident}.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    record = os.path.join(directory, f"{ident}.last")
+    with file_lock(os.path.join(directory, f"{ident}.lock"), OTP_WAIT_LIMIT * 2, "a 1Password one-time code"):
         try:
-            try:
-                last = record.read_text().strip()
-            except OSError:
-                last = ""
-            deadline = time.monotonic() + OTP_WAIT_LIMIT
+            with open(record) as f:
+                last = f.read().strip()
+        except OSError:
+            last = ""
+        deadline = time.monotonic() + OTP_WAIT_LIMIT
+        code, extra = fetch()
+        waited = False
+        while last and _digest(ident + code) == last:
+            if time.monotonic() > deadline:
+                raise StepError("1Password kept returning an already used one-time code")
+            if not waited:
+                ctx.info("waiting for the next one-time code (the current one was already used)")
+                waited = True
+            time.sleep(1.0)
             code, extra = fetch()
-            waited = False
-            while last and _digest(ident + code) == last:
-                if time.monotonic() > deadline:
-                    raise StepError("1Password kept returning an already used one-time code")
-                if not waited:
-                    ctx.info("waiting for the next one-time code (the current one was already used)")
-                    waited = True
-                time.sleep(1.0)
-                code, extra = fetch()
-            tmp = directory / f".{ident}.{os.getpid()}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(_digest(ident + code) + "\n")
-            os.replace(tmp, record)
-            return code, extra
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        atomic_write(record, (_digest(ident + code) + "\n").encode())
+        return code, extra
 
 
 # -- secret schemes -------------------------------------------------------------------

@@ -433,23 +433,9 @@ def _profile_dir() -> Path:
 
 
 def _write_private_json(path: Path, doc: dict[str, Any]) -> None:
-    import tempfile
+    from gw.paths import atomic_write
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(str(path), (json.dumps(doc, indent=2) + "\n").encode(), 0o600)
 
 
 def _default_coverage(app: Any, profile: str) -> str:
