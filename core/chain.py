@@ -168,14 +168,14 @@ class ChainContext:
         self.app.cache.remove(self.app.cache.state_name(self.plugin, name))
 
     # -- other steps ----------------------------------------------------------
-    def step_type(self, name: str) -> StepType:
+    def find_step_type(self, name: str) -> StepType:
         try:
             return self.app.registry.step_types[name]
         except KeyError:
             raise ConfigError(f"step type {name!r} is not available (is its plugin installed?)") from None
 
     def run_step(self, name: str, options: dict[str, Any], upstream: Credential | None) -> Credential:
-        step = self.step_type(name)
+        step = self.find_step_type(name)
         values, problems = check_options(step, options, self.schemes)
         if problems:
             raise ConfigError(f"{name}: {problems[0]}")

@@ -15,6 +15,8 @@ CORE_COMMANDS = {"credential-process", "env", "exec", "profiles", "plugins", "ch
 
 def add_core_commands(sub):
     """Register the core commands; returns the ``setup`` sub-parser collection."""
+    import argparse
+
     p = sub.add_parser("credential-process", help="print AWS credentials for credential_process (JSON)")
     p.add_argument("--profile", required=True)
     p.set_defaults(handler=cmd_credential_process)
@@ -26,7 +28,7 @@ def add_core_commands(sub):
 
     p = sub.add_parser("exec", help="run a command with the profile's credentials in its environment")
     p.add_argument("--profile", required=True)
-    p.add_argument("command", nargs="+", metavar="-- CMD ...")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     p.set_defaults(handler=cmd_exec)
 
     p = sub.add_parser("profiles", help="list profiles: steps, output kind, cached until")

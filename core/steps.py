@@ -76,7 +76,7 @@ class StepContext(Protocol):
     def state_delete(self, name: str) -> None:
         """Drop a private state entry."""
 
-    def step_type(self, name: str) -> StepType:
+    def find_step_type(self, name: str) -> StepType:
         """Look up another step type by name (e.g. ``federation-token`` for login)."""
 
     def run_step(self, name: str, options: dict[str, Any], upstream: Credential | None) -> Credential:

@@ -14,6 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 
+def one_line(text: str) -> str:
+    """``text`` as a single line: upstream messages (e.g. a child process's stderr quoted
+    by botocore) may carry newlines, but every gw warning and error is one line."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 class Scrubber:
     """Replaces known secret values in text with ``****``."""
 
@@ -54,10 +60,10 @@ class UI:
 
     def warn(self, message: str) -> None:
         """A warning, always shown, plain text."""
-        print(f"gw: warning: {self.scrubber.scrub(message)}", file=sys.stderr, flush=True)
+        print(f"gw: warning: {one_line(self.scrubber.scrub(message))}", file=sys.stderr, flush=True)
 
     def error(self, message: str) -> None:
-        print(f"gw: {self.scrubber.scrub(message)}", file=sys.stderr, flush=True)
+        print(f"gw: {one_line(self.scrubber.scrub(message))}", file=sys.stderr, flush=True)
 
     @contextlib.contextmanager
     def status(self, message: str) -> Iterator[None]:

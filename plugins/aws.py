@@ -31,9 +31,14 @@ SERVICE = {
 
 def _client(ctx, service: str, options: dict[str, Any], credentials: AwsCredentials | None):
     import boto3
+    import botocore.session
     from botocore.config import Config
 
+    # The step's credentials are explicit: a profile named by AWS_PROFILE / AWS_DEFAULT_PROFILE
+    # (often the very profile whose credential_process is gw) must not be read, nor fail the call.
+    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     session = boto3.session.Session(
+        botocore_session=core,
         aws_access_key_id=credentials.access_key_id if credentials else None,
         aws_secret_access_key=credentials.secret_access_key if credentials else None,
         aws_session_token=credentials.session_token if credentials else None,
