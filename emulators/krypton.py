@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import hashlib
 import hmac
 import json
@@ -117,6 +118,9 @@ class KryptonEmulator(EmulatorServer):
         self._state = threading.RLock()
         self._faults: dict[str, Fault] = {}
         self._rsa_key: Any = None
+        #: requests per route name counted on arrival, before any injected delay or failure
+        #: (lets a test act while a call is held up, e.g. remove the SIM mid-way)
+        self.arrivals: collections.Counter[str] = collections.Counter()
         self.route("POST", r"/v1/keys", self._keys, "keys")
         self.route("POST", r"/v1/keys/(?P<key_id>[A-Za-z0-9._-]+)/verify", self._verify, "verify")
         for path in PROVISIONING_PATHS:
@@ -184,6 +188,8 @@ class KryptonEmulator(EmulatorServer):
         name = self._route_name(request.path)
         fault = None
         with self._state:
+            if name:
+                self.arrivals[name] += 1
             if name and name in self._faults:
                 fault = self._faults[name]
                 fault.times -= 1

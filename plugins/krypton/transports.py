@@ -82,11 +82,19 @@ def _short(exc: BaseException) -> str:
 
 
 class PcscTransport:
-    """A card in a PC/SC reader, through pcscd and pyscard."""
+    """A card in a PC/SC reader, through pcscd and pyscard.
+
+    The card is shared with other programs, so the whole conversation runs inside one PC/SC
+    transaction (``SCardBeginTransaction``): another process - a second gw run for another
+    profile on the same SIM - waits for it instead of interleaving its SELECTs with ours,
+    which would leave AUTHENTICATE or READ BINARY on the wrong file. On close the card is
+    left as it is (``SCARD_LEAVE_CARD``), not powered down under other programs' feet.
+    """
 
     def __init__(self, reader: str) -> None:
         _import_pyscard()
         from smartcard.Exceptions import CardConnectionException, NoCardException
+        from smartcard.scard import SCARD_LEAVE_CARD
         from smartcard.System import readers
 
         try:
@@ -96,15 +104,32 @@ class PcscTransport:
         if not found:
             raise SimError(f"no PC/SC reader named '{reader}'")
         self.name = reader
+        self._hcard: Any = None
         self._conn = found[0].createConnection()
         try:
-            self._conn.connect()
+            self._conn.connect(disposition=SCARD_LEAVE_CARD)
         except NoCardException:
             self.close()
             raise SimError(f"no card in PC/SC reader '{reader}'") from None
         except CardConnectionException as exc:
             self.close()
             raise SimError(f"cannot connect to the card in PC/SC reader '{reader}' ({_short(exc)})") from None
+        self._begin_transaction()
+
+    def _begin_transaction(self) -> None:
+        """Exclusive use of the card until :meth:`close` (pcsc-lite waits while another holds it)."""
+        from smartcard.scard import SCARD_S_SUCCESS, SCardBeginTransaction, SCardGetErrorMessage
+
+        hcard = getattr(getattr(self._conn, "component", self._conn), "hcard", None)
+        if hcard is None:
+            return
+        rv = SCardBeginTransaction(hcard)
+        if rv != SCARD_S_SUCCESS:
+            self.close()
+            raise SimError(
+                f"cannot reserve the card in PC/SC reader '{self.name}' ({SCardGetErrorMessage(rv).strip()})"
+            )
+        self._hcard = hcard
 
     @property
     def atr(self) -> bytes:
@@ -118,7 +143,15 @@ class PcscTransport:
         return bytes(data) + bytes([sw1, sw2])
 
     def close(self) -> None:
-        """Disconnect and release the PC/SC context now (not in a destructor after pcscd may be gone)."""
+        """End the transaction, disconnect and release the PC/SC context now (not in a destructor)."""
+        hcard, self._hcard = self._hcard, None
+        if hcard is not None:
+            try:
+                from smartcard.scard import SCARD_LEAVE_CARD, SCardEndTransaction
+
+                SCardEndTransaction(hcard, SCARD_LEAVE_CARD)
+            except Exception:
+                pass  # card removed: pcscd has ended the transaction already
         try:
             self._conn.release()
         except Exception:

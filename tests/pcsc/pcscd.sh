@@ -78,7 +78,16 @@ stop)
         if kill -0 "$pid" 2>/dev/null; then
             kill "$pid"
             i=0
-            while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+            while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+            if kill -0 "$pid" 2>/dev/null; then
+                kill -9 "$pid" 2>/dev/null
+                sleep 0.2
+            fi
+            # A dying pcscd must not look "ready" to the next test session: wait until the
+            # vpcd port is closed and drop a socket file a killed pcscd left behind.
+            i=0
+            while listening && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+            kill -0 "$pid" 2>/dev/null || rm -f "$SOCKET"
             echo "pcscd: stopped (pid $pid)"
         fi
         rm -f "$PIDFILE"

@@ -12,7 +12,6 @@ import pytest
 
 from gw_emulators.milenage import Milenage, make_autn, recover_sqn_from_auts
 from gw_emulators.usim import VirtualUsim
-from gw_emulators.vpcd import VpcdCard
 from gw_plugins.krypton.sim import MacFailure, Sim, SimError, SyncFailure, list_readers, open_sim
 
 from .conftest import h
@@ -35,12 +34,10 @@ def wait_for_sim(reader: str, timeout: float = 15.0) -> Sim:
 
 
 @pytest.fixture
-def inserted(pcscd):
+def inserted(vpcd_insert):
+    """The virtual USIM in reader 00 00, already served by pcscd (removed and awaited gone after the test)."""
     usim = VirtualUsim("440103123456789", h(SET1["K"]), h(SET1["OPc"]), SET1["SQN"] - 1)
-    card = VpcdCard(usim).start()
-    assert card.wait_connected(10), "vpcd did not accept the virtual card on port 35963"
-    yield usim, card
-    card.stop()
+    return usim, vpcd_insert(usim)
 
 
 def test_imsi_and_authenticate_through_pcscd(inserted):
