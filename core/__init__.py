@@ -4,8 +4,6 @@ Kept tiny on purpose: the cache-hit path imports this package, so nothing heavy
 (pluggy, boto3, requests) may be imported here. ``hookimpl`` is created lazily.
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 

@@ -25,8 +25,6 @@ use; then the margin is half the lifetime (15-minute STS sessions are served for
 Long-lived credentials (no expiry) are never written.
 """
 
-from __future__ import annotations
-
 import os
 import time
 from .crypto import seal, unseal
@@ -86,7 +84,7 @@ class EntryHeader:
         return " ".join(fields).encode() + b"\n"
 
     @classmethod
-    def parse(cls, line: bytes) -> EntryHeader | None:
+    def parse(cls, line: bytes) -> "EntryHeader | None":
         try:
             parts = line.decode().rstrip("\n").split(" ", 10)
             if len(parts) != 11 or parts[0] != MAGIC:
@@ -117,7 +115,7 @@ def config_stamp(path: str) -> tuple[int, int, int]:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def read_entry(path: str) -> tuple[EntryHeader, bytes, bytes] | None:
+def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
     """(header, header line, sealed body) of a cache file, or None if absent/unreadable."""
     try:
         with open(path, "rb") as f:
@@ -146,11 +144,11 @@ class Cache:
         safe = "".join(c if c.isalnum() or c in "-." else "_" for c in f"{plugin}.{name}")
         return f"_state.{safe}"
 
-    def header(self, name: str) -> EntryHeader | None:
+    def header(self, name: str) -> "EntryHeader | None":
         entry = read_entry(self.path(name))
         return entry[0] if entry else None
 
-    def load(self, name: str, key: bytes) -> tuple[EntryHeader, bytes] | None:
+    def load(self, name: str, key: bytes) -> "tuple[EntryHeader, bytes] | None":
         """Decrypt an entry: (header, plaintext). Raises ValueError if it is damaged."""
         entry = read_entry(self.path(name))
         if entry is None:

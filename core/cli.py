@@ -5,8 +5,6 @@ config parsing, no plugins); everything else goes through argparse. Every
 expected failure is a :class:`gw.errors.GwError` printed as one line.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 

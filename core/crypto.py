@@ -5,11 +5,8 @@ use) or, with ``settings.key_store = "keyring"``, in the OS keyring. A key file
 readable by others is refused with a message that says how to fix it.
 """
 
-from __future__ import annotations
-
 import os
 
-from .errors import CacheError
 from .paths import ensure_dir, private_file_problem
 
 KEY_SIZE = 32
@@ -51,6 +48,12 @@ def unseal(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise ValueError("sealed data failed authentication") from exc
 
 
+def _refuse(message: str) -> Exception:
+    from .errors import CacheError  # imported only on failure: the cache-hit path never needs it
+
+    return CacheError(message)
+
+
 def read_key_file(path: str) -> bytes | None:
     """The key in ``path``; None if missing. Raises CacheError if unsafe or damaged."""
     try:
@@ -58,16 +61,16 @@ def read_key_file(path: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise CacheError(f"cannot read the key file {path}: {exc.strerror}") from None
+        raise _refuse(f"cannot read the key file {path}: {exc.strerror}") from None
     try:
         problem = private_file_problem(path, os.fstat(fd))
         if problem:
-            raise CacheError(f"refusing to use the encryption key: {problem}")
+            raise _refuse(f"refusing to use the encryption key: {problem}")
         key = os.read(fd, KEY_SIZE + 1)
     finally:
         os.close(fd)
     if len(key) != KEY_SIZE:
-        raise CacheError(
+        raise _refuse(
             f"the key file {path} is damaged; remove it to start over "
             "(the cache and the vault encrypted with it become unreadable)"
         )
@@ -103,12 +106,14 @@ def load_key(state_dir: str, store: str = "file", *, create: bool = True) -> byt
         try:
             key = _create_key_file(path)
         except OSError as exc:
-            raise CacheError(f"cannot create the key file {path}: {exc.strerror}") from None
+            raise _refuse(f"cannot create the key file {path}: {exc.strerror}") from None
     return key
 
 
 def _keyring_key(create: bool) -> bytes | None:
     import base64
+
+    from .errors import CacheError
 
     try:
         import keyring

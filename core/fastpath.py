@@ -7,8 +7,6 @@ and inode), the key is a private key file, and the entry authenticates. In every
 other case it returns False and the ordinary path decides (and explains).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time

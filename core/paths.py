@@ -9,8 +9,6 @@ same directory, fsync, ``os.replace``), so a killed writer never leaves a partia
 Only ``os`` is imported here: the cache-hit path uses these functions.
 """
 
-from __future__ import annotations
-
 import os
 
 
