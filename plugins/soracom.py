@@ -306,15 +306,14 @@ def gw_step_types() -> list[StepType]:
 
 # -- commands -------------------------------------------------------------------------
 def profile_document(cred: SoracomCredentials, coverage: str | None = None) -> dict[str, Any]:
-    """The soracom-cli profile JSON for these credentials (protocols.md section 3)."""
-    if cred.auth_key_id:
-        doc: dict[str, Any] = {"authKeyId": cred.auth_key_id, "authKey": cred.auth_key}
-    elif cred.email:
-        doc = {"email": cred.email, "password": cred.password}
-    else:
-        doc = {"operatorId": cred.operator_id, "username": cred.username, "password": cred.password}
-    if cred.mfa_code:
-        doc["mfaOTPCode"] = cred.mfa_code
+    """The soracom-cli profile JSON for these credentials (protocols.md section 3).
+
+    The same fields as the ``/v1/auth`` body, except that the profile file spells
+    the SAM user name ``username`` (lowercase n).
+    """
+    doc = cred.auth_body()
+    if "userName" in doc:
+        doc["username"] = doc.pop("userName")
     doc["coverageType"] = coverage or cred.coverage or "jp"
     return doc
 
