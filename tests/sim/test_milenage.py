@@ -74,3 +74,18 @@ def test_bad_arguments_are_refused():
         make_autn(m, bytes(16), 1 << 48)
     with pytest.raises(ValueError):
         recover_sqn_from_auts(m, bytes(16), bytes(13))
+
+
+def test_bundled_vectors_are_the_published_ones():
+    import json
+    import os
+
+    from .conftest import BUNDLED_VECTORS, SHARED_VECTORS
+
+    if not SHARED_VECTORS.exists():
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"CI must have the published vectors at {SHARED_VECTORS}")
+        import pytest
+
+        pytest.skip(f"no published vectors at {SHARED_VECTORS}")
+    assert json.loads(BUNDLED_VECTORS.read_text()) == json.loads(SHARED_VECTORS.read_text())
