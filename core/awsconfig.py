@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 
 from .errors import ConfigError
 from .paths import atomic_write, ensure_dir
@@ -80,7 +79,8 @@ def set_credential_process(path: str, aws_profile: str, command: str, extra: dic
 
     ensure_dir(os.path.dirname(path))
     if os.path.exists(path):
-        shutil.copy2(path, path + ".gw-backup")
-        os.chmod(path + ".gw-backup", 0o600)
+        # Created 0600 from the start (a copy would be umask-readable until a chmod).
+        with open(path, "rb") as f:
+            atomic_write(path + ".gw-backup", f.read(), 0o600)
     atomic_write(path, "".join(lines).encode(), mode)
     return outcome

@@ -14,7 +14,13 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] == "credential-process":
         from .fastpath import exit_now, serve_credential_process
 
-        if serve_credential_process(args[1:]):
+        try:
+            served = serve_credential_process(args[1:])
+        except BrokenPipeError:  # the reader went away: no traceback, like the ordinary path
+            if argv is None:
+                os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again
+            return 1
+        if served:
             if argv is None:  # a real process, not a call from Python code
                 exit_now()
             return 0

@@ -38,14 +38,18 @@ def add_core_commands(sub):
     p = sub.add_parser("check", help="validate the config and say exactly what is wrong and where")
     p.set_defaults(handler=cmd_check)
 
-    cache = sub.add_parser("cache", help="inspect or clear cached credentials").add_subparsers(metavar="ACTION")
+    cache = sub.add_parser("cache", help="inspect or clear cached credentials").add_subparsers(
+        metavar="ACTION", dest="cache_action", required=True
+    )
     p = cache.add_parser("list", help="cached entries and their expiry (no key needed)")
     p.set_defaults(handler=cmd_cache_list)
     p = cache.add_parser("clear", help="drop cached credentials (all, or one profile)")
     p.add_argument("--profile")
     p.set_defaults(handler=cmd_cache_clear)
 
-    vault = sub.add_parser("vault", help="gw's local encrypted secret store").add_subparsers(metavar="ACTION")
+    vault = sub.add_parser("vault", help="gw's local encrypted secret store").add_subparsers(
+        metavar="ACTION", dest="vault_action", required=True
+    )
     p = vault.add_parser("set", help="store a secret (read from the terminal, or stdin when piped)")
     p.add_argument("name")
     p.set_defaults(handler=cmd_vault_set)
@@ -55,7 +59,9 @@ def add_core_commands(sub):
     p.add_argument("name")
     p.set_defaults(handler=cmd_vault_rm)
 
-    setup = sub.add_parser("setup", help="wire gw into other tools' config files").add_subparsers(metavar="TARGET")
+    setup = sub.add_parser("setup", help="wire gw into other tools' config files").add_subparsers(
+        metavar="TARGET", dest="setup_action", required=True
+    )
     p = setup.add_parser("aws", help="add credential_process for a profile to ~/.aws/config")
     p.add_argument("--profile", required=True, help="the gw profile")
     p.add_argument("--aws-profile", help="the AWS profile name to write (default: same as --profile)")

@@ -18,8 +18,13 @@ from .locks import file_lock
 from .paths import atomic_write, ensure_dir
 
 
+def _normalise(seed: str) -> str:
+    """The seed as pyotp reads it: the same key written with spaces or in lower case is one seed."""
+    return "".join(seed.split()).upper().rstrip("=")
+
+
 def _seed_id(seed: str) -> str:
-    return hashlib.sha256(b"gw-totp\0" + seed.encode()).hexdigest()[:32]
+    return hashlib.sha256(b"gw-totp\0" + _normalise(seed).encode()).hexdigest()[:32]
 
 
 def fresh_code(
@@ -35,7 +40,7 @@ def fresh_code(
     import pyotp
 
     try:
-        generator = pyotp.TOTP(seed.replace(" ", "").upper(), digits=digits, interval=period)
+        generator = pyotp.TOTP(_normalise(seed), digits=digits, interval=period)
         generator.byte_secret()
     except Exception as exc:  # pyotp's messages never include the seed
         raise SecretError(f"the TOTP seed is unusable (base32, at least 112 bits): {exc}") from None
