@@ -93,11 +93,32 @@ class App:
             return beside
         raise ConfigError("cannot find the gw executable on PATH")
 
-    def context(self, profile: str):
-        """A :class:`gw.chain.ChainContext` for commands (status, warn, state, run_step)."""
+    def context(self, profile: str, step: str | None = None):
+        """A :class:`gw.steps.StepContext` for commands (status, warn, state, run_step).
+
+        With ``step``, it is the context that step type's runs get, private state included.
+        """
         from .chain import ChainContext
 
-        return ChainContext(self, profile)
+        if step is None:
+            return ChainContext(self, profile)
+        config = self.config.profile(profile)
+        index = next((i for i, raw in enumerate(config.steps) if raw.get("use") == step), -1)
+        return ChainContext(self, profile, index, self.context(profile).find_step_type(step))
+
+    def step_options(self, profile: str, step: str, **overrides: Any) -> dict[str, Any]:
+        """The checked options (defaults filled in) of the profile's first ``step`` step, with overrides."""
+        from .chain import check_options
+
+        config = self.config.profile(profile)
+        raw = next((dict(s) for s in config.steps if s.get("use") == step), None)
+        if raw is None:
+            raise ConfigError(f"profile {profile!r} has no {step} step")
+        raw.update(overrides)
+        values, problems = check_options(self.context(profile).find_step_type(step), raw, self.registry.schemes)
+        if problems:
+            raise ConfigError(f"profile {profile!r}, {step} step: {problems[0]}")
+        return values
 
     # -- checking --------------------------------------------------------------
     def plan(self, profile: Profile):
@@ -140,8 +161,39 @@ class App:
         for value in credential.secrets():
             self.ui.scrubber.add(value)
         if header.stamp != self.config_stamp or header.config_path != self.config.path:
-            self._store(profile, credential, quiet=True)  # re-stamp so the fast path serves it again
+            self._restamp(profile, credential, header)
         return credential
+
+    def profile_lock(self, name: str, timeout: float | None = None):
+        """The inter-process lock that guards a profile's cache entry."""
+        if timeout is None:
+            try:
+                timeout = self.config.settings.lock_timeout
+            except ConfigError:  # e.g. gw cache clear with a broken config
+                timeout = 120.0
+        return file_lock(
+            os.path.join(self.state_dir, "locks", f"{name}.lock"),
+            timeout,
+            f"profile {name!r}",
+            on_wait=lambda: self.ui.info(f"another gw process is busy with {name!r}; waiting for it"),
+            on_unavailable=self.ui.warn,
+        )
+
+    def _restamp(self, profile: Profile, credential: Credential, header: EntryHeader) -> None:
+        """Rewrite an entry with the current config stamp, so the fast path serves it again.
+
+        Only when the profile lock is free right now and the entry is still the one just
+        read: never resurrect an entry that ``gw cache clear`` or a fetch replaced meanwhile.
+        """
+        from .errors import LockTimeout
+
+        try:
+            with self.profile_lock(profile.name, timeout=0) as locked:
+                current = self.cache.header(profile.name)
+                if locked and current is not None and current.line() == header.line():
+                    self._store(profile, credential, quiet=True)
+        except LockTimeout:
+            pass
 
     @property
     def config_stamp(self) -> tuple[int, int, int]:
@@ -211,14 +263,7 @@ class App:
             if credential is not None:
                 self._issued(name, credential, True)
                 return credential
-            lock = os.path.join(self.state_dir, "locks", f"{name}.lock")
-            with file_lock(
-                lock,
-                self.config.settings.lock_timeout,
-                f"profile {name!r}",
-                on_wait=lambda: self.ui.info(f"another gw process is fetching {name!r}; waiting for it"),
-                on_unavailable=self.ui.warn,
-            ):
+            with self.profile_lock(name):
                 credential = None if refresh else self.cached(profile, require)
                 if credential is not None:
                     self._issued(name, credential, True)

@@ -218,10 +218,6 @@ def cmd_cache_list(ns, app) -> int:
 
 
 def cmd_cache_clear(ns, app) -> int:
-    import json
-
-    from .credentials import credential_from_dict
-
     names = [n for n in app.cache.names() if not n.startswith("_state.")]
     if ns.profile:
         names = [n for n in names if n == ns.profile]
@@ -230,19 +226,32 @@ def cmd_cache_clear(ns, app) -> int:
     else:
         names += [n for n in app.cache.names() if n.startswith("_state.")]
     for name in names:
-        header = app.cache.header(name)
-        if header and not name.startswith("_state.") and header.expires_at > time.time():
-            try:
-                loaded = app.cache.load(name, app.key())
-                doc = json.loads(loaded[1].partition(b"\n")[2]) if loaded else None
-                if doc:
-                    credential = credential_from_dict(doc["kind"], doc["data"])
-                    app.registry.hook.gw_cache_cleared(profile=name, credential=credential, context=app.context(name))
-            except (ValueError, KeyError, GwError) as exc:
-                app.ui.warn(f"could not revoke the cached credentials of {name!r}: {exc}")
-        app.cache.remove(name)
+        if name.startswith("_state."):
+            app.cache.remove(name)
+            continue
+        with app.profile_lock(name):  # not while a fetch or a re-stamp of this profile is writing
+            _revoke_and_remove(app, name)
     app.emit(f"cleared {len([n for n in names if not n.startswith('_state.')])} cached profile(s)")
     return 0
+
+
+def _revoke_and_remove(app, name: str) -> None:
+    """Let plugins revoke a live cached credential upstream, then drop the entry."""
+    import json
+
+    from .credentials import credential_from_dict
+
+    header = app.cache.header(name)
+    if header and header.expires_at > time.time():
+        try:
+            loaded = app.cache.load(name, app.key())
+            doc = json.loads(loaded[1].partition(b"\n")[2]) if loaded else None
+            if doc:
+                credential = credential_from_dict(doc["kind"], doc["data"])
+                app.registry.hook.gw_cache_cleared(profile=name, credential=credential, context=app.context(name))
+        except (ValueError, KeyError, GwError) as exc:
+            app.ui.warn(f"could not revoke the cached credentials of {name!r}: {exc}")
+    app.cache.remove(name)
 
 
 # -- the vault ---------------------------------------------------------------------------

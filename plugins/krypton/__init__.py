@@ -120,10 +120,9 @@ def _field(doc: Any, key: str, what: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(path, 0o600)
+    from gw.paths import atomic_write
+
+    atomic_write(str(path), text.encode(), 0o600)
 
 
 def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
@@ -261,39 +260,10 @@ def _probe(args: Any, app: Any) -> int:
     return 0
 
 
-def _profile_options(app: Any, profile: str, operation: str) -> dict[str, Any]:
-    from gw.chain import check_options
-    from gw.errors import ConfigError
-
-    profiles = app.config.profiles
-    if profile not in profiles:
-        raise ConfigError(f"no profile named {profile!r}")
-    raw = next((dict(s) for s in profiles[profile].steps if s.get("use") == "krypton"), {})
-    raw["operation"] = operation
-    step = next(s for s in gw_step_types() if s.name == "krypton")
-    values, problems = check_options(step, raw, [])
-    if problems:
-        raise ConfigError(f"profile {profile!r} krypton step: {problems[0]}")
-    return values
-
-
-def _step_context(app: Any, profile: str) -> Any:
-    """A context that shares the krypton step's private state (its stored sessions)."""
-    try:
-        from gw.chain import ChainContext
-
-        step = app.registry.step_types["krypton"]
-    except (ImportError, KeyError, AttributeError):
-        return app.context(profile)
-    steps = app.config.profiles[profile].steps
-    index = next((i for i, s in enumerate(steps) if s.get("use") == "krypton"), 0)
-    return ChainContext(app, profile, index, step)
-
-
 def _call(args: Any, app: Any) -> int:
     from gw.errors import UsageError
 
-    options = _profile_options(app, args.profile, args.operation)
+    options = app.step_options(args.profile, "krypton", operation=args.operation)
     params = dict(options.get("request_parameters") or {})
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -301,8 +271,8 @@ def _call(args: Any, app: Any) -> int:
             raise UsageError(f"--param wants KEY=VALUE, not {item!r}")
         params[key] = value
     options["request_parameters"] = params or None
-    ctx = _step_context(app, args.profile)
-    reply, _imsi = perform(ctx, options)
+    # The krypton step's own context: the Krypton session it keeps is the profile's.
+    reply, _imsi = perform(app.context(args.profile, step="krypton"), options)
     document = reply.document()
     app.emit(document if isinstance(document, str) else json.dumps(document, indent=2))
     return 0
