@@ -136,7 +136,7 @@ def test_a_lock_holder_killed_with_sigkill_leaves_no_stale_lock(aws_home, iam_us
     askpass.chmod(0o700)
     home.extra_settings.update(askpass=str(askpass), lock_timeout=8)
     home.write_config(role_profile().replace(
-        f'role_arn = "', 'mfa_serial = "arn:aws:iam::123456789012:mfa/me", mfa_code = "prompt", role_arn = "'))
+        'role_arn = "', 'mfa_serial = "arn:aws:iam::123456789012:mfa/me", mfa_code = "prompt", role_arn = "'))
     flag.touch()
     holder = home.popen("credential-process", "--profile", "role")
     deadline = time.monotonic() + 30
