@@ -156,12 +156,13 @@ def cmd_plugins(ns, app) -> int:
     for name in registry.plugin_names():
         steps = [s for s in registry.step_types.values() if s.plugin == name]
         schemes = [s.prefix for s in registry.schemes if s.plugin == name]
+        commands = [f"gw {c}" for c, owner in registry.command_owners.items() if owner == name]
         described = [f"{s.name} ({', '.join(s.consumes) or 'source'} -> "
                      f"{s.produces if isinstance(s.produces, str) else 'depends on options'})" for s in steps]
-        rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-"])
+        rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-", "\n".join(commands) or "-"])
     for name, reason in registry.failed.items():
-        rows.append([name, f"FAILED TO LOAD: {reason}", "-"])
-    _table("plugins", ["plugin", "step types (consumes -> produces)", "secret schemes"], rows)
+        rows.append([name, f"FAILED TO LOAD: {reason}", "-", "-"])
+    _table("plugins", ["plugin", "step types (consumes -> produces)", "secret schemes", "commands"], rows)
     return 0
 
 

@@ -25,6 +25,7 @@ class Registry:
     step_types: dict[str, StepType] = field(default_factory=dict)
     schemes: list[SecretScheme] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+    command_owners: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,8 +71,11 @@ def load_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     for impl in pm.hook.gw_secret_schemes.get_hookimpls():
         for scheme in impl.function() or []:
             registry.schemes.append(_owned(scheme, _plugin_name(pm, impl.plugin)))
-    for result in pm.hook.gw_commands():
-        registry.commands.extend(result or [])
+    for impl in pm.hook.gw_commands.get_hookimpls():
+        for command in impl.function() or []:
+            registry.commands.append(command)
+            name = f"setup {command.name}" if command.setup_target else command.name
+            registry.command_owners[name] = _plugin_name(pm, impl.plugin)
     return registry
 
 
