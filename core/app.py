@@ -48,7 +48,11 @@ class App:
         if self._registry is None:
             from .plugins import load_registry
 
-            self._registry = load_registry()
+            try:
+                disabled = self.config.settings.disable_plugins
+            except ConfigError:
+                disabled = []
+            self._registry = load_registry(disabled=disabled)
         return self._registry
 
     def key(self) -> bytes:
@@ -93,31 +97,47 @@ class App:
             return beside
         raise ConfigError("cannot find the gw executable on PATH")
 
-    def context(self, profile: str, step: str | None = None):
-        """A :class:`gw.steps.StepContext` for commands (status, warn, state, run_step).
+    @property
+    def chain_env(self):
+        """The narrow services a running chain gets (:class:`gw.chain.ChainEnv`)."""
+        from .chain import ChainEnv
 
-        With ``step``, it is the context that step type's runs get, private state included.
-        """
-        from .chain import ChainContext
+        return ChainEnv(settings=self.config.settings, ui=self.ui, registry=self.registry,
+                        state_dir=self.state_dir, vault=lambda: self.vault, state=StateStore(self))
+
+    def context(self, profile: str, step: str | None = None):
+        """A :class:`gw.plugin.StepContext`; with ``step``, the one that step type's runs get."""
+        from .chain import ChainContext, find_step_type
 
         if step is None:
-            return ChainContext(self, profile)
-        config = self.config.profile(profile)
-        index = next((i for i, raw in enumerate(config.steps) if raw.get("use") == step), -1)
-        return ChainContext(self, profile, index, self.context(profile).find_step_type(step))
+            return ChainContext(self.chain_env, profile)
+        return ChainContext(self.chain_env, profile, -1, find_step_type(self.registry, step))
 
     def step_options(self, profile: str, step: str, **overrides: Any) -> dict[str, Any]:
         """The checked options (defaults filled in) of the profile's first ``step`` step, with overrides."""
-        from .chain import check_options
+        from .chain import check_options, find_step_type
 
         config = self.config.profile(profile)
         raw = next((dict(s) for s in config.steps if s.get("use") == step), None)
         if raw is None:
             raise ConfigError(f"profile {profile!r} has no {step} step")
         raw.update(overrides)
-        values, problems = check_options(self.context(profile).find_step_type(step), raw, self.registry.schemes)
+        values, problems = check_options(find_step_type(self.registry, step), raw, self.registry.schemes)
         if problems:
             raise ConfigError(f"profile {profile!r}, {step} step: {problems[0]}")
+        return values
+
+    def table(self, profile: str, name: str) -> dict[str, Any]:
+        """A plugin-owned profile table, checked, with defaults filled in."""
+        from .chain import check_table
+
+        spec = self.registry.tables.get(name)
+        raw = self.config.profile(profile).tables.get(name, {})
+        if spec is None:
+            return dict(raw)
+        values, problems = check_table(spec, raw, self.registry.schemes)
+        if problems:
+            raise ConfigError(f"profile {profile!r}, {name} table: {problems[0]}")
         return values
 
     # -- checking --------------------------------------------------------------
@@ -153,7 +173,7 @@ class App:
         _, plaintext = loaded
         try:
             doc = json.loads(plaintext.partition(b"\n")[2])
-            credential = credential_from_dict(doc["kind"], doc["data"])
+            credential = self.credential_from_dict(doc["kind"], doc["data"])
         except (ValueError, KeyError, TypeError):
             self.ui.warn(f"the cached credentials of profile {profile.name!r} were unreadable; fetching new ones")
             self.cache.remove(profile.name)
@@ -229,6 +249,9 @@ class App:
                 reason = getattr(exc, "strerror", None) or str(exc)
                 self.ui.warn(f"credentials of profile {profile.name!r} were not cached ({reason})")
 
+    def state_delete(self, plugin: str, name: str) -> None:
+        self.cache.remove(self.cache.state_name(plugin, name))
+
     def state_get(self, plugin: str, name: str) -> dict[str, Any] | None:
         entry_name = self.cache.state_name(plugin, name)
         header = self.cache.header(entry_name)
@@ -282,17 +305,29 @@ class App:
 
         planned = planned or self.plan(profile)
         upstream: Credential | None = None
+        env = self.chain_env
         for index, (step, values) in enumerate(planned):
-            upstream = run_step(self, profile.name, index, step, values, upstream)
+            upstream = run_step(env, profile.name, index, step, values, upstream)
         assert upstream is not None
         if profile.region and isinstance(upstream, AwsCredentials) and not upstream.region:
             upstream.region = profile.region
         return upstream
 
+    def credential_from_dict(self, kind: str, data: dict[str, Any]) -> Credential:
+        """Rebuild a cached credential; a plugin's kind loads the plugins to find its class."""
+        from .credentials import KINDS
+
+        if kind not in KINDS:
+            cls = self.registry.kinds.get(kind)
+            if cls is None:
+                raise ValueError(f"unknown credential kind {kind!r}")
+            return cls.from_dict(data)
+        return credential_from_dict(kind, data)
+
     def _issued(self, name: str, credential: Credential, from_cache: bool) -> None:
         if from_cache and self._registry is None:
             return  # loading every plugin just to report a cache hit would defeat the cache
-        self.registry.hook.gw_credentials_issued(profile=name, credential=credential, from_cache=from_cache)
+        self.registry.call("gw_credentials_issued", profile=name, credential=credential, from_cache=from_cache)
 
 
 @contextlib.contextmanager
@@ -310,3 +345,19 @@ def chain_marker(profile: str) -> Iterator[None]:
             os.environ.pop("GW_CHAIN", None)
         else:
             os.environ["GW_CHAIN"] = before
+
+
+class StateStore:
+    """Plugins' private encrypted state entries (what ``ctx.state_get/put/delete`` reach)."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def get(self, plugin: str, name: str) -> dict[str, Any] | None:
+        return self._app.state_get(plugin, name)
+
+    def put(self, plugin: str, name: str, data: dict[str, Any], expires_at: float) -> None:
+        self._app.state_put(plugin, name, data, expires_at)
+
+    def delete(self, plugin: str, name: str) -> None:
+        self._app.state_delete(plugin, name)

@@ -9,17 +9,17 @@ options are resolved just before their step runs.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import secrets
-from .config import Profile, suggest, type_name
+from .config import Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, StepError
 from .steps import StepType
-
-if TYPE_CHECKING:
-    from .app import App
+from .ui import UI
 
 
 def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tuple[dict[str, Any], list[str]]:
@@ -70,6 +70,11 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
     for index, raw in enumerate(profile.steps):
         where = f"{config_path}: {profile.where(index)}"
         step = registry.step_types.get(raw["use"])
+        if step is None and raw["use"] in registry.conflicts:
+            problems.append(f"{where}: step type {raw['use']!r} is offered by two plugins: "
+                            f"{' and '.join(registry.conflicts[raw['use']])}; disable one (GW_DISABLE_PLUGINS)")
+            previous_kind = None
+            continue
         if step is None:
             hint = suggest(raw["use"], registry.step_types)
             if registry.failed:
@@ -92,24 +97,52 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
         except Exception:
             previous_kind = None
         planned.append((step, values))
+    for name, table in profile.tables.items():
+        where = f"{config_path}: {profile.where()}.{name}"
+        spec = registry.tables.get(name)
+        if spec is None:
+            problems.append(f"{where}: unknown profile table{suggest(name, list(registry.tables) + ['steps'])}")
+            continue
+        _, table_problems = check_table(spec, table, registry.schemes)
+        problems.extend(f"{where}: {p}" for p in table_problems)
     return planned, problems
 
 
-class ChainContext:
-    """The :class:`gw.steps.StepContext` the core hands to a running step."""
+def check_table(spec: Any, table: dict[str, Any], schemes: list) -> tuple[dict[str, Any], list[str]]:
+    """Validate a plugin-owned profile table like a step's options."""
+    shim = StepType(name=spec.name, run=lambda *a: None, produces="", options=spec.options, check=spec.check)
+    return check_options(shim, {k: v for k, v in table.items() if k != "use"}, schemes)
 
-    def __init__(self, app: App, profile: str, step_index: int = -1, step: StepType | None = None) -> None:
-        self.app = app
+
+@dataclass
+class ChainEnv:
+    """The narrow set of core services a running chain needs (not the whole App)."""
+
+    settings: Settings
+    ui: UI
+    registry: Any
+    state_dir: str
+    vault: Callable[[], Any]
+    state: Any  # gw.app.StateStore: get/put/delete of plugin state entries
+
+
+class ChainContext:
+    """The :class:`gw.plugin.StepContext` the core hands to a running step."""
+
+    def __init__(self, env: ChainEnv, profile: str, step_index: int = -1, step: StepType | None = None) -> None:
+        self.env = env
         self.profile = profile
         self.step_index = step_index
         self.step_type = step.name if step else ""
         self.plugin = step.plugin if step else "core"
-        self.state_dir = Path(app.state_dir)
+        self.state_dir = Path(env.state_dir)
+        self.secret_label = "secret"
+        self.code_account: str | None = None
 
     # -- environment --------------------------------------------------------
     @property
     def ca_bundle(self) -> str | None:
-        return self.app.config.settings.ca_bundle
+        return self.env.settings.ca_bundle
 
     @property
     def tls_verify(self) -> bool | str:
@@ -117,64 +150,96 @@ class ChainContext:
 
     @property
     def schemes(self) -> list:
-        return self.app.registry.schemes
-
-    @property
-    def vault(self):
-        return self.app.vault
+        return self.env.registry.schemes
 
     # -- output -----------------------------------------------------------
     def status(self, message: str) -> contextlib.AbstractContextManager[None]:
-        return self.app.ui.status(message)
+        return self.env.ui.status(message)
 
     def info(self, message: str) -> None:
-        self.app.ui.info(message)
+        self.env.ui.info(message)
 
     def warn(self, message: str) -> None:
-        self.app.ui.warn(message)
+        self.env.ui.warn(message)
 
     # -- secrets ------------------------------------------------------------
     def add_secret(self, value: str | None) -> None:
-        self.app.ui.scrubber.add(value)
+        self.env.ui.scrubber.add(value)
 
     def resolve_secret(self, ref: Any, *, label: str = "secret") -> str:
-        return secrets.resolve(ref, self, label)
+        before = self.secret_label
+        self.secret_label = label
+        try:
+            return secrets.resolve(ref, self, label)
+        finally:
+            self.secret_label = before
+
+    def vault_get(self, name: str) -> str:
+        return self.env.vault().get(name)
 
     def ask(self, label: str, secret: bool = True) -> str:
         from .prompt import ask
 
-        settings = self.app.config.settings
+        settings = self.env.settings
         return ask(label, secret=secret, askpass=settings.askpass, timeout=settings.prompt_timeout)
 
-    def totp(self, seed: str, *, period: int, digits: int, label: str) -> str:
+    def one_time_code(self, account: str, produce: Callable[[float], str], *, period: int = 30,
+                      label: str = "one-time code") -> str:
         from .totp import fresh_code
 
         def waiting(seconds: float) -> None:
             self.info(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
 
         return fresh_code(
-            seed, self.app.state_dir, period=period, digits=digits,
-            lock_timeout=self.app.config.settings.lock_timeout, on_wait=waiting,
+            self.code_account or account, produce, self.env.state_dir, period=period,
+            lock_timeout=self.env.settings.lock_timeout, on_wait=waiting,
         )
+
+    def lock(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[bool]:
+        from .plugin import named_lock
+
+        return named_lock(self.env.state_dir, f"{self.plugin}.{name}",
+                          timeout=self.env.settings.lock_timeout if timeout is None else timeout,
+                          what=f"{self.plugin} {name}")
+
+    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        if getattr(self.env.registry.hook, name, None) is None:
+            return []
+        return self.env.registry.call(name, **kwargs)
 
     # -- private state ------------------------------------------------------
     def state_get(self, name: str) -> dict[str, Any] | None:
-        return self.app.state_get(self.plugin, name)
+        return self.env.state.get(self.plugin, name)
 
     def state_put(self, name: str, data: dict[str, Any], expires_at: float) -> None:
-        self.app.state_put(self.plugin, name, data, expires_at)
+        self.env.state.put(self.plugin, name, data, expires_at)
 
     def state_delete(self, name: str) -> None:
-        self.app.cache.remove(self.app.cache.state_name(self.plugin, name))
+        self.env.state.delete(self.plugin, name)
 
     # -- other steps ----------------------------------------------------------
     def find_step_type(self, name: str) -> StepType:
-        try:
-            return self.app.registry.step_types[name]
-        except KeyError:
-            raise ConfigError(f"step type {name!r} is not available (is its plugin installed?)") from None
+        return find_step_type(self.env.registry, name)
 
     def run_step(self, name: str, options: dict[str, Any], upstream: Credential | None) -> Credential:
+        step = self.find_step_type(name)
+        values, problems = check_options(step, options, self.schemes)
+        if problems:
+            raise ConfigError(f"{name}: {problems[0]}")
+        return run_step(self.env, self.profile, self.step_index, step, values, upstream)
+
+
+def find_step_type(registry: Any, name: str) -> StepType:
+    try:
+        return registry.step_types[name]
+    except KeyError:
+        if name in registry.conflicts:
+            raise ConfigError(f"step type {name!r} is offered by two plugins: "
+                              f"{' and '.join(registry.conflicts[name])}; disable one") from None
+        raise ConfigError(f"step type {name!r} is not available (is its plugin installed?)") from None
+
+
+def run_step(self, name: str, options: dict[str, Any], upstream: Credential | None) -> Credential:
         step = self.find_step_type(name)
         values, problems = check_options(step, options, self.schemes)
         if problems:
@@ -183,14 +248,19 @@ class ChainContext:
 
 
 def run_step(
-    app: App, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
+    env: ChainEnv, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
 ) -> Credential:
     """Resolve a step's secret options and run it, turning surprises into clear errors."""
-    ctx = ChainContext(app, profile, index, step)
+    ctx = ChainContext(env, profile, index, step)
     resolved = dict(values)
     for key, spec in step.options.items():
         if spec.secret and resolved.get(key) is not None:
-            resolved[key] = secrets.resolve(resolved[key], ctx, label=key.replace("_", " "))
+            account = values.get(spec.account) if spec.account else None
+            ctx.code_account = f"{step.name}:{account}" if isinstance(account, str) and account else None
+            try:
+                resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
+            finally:
+                ctx.code_account = None
     try:
         result = step.run(ctx, resolved, upstream)
     except GwError:

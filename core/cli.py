@@ -81,8 +81,9 @@ def build_parser(app, args: list[str]):
     parser.add_argument("--version", action="version", version=f"gw {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $GW_CONFIG or ~/.config/gw/config.toml)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    setup_sub = commands.add_core_commands(sub)
+    groups = commands.add_core_commands(sub)
     if _needs_plugins(args):
+        from .command_context import AppCommandContext
         from .errors import ConfigError
 
         try:
@@ -90,12 +91,24 @@ def build_parser(app, args: list[str]):
         except ConfigError as exc:
             app.ui.warn(str(exc))
             plugin_commands = []
+        context = AppCommandContext(app)
         for command in plugin_commands:
-            target = setup_sub if command.setup_target else sub
-            p = target.add_parser(command.name, help=command.help, description=command.help)
-            command.configure(p)
-            p.set_defaults(handler=command.run)
+            target = groups[command.group] if command.group else sub
+            try:
+                p = target.add_parser(command.name, help=command.help, description=command.description or command.help,
+                                      epilog=command.epilog or None,
+                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+                command.configure(p)
+            except Exception as exc:  # a plugin's broken command must not take down gw --help
+                app.ui.warn(f"plugin {command.plugin!r}: command {command.full_name!r} skipped "
+                            f"({type(exc).__name__}: {exc})")
+                continue
+            p.set_defaults(handler=_plugin_handler(command.run, context))
     return parser
+
+
+def _plugin_handler(run, context):
+    return lambda ns, app: run(ns, context)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ from datetime import datetime, timezone
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
 
-CORE_COMMANDS = {"credential-process", "env", "exec", "profiles", "plugins", "check", "cache", "vault", "setup"}
+CORE_COMMANDS = {"credential-process", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
 
 
 def add_core_commands(sub):
-    """Register the core commands; returns the ``setup`` sub-parser collection."""
+    """Register the core commands; returns the command groups (``setup``, ``serve``) plugins add to."""
     import argparse
 
     p = sub.add_parser("credential-process", help="print AWS credentials for credential_process (JSON)")
@@ -62,12 +62,10 @@ def add_core_commands(sub):
     setup = sub.add_parser("setup", help="wire gw into other tools' config files").add_subparsers(
         metavar="TARGET", dest="setup_action", required=True
     )
-    p = setup.add_parser("aws", help="add credential_process for a profile to ~/.aws/config")
-    p.add_argument("--profile", required=True, help="the gw profile")
-    p.add_argument("--aws-profile", help="the AWS profile name to write (default: same as --profile)")
-    p.add_argument("--region", help="also set region in that AWS profile")
-    p.set_defaults(handler=cmd_setup_aws)
-    return setup
+    serve = sub.add_parser("serve", help="run a local service (credentials endpoints, exchanges)").add_subparsers(
+        metavar="SERVICE", dest="serve_action", required=True
+    )
+    return {"setup": setup, "serve": serve}
 
 
 # -- credentials out ------------------------------------------------------------
@@ -178,7 +176,7 @@ def cmd_check(ns, app) -> int:
         problems += found
         for index, (step, values) in enumerate(planned):
             for key, spec in step.options.items():
-                names = vault_names(values.get(key)) if spec.secret else []
+                names = vault_names(values.get(key), app.registry.schemes) if spec.secret else []
                 if names and vault is None:
                     try:
                         vault = set(app.vault.names())
@@ -283,17 +281,3 @@ def cmd_vault_rm(ns, app) -> int:
     return 0
 
 
-# -- setup ------------------------------------------------------------------------------------
-def cmd_setup_aws(ns, app) -> int:
-    from .awsconfig import aws_config_path, credential_process_command, set_credential_process
-
-    app.config.profile(ns.profile)  # must exist
-    profile = app.config.profiles[ns.profile]
-    if app.output_kind(profile) != AWS:
-        raise ConfigError(f"profile {ns.profile!r} yields {app.output_kind(profile)}, not AWS credentials")
-    path = aws_config_path()
-    command = credential_process_command(app.gw_executable(), ns.profile)
-    extra = {"region": ns.region} if ns.region else None
-    outcome = set_credential_process(path, ns.aws_profile or ns.profile, command, extra)
-    app.emit(f"{outcome} [{'profile ' + (ns.aws_profile or ns.profile)}] in {path}: credential_process = {command}")
-    return 0

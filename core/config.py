@@ -17,9 +17,7 @@ from typing import Any
 from .errors import ConfigError
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
-PROFILE_KEYS = {"description", "steps", "login", "region"}
-LOGIN_KEYS = {"destination", "issuer", "endpoint", "partition", "duration", "logout_first", "sts_endpoint"}
-PARTITIONS = ("aws", "aws-us-gov", "aws-cn")
+PROFILE_KEYS = {"description", "steps", "region"}
 KEY_STORES = ("file", "keyring")
 
 
@@ -32,6 +30,7 @@ class Settings:
     key_store: str = "file"
     askpass: str | None = None
     prompt_timeout: float = 300.0
+    disable_plugins: list[str] = field(default_factory=list)
 
 
 SETTING_TYPES: dict[str, tuple[type, ...]] = {
@@ -40,6 +39,7 @@ SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "key_store": (str,),
     "askpass": (str,),
     "prompt_timeout": (int, float),
+    "disable_plugins": (list,),
 }
 
 
@@ -48,7 +48,7 @@ class Profile:
     name: str
     steps: list[dict[str, Any]]
     description: str = ""
-    login: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     region: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -142,6 +142,8 @@ def _parse_settings(raw: Any, path: str) -> Settings:
         if isinstance(value, bool) or not isinstance(value, SETTING_TYPES[key]):
             raise _fail(path, f"settings.{key}", f"must be {type_name(SETTING_TYPES[key][0]())}, not {type_name(value)}")
         setattr(settings, key, value)
+    if not all(isinstance(n, str) for n in settings.disable_plugins):
+        raise _fail(path, "settings.disable_plugins", "must be an array of plugin names")
     if settings.key_store not in KEY_STORES:
         raise _fail(path, "settings.key_store", f"must be one of {', '.join(KEY_STORES)}")
     if settings.lock_timeout <= 0 or settings.prompt_timeout <= 0:
@@ -157,9 +159,13 @@ def _parse_profile(name: str, raw: Any, path: str) -> Profile:
         raise _fail(path, where, "profile names use letters, digits and _ . @ - (starting with a letter or digit)")
     if not isinstance(raw, dict):
         raise _fail(path, where, "must be a table")
-    for key in raw:
-        if key not in PROFILE_KEYS:
+    tables: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        if key in PROFILE_KEYS:
+            continue
+        if not isinstance(value, dict):  # plugin tables ([profiles.x.login]) are checked with the plugins
             raise _fail(path, f"{where}.{key}", f"unknown profile option{suggest(key, PROFILE_KEYS)}")
+        tables[key] = value
     steps = raw.get("steps")
     if not isinstance(steps, list) or not steps:
         raise _fail(path, f"{where}.steps", "must be a non-empty array of steps like { use = \"...\" }")
@@ -174,17 +180,4 @@ def _parse_profile(name: str, raw: Any, path: str) -> Profile:
     region = raw.get("region")
     if region is not None and not isinstance(region, str):
         raise _fail(path, f"{where}.region", "must be a string")
-    login = raw.get("login", {})
-    if not isinstance(login, dict):
-        raise _fail(path, f"{where}.login", "must be a table")
-    for key, value in login.items():
-        if key not in LOGIN_KEYS:
-            raise _fail(path, f"{where}.login.{key}", f"unknown login option{suggest(key, LOGIN_KEYS)}")
-        expected: tuple[type, ...] = (int,) if key == "duration" else (bool,) if key == "logout_first" else (str,)
-        if not isinstance(value, expected) or (key == "duration" and isinstance(value, bool)):
-            raise _fail(path, f"{where}.login.{key}", f"must be {type_name(expected[0]())}")
-    if "partition" in login and login["partition"] not in PARTITIONS:
-        raise _fail(path, f"{where}.login.partition", f"must be one of {', '.join(PARTITIONS)}")
-    if "duration" in login and not 900 <= login["duration"] <= 43200:
-        raise _fail(path, f"{where}.login.duration", "must be between 900 and 43200 seconds")
-    return Profile(name=name, steps=steps, description=description, login=login, region=region, raw=raw)
+    return Profile(name=name, steps=steps, description=description, tables=tables, region=region, raw=raw)

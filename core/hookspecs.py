@@ -17,7 +17,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .credentials import Credential
-    from .steps import Command, SecretScheme, StepType
+    from .steps import Command, ProfileTable, SecretScheme, StepType
 
 hookspec = pluggy.HookspecMarker("gw")
 
@@ -43,7 +43,10 @@ def gw_secret_schemes() -> list[SecretScheme]:
 
 @hookspec
 def gw_commands() -> list[Command]:
-    """Return extra subcommands (``gw <name>``) or ``gw setup <name>`` targets."""
+    """Return extra subcommands: ``gw <name>``, or ``gw <group> <name>`` for ``group`` "setup" or "serve".
+
+    ``run(args, ctx)`` gets the parsed arguments and a :class:`gw.plugin.CommandContext`.
+    """
 
 
 @hookspec
@@ -64,4 +67,31 @@ def gw_cache_cleared(profile: str, credential: Credential, context: Any) -> None
 
     A plugin may revoke it upstream (e.g. SORACOM ``/v1/auth/logout``).
     Failures should be reported with ``context.warn`` and not raised.
+    """
+
+
+@hookspec
+def gw_profile_tables() -> list[ProfileTable]:
+    """Return the profile-level tables this plugin owns (``[profiles.<name>.<table>]``).
+
+    The core checks each table's options like a step's; a table no plugin owns
+    is an error naming it. Commands read tables through ``ctx.profile(name).tables``.
+    """
+
+
+@hookspec
+def gw_credential_kinds() -> list[type[Credential]]:
+    """Return credential classes (subclasses of :class:`gw.plugin.Credential`) this plugin adds.
+
+    Each needs a unique ``KIND`` name; it is cached and read back like a built-in kind.
+    """
+
+
+@hookspec
+def gw_add_hookspecs(pluginmanager: Any) -> None:
+    """Add hook specifications of this plugin's own (``pluginmanager.add_hookspecs(module)``).
+
+    This is how a plugin offers an extension point to other plugins (the krypton
+    plugin's ``gw_krypton_readers``, implemented by the demo plugin). Steps call
+    such hooks with ``ctx.call_hook(name, ...)``.
     """

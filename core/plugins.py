@@ -1,85 +1,303 @@
-"""Loading plugins and collecting what they contribute.
+"""Loading plugins, checking them, and collecting what they contribute.
 
 Every plugin - built-in or third-party - is a module in the ``gw`` entry-point
-group. A plugin that fails to import is reported on stderr and skipped, so one
-broken plugin does not take gw down; its step types are then simply unknown.
+group. Each is checked as it loads: it must import, implement only known hooks
+(a misspelled ``gw_secret_scheme`` is caught), and return well-formed
+declarations (lists of the right types, option defaults of the declared type,
+known credential kinds). A plugin that fails any check is named in one line on
+stderr, shown by ``gw plugins`` with the reason, and skipped; the rest of gw
+works. Two plugins offering one step type break only the profiles that use it.
+
+``GW_DISABLE_PLUGINS=a,b`` or ``settings.disable_plugins`` switch plugins off.
 """
 
 from __future__ import annotations
 
+import difflib
+import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import hookspecs
-from .errors import ConfigError
-from .steps import Command, SecretScheme, StepType
+from .credentials import KINDS, Credential
+from .steps import Command, Option, ProfileTable, SecretScheme, StepType
 
 ENTRY_POINT_GROUP = "gw"
+COMMAND_GROUPS = (None, "setup", "serve")
+
+
+class PluginProblem(Exception):
+    """A plugin broke a rule of the plugin API (one line, naming what)."""
 
 
 @dataclass
 class Registry:
     """Everything the loaded plugins offer, by name."""
 
-    pm: object
+    pm: Any
     step_types: dict[str, StepType] = field(default_factory=dict)
     schemes: list[SecretScheme] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
-    command_owners: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, ProfileTable] = field(default_factory=dict)
+    kinds: dict[str, type[Credential]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
 
     @property
-    def hook(self):  # pluggy's hook relay
-        return self.pm.hook  # type: ignore[attr-defined]
+    def hook(self) -> Any:
+        """pluggy's hook relay."""
+        return self.pm.hook
+
+    @property
+    def command_owners(self) -> dict[str, str]:
+        return {c.full_name: c.plugin for c in self.commands}
 
     def plugin_names(self) -> list[str]:
-        return sorted(name for name, _ in self.pm.list_name_plugin() if name)  # type: ignore[attr-defined]
+        return sorted(name for name, _ in self.pm.list_name_plugin() if name and not name.startswith("_"))
+
+    def call(self, hook: str, **kwargs: Any) -> list[Any]:
+        """Call ``hook`` on every plugin; a plugin raising is named in a warning, not fatal."""
+        results = []
+        caller = getattr(self.pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                value = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+            except Exception as exc:  # a plugin's bug must not end the command
+                print(f"gw: warning: plugin {_name(self.pm, impl.plugin)!r} failed in {hook} "
+                      f"({type(exc).__name__})", file=sys.stderr)
+                continue
+            if value is not None:
+                results.append(value)
+        return results
 
 
-def _plugin_name(pm, plugin) -> str:
-    return pm.get_name(plugin) or getattr(plugin, "__name__", "?")
+def disabled_plugins(setting: list[str] | None = None) -> list[str]:
+    names = [n.strip() for n in os.environ.get("GW_DISABLE_PLUGINS", "").split(",") if n.strip()]
+    return sorted(set(names) | set(setting or ()))
 
 
-def load_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
-    """Load the ``gw`` entry points and gather step types, schemes and commands."""
+def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | None = None) -> Registry:
+    """Load the ``gw`` entry points, check each plugin, and gather what they offer."""
     import importlib.metadata
 
     import pluggy
 
     pm = pluggy.PluginManager("gw")
     pm.add_hookspecs(hookspecs)
-    failed: dict[str, str] = {}
+    registry = Registry(pm=pm, disabled=disabled_plugins(disabled))
+    from . import builtin_schemes
+
+    pm.register(builtin_schemes, name="core")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+        if ep.name in registry.disabled:
+            pm.set_blocked(ep.name)
+            continue
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name) or ep.name in registry.failed:
             continue
         try:
-            pm.register(ep.load(), name=ep.name)
+            module = ep.load()
+            pm.register(module, name=ep.name)
         except Exception as exc:  # a broken plugin must not break gw
-            failed[ep.name] = f"{type(exc).__name__}: {exc}"
-            print(f"gw: warning: plugin {ep.name!r} failed to load ({failed[ep.name]})", file=sys.stderr)
+            _fail(registry, ep.name, f"cannot be loaded: {_describe(exc)}")
     for plugin in extra_plugins:
-        pm.register(plugin)
-    registry = Registry(pm=pm, failed=failed)
-
-    for impl in pm.hook.gw_step_types.get_hookimpls():
-        for step in impl.function() or []:
-            owner = _plugin_name(pm, impl.plugin)
-            if step.name in registry.step_types:
-                other = registry.step_types[step.name].plugin
-                raise ConfigError(f"step type {step.name!r} is offered by two plugins: {other} and {owner}")
-            registry.step_types[step.name] = _owned(step, owner)
-    for impl in pm.hook.gw_secret_schemes.get_hookimpls():
-        for scheme in impl.function() or []:
-            registry.schemes.append(_owned(scheme, _plugin_name(pm, impl.plugin)))
-    for impl in pm.hook.gw_commands.get_hookimpls():
-        for command in impl.function() or []:
-            registry.commands.append(command)
-            name = f"setup {command.name}" if command.setup_target else command.name
-            registry.command_owners[name] = _plugin_name(pm, impl.plugin)
+        try:
+            pm.register(plugin)
+        except Exception as exc:
+            _fail(registry, getattr(plugin, "__name__", "?"), _describe(exc))
+    for name, plugin in list(pm.list_name_plugin()):
+        if hasattr(plugin, "gw_add_hookspecs"):
+            try:
+                plugin.gw_add_hookspecs(pluginmanager=pm)
+            except Exception as exc:
+                _drop(registry, name, plugin, f"gw_add_hookspecs failed: {_describe(exc)}")
+    for name, plugin in list(pm.list_name_plugin()):
+        problem = _unknown_hook(pm, plugin)
+        if problem:
+            _drop(registry, name, plugin, problem)
+    _collect(registry)
+    for name, reason in registry.failed.items():
+        print(f"gw: warning: plugin {name!r} skipped: {reason}", file=sys.stderr)
     return registry
 
 
-def _owned(item, owner: str):
-    import dataclasses
+def _name(pm: Any, plugin: object) -> str:
+    return pm.get_name(plugin) or getattr(plugin, "__name__", "?")
 
-    return item if item.plugin else dataclasses.replace(item, plugin=owner)
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def _fail(registry: Registry, name: str, reason: str) -> None:
+    registry.failed.setdefault(name, reason)
+
+
+def _drop(registry: Registry, name: str, plugin: object, reason: str) -> None:
+    _fail(registry, name, reason)
+    try:
+        registry.pm.unregister(plugin)
+    except ValueError:
+        pass
+
+
+def _unknown_hook(pm: Any, plugin: object) -> str | None:
+    """A problem line when ``plugin`` implements a hook nobody specified (a typo)."""
+    known = [n for n in dir(pm.hook) if n.startswith("gw_")]
+    for attr in dir(plugin):
+        if not attr.startswith("gw_") or not callable(getattr(plugin, attr, None)):
+            continue
+        caller = getattr(pm.hook, attr, None)
+        if caller is None or not caller.has_spec():
+            close = difflib.get_close_matches(attr, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            return f"implements unknown hook {attr}{hint}"
+    return None
+
+
+# -- collecting and checking contributions ---------------------------------------------
+def _collect(registry: Registry) -> None:
+    pm = registry.pm
+    per_plugin: dict[str, dict[str, list[Any]]] = {}
+    collectors = {
+        "gw_credential_kinds": _check_kind,
+        "gw_step_types": _check_step_type,
+        "gw_secret_schemes": _check_scheme,
+        "gw_commands": _check_command,
+        "gw_profile_tables": _check_table,
+    }
+    for name, plugin in list(pm.list_name_plugin()):
+        if plugin is None:
+            continue
+        found: dict[str, list[Any]] = {}
+        try:
+            for hook, check in collectors.items():
+                function = getattr(plugin, hook, None)
+                if function is None:
+                    continue
+                try:
+                    result = function()
+                except Exception as exc:
+                    raise PluginProblem(f"{hook} raised {_describe(exc)}") from None
+                if result is None:
+                    result = []
+                if not isinstance(result, (list, tuple)):
+                    raise PluginProblem(f"{hook} must return a list, not {type(result).__name__}")
+                found[hook] = [check(item, name) for item in result]
+        except PluginProblem as exc:
+            _drop(registry, name, plugin, str(exc))
+            continue
+        per_plugin[name] = found
+    # kinds first: step types are checked against them
+    kinds: dict[str, type[Credential]] = dict(KINDS)
+    for name, found in per_plugin.items():
+        for cls in found.get("gw_credential_kinds", []):
+            if cls.KIND in kinds and kinds[cls.KIND] is not cls:
+                _drop(registry, name, pm.get_plugin(name), f"credential kind {cls.KIND!r} exists already")
+                break
+            kinds[cls.KIND] = cls
+    for name in list(per_plugin):
+        if name in registry.failed:
+            per_plugin.pop(name)
+            continue
+        try:
+            for step in per_plugin[name].get("gw_step_types", []):
+                for kind in (*step.consumes, *([step.produces] if isinstance(step.produces, str) else [])):
+                    if kind not in kinds:
+                        raise PluginProblem(f"step type {step.name!r} names unknown credential kind "
+                                            f"{kind!r}{_suggest(kind, kinds)}")
+        except PluginProblem as exc:
+            _drop(registry, name, pm.get_plugin(name), str(exc))
+            per_plugin.pop(name)
+    registry.kinds = {k: v for k, v in kinds.items() if k in KINDS or any(
+        v in found.get("gw_credential_kinds", []) for found in per_plugin.values())}
+    owners: dict[str, list[StepType]] = {}
+    for name, found in per_plugin.items():
+        for step in found.get("gw_step_types", []):
+            owners.setdefault(step.name, []).append(step)
+        registry.schemes.extend(found.get("gw_secret_schemes", []))
+        for table in found.get("gw_profile_tables", []):
+            registry.tables.setdefault(table.name, table)
+        registry.commands.extend(found.get("gw_commands", []))
+    for step_name, steps in owners.items():
+        if len(steps) == 1:
+            registry.step_types[step_name] = steps[0]
+        else:
+            registry.conflicts[step_name] = sorted(s.plugin for s in steps)
+    registry.schemes.sort(key=lambda s: -len(s.prefix))
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_options(options: Any, what: str) -> None:
+    if not isinstance(options, dict):
+        raise PluginProblem(f"{what}: options must be a dict of Option")
+    for key, spec in options.items():
+        if not isinstance(key, str) or not isinstance(spec, Option):
+            raise PluginProblem(f"{what}: option {key!r} is not an Option")
+        allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+        if not all(isinstance(t, type) for t in allowed):
+            raise PluginProblem(f"{what}: option {key!r} has a type that is not a type")
+        if spec.default is not None:
+            if spec.secret:
+                continue
+            if (isinstance(spec.default, bool) and bool not in allowed) or not isinstance(spec.default, allowed):
+                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, "
+                                    f"not of its type {'/'.join(t.__name__ for t in allowed)}")
+            if spec.choices is not None and spec.default not in spec.choices:
+                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not one of its choices")
+        if spec.required and spec.default is not None:
+            raise PluginProblem(f"{what}: option {key!r} is required and has a default")
+
+
+def _check_step_type(item: Any, plugin: str) -> StepType:
+    if not isinstance(item, StepType):
+        raise PluginProblem(f"gw_step_types returned {type(item).__name__}, not StepType")
+    if not isinstance(item.name, str) or not item.name:
+        raise PluginProblem("a step type has no name")
+    if not callable(item.run):
+        raise PluginProblem(f"step type {item.name!r}: run is not callable")
+    if not (isinstance(item.produces, str) or callable(item.produces)):
+        raise PluginProblem(f"step type {item.name!r}: produces must be a kind name or a function")
+    if not isinstance(item.consumes, tuple) or not all(isinstance(k, str) for k in item.consumes):
+        raise PluginProblem(f"step type {item.name!r}: consumes must be a tuple of kind names")
+    _check_options(item.options, f"step type {item.name!r}")
+    return item if item.plugin else replace(item, plugin=plugin)
+
+
+def _check_scheme(item: Any, plugin: str) -> SecretScheme:
+    if not isinstance(item, SecretScheme):
+        raise PluginProblem(f"gw_secret_schemes returned {type(item).__name__}, not SecretScheme")
+    if not isinstance(item.prefix, str) or not item.prefix or not callable(item.resolve):
+        raise PluginProblem("a secret scheme needs a prefix and a resolve function")
+    return item if item.plugin else replace(item, plugin=plugin)
+
+
+def _check_command(item: Any, plugin: str) -> Command:
+    if not isinstance(item, Command):
+        raise PluginProblem(f"gw_commands returned {type(item).__name__}, not Command")
+    if not isinstance(item.name, str) or not item.name or not callable(item.run) or not callable(item.configure):
+        raise PluginProblem("a command needs a name, configure and run")
+    if item.group not in COMMAND_GROUPS:
+        raise PluginProblem(f"command {item.name!r}: group must be one of setup, serve or None")
+    return item if item.plugin else replace(item, plugin=plugin)
+
+
+def _check_table(item: Any, plugin: str) -> ProfileTable:
+    if not isinstance(item, ProfileTable):
+        raise PluginProblem(f"gw_profile_tables returned {type(item).__name__}, not ProfileTable")
+    if item.name in ("steps", "description", "region"):
+        raise PluginProblem(f"profile table {item.name!r} clashes with a core profile key")
+    _check_options(item.options, f"profile table {item.name!r}")
+    return item if item.plugin else replace(item, plugin=plugin)
+
+
+def _check_kind(item: Any, plugin: str) -> type[Credential]:
+    if not (isinstance(item, type) and issubclass(item, Credential) and item.KIND):
+        raise PluginProblem("gw_credential_kinds must return Credential subclasses with a KIND")
+    return item

@@ -25,7 +25,9 @@ class Option:
     ``type`` is checked against the TOML value (``int`` also accepts nothing but
     integers; a tuple allows several types). ``secret`` options take a secret
     reference and reach ``run`` already resolved to a ``str``. ``choices`` limits
-    a value to a fixed set.
+    a value to a fixed set. ``account`` (for one-time-code options) names the
+    option that says which account the code is for, e.g. ``"mfa_serial"``: a code
+    is never used twice for that account, whichever source it came from.
     """
 
     type: type | tuple[type, ...] = str
@@ -34,6 +36,7 @@ class Option:
     secret: bool = False
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    account: str | None = None
 
 
 class StepContext(Protocol):
@@ -76,11 +79,90 @@ class StepContext(Protocol):
     def state_delete(self, name: str) -> None:
         """Drop a private state entry."""
 
+    def ask(self, label: str, secret: bool = True) -> str:
+        """Ask the person at the terminal (``/dev/tty``, or ``settings.askpass``)."""
+
+    def lock(self, name: str, timeout: float | None = None) -> ContextManager[bool]:
+        """Hold this plugin's inter-process lock ``name`` (bounded by ``settings.lock_timeout``)."""
+
+    def one_time_code(self, account: str, produce: Callable[[float], str], *, period: int = 30,
+                      label: str = "one-time code") -> str:
+        """A one-time code for ``account`` that gw has never handed out before.
+
+        ``produce(t)`` returns the code valid at epoch time ``t``. When the code of
+        the current ``period``-second step was already used for ``account`` (by any
+        gw process, from any source), gw waits for the next step, telling the person.
+        """
+
+    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        """Call a hook that a plugin added with ``gw_add_hookspecs``; returns the results."""
+
     def find_step_type(self, name: str) -> StepType:
         """Look up another step type by name (e.g. ``federation-token`` for login)."""
 
     def run_step(self, name: str, options: dict[str, Any], upstream: Credential | None) -> Credential:
         """Run another step type with the given options, inside this chain."""
+
+
+class ProfileView(Protocol):
+    """A read-only view of one profile, for plugin commands."""
+
+    name: str
+    description: str
+    region: str | None
+    steps: tuple[dict[str, Any], ...]
+    tables: dict[str, dict[str, Any]]
+    digest: str
+
+
+class CommandContext(Protocol):
+    """What the core offers a plugin command (``Command.run(args, ctx)``)."""
+
+    state_dir: Path
+    config_path: str
+
+    @property
+    def tls_verify(self) -> bool | str:
+        """The ``verify`` argument for requests: True or ``settings.ca_bundle``."""
+
+    def profile_names(self) -> list[str]:
+        """Names of the profiles in the config."""
+
+    def profile(self, name: str) -> ProfileView:
+        """One profile; a missing one is a one-line :class:`gw.plugin.ConfigError`."""
+
+    def output_kind(self, profile: str) -> str:
+        """The credential kind the profile's chain yields (checks the chain)."""
+
+    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False) -> Credential:
+        """The profile's credential: from the cache when fresh, else by running the chain once."""
+
+    def step_options(self, profile: str, step: str, **overrides: Any) -> dict[str, Any]:
+        """The checked options (defaults filled in) of the profile's first ``step`` step."""
+
+    def step_context(self, profile: str, step: str | None = None) -> StepContext:
+        """A :class:`StepContext`; with ``step``, the one that step type's runs get (private state)."""
+
+    def emit(self, text: str) -> None:
+        """Write a result line to stdout (the only way a command prints results)."""
+
+    def info(self, message: str) -> None:
+        """A progress line on a terminal's stderr."""
+
+    def warn(self, message: str) -> None:
+        """A warning line on stderr, always shown (never put secrets here)."""
+
+    def status(self, message: str) -> ContextManager[None]:
+        """A spinner on a terminal's stderr while the block runs."""
+
+    def add_secret(self, value: str | None) -> None:
+        """Register a value that must be scrubbed from every message and error."""
+
+    def ask(self, label: str, secret: bool = True) -> str:
+        """Ask the person at the terminal (``/dev/tty``, or ``settings.askpass``)."""
+
+    def gw_executable(self) -> str:
+        """Absolute path of the gw command (for lines written into other tools' configs)."""
 
 
 RunFn = Callable[["StepContext", dict[str, Any], "Credential | None"], "Credential"]
@@ -115,27 +197,57 @@ class StepType:
 class SecretScheme:
     """A secret-reference scheme such as ``op://``.
 
-    ``prefix`` is matched at the start of the reference string; ``resolve`` gets
-    the context and the whole reference and returns the secret text.
+    ``prefix`` is matched at the start of a reference string (the longest
+    matching prefix wins); ``table_key`` claims inline tables such as
+    ``{ totp = "vault:seed", period = 30 }``. ``check(ref)`` validates a reference
+    when the config is checked: it raises ``ValueError`` with one line, or returns a
+    nested reference (``totp:vault:seed`` returns ``vault:seed``) that is checked in
+    turn. ``resolve(ctx, ref)`` returns the secret text just before the step runs.
     """
 
     prefix: str
-    resolve: Callable[["StepContext", str], str]
+    resolve: Callable[["StepContext", Any], str]
     help: str = ""
     plugin: str = ""
+    table_key: str = ""
+    check: Callable[[Any], Any] | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Command:
     """An extra subcommand contributed by a plugin.
 
     ``configure`` adds arguments to the argparse parser; ``run`` gets the parsed
-    arguments and the :class:`gw.app.App` and returns an exit status.
-    ``setup_target`` makes it a ``gw setup <name>`` target instead of a top-level command.
+    arguments and a :class:`CommandContext` and returns an exit status.
+    ``group`` makes it ``gw <group> <name>`` (``"setup"`` or ``"serve"``) instead of
+    a top-level command. ``description`` and ``epilog`` (examples) go to ``--help``.
     """
 
     name: str
     help: str
     configure: Callable[[Any], None]
-    run: Callable[[Any, Any], int]
-    setup_target: bool = False
+    run: Callable[[Any, CommandContext], int]
+    group: str | None = None
+    description: str = ""
+    epilog: str = ""
+    plugin: str = ""
+
+    @property
+    def full_name(self) -> str:
+        """``name`` or ``"<group> <name>"``."""
+        return f"{self.group} {self.name}" if self.group else self.name
+
+
+@dataclass(frozen=True)
+class ProfileTable:
+    """A profile-level table a plugin owns, e.g. ``[profiles.x.login]`` of the federation plugin.
+
+    Its options are checked like a step's (``options``, and ``check`` for rules the
+    table cannot say). Commands read it through ``ctx.profile(name).tables[name]``.
+    """
+
+    name: str
+    options: dict[str, Option] = field(default_factory=dict)
+    help: str = ""
+    check: Callable[[dict[str, Any]], None] | None = None
+    plugin: str = ""

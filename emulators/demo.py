@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from gw import hookimpl
-from gw.steps import Command
+from gw.plugin import hookimpl
+from gw.plugin import Command
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the demo's AWS MFA seed (base32, 160 bits)
 SORACOM_SEED = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"  # the demo SORACOM account's MFA seed
@@ -326,7 +326,7 @@ def run_demo(args, app) -> int:
 
     from rich.console import Console
 
-    from gw.errors import GwError
+    from gw.plugin import GwError
 
     if importlib.util.find_spec("moto") is None:
         raise GwError('gw demo needs moto: pip install "gw-credential-gateway[demo]" (make demo does this)')

@@ -84,17 +84,20 @@ class FederationEmulator(EmulatorServer):
 
     name = "federation"
 
+    def now(self) -> datetime:
+        """The emulator's clock as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.clock(), timezone.utc)
+
     def __init__(
         self,
         ca: LocalCA | None,
         moto: MotoStack,
         *,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], float] | None = None,
         single_use_tokens: bool = True,
     ) -> None:
-        super().__init__(ca)
+        super().__init__(ca, clock=clock)
         self.moto = moto
-        self.clock = clock or _utcnow
         self.single_use_tokens = single_use_tokens
         self.last_session: ConsoleSession | None = None
         self._tokens: dict[str, ConsoleSession] = {}
@@ -151,7 +154,7 @@ class FederationEmulator(EmulatorServer):
             return "The security token included in the request is invalid."
         if cred.kind not in ROLE_KINDS and cred.kind != KIND_FEDERATION_TOKEN:
             return "Credentials of this kind cannot be used to sign in to the console."
-        if cred.expiration is not None and cred.expiration <= self.clock():
+        if cred.expiration is not None and cred.expiration <= self.now():
             return "The security token included in the request is expired."
         return cred
 
@@ -160,7 +163,7 @@ class FederationEmulator(EmulatorServer):
         if isinstance(checked, str):
             return _error_page(checked)
         cred = checked
-        now = self.clock()
+        now = self.now()
         requested = request.arg("SessionDuration")
         if requested is not None:
             if cred.kind == KIND_FEDERATION_TOKEN:
@@ -205,7 +208,7 @@ class FederationEmulator(EmulatorServer):
             granted = self._tokens.get(token)
             if granted is None:
                 return _error_page("The sign-in token is invalid or was already used.")
-            if granted.token_expires <= self.clock():
+            if granted.token_expires <= self.now():
                 self._tokens.pop(token, None)
                 return _error_page("The sign-in token has expired.")
             if self.single_use_tokens:

@@ -15,6 +15,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -54,6 +55,18 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering
+
+
+@dataclass
+class Fault:
+    """A fault injected into the next ``count`` calls of a route (see :meth:`EmulatorServer.inject`)."""
+
+    status: int | None = None
+    delay: float = 0.0
+    garbage: bool = False
+    drop: bool = False
+    count: int = 1
 
 
 def json_response(status: int, document: Any, headers: dict[str, str] | None = None) -> Response:
@@ -89,9 +102,12 @@ class EmulatorServer:
 
     name = "emulator"
 
-    def __init__(self, ca: LocalCA | None = None, *, client_ca: str | None = None) -> None:
+    def __init__(self, ca: LocalCA | None = None, *, client_ca: str | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.ca = ca
         self.client_ca = client_ca
+        self.clock: Callable[[], float] = clock or time.time
+        self.faults: dict[str, list[Fault]] = {}
         self.calls: collections.Counter[str] = collections.Counter()
         self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         self._lock = threading.Lock()
@@ -101,6 +117,29 @@ class EmulatorServer:
     # -- routing -------------------------------------------------------------
     def route(self, method: str, pattern: str, handler: Handler, name: str | None = None) -> None:
         self._routes.append((method.upper(), re.compile(pattern + r"\Z"), name or pattern, handler))
+
+    def inject(self, route: str, *, status: int | None = None, delay: float = 0.0, garbage: bool = False,
+               drop: bool = False, count: int = 1) -> None:
+        """Make the next ``count`` calls of ``route`` (its name) fail: answer ``status`` with an
+        error body, wait ``delay`` seconds first, answer a garbage body, or drop the connection."""
+        with self._lock:
+            self.faults.setdefault(route, []).append(Fault(status, delay, garbage, drop, count))
+
+    def advance(self, seconds: float) -> None:
+        """Move this emulator's clock forward (replaces ``clock`` with a shifted one)."""
+        base = self.clock
+        self.clock = lambda: base() + seconds
+
+    def _take_fault(self, route: str) -> Fault | None:
+        with self._lock:
+            queue = self.faults.get(route)
+            if not queue:
+                return None
+            fault = queue[0]
+            fault.count -= 1
+            if fault.count <= 0:
+                queue.pop(0)
+            return fault
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -117,6 +156,16 @@ class EmulatorServer:
                 continue
             request.match = m
             self.count(name)
+            fault = self._take_fault(name)
+            if fault is not None:
+                if fault.delay:
+                    time.sleep(fault.delay)
+                if fault.drop:
+                    return Response(drop=True)
+                if fault.garbage:
+                    return Response(fault.status or 200, b"\x00<html>not what you expected", {"Content-Type": "application/json"})
+                if fault.status is not None:
+                    return json_response(fault.status, {"code": f"FAULT{fault.status}", "message": "injected fault"})
             return handler(request)
         if allowed:
             return json_response(405, {"message": "method not allowed"})
@@ -164,6 +213,13 @@ class EmulatorServer:
                     response = emulator.dispatch(request)
                 except Exception as exc:  # an emulator bug must still answer
                     response = json_response(500, {"code": "EMU0500", "message": f"emulator error: {exc}"})
+                if response.drop:
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
                 self.send_response(response.status)
                 for key, value in response.headers.items():
                     self.send_header(key, value)

@@ -14,10 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-from gw import hookimpl
-from gw.credentials import AWS, AwsCredentials
-from gw.errors import ConfigError, StepError
-from gw.steps import Command
+from gw.plugin import (
+    AWS,
+    AwsCredentials,
+    Command,
+    CommandContext,
+    ConfigError,
+    Option,
+    ProfileTable,
+    StepError,
+    hookimpl,
+)
 
 
 @dataclass(frozen=True)
@@ -112,39 +119,40 @@ def login_url(plan: LoginPlan, token: str) -> str:
     return url
 
 
-def console_credentials(app, profile: str) -> AwsCredentials:
+def console_credentials(ctx: CommandContext, profile: str) -> AwsCredentials:
     """The profile's credentials in a form the federation endpoint accepts."""
-    credentials = app.resolve(profile, require=AWS)
+    credentials = ctx.resolve(profile, require=AWS)
+    assert isinstance(credentials, AwsCredentials)
     if credentials.origin == "session-token":
         raise ConfigError(
             f"profile {profile!r} ends in GetSessionToken credentials, which cannot open the console; "
             "end the chain with assume-role instead"
         )
     if not credentials.session_token:
-        ctx = app.context(profile)
-        options = {"duration": 43200}
-        login = app.config.profiles[profile].login
+        options: dict[str, Any] = {"duration": 43200}
+        login = ctx.profile(profile).tables.get("login", {})
         if login.get("sts_endpoint"):
             options["endpoint"] = login["sts_endpoint"]
-        credentials = ctx.run_step("federation-token", options, credentials)
+        result = ctx.step_context(profile).run_step("federation-token", options, credentials)
+        assert isinstance(result, AwsCredentials)
+        credentials = result
     return credentials
 
 
-def run_login(args, app) -> int:
-    profile = app.config.profile(args.profile)
-    plan = plan_login(profile.login, args)
-    credentials = console_credentials(app, args.profile)
-    ctx = app.context(args.profile)
-    token = signin_token(ctx, plan, credentials, session_duration(credentials, plan.duration, ctx.warn))
+def run_login(args: Any, ctx: CommandContext) -> int:
+    plan = plan_login(ctx.profile(args.profile).tables.get("login", {}), args)
+    credentials = console_credentials(ctx, args.profile)
+    step_ctx = ctx.step_context(args.profile)
+    token = signin_token(step_ctx, plan, credentials, session_duration(credentials, plan.duration, ctx.warn))
     url = login_url(plan, token)
     if args.print:
-        app.emit(url)
+        ctx.emit(url)
         return 0
     import webbrowser
 
     if not webbrowser.open(url):
         raise StepError("could not open a browser here; run again with --print to get the URL")
-    app.ui.info(f"opened the AWS console for profile {args.profile!r}")
+    ctx.info(f"opened the AWS console for profile {args.profile!r}")
     return 0
 
 
@@ -169,6 +177,34 @@ def _duration(text: str) -> int:
     return value
 
 
+def _check_login(values: dict[str, Any]) -> None:
+    duration = values.get("duration")
+    if duration is not None and not 900 <= duration <= 43200:
+        raise ValueError("duration must be between 900 and 43200 seconds")
+
+
+@hookimpl
+def gw_profile_tables() -> list[ProfileTable]:
+    return [ProfileTable(
+        "login",
+        options={
+            "destination": Option(str, help="console URL to land on"),
+            "issuer": Option(str, help="where the console's sign-out link goes"),
+            "endpoint": Option(str, help="the federation endpoint (default: the partition's)"),
+            "partition": Option(str, default="aws", choices=tuple(PARTITIONS), help="aws, aws-us-gov or aws-cn"),
+            "duration": Option(int, help="console session length, 900..43200 s"),
+            "logout_first": Option(bool, default=False, help="sign out of any console session first"),
+            "sts_endpoint": Option(str, help="STS endpoint for GetFederationToken with IAM user keys"),
+        },
+        help="how gw login opens the console for this profile",
+        check=_check_login,
+    )]
+
+
 @hookimpl
 def gw_commands() -> list[Command]:
-    return [Command("login", "open the AWS console with the profile's credentials", _configure, run_login)]
+    return [Command(
+        "login", "open the AWS console with the profile's credentials", _configure, run_login,
+        description="Open the AWS console through the federation endpoint with the profile's credentials.",
+        epilog="examples:\n  gw login --profile console\n  gw login --profile console --print",
+    )]

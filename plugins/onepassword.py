@@ -21,14 +21,14 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from gw import hookimpl
-from gw.credentials import AWS, SORACOM_CREDENTIALS
-from gw.errors import SecretError, StepError
-from gw.steps import Option, SecretScheme, StepType
+from gw.plugin import hookimpl
+from gw.plugin import AWS, SORACOM_CREDENTIALS
+from gw.plugin import SecretError, StepError
+from gw.plugin import Option, SecretScheme, StepType
 
 if TYPE_CHECKING:
-    from gw.credentials import Credential
-    from gw.steps import StepContext
+    from gw.plugin import Credential
+    from gw.plugin import StepContext
 
 DEFAULT_TIMEOUT = 60
 OTP_WAIT_LIMIT = 65.0  # longer than one 60 s time step
@@ -114,13 +114,12 @@ def fresh_otp(ctx: StepContext, key: str, fetch: Any) -> tuple[str, Any]:
     A salted hash of the last code sits in ``<state>/onepassword/``, guarded by gw's
     bounded file lock so parallel gw processes wanting a code from the same item take turns.
     """
-    from gw.locks import file_lock
-    from gw.paths import atomic_write, ensure_dir
+    from gw.plugin import atomic_write, private_dir as ensure_dir
 
     directory = ensure_dir(str(ctx.state_dir / "onepassword"))
     ident = _digest("gw-op-otp\0" + key)[:32]
     record = os.path.join(directory, f"{ident}.last")
-    with file_lock(os.path.join(directory, f"{ident}.lock"), OTP_WAIT_LIMIT * 2, "a 1Password one-time code"):
+    with ctx.lock(f"otp-{ident}", OTP_WAIT_LIMIT * 2):
         try:
             with open(record) as f:
                 last = f.read().strip()
@@ -265,7 +264,7 @@ def _otp_from(doc: dict[str, Any], otp: Any, item: str) -> str:
 
 
 def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    from gw.credentials import AwsCredentials, SoracomCredentials
+    from gw.plugin import AwsCredentials, SoracomCredentials
 
     item = options["item"]
     mapping: dict[str, str] = options["fields"]

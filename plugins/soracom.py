@@ -21,14 +21,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gw import hookimpl
-from gw.credentials import SORACOM_CREDENTIALS, SORACOM_SESSION
-from gw.errors import GwError, StepError, UsageError
-from gw.steps import Command, Option, StepType
+from gw.plugin import hookimpl
+from gw.plugin import SORACOM_CREDENTIALS, SORACOM_SESSION
+from gw.plugin import GwError, StepError, UsageError
+from gw.plugin import Command, Option, StepType
 
 if TYPE_CHECKING:
-    from gw.credentials import Credential, SoracomCredentials, SoracomSession
-    from gw.steps import StepContext
+    from gw.plugin import Credential, SoracomCredentials, SoracomSession
+    from gw.plugin import StepContext
 
 ENDPOINTS = {"jp": "https://api.soracom.io", "g": "https://g.api.soracom.io"}
 TOKEN_TIMEOUT_DEFAULT = 86400
@@ -65,7 +65,7 @@ def _keys_check(options: dict[str, Any]) -> None:
 
 
 def _keys_run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    from gw.credentials import SoracomCredentials
+    from gw.plugin import SoracomCredentials
 
     mfa = options.get("mfa_code")
     if mfa is not None:
@@ -164,7 +164,7 @@ def _post(ctx: Any, url: str, body: dict[str, Any] | None, headers: dict[str, st
 
 
 def _session_from(doc: Any, base: str, issued: Any, seconds: int, what: str) -> SoracomSession:
-    from gw.credentials import SoracomSession
+    from gw.plugin import SoracomSession
 
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), str) and doc.get(k) for k in ("apiKey", "token")):
         raise StepError(f"SORACOM {what} answered without apiKey/token")
@@ -187,7 +187,7 @@ def _json(response: Any, what: str) -> Any:
 
 
 def _auth_run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    from gw.credentials import SoracomCredentials, utcnow
+    from gw.plugin import SoracomCredentials, utcnow
 
     if not isinstance(upstream, SoracomCredentials):
         raise StepError("soracom-auth needs SORACOM credentials from the previous step")
@@ -256,7 +256,7 @@ def _logout(ctx: Any, session: SoracomSession, *, quiet: bool = False) -> bool:
 
 @hookimpl
 def gw_cache_cleared(profile: str, credential: Credential, context: Any) -> None:
-    from gw.credentials import SoracomSession
+    from gw.plugin import SoracomSession
 
     if isinstance(credential, SoracomSession):
         try:
@@ -319,7 +319,7 @@ def profile_document(cred: SoracomCredentials, coverage: str | None = None) -> d
 
 
 def _soracom_profile_run(args: Any, app: Any) -> int:
-    from gw.credentials import SoracomCredentials
+    from gw.plugin import SoracomCredentials
 
     cred = app.resolve(args.profile, require=SORACOM_CREDENTIALS)
     if not isinstance(cred, SoracomCredentials):
@@ -331,7 +331,7 @@ def _soracom_profile_run(args: Any, app: Any) -> int:
 def _soracom_token_run(args: Any, app: Any) -> int:
     import shlex
 
-    from gw.credentials import SoracomSession, to_rfc3339
+    from gw.plugin import SoracomSession, to_rfc3339
 
     cred = app.resolve(args.profile, require=SORACOM_SESSION)
     if not isinstance(cred, SoracomSession):
@@ -432,14 +432,14 @@ def _profile_dir() -> Path:
 
 
 def _write_private_json(path: Path, doc: dict[str, Any]) -> None:
-    from gw.paths import atomic_write
+    from gw.plugin import atomic_write
 
     atomic_write(str(path), (json.dumps(doc, indent=2) + "\n").encode(), 0o600)
 
 
 def _default_coverage(app: Any, profile: str) -> str:
     try:
-        for step in app.config.profiles[profile].steps:
+        for step in app.profile(profile).steps:
             if isinstance(step, dict) and step.get("coverage") in ("jp", "g"):
                 return step["coverage"]
     except Exception:
@@ -449,7 +449,7 @@ def _default_coverage(app: Any, profile: str) -> str:
 
 def _setup_run(args: Any, app: Any) -> int:
     profile = args.profile
-    kind = app.output_kind(app.config.profile(profile))
+    kind = app.output_kind(profile)
     if kind != SORACOM_CREDENTIALS:
         raise UsageError(
             f"profile {profile!r} ends in {kind}; soracom-cli needs a profile ending in soracom-credentials"
@@ -519,6 +519,6 @@ def gw_commands() -> list[Command]:
             "write a soracom-cli profile that runs gw soracom-profile",
             _configure_setup,
             _setup_run,
-            setup_target=True,
+            group="setup",
         ),
     ]

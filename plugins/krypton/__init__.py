@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gw import hookimpl
-from gw.credentials import AWS, IOT_CERTIFICATE, JSON_DOCUMENT, OPENID_TOKEN, Credential
-from gw.errors import StepError
-from gw.steps import Command, Option, StepType
+from gw.plugin import hookimpl
+from gw.plugin import AWS, IOT_CERTIFICATE, JSON_DOCUMENT, OPENID_TOKEN, Credential
+from gw.plugin import StepError
+from gw.plugin import Command, Option, StepType
 
 from .protocol import CELLULAR_ENDPOINT, DEFAULT_TIMEOUT, OPERATION_PATHS, KryptonSession
 
@@ -120,7 +120,7 @@ def _field(doc: Any, key: str, what: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    from gw.paths import atomic_write
+    from gw.plugin import atomic_write
 
     atomic_write(str(path), text.encode(), 0o600)
 
@@ -128,7 +128,7 @@ def _write_private(path: Path, text: str) -> None:
 def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
     from cryptography import x509
 
-    from gw.credentials import IotCertificate
+    from gw.plugin import IotCertificate
 
     certificate = _field(doc, "certificate", "aws-iot-bootstrap")
     private_key = _field(doc, "privateKey", "aws-iot-bootstrap")
@@ -165,7 +165,7 @@ def _jwt_expiry(token: str) -> Any:
     """The ``exp`` claim of a JWT (unverified: only used to schedule a refresh)."""
     import base64
 
-    from gw.credentials import parse_time
+    from gw.plugin import parse_time
 
     try:
         payload = token.split(".")[1]
@@ -177,7 +177,7 @@ def _jwt_expiry(token: str) -> Any:
 
 def to_credential(ctx: Any, operation: str, reply: Any, imsi: str | None) -> Credential:
     """Turn an operation's answer into its credential kind."""
-    from gw.credentials import AwsCredentials, JsonDocument, OpenIdToken, parse_time, utcnow
+    from gw.plugin import AwsCredentials, JsonDocument, OpenIdToken, parse_time, utcnow
 
     if operation in ("subscriber-metadata", "userdata"):
         return JsonDocument(document=reply.document() if operation == "userdata" else reply.json())
@@ -261,7 +261,7 @@ def _probe(args: Any, app: Any) -> int:
 
 
 def _call(args: Any, app: Any) -> int:
-    from gw.errors import UsageError
+    from gw.plugin import UsageError
 
     options = app.step_options(args.profile, "krypton", operation=args.operation)
     params = dict(options.get("request_parameters") or {})
@@ -272,7 +272,7 @@ def _call(args: Any, app: Any) -> int:
         params[key] = value
     options["request_parameters"] = params or None
     # The krypton step's own context: the Krypton session it keeps is the profile's.
-    reply, _imsi = perform(app.context(args.profile, step="krypton"), options)
+    reply, _imsi = perform(app.step_context(args.profile, step="krypton"), options)
     document = reply.document()
     app.emit(document if isinstance(document, str) else json.dumps(document, indent=2))
     return 0

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Protocol
 from urllib.parse import urlsplit
 
-from gw.errors import StepError
+from gw.plugin import StepError
 
 GLOBAL_ENDPOINT = "https://g.api.soracom.io"
 JAPAN_ENDPOINT = "https://api.soracom.io"

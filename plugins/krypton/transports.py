@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any, Protocol
 
-from gw.errors import StepError
+from gw.plugin import StepError
 
 __all__ = [
     "SimError",

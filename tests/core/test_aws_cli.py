@@ -9,7 +9,7 @@ import shutil, sys
 from pathlib import Path
 
 AWS_CLI = shutil.which("aws", path=str(Path(sys.executable).parent))
-from core_helpers import ROLE, admin_profile, parse_credential_process, store_user
+from tests.core.core_helpers import ROLE, admin_profile, parse_credential_process, store_user
 
 
 def setup_admin(home, iam_user, askpass, moto):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gw.cache import Cache, EntryHeader, refresh_margin
-from gw_test_support import (
+from tests.core.gw_test_support import (
     GW,
     as_unprivileged,
     cache_file,
@@ -29,7 +29,7 @@ from gw_test_support import (
     role_profile,
     run_importtime,
 )
-from core_helpers import parse_credential_process
+from tests.core.core_helpers import parse_credential_process
 
 
 def _fetch(home, moto, profile: str = "role", *, fetches: int) -> dict:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gw_test_support import GW, ROLE, assert_clean_failure
+from tests.core.gw_test_support import GW, ROLE, assert_clean_failure
 
 USER = '{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = "env:GWT_SECRET" }'
 ASSUME = f'{{ use = "assume-role", role_arn = "{ROLE}" }}'
@@ -35,7 +35,7 @@ CASES = {
     "wrong-type-steps": (
         '[profiles.p]\nsteps = "aws-keys"\n', "profiles.p.steps: must be a non-empty array"),
     "wrong-type-login": (
-        _steps(USER) + "login = { duration = \"long\" }\n", "profiles.p.login.duration: must be an integer"),
+        _steps(USER) + "login = { duration = \"long\" }\n", "profiles.p.login: duration must be an integer"),
     "unknown-step-type": (
         _steps(USER, f'{{ use = "asume-role", role_arn = "{ROLE}" }}'),
         "unknown step type 'asume-role' (did you mean 'assume-role'?)"),

@@ -17,7 +17,7 @@ def test_example_is_valid_except_for_its_vault_entries(gw_home):
 
 
 def test_example_mentions_every_option():
-    from gw.config import LOGIN_KEYS, SETTING_TYPES
+    from gw.config import SETTING_TYPES
     from gw.plugins import load_registry
 
     text = EXAMPLE.read_text()
@@ -31,7 +31,12 @@ def test_example_mentions_every_option():
         for option in step.options:
             if not re.search(rf"\b{option}\b", text):
                 missing.append(f"{step.name}.{option}")
-    for key in list(SETTING_TYPES) + list(LOGIN_KEYS):
+    for table in registry.tables.values():
+        if table.plugin in BUILTIN:
+            for option in table.options:
+                if not re.search(rf"\b{option}\b", text):
+                    missing.append(f"{table.name}.{option}")
+    for key in list(SETTING_TYPES):
         if not re.search(rf"\b{key}\b", text):
             missing.append(key)
     assert missing == []

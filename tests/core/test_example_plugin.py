@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gw_test_support import assert_clean_failure
+from tests.core.gw_test_support import assert_clean_failure
 
 PROJECT = Path(__file__).resolve().parent.parent / "example_plugin"
 TOKEN = "example-token-Zq8-secret-value"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core_helpers import admin_profile, parse_credential_process, store_user
+from tests.core.core_helpers import admin_profile, parse_credential_process, store_user
 
 
 def test_cache_and_vault_work_with_the_key_in_the_keyring(aws_home, iam_user, askpass, moto, tmp_path):

@@ -8,7 +8,7 @@ import select
 import sys
 import time
 
-from core_helpers import admin_profile, parse_credential_process, store_user
+from tests.core.core_helpers import admin_profile, parse_credential_process, store_user
 
 
 def test_32_parallel_cold_calls_make_one_fetch_and_one_prompt(aws_home, iam_user, askpass, moto):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 
-from core_helpers import admin_profile, parse_credential_process, store_user
+from tests.core.core_helpers import admin_profile, parse_credential_process, store_user
 
 
 def test_restamp_waits_for_a_free_profile_lock(aws_home, iam_user, askpass, moto):

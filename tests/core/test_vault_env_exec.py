@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from core_helpers import parse_credential_process
-from gw_test_support import assert_clean_failure, keys_from_env, role_profile
+from tests.core.core_helpers import parse_credential_process
+from tests.core.gw_test_support import assert_clean_failure, keys_from_env, role_profile
 
 # A value with every character shells treat specially: quoting must survive it.
 AWKWARD = "it's a \"test\" $HOME `id` \\ ; & | * ? ~ !x\t# end"

@@ -20,8 +20,8 @@ class Clock:
 
     offset: timedelta = field(default_factory=timedelta)
 
-    def __call__(self) -> datetime:
-        return datetime.now(timezone.utc) + self.offset
+    def __call__(self) -> float:
+        return (datetime.now(timezone.utc) + self.offset).timestamp()
 
     def advance(self, **kwargs: float) -> None:
         self.offset += timedelta(**kwargs)

@@ -12,10 +12,10 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from gw import hookimpl
-from gw.credentials import BEARER_TOKEN, BearerToken, Credential, utcnow
-from gw.errors import SecretError
-from gw.steps import Command, Option, SecretScheme, StepType
+from gw.plugin import hookimpl
+from gw.plugin import BEARER_TOKEN, BearerToken, Credential, utcnow
+from gw.plugin import SecretError
+from gw.plugin import Command, Option, SecretScheme, StepType
 
 AUDIT_ENV = "GW_EXAMPLE_AUDIT"
 

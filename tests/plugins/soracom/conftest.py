@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from soracom_testdata import make_emulator, op_fixture_doc
+from tests.plugins.soracom.soracom_testdata import make_emulator, op_fixture_doc
 
 from gw_emulators.op_cli import install_op_shim
 

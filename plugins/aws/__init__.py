@@ -13,10 +13,20 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from gw import hookimpl
-from gw.credentials import AWS, OPENID_TOKEN, AwsCredentials, OpenIdToken, utcnow
-from gw.errors import ConfigError, StepError
-from gw.steps import Option, StepType
+from gw.plugin import (
+    AWS,
+    OPENID_TOKEN,
+    AwsCredentials,
+    Command,
+    CommandContext,
+    ConfigError,
+    OpenIdToken,
+    Option,
+    StepError,
+    StepType,
+    hookimpl,
+    utcnow,
+)
 
 ROLE_ORIGINS = {"assume-role", "web-identity", "cognito-identity", "saml"}
 ALLOW_ALL = json.dumps(
@@ -370,3 +380,36 @@ def gw_step_types() -> list[StepType]:
             help="Amazon Cognito GetCredentialsForIdentity with an OpenID token.",
         ),
     ]
+
+
+# -- gw setup aws -------------------------------------------------------------------------
+def _configure_setup(parser: Any) -> None:
+    parser.add_argument("--profile", required=True, help="the gw profile")
+    parser.add_argument("--aws-profile", help="the AWS profile name to write (default: same as --profile)")
+    parser.add_argument("--region", help="also set region in that AWS profile")
+
+
+def _run_setup(args: Any, ctx: CommandContext) -> int:
+    from .awsconfig import aws_config_path, credential_process_command, set_credential_process
+
+    kind = ctx.output_kind(args.profile)
+    if kind != AWS:
+        raise ConfigError(f"profile {args.profile!r} yields {kind}, not AWS credentials")
+    path = aws_config_path()
+    command = credential_process_command(ctx.gw_executable(), args.profile)
+    extra = {"region": args.region} if args.region else None
+    name = args.aws_profile or args.profile
+    outcome = set_credential_process(path, name, command, extra)
+    ctx.emit(f"{outcome} [profile {name}] in {path}: credential_process = {command}")
+    return 0
+
+
+@hookimpl
+def gw_commands() -> list[Command]:
+    return [Command(
+        "aws", "add credential_process for a profile to ~/.aws/config", _configure_setup, _run_setup,
+        group="setup",
+        description="Add (or update) credential_process for a gw profile in ~/.aws/config. Comments and every "
+                    "other profile stay byte for byte; a backup is kept beside the file.",
+        epilog="example:\n  gw setup aws --profile admin --region eu-west-1\n  aws sts get-caller-identity --profile admin",
+    )]

@@ -17,7 +17,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 # The published vectors in ../shared/vectors (beside the repository, as in CI); a copy
 # ships in tests/sim/data for checkouts without it, and test_milenage checks they agree.
-SHARED_VECTORS = HERE.parents[2] / "shared" / "vectors" / "milenage-ts35207.json"
+SHARED_VECTORS = HERE.parents[4] / "shared" / "vectors" / "milenage-ts35207.json"
 BUNDLED_VECTORS = HERE / "data" / "milenage-ts35207.json"
 VECTORS = json.loads((SHARED_VECTORS if SHARED_VECTORS.exists() else BUNDLED_VECTORS).read_text())["sets"]
 

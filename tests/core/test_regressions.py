@@ -15,12 +15,12 @@ from tests.conftest import GW
 
 # -- TOTP: one seed, however it is spelled, never yields the same code twice ----------------
 def test_totp_code_not_reused_when_the_seed_is_spelled_differently(tmp_path):
-    from gw.totp import fresh_code
+    from gw.totp import fresh_code, generator, seed_account
 
     canonical = "JBSWY3DPEHPK3PXPJBSWY3DP"
     spaced = "jbsw y3dp ehpk 3pxp jbsw y3dp"  # the same key as authenticator apps show it
-    first = fresh_code(canonical, str(tmp_path), period=2)
-    second = fresh_code(spaced, str(tmp_path), period=2)
+    first = fresh_code(seed_account(canonical), generator(canonical, period=2), str(tmp_path), period=2)
+    second = fresh_code(seed_account(spaced), generator(spaced, period=2), str(tmp_path), period=2)
     assert first != second
 
 
@@ -74,7 +74,7 @@ class Interrupted(BaseException):
 
 
 def test_aws_config_backup_is_private_from_the_start(tmp_path, monkeypatch):
-    from gw.awsconfig import set_credential_process
+    from gw_plugins.aws.awsconfig import set_credential_process
 
     path = tmp_path / "config"
     path.write_text("[profile other]\naws_secret_access_key = not-for-others\n")

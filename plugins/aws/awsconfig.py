@@ -10,8 +10,7 @@ import os
 import re
 import shlex
 
-from .errors import ConfigError
-from .paths import atomic_write, ensure_dir
+from gw.plugin import ConfigError, atomic_write, private_dir
 
 SECTION = re.compile(r"^\s*\[\s*(.+?)\s*\]\s*(?:[#;].*)?$")
 KEY = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*=")
@@ -77,7 +76,7 @@ def set_credential_process(path: str, aws_profile: str, command: str, extra: dic
         lines[start + 1 : end] = body
         outcome = "updated"
 
-    ensure_dir(os.path.dirname(path))
+    private_dir(os.path.dirname(path))
     if os.path.exists(path):
         # Created 0600 from the start (a copy would be umask-readable until a chmod).
         with open(path, "rb") as f:

@@ -12,7 +12,7 @@ import pyotp
 import pytest
 import requests
 
-from soracom_testdata import AUTHKEY, PERIOD, ROOT, SAM, SEED
+from tests.plugins.soracom.soracom_testdata import AUTHKEY, PERIOD, ROOT, SAM, SEED
 
 ERROR_LINE = re.compile(r"^\[ERROR\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d .+")
 

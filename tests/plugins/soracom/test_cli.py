@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from soracom_testdata import AUTHKEY, PERIOD, ROOT, SAM, SEED
+from tests.plugins.soracom.soracom_testdata import AUTHKEY, PERIOD, ROOT, SAM, SEED
 
 GW = str(Path(sys.executable).parent / "gw")  # as tests/conftest.py
 READER_PW = "reader-Pa55word!z"
