@@ -56,8 +56,9 @@ class AppCommandContext:
     def output_kind(self, profile: str) -> str:
         return self._app.output_kind(self._app.config.profile(profile))
 
-    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False) -> Credential:
-        return self._app.resolve(profile, require=require, refresh=refresh)
+    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False,
+                min_ttl: float = 0) -> Credential:
+        return self._app.resolve(profile, require=require, refresh=refresh, min_ttl=min_ttl)
 
     def step_options(self, profile: str, step: str, **overrides: Any) -> dict[str, Any]:
         return self._app.step_options(profile, step, **overrides)

@@ -111,8 +111,11 @@ class AwsCredentials(Credential):
     ``origin`` tells how they were made: ``long-term``, ``session-token``,
     ``assume-role``, ``federation-token``, ``web-identity``, ``cognito-identity``
     or a plugin's own word. ``role_chained`` is True when an AssumeRole was made
-    with role credentials; the console federation endpoint then refuses a
-    SessionDuration.
+    with role credentials; ``made_from`` is the ``origin`` of the credentials an
+    STS call was made with (``long-term`` for IAM user keys): the console federation
+    endpoint accepts a SessionDuration only for roles assumed with long-term keys.
+    ``account_id`` is the AWS account when known (from an assumed-role or
+    federated-user ARN, or a GetCallerIdentity already made).
     """
 
     KIND: ClassVar[str] = AWS
@@ -126,6 +129,8 @@ class AwsCredentials(Credential):
     origin: str = "long-term"
     role_chained: bool = False
     region: str | None = None
+    account_id: str | None = None
+    made_from: str | None = None
 
     def credential_process_json(self) -> str:
         """The exact stdout of ``credential_process`` (protocols.md section 1)."""
@@ -140,6 +145,8 @@ class AwsCredentials(Credential):
             doc["SessionToken"] = self.session_token
         if self.expiration is not None:
             doc["Expiration"] = to_rfc3339(self.expiration)
+        if self.account_id:
+            doc["AccountId"] = self.account_id
         return json.dumps(doc, separators=(",", ":"))
 
     def env(self) -> dict[str, str]:
@@ -148,6 +155,8 @@ class AwsCredentials(Credential):
             env["AWS_SESSION_TOKEN"] = self.session_token
         if self.expiration is not None:
             env["AWS_CREDENTIAL_EXPIRATION"] = to_rfc3339(self.expiration)
+        if self.account_id:
+            env["AWS_ACCOUNT_ID"] = self.account_id
         if self.region:
             env["AWS_REGION"] = self.region
             env["AWS_DEFAULT_REGION"] = self.region
@@ -315,6 +324,14 @@ def register_kind(cls: type[Credential]) -> None:
     if not cls.KIND:
         raise ValueError("a credential kind needs a KIND name")
     KINDS.setdefault(cls.KIND, cls)
+
+
+def account_from_arn(arn: str | None) -> str | None:
+    """The 12-digit account of an ARN such as ``arn:aws:sts::123456789012:assumed-role/R/s``, or None."""
+    parts = (arn or "").split(":", 5)
+    if len(parts) == 6 and parts[0] == "arn" and parts[4].isdigit() and len(parts[4]) == 12:
+        return parts[4]
+    return None
 
 
 def credential_from_dict(kind: str, data: dict[str, Any]) -> Credential:

@@ -16,6 +16,8 @@ from .cache import Cache, config_stamp, read_entry
 
 
 def _profile_arg(args: list[str]) -> str | None:
+    if not args:
+        return os.environ.get("GW_PROFILE") or None
     if len(args) == 2 and args[0] == "--profile":
         return args[1]
     if len(args) == 1 and args[0].startswith("--profile="):

@@ -134,8 +134,12 @@ class CommandContext(Protocol):
     def output_kind(self, profile: str) -> str:
         """The credential kind the profile's chain yields (checks the chain)."""
 
-    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False) -> Credential:
-        """The profile's credential: from the cache when fresh, else by running the chain once."""
+    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False,
+                min_ttl: float = 0) -> Credential:
+        """The profile's credential: from the cache when fresh, else by running the chain once.
+
+        ``refresh=True`` fetches now; ``min_ttl`` (seconds) refetches when less is left.
+        """
 
     def step_options(self, profile: str, step: str, **overrides: Any) -> dict[str, Any]:
         """The checked options (defaults filled in) of the profile's first ``step`` step."""

@@ -79,7 +79,18 @@ def _call(ctx, what: str, fn, **kwargs) -> dict[str, Any]:
         raise StepError(f"{what} failed: {exc}") from None
 
 
-def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bool = False) -> AwsCredentials:
+def _account_of(data: dict[str, Any]) -> str | None:
+    """The account in an STS answer's AssumedRoleUser / FederatedUser ARN (None when absent)."""
+    for key in ("AssumedRoleUser", "FederatedUser"):
+        arn = (data.get(key) or {}).get("Arn")
+        parts = arn.split(":", 5) if isinstance(arn, str) else []
+        if len(parts) == 6 and parts[4].isdigit() and len(parts[4]) == 12:
+            return parts[4]
+    return None
+
+
+def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bool = False,
+              made_from: str | None = None, account_id: str | None = None) -> AwsCredentials:
     c = data["Credentials"]
     expiration = c["Expiration"]
     if isinstance(expiration, datetime) and expiration.tzinfo is None:
@@ -93,6 +104,8 @@ def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bo
         origin=origin,
         role_chained=chained,
         region=region,
+        account_id=_account_of(data) or account_id,
+        made_from=made_from,
     )
 
 
@@ -187,6 +200,7 @@ def run_aws_profile(ctx, options: dict[str, Any], upstream) -> AwsCredentials:
         issued_at=utcnow() if expiry else None,
         origin="long-term" if not frozen.token else "aws-profile",
         region=options.get("region") or session.get_config_variable("region"),
+        account_id=getattr(frozen, "account_id", None) or None,
     )
 
 
@@ -213,7 +227,7 @@ def run_assume_role(ctx, options: dict[str, Any], upstream: AwsCredentials) -> A
         Policy=options.get("policy"),
         **_mfa(options),
     )
-    return _from_sts(data, "assume-role", options.get("region") or upstream.region, chained)
+    return _from_sts(data, "assume-role", options.get("region") or upstream.region, chained, upstream.origin)
 
 
 def _check_assume_role(options: dict[str, Any]) -> None:
@@ -233,7 +247,8 @@ def run_session_token(ctx, options: dict[str, Any], upstream: AwsCredentials) ->
         raise StepError("GetSessionToken needs long-term IAM user keys, but the previous step gave temporary ones")
     sts = _client(ctx, "sts", options, upstream)
     data = _call(ctx, "GetSessionToken", sts.get_session_token, DurationSeconds=options["duration"], **_mfa(options))
-    return _from_sts(data, "session-token", options.get("region") or upstream.region)
+    return _from_sts(data, "session-token", options.get("region") or upstream.region, made_from=upstream.origin,
+                     account_id=upstream.account_id)
 
 
 def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials) -> AwsCredentials:
@@ -251,7 +266,8 @@ def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials)
         Policy=options.get("policy") or (None if policy_arns else ALLOW_ALL),
         PolicyArns=policy_arns or None,
     )
-    return _from_sts(data, "federation-token", options.get("region") or upstream.region)
+    return _from_sts(data, "federation-token", options.get("region") or upstream.region,
+                     made_from=upstream.origin, account_id=upstream.account_id)
 
 
 def run_web_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
@@ -265,7 +281,7 @@ def run_web_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> Aws
         WebIdentityToken=upstream.token,
         DurationSeconds=options["duration"],
     )
-    return _from_sts(data, "web-identity", options.get("region") or upstream.region)
+    return _from_sts(data, "web-identity", options.get("region") or upstream.region, made_from="openid-token")
 
 
 def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
@@ -281,7 +297,7 @@ def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) ->
         IdentityId=identity_id,
         Logins={options["provider"]: upstream.token},
     )
-    return _from_sts(data, "cognito-identity", region)
+    return _from_sts(data, "cognito-identity", region, made_from="openid-token")
 
 
 MFA = {
