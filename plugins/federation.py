@@ -138,9 +138,9 @@ def login_url(plan: LoginPlan, token: str) -> str:
     return url
 
 
-def console_credentials(ctx: CommandContext, profile: str) -> AwsCredentials:
+def console_credentials(ctx: CommandContext, profile: str, refresh: bool = False, min_ttl: int = 0) -> AwsCredentials:
     """The profile's credentials in a form the federation endpoint accepts."""
-    credentials = ctx.resolve(profile, require=AWS)
+    credentials = ctx.resolve(profile, require=AWS, refresh=refresh, min_ttl=min_ttl)
     assert isinstance(credentials, AwsCredentials)
     if credentials.origin == "session-token":
         raise ConfigError(
@@ -162,7 +162,7 @@ def console_credentials(ctx: CommandContext, profile: str) -> AwsCredentials:
 
 def run_login(args: Any, ctx: CommandContext) -> int:
     plan = plan_login(ctx.profile(args.profile).tables.get("login", {}), args)
-    credentials = console_credentials(ctx, args.profile)
+    credentials = console_credentials(ctx, args.profile, args.refresh, args.min_ttl)
     step_ctx = ctx.step_context(args.profile)
     token = signin_token(step_ctx, plan, credentials, session_duration(credentials, plan.duration, ctx.warn))
     url = login_url(plan, token)
@@ -184,6 +184,21 @@ def _configure(parser) -> None:
     parser.add_argument("--duration", type=_duration, help="console session length, 900..43200 s")
     parser.add_argument("--issuer", help="where the console's sign-out link goes")
     parser.add_argument("--logout-first", action="store_true", help="sign out of any console session first")
+    parser.add_argument("--refresh", action="store_true", help="fetch new credentials now, even if cached ones are fresh")
+    parser.add_argument("--min-ttl", type=_ttl, default=0, metavar="DURATION",
+                        help="fetch new credentials when less than this is left (e.g. 900, 30m, 2h)")
+
+
+def _ttl(text: str) -> int:
+    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (as the core's --min-ttl)."""
+    import argparse
+    import re
+
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _duration(text: str) -> int:
@@ -227,5 +242,6 @@ def gw_commands() -> list[Command]:
     return [Command(
         "login", "open the AWS console with the profile's credentials", _configure, run_login,
         description="Open the AWS console through the federation endpoint with the profile's credentials.",
-        epilog="examples:\n  gw login --profile console\n  gw login --profile console --print",
+        epilog="examples:\n  gw login --profile console\n  gw login --profile console --print\n"
+               "  gw login --profile console --duration 3600 --refresh",
     )]
