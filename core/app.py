@@ -195,7 +195,7 @@ class App:
             os.path.join(self.state_dir, "locks", f"{name}.lock"),
             timeout,
             f"profile {name!r}",
-            on_wait=lambda: self.ui.info(f"another gw process is busy with {name!r}; waiting for it"),
+            on_wait=lambda: self.ui.wait(f"another gw process is busy with {name!r}; waiting for it"),
             on_unavailable=self.ui.warn,
         )
 

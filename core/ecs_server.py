@@ -86,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "gw-ecs"
     sys_version = ""
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args) -> None:
         pass  # no access log: nothing about requests goes to stderr
 
     def _answer(self, status: int, body: dict[str, str]) -> None:
@@ -98,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         owner = self.server.owner
         given = self.headers.get("Authorization") or ""
         if not hmac.compare_digest(given.encode(), owner.token.encode()):
@@ -121,7 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _not_allowed(self) -> None:
         self._answer(405, {"code": "MethodNotAllowed", "message": "only GET"})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
 
 
 class EcsServer:

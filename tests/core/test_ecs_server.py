@@ -18,7 +18,12 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.core.gw_test_support import ROLE, assert_clean_failure, keys_from_env, role_profile
+from tests.core.gw_test_support import (
+    ROLE,
+    assert_clean_failure,
+    keys_from_env,
+    role_profile,
+)
 
 # A child that runs "longer than its credentials": botocore normally refreshes container
 # credentials 15 min (advisory) / 10 min (mandatory) before they expire; moto's shortest
@@ -140,7 +145,7 @@ def test_serve_ecs_refuses_requests_without_the_token(role_home):
         assert credentials.method == "container-role"
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert err == ""
     assert _refused(url)
