@@ -59,7 +59,7 @@ def _parser(sub, name: str, help: str, description: str, examples: str, formatte
 
 
 def add_core_commands(sub):
-    """Register the core commands; returns the command groups (``setup``, ``serve``) plugins add to."""
+    """Register the core commands; returns the command groups (``setup``, ``serve``, ``import``) plugins add to."""
     import argparse
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -175,6 +175,12 @@ def add_core_commands(sub):
                     "  gw setup aws --profile admin", fmt).add_subparsers(
         metavar="TARGET", dest="setup_action", required=True
     )
+    imports = _parser(sub, "import", "move credentials another tool keeps in plaintext into gw",
+                      "Move long-term credentials that another tool keeps in a plaintext file into gw's "
+                      "encrypted vault, and write the gw profile that uses them.",
+                      "  gw import aws --aws-profile work", fmt).add_subparsers(
+        metavar="SOURCE", dest="import_action", required=True
+    )
     serve_parser = _parser(sub, "serve", "run a local service (credentials endpoints, exchanges)",
                            "Run a local service that hands out a profile's credentials.",
                            "  gw serve ecs --profile deploy", fmt)
@@ -194,7 +200,7 @@ def add_core_commands(sub):
                    help="write the token to PATH (0600) and print AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE instead")
     freshness_options(p)
     p.set_defaults(handler=cmd_serve_ecs)
-    return {"setup": setup, "serve": serve}
+    return {"setup": setup, "serve": serve, "import": imports}
 
 
 # -- credentials out ------------------------------------------------------------

@@ -168,6 +168,15 @@ class CommandContext(Protocol):
     def gw_executable(self) -> str:
         """Absolute path of the gw command (for lines written into other tools' configs)."""
 
+    def vault_get(self, name: str) -> str | None:
+        """A secret from gw's vault, or None when there is no such name."""
+
+    def vault_set(self, values: dict[str, str]) -> None:
+        """Store one or more secrets in gw's vault in a single atomic write."""
+
+    def vault_remove(self, name: str) -> bool:
+        """Remove a secret from the vault; False when it was not there."""
+
 
 RunFn = Callable[["StepContext", dict[str, Any], "Credential | None"], "Credential"]
 
@@ -223,7 +232,7 @@ class Command:
 
     ``configure`` adds arguments to the argparse parser; ``run`` gets the parsed
     arguments and a :class:`CommandContext` and returns an exit status.
-    ``group`` makes it ``gw <group> <name>`` (``"setup"`` or ``"serve"``) instead of
+    ``group`` makes it ``gw <group> <name>`` (``"setup"``, ``"serve"`` or ``"import"``) instead of
     a top-level command. ``description`` and ``epilog`` (examples) go to ``--help``.
     """
 

@@ -420,12 +420,58 @@ def _run_setup(args: Any, ctx: CommandContext) -> int:
     return 0
 
 
+def _configure_import(parser: Any) -> None:
+    from .importer import configure_import
+
+    configure_import(parser)
+
+
+def _run_import(args: Any, ctx: CommandContext) -> int:
+    from .importer import run_import
+
+    return run_import(args, ctx)
+
+
+def _configure_rotate(parser: Any) -> None:
+    from .rotate import configure_rotate
+
+    configure_rotate(parser)
+
+
+def _run_rotate(args: Any, ctx: CommandContext) -> int:
+    from .rotate import run_rotate
+
+    return run_rotate(args, ctx)
+
+
 @hookimpl
 def gw_commands() -> list[Command]:
-    return [Command(
-        "aws", "add credential_process for a profile to ~/.aws/config", _configure_setup, _run_setup,
-        group="setup",
-        description="Add (or update) credential_process for a gw profile in ~/.aws/config. Comments and every "
-                    "other profile stay byte for byte; a backup is kept beside the file.",
-        epilog="example:\n  gw setup aws --profile admin --region eu-west-1\n  aws sts get-caller-identity --profile admin",
-    )]
+    return [
+        Command(
+            "aws", "add credential_process for a profile to ~/.aws/config", _configure_setup, _run_setup,
+            group="setup",
+            description="Add (or update) credential_process for a gw profile in ~/.aws/config. Comments and every "
+                        "other profile stay byte for byte; a backup is kept beside the file.",
+            epilog="example:\n  gw setup aws --profile admin --region eu-west-1\n"
+                   "  aws sts get-caller-identity --profile admin",
+        ),
+        Command(
+            "aws", "move a ~/.aws profile's plaintext keys into gw's vault", _configure_import, _run_import,
+            group="import",
+            description="Move the long-term keys of a profile in ~/.aws/credentials into gw's encrypted vault, add "
+                        "a gw profile that uses them, point the AWS profile's credential_process at gw, and offer "
+                        "to remove the plaintext keys (asked on the terminal, or --remove-plaintext / "
+                        "--keep-plaintext). gw's config and ~/.aws/config keep a backup; ~/.aws/credentials does "
+                        "not (it would keep the keys).",
+            epilog="examples:\n  gw import aws --aws-profile work\n"
+                   "  gw import aws --aws-profile default --profile personal --remove-plaintext\n"
+                   "  aws sts get-caller-identity --profile work",
+        ),
+        Command(
+            "rotate", "replace the IAM user access key gw keeps in its vault", _configure_rotate, _run_rotate,
+            description="Create a new access key for the profile's IAM user (through its MFA session when it has "
+                        "one), verify it, store it in the vault and delete the old one. An interrupted rotation "
+                        "leaves a working key in the vault; running gw rotate again finishes it.",
+            epilog="examples:\n  gw rotate --profile work\n  GW_PROFILE=work gw rotate",
+        ),
+    ]
