@@ -346,7 +346,12 @@ def exec_with_server(ns, app, command: list[str]) -> int:
     # Ctrl-C reaches the child from the terminal itself; gw keeps serving until the child ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     done = threading.Event()
-    threading.Thread(target=lambda: (child.wait(), done.set()), daemon=True).start()
+
+    def watch_child() -> None:
+        child.wait()
+        done.set()
+
+    threading.Thread(target=watch_child, daemon=True).start()
     server.serve_until(done)
     status = child.wait()
     return 128 - status if status < 0 else status

@@ -166,7 +166,11 @@ class EcsServer:
     def serve_until(self, done: threading.Event | None = None) -> None:
         """Serve requests on this thread until :meth:`stop` (or ``done`` is set)."""
         if done is not None:
-            threading.Thread(target=lambda: (done.wait(), self.stop()), daemon=True).start()
+            def stop_when_done() -> None:
+                done.wait()
+                self.stop()
+
+            threading.Thread(target=stop_when_done, daemon=True).start()
         try:
             self._httpd.serve_forever(poll_interval=0.2)
         finally:

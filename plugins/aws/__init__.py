@@ -406,7 +406,11 @@ def _configure_setup(parser: Any) -> None:
 
 
 def _run_setup(args: Any, ctx: CommandContext) -> int:
-    from .awsconfig import aws_config_path, credential_process_command, set_credential_process
+    from .awsconfig import (
+        aws_config_path,
+        credential_process_command,
+        set_credential_process,
+    )
 
     kind = ctx.output_kind(args.profile)
     if kind != AWS:

@@ -21,7 +21,13 @@ from typing import Any
 
 from gw.plugin import CommandContext, ConfigError, GwError, atomic_write, private_dir
 
-from .awsconfig import KEY, SECTION, aws_config_path, credential_process_command, set_credential_process
+from .awsconfig import (
+    KEY,
+    SECTION,
+    aws_config_path,
+    credential_process_command,
+    set_credential_process,
+)
 
 KEY_NAMES = ("aws_access_key_id", "aws_secret_access_key")
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")

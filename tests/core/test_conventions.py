@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.conftest import AWS_CLI
-from tests.core.gw_test_support import ROLE, GW, keys_from_env, role_profile
+from tests.core.gw_test_support import GW, ROLE, keys_from_env, role_profile
 
 ACCOUNT = "123456789012"
 
@@ -136,7 +136,7 @@ def test_account_id_in_credential_process_and_env(role_home):
 def test_botocore_reads_the_account_id(role_home):
     """The real AWS CLI loads gw's credential_process output including AccountId."""
     role_home.aws_config.write_text(f"[profile admin]\ncredential_process = {GW} credential-process --profile admin\n")
-    result = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--profile", "admin"], env=role_home.env,
+    result = subprocess.run(check=False, args=[AWS_CLI, "sts", "get-caller-identity", "--profile", "admin"], env=role_home.env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["Account"] == ACCOUNT
@@ -225,7 +225,7 @@ def _complete(script: str, words: list[str], env: dict[str, str]) -> list[str]:
     line = " ".join(words)
     bash = (f'source "{script}"\nCOMP_WORDS=({" ".join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n'
             f'COMP_LINE={line!r}; COMP_POINT=${{#COMP_LINE}}\n_shtab_gw\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n')
-    result = subprocess.run(["bash", "-c", bash], env=env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(check=False, args=["bash", "-c", bash], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     return [w for w in result.stdout.splitlines() if w]
 

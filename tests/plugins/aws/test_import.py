@@ -57,7 +57,7 @@ def _files(home) -> dict[str, str]:
 
 
 def _who(home, profile: str = "work") -> str:
-    result = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--profile", profile], env=home.env,
+    result = subprocess.run(check=False, args=[AWS_CLI, "sts", "get-caller-identity", "--profile", profile], env=home.env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["Arn"]

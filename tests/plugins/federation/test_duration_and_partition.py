@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from their modules
 """``gw login``: SessionDuration only for roles assumed with long-term keys; the partition's STS.
 
 Real gw against moto's STS and the federation emulator over real HTTPS (protocols.md section 2).
@@ -8,7 +9,14 @@ from __future__ import annotations
 import pytest
 
 from tests.core.gw_test_support import federation  # noqa: F401 (fixture)
-from tests.plugins.federation.test_login import USER, _assume, _config, _follow, _login, login_home  # noqa: F401
+from tests.plugins.federation.test_login import (  # noqa: F401
+    USER,
+    _assume,
+    _config,
+    _follow,
+    _login,
+    login_home,
+)
 
 MFA_SESSION = '{ use = "session-token", duration = 3600 }'
 
@@ -17,10 +25,10 @@ def test_role_assumed_from_an_mfa_session_gets_no_duration(login_home, federatio
     """aws-keys -> session-token -> assume-role: the endpoint would answer 400 to SessionDuration."""
     _config(login_home, federation, USER, MFA_SESSION, _assume())
     url, stderr = _login(login_home, "--duration", "3600")
-    assert stderr.splitlines() == [
+    assert stderr.splitlines() == [(
         "gw: warning: SessionDuration is not allowed with a role assumed with session-token credentials, "
         "not long-term IAM user keys; the console session follows their lifetime"
-    ]
+    )]
     session = federation.last_session
     assert session.kind == "assume-role" and not session.duration_requested
     assert _follow(url, ca).status_code == 302
