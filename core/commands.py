@@ -332,6 +332,21 @@ def exec_with_server(ns, app, command: list[str]) -> int:
     env = child_environment(dict(os.environ), values)
     env["GW_PROFILE"] = ns.profile
     sys.stdout.flush()
+    # Handlers go in before the child exists, so a signal can never find gw unprepared;
+    # the child starts with default dispositions (exec resets caught signals).
+    children: list[subprocess.Popen] = []
+    pending: list[int] = []
+
+    def forward(number: int, frame: object) -> None:
+        if children:
+            children[0].send_signal(number)
+        else:
+            pending.append(number)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, forward)
+    # Ctrl-C reaches the child from the terminal itself; gw keeps serving until the child ends.
+    signal.signal(signal.SIGINT, lambda number, frame: None)
     try:
         child = subprocess.Popen(command, env=env)
     except FileNotFoundError:
@@ -340,11 +355,9 @@ def exec_with_server(ns, app, command: list[str]) -> int:
     except PermissionError:
         app.ui.error(f"permission denied: {command[0]}")
         return 126
-    forwarded = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-    for signum in forwarded:
-        signal.signal(signum, lambda number, frame: child.send_signal(number))
-    # Ctrl-C reaches the child from the terminal itself; gw keeps serving until the child ends.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    children.append(child)
+    for number in pending:
+        child.send_signal(number)
     done = threading.Event()
 
     def watch_child() -> None:
@@ -479,7 +492,12 @@ def cmd_check(ns, app) -> int:
         problems, config = _check_problems(app), app.config
     except ConfigError as exc:  # the file itself cannot be read or parsed
         problems, config = [str(exc)], None
-    path = config.path if config else str(getattr(app, "_config_path", None) or "")
+    if config is None:
+        from .paths import config_path
+
+        path = os.path.abspath(getattr(app, "_config_path", None) or config_path())
+    else:
+        path = config.path
     if ns.json:
         _json(app, {"config": path, "ok": not problems, "problems": problems,
                     "profiles": len(config.profiles) if config else 0})

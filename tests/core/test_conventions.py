@@ -168,6 +168,9 @@ def test_check_problems_have_their_own_exit_status(role_home):
     role_home.config_path.write_text("[profiles.broken\n")
     result = role_home.run("check")
     assert result.returncode == 3 and "Traceback" not in result.stderr
+    missing = role_home.run("check", "--json", env={"GW_CONFIG": str(role_home.root / "absent.toml")})
+    assert missing.returncode == 3
+    assert json.loads(missing.stdout)["config"] == str(role_home.root / "absent.toml")
     assert role_home.run("check", "--bogus").returncode == 2  # a usage error stays 2
 
 

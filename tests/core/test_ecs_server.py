@@ -101,6 +101,15 @@ def test_exec_server_passes_the_exit_status_and_a_missing_command(role_home):
     assert missing.returncode == 127 and "command not found: no-such-command-gw" in missing.stderr
 
 
+def test_exec_server_forwards_sigterm_and_ends_with_the_child(role_home):
+    script = 'trap "exit 42" TERM; echo ready; while :; do sleep 0.1; done'
+    proc = role_home.popen("exec", "--server", "--profile", "deploy", "--", "sh", "-c", script)
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)  # to gw only: it passes the signal on to the child
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 42, err
+
+
 def test_long_term_keys_are_not_served(aws_home, iam_user):
     keys_from_env(aws_home, iam_user)
     aws_home.write_config('[profiles.keys]\nsteps = [{ use = "aws-keys", access_key_id = "env:GWT_AKID", '
