@@ -70,19 +70,44 @@ def test_refresh_and_min_ttl(role_home, moto):
     assert _json(role_home.run("credential-process", "--profile", "admin"))["AccessKeyId"] == again["AWS_ACCESS_KEY_ID"]
 
 
+def test_the_cache_hit_path_honours_gw_profile_and_min_ttl(role_home, moto):
+    """GW_PROFILE and --min-ttl keep the no-plugin, no-boto3 fast path; more than is left does not."""
+    from tests.core.gw_test_support import imported_modules, run_importtime
+
+    first = _json(role_home.run("credential-process", "--profile", "admin"))
+    before = moto.count("AssumeRole")
+    for args, env in ((["--min-ttl", "30m", "--profile", "admin"], {}), (["--min-ttl=900"], {"GW_PROFILE": "admin"}),
+                      ([], {"GW_PROFILE": "admin"})):
+        role_home.env.update(env)
+        hit = run_importtime(role_home, "credential-process", *args)
+        for key in env:
+            del role_home.env[key]
+        assert hit.returncode == 0 and json.loads(hit.stdout) == first
+        modules = imported_modules(hit.stderr)
+        assert "gw.fastpath" in modules and not {"argparse", "boto3", "pluggy"} & modules, args
+    assert moto.count("AssumeRole") == before
+    miss = run_importtime(role_home, "credential-process", "--profile", "admin", "--min-ttl", "2h")
+    assert miss.returncode == 0 and "argparse" in imported_modules(miss.stderr)
+    assert json.loads(miss.stdout)["AccessKeyId"] != first["AccessKeyId"] and moto.count("AssumeRole") == before + 1
+
+
 @pytest.mark.parametrize("text, seconds", [("900", 900), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400)])
 def test_durations(text, seconds):
     from gw.commands import parse_duration
+    from gw.fastpath import _seconds
 
-    assert parse_duration(text) == seconds
+    assert parse_duration(text) == seconds == _seconds(text)
 
 
 @pytest.mark.parametrize("text", ["", "m", "1d", "-5", "10 m", "h1"])
 def test_bad_durations(text, role_home):
     from gw.commands import parse_duration
 
+    from gw.fastpath import _seconds
+
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration(text)
+    assert _seconds(text) is None
     if text:
         result = role_home.run("env", "--profile", "admin", "--min-ttl", text)
         assert result.returncode == 2 and "is not a duration" in result.stderr and "Traceback" not in result.stderr
