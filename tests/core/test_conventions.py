@@ -102,7 +102,6 @@ def test_durations(text, seconds):
 @pytest.mark.parametrize("text", ["", "m", "1d", "-5", "10 m", "h1"])
 def test_bad_durations(text, role_home):
     from gw.commands import parse_duration
-
     from gw.fastpath import _seconds
 
     with pytest.raises(argparse.ArgumentTypeError):
