@@ -194,3 +194,34 @@ def test_server_answers_with_the_role_it_was_given(role_home, moto):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=20)
+
+
+def test_an_upstream_failure_is_a_500_with_one_clean_line(aws_home, iam_user, tmp_path):
+    """Each request resolves the profile; when that fails the SDK gets a 500 and gw says why once."""
+    broken = tmp_path / "broken"
+    secret_cmd = tmp_path / "secret.sh"
+    secret_cmd.write_text(f'#!/bin/sh\n[ -e "{broken}" ] && exit 4\necho "{iam_user[1]}"\n')
+    secret_cmd.chmod(0o700)
+    aws_home.env["GWT_AKID"] = iam_user[0]
+    aws_home.write_config(f"""
+[profiles.deploy]
+steps = [
+  {{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = "cmd:{secret_cmd}" }},
+  {{ use = "assume-role", role_arn = "{ROLE}" }},
+]
+""")
+    proc, values = _serve(aws_home, "--min-ttl", "2h")  # a 1 h role never has 2 h left: every request fetches
+    try:
+        url, token = values["AWS_CONTAINER_CREDENTIALS_FULL_URI"], values["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+        assert requests.get(url, headers={"Authorization": token}, timeout=30).status_code == 200
+        broken.touch()
+        failed = requests.get(url, headers={"Authorization": token}, timeout=30)
+        assert failed.status_code == 500
+        assert failed.json()["message"] == "cmd: secret.sh exited with status 4 (run it yourself to see why)"
+        broken.unlink()
+        assert requests.get(url, headers={"Authorization": token}, timeout=30).status_code == 200  # recovers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert err.splitlines() == ["gw: ECS endpoint: cmd: secret.sh exited with status 4 (run it yourself to see why)"]
+    assert iam_user[1] not in err and token not in err
