@@ -226,7 +226,10 @@ class SoracomSession(Credential):
 
 @dataclass
 class BearerToken(Credential):
-    """An OAuth 2.0 access token (for example Cognito client credentials)."""
+    """An OAuth 2.0 access token (for example Cognito client credentials).
+
+    ``env_name`` is the variable ``gw env`` / ``gw exec`` set to the token.
+    """
 
     KIND: ClassVar[str] = BEARER_TOKEN
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("access_token",)
@@ -236,9 +239,10 @@ class BearerToken(Credential):
     scope: str | None = None
     expiration: datetime | None = None
     issued_at: datetime | None = None
+    env_name: str = "GW_BEARER_TOKEN"
 
     def env(self) -> dict[str, str]:
-        return {"GW_ACCESS_TOKEN": self.access_token}
+        return {self.env_name: self.access_token}
 
 
 @dataclass
