@@ -29,6 +29,8 @@ install: $(VENV)/.installed
 # (and fail under CI=true, where they must run).
 install-sim: install
 	bash tests/pcsc/install.sh
+	# curl, for the curl -H "$$(gw token ...)" recipe test (tests/plugins/cognito)
+	command -v curl >/dev/null 2>&1 || [ "$$(id -u)" -ne 0 ] || { apt-get update -q && apt-get install -y -q curl; }
 	$(BIN)/python -m pip install -q -e '.[test,sim]' || $(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/python -m pip install -q --no-deps -e tests/example_plugin
 

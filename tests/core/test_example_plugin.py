@@ -64,7 +64,7 @@ def test_gw_plugins_lists_it(plugin_home):
 def test_a_profile_using_it_works_and_is_audited(plugin_home, tmp_path):
     first = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"GW_ACCESS_TOKEN": TOKEN}  # rot13 decoded
+    assert json.loads(first.stdout) == {"GW_BEARER_TOKEN": TOKEN}  # rot13 decoded
     assert (plugin_home.cache_dir / "tok.gwc").exists()
     second = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert second.stdout == first.stdout
