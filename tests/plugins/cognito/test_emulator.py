@@ -188,3 +188,16 @@ def test_api_checks_the_issuer_and_token_use(pool, api, ca):
     ]
     assert [r.status_code for r in replies] == [401, 401, 200]
     assert api.rejections == ["wrong issuer", "not an access token"]
+
+
+def test_the_demo_pool_and_api_work_together(ca):
+    from gw_emulators.cognito import start_cognito_demo
+
+    pool, api, client = start_cognito_demo(ca)
+    try:
+        access = token(pool, ca, client.client_id, "gw-demo/read")
+        reply = call(api, ca, "/items", f"Bearer {access}")
+        assert (reply.status_code, reply.json()["scopes"]) == (200, ["gw-demo/read"])
+    finally:
+        api.stop()
+        pool.stop()
