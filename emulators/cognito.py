@@ -290,4 +290,19 @@ def start_cognito_demo(ca: LocalCA, *, scopes: tuple[str, ...] = ("gw-demo/read"
     return pool, api, client
 
 
-__all__ = ["OAUTH_ERRORS", "AppClient", "CognitoEmulator", "IssuedToken", "start_cognito_demo"]
+def demo_profile(pool: CognitoEmulator, client: AppClient, *, name: str = "m2m",
+                 secret_ref: str = "vault:gw-demo-m2m-secret", scopes: tuple[str, ...] = ("gw-demo/read",)) -> str:
+    """A config snippet with a ``cognito-m2m`` profile ``name`` for ``client`` of ``pool``.
+
+    The caller stores ``client.secret`` where ``secret_ref`` points (``gw vault set``).
+    """
+    scope_list = ", ".join(f'"{scope}"' for scope in scopes)
+    return (
+        f"[profiles.{name}]\n"
+        f'description = "Cognito client credentials (emulated user pool {pool.pool_id})"\n'
+        f'steps = [{{ use = "cognito-m2m", token_url = "{pool.token_url}", client_id = "{client.client_id}", '
+        f'client_secret = "{secret_ref}", scopes = [{scope_list}] }}]\n'
+    )
+
+
+__all__ = ["OAUTH_ERRORS", "AppClient", "CognitoEmulator", "IssuedToken", "demo_profile", "start_cognito_demo"]

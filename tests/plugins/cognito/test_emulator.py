@@ -190,12 +190,17 @@ def test_api_checks_the_issuer_and_token_use(pool, api, ca):
     assert api.rejections == ["wrong issuer", "not an access token"]
 
 
-def test_the_demo_pool_and_api_work_together(ca):
-    from gw_emulators.cognito import start_cognito_demo
+def test_the_demo_pool_profile_and_api_work_together(ca, gw_home):
+    """What gw demo will run: start_cognito_demo, demo_profile, the secret in the vault, gw env."""
+    from gw_emulators.cognito import demo_profile, start_cognito_demo
 
     pool, api, client = start_cognito_demo(ca)
     try:
-        access = token(pool, ca, client.client_id, "gw-demo/read")
+        gw_home.write_config(demo_profile(pool, client))
+        gw_home.vault_set("gw-demo-m2m-secret", client.secret)
+        result = gw_home.run("env", "--profile", "m2m", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        access = json.loads(result.stdout)["GW_BEARER_TOKEN"]
         reply = call(api, ca, "/items", f"Bearer {access}")
         assert (reply.status_code, reply.json()["scopes"]) == (200, ["gw-demo/read"])
     finally:
