@@ -292,3 +292,16 @@ def test_a_cached_token_is_read_back_without_loading_the_plugin(gw_home, pool):
     modules = imported_modules(result.stderr)
     assert not any(m.startswith("gw_plugins") or m.split(".")[0] in {"requests", "jwt"} for m in modules)
     assert pool.calls["token"] == 1
+
+
+def test_retries_are_shown_on_a_terminal_and_stdout_keeps_only_the_result(gw_home, pool, tmp_path):
+    from tests.core.test_terminal_output import GW, run_in_terminal
+
+    write_m2m(gw_home, pool)
+    pool.inject("token", status=503, count=2)
+    out = tmp_path / "token.json"
+    screen = run_in_terminal(f"{GW} env --profile m2m --format json > {out}", gw_home.env)
+    assert "HTTP 503; retry 1 of 3" in screen and "HTTP 503; retry 2 of 3" in screen
+    token = json.loads(out.read_text())["GW_BEARER_TOKEN"]
+    assert token == pool.issued[-1].token and token not in screen
+    assert pool.clients["reader"].secret not in screen
