@@ -30,7 +30,6 @@ install: $(VENV)/.installed
 install-sim: install
 	bash tests/pcsc/install.sh
 	$(BIN)/python -m pip install -q -e '.[test,sim]' || $(BIN)/python -m pip install -q -e '.[test]'
-	$(BIN)/python -m pip install -q --no-deps -e tests/example_plugin
 
 demo: install
 	$(BIN)/gw demo

@@ -240,7 +240,9 @@ class App:
             digest=profile.digest,
             config_path=self.config.path,
         )
-        fast = credential.credential_process_json() if isinstance(credential, AwsCredentials) else ""
+        fast = credential.fast_output()
+        if "\n" in fast:
+            fast = ""
         body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
         try:
             self.cache.store(profile.name, header, f"{fast}\n{body}".encode(), self.key())

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
 
-CORE_COMMANDS = {"credential-process", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
+CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
 
 
 def add_core_commands(sub):
@@ -20,6 +20,19 @@ def add_core_commands(sub):
     p = sub.add_parser("credential-process", help="print AWS credentials for credential_process (JSON)")
     p.add_argument("--profile", required=True)
     p.set_defaults(handler=cmd_credential_process)
+
+    p = sub.add_parser(
+        "token", help="print the profile's bearer or OpenID token (raw, header or json)",
+        description="Print the access token of a profile whose chain yields a bearer token (e.g. "
+                    "cognito-m2m) or an OpenID token. A cache hit loads no plugin.",
+        epilog='examples:\n  curl -H "$(gw token --profile api --format header)" https://api.example.com/items\n'
+               "  gw token --profile api --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--profile", required=True)
+    p.add_argument("--format", choices=("raw", "header", "json"), default="raw",
+                   help="raw: the token; header: 'Authorization: Bearer ...'; json: token, type, expiry")
+    p.set_defaults(handler=cmd_token)
 
     p = sub.add_parser("env", help="print the profile's credentials as environment variables")
     p.add_argument("--profile", required=True)
@@ -72,6 +85,33 @@ def add_core_commands(sub):
 def cmd_credential_process(ns, app) -> int:
     credential = app.resolve(ns.profile, require=AWS)
     app.emit(credential.credential_process_json())
+    return 0
+
+
+def cmd_token(ns, app) -> int:
+    import json
+
+    from .credentials import BearerToken, OpenIdToken, to_rfc3339
+
+    credential = app.resolve(ns.profile)
+    if isinstance(credential, BearerToken):
+        token, token_type, scope = credential.access_token, credential.token_type or "Bearer", credential.scope
+    elif isinstance(credential, OpenIdToken):
+        token, token_type, scope = credential.token, "Bearer", None
+    else:
+        raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, not a bearer or OpenID token")
+    if ns.format == "raw":
+        app.emit(token)
+    elif ns.format == "header":
+        app.emit(f"Authorization: Bearer {token}")
+    else:
+        doc: dict[str, object] = {"token": token, "token_type": token_type}
+        if scope:
+            doc["scope"] = scope
+        expiration = getattr(credential, "expiration", None)
+        if expiration is not None:
+            doc["expiration"] = to_rfc3339(expiration)
+        app.emit(json.dumps(doc))
     return 0
 
 
@@ -159,7 +199,9 @@ def cmd_plugins(ns, app) -> int:
                      f"{s.produces if isinstance(s.produces, str) else 'depends on options'})" for s in steps]
         rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-", "\n".join(commands) or "-"])
     for name, reason in registry.failed.items():
-        rows.append([name, f"FAILED TO LOAD: {reason}", "-", "-"])
+        rows.append([name, f"SKIPPED: {reason}", "-", "-"])
+    for name in registry.disabled:
+        rows.append([name, "disabled (GW_DISABLE_PLUGINS or settings.disable_plugins)", "-", "-"])
     _table("plugins", ["plugin", "step types (consumes -> produces)", "secret schemes", "commands"], rows)
     return 0
 

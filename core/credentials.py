@@ -103,6 +103,10 @@ class Credential:
         """One line without secrets, for tables and logs."""
         return self.KIND
 
+    def fast_output(self) -> str:
+        """The line a cache hit prints as it is (no JSON work on the hot path), or ""."""
+        return ""
+
 
 @dataclass
 class AwsCredentials(Credential):
@@ -155,6 +159,9 @@ class AwsCredentials(Credential):
 
     def summary(self) -> str:
         return f"AWS {self.origin} {self.access_key_id[:4]}…{self.access_key_id[-4:]}"
+
+    def fast_output(self) -> str:
+        return self.credential_process_json()
 
 
 @dataclass
@@ -240,6 +247,9 @@ class BearerToken(Credential):
     def env(self) -> dict[str, str]:
         return {"GW_ACCESS_TOKEN": self.access_token}
 
+    def fast_output(self) -> str:
+        return self.access_token
+
 
 @dataclass
 class OpenIdToken(Credential):
@@ -256,6 +266,9 @@ class OpenIdToken(Credential):
 
     def env(self) -> dict[str, str]:
         return {"GW_OPENID_TOKEN": self.token}
+
+    def fast_output(self) -> str:
+        return self.token
 
 
 @dataclass
