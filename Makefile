@@ -29,6 +29,7 @@ install: $(VENV)/.installed
 # (and fail under CI=true, where they must run).
 install-sim: install
 	bash tests/pcsc/install.sh
+	bash tests/install-tools.sh
 	$(BIN)/python -m pip install -q -e '.[test,sim]' || $(BIN)/python -m pip install -q -e '.[test]'
 
 demo: install

@@ -131,9 +131,13 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
     return planned, problems
 
 
+def _no_run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
+    raise AssertionError("a profile table is never run")
+
+
 def check_table(spec: Any, table: dict[str, Any], schemes: list) -> tuple[dict[str, Any], list[str]]:
     """Validate a plugin-owned profile table like a step's options."""
-    shim = StepType(name=spec.name, run=lambda *a: None, produces="", options=spec.options, check=spec.check)
+    shim = StepType(name=spec.name, run=_no_run, produces="", options=spec.options, check=spec.check)
     return check_options(shim, {k: v for k, v in table.items() if k != "use"}, schemes)
 
 

@@ -227,7 +227,7 @@ def _collect(registry: Registry) -> None:
     registry.kinds = {k: v for k, v in kinds.items() if k in KINDS or any(
         v in found.get("gw_credential_kinds", []) for found in per_plugin.values())}
     owners: dict[str, list[StepType]] = {}
-    for name, found in per_plugin.items():
+    for found in per_plugin.values():
         for step in found.get("gw_step_types", []):
             owners.setdefault(step.name, []).append(step)
         registry.schemes.extend(found.get("gw_secret_schemes", []))
