@@ -323,13 +323,6 @@ KINDS: dict[str, type[Credential]] = {
 }
 
 
-def register_kind(cls: type[Credential]) -> None:
-    """Let a plugin add a credential kind of its own."""
-    if not cls.KIND:
-        raise ValueError("a credential kind needs a KIND name")
-    KINDS.setdefault(cls.KIND, cls)
-
-
 def credential_from_dict(kind: str, data: dict[str, Any]) -> Credential:
     """Rebuild a credential from its cached form."""
     try:
