@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,33 @@ def moto():
 def iam_user(moto):
     """Long-term keys of an IAM user in moto: (access key id, secret)."""
     return moto.create_user("gw-test-user")
+
+
+@dataclass
+class Clock:
+    """Real UTC time plus an offset tests can push forward (an emulator's injectable clock)."""
+
+    offset: timedelta = field(default_factory=timedelta)
+
+    def __call__(self) -> float:
+        return (datetime.now(timezone.utc) + self.offset).timestamp()
+
+    def advance(self, **kwargs: float) -> None:
+        self.offset += timedelta(**kwargs)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def federation(ca, moto, clock):
+    """The console federation emulator, with a movable clock."""
+    from gw_emulators.federation import FederationEmulator
+
+    with FederationEmulator(ca, moto, clock=clock) as emulator:
+        yield emulator
 
 
 @pytest.fixture

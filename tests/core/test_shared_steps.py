@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from tests.core.core_helpers import parse_credential_process, store_user
-from tests.core.gw_test_support import ROLE, OTHER_ROLE
+from tests.core.gw_test_support import OTHER_ROLE, ROLE
 
 SERIAL = "arn:aws:iam::123456789012:mfa/me"
 IN_CI = os.environ.get("CI", "").lower() == "true"
