@@ -25,6 +25,7 @@ from gw.plugin import BEARER_TOKEN, Option, StepError, StepType, hookimpl
 
 if TYPE_CHECKING:
     import requests
+
     from gw.plugin import BearerToken, Credential, StepContext
 
 DEFAULT_ENV_NAME = "GW_BEARER_TOKEN"

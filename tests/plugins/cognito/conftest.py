@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import tomli_w
+
 from gw_emulators.cognito import AppClient, CognitoEmulator
 from gw_emulators.cognito_api import ProtectedApi
 

@@ -10,8 +10,8 @@ import time
 import jwt
 import pytest
 import requests
-from gw_emulators.cognito import CognitoEmulator
 
+from gw_emulators.cognito import CognitoEmulator
 from tests.plugins.cognito.conftest import READ, WRITE
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -10,9 +10,9 @@ import time
 import urllib.parse
 
 import pytest
+
 from gw_emulators.cognito import OAUTH_ERRORS
 from gw_plugins.cognito import ERROR_HINTS
-
 from tests.core.gw_test_support import (
     assert_clean_failure,
     imported_modules,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import tomli_w
-from gw_plugins.cognito import token_endpoint
 
+from gw_plugins.cognito import token_endpoint
 from tests.core.gw_test_support import assert_clean_failure
 
 BASE = {"use": "cognito-m2m", "client_id": "abc123", "client_secret": "env:COGNITO_SECRET"}
