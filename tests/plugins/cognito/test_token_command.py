@@ -1,9 +1,8 @@
 """``gw token --profile P [--format raw|header|json]`` with a cognito-m2m profile.
 
-These tests depend on the core command ``gw token`` (owned by the lead: core/cli.py,
-core/fastpath.py, core/commands.py). They are written against its spec and fail until
-it exists: the token printed as-is (raw, the default), as an ``Authorization: Bearer``
-header line, or as JSON; and a cache hit that loads no plugin, like credential-process.
+``gw token`` is a core command (core/cli.py, core/fastpath.py, core/commands.py): the token as-is
+(raw, the default), as an ``Authorization: Bearer`` header line, or as JSON; a cache hit loads
+no plugin, like credential-process.
 """
 
 from __future__ import annotations
