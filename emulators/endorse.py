@@ -123,7 +123,7 @@ class EndorseEmulator(EmulatorServer):
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.x509.oid import NameOID
 
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soracom-endorse emulator")])
         cert = (
             x509.CertificateBuilder().subject_name(name).issuer_name(name)
@@ -187,7 +187,8 @@ class EndorseEmulator(EmulatorServer):
                     self._rogue_key = _rsa_key()
             key = self._rogue_key
         token = jwt.encode(payload, key, algorithm="RS256", headers=headers)
-        self.issued.append(payload["jti"])
+        if "jti" in payload:
+            self.issued.append(payload["jti"])
         return token
 
     def _sim_for(self, request: Request) -> Sim | None:
