@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from gw.plugin import AWS, ENDORSE_TOKEN, Command, Credential, Option, StepType, hookimpl
+from gw.plugin import (
+    AWS,
+    ENDORSE_TOKEN,
+    Command,
+    Credential,
+    Option,
+    StepType,
+    hookimpl,
+)
 
 from .client import IOT_WSS_URL, IotWssUrl
 

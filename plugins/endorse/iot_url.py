@@ -10,7 +10,7 @@ doing the signing instead of hand-written HMACs.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +30,7 @@ def presign_mqtt_url(credentials: Any, endpoint: str, region: str, now: datetime
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime(SIGV4_TIMESTAMP)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime(SIGV4_TIMESTAMP)
 
     class _FixedTimeQueryAuth(SigV4QueryAuth):
         # add_auth() stamps the request with the clock and then calls this hook, which

@@ -44,7 +44,7 @@ class GwCliSession:
             return self._session
         try:
             done = subprocess.run([self.gw, "soracom-token", "--profile", self.profile, "--format", "json"],
-                                  capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                                  check=False, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired):
             raise ExchangeError(502, "soracom_session_failed", "no SORACOM API session for the SIM check") from None
         if done.returncode != 0:
@@ -71,16 +71,20 @@ def service() -> ExchangeService:
         return _service
 
 
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def request_from_event(event: Any) -> HttpRequest:
     """An :class:`HttpRequest` from an API Gateway v1 or v2 proxy event; ExchangeError 400 if malformed."""
     if not isinstance(event, dict):
         raise ExchangeError(400, "malformed_event", "not an API Gateway proxy event")
-    context = event.get("requestContext") if isinstance(event.get("requestContext"), dict) else {}
-    headers_in = event.get("headers") if isinstance(event.get("headers"), dict) else {}
+    context = _table(event.get("requestContext"))
+    headers_in = _table(event.get("headers"))
     headers = {str(k).lower(): str(v) for k, v in headers_in.items() if isinstance(v, (str, int))}
     query: dict[str, list[str]] = {}
     if event.get("version") == "2.0":
-        http = context.get("http") if isinstance(context.get("http"), dict) else {}
+        http = _table(context.get("http"))
         method = http.get("method")
         path = event.get("rawPath") or http.get("path") or "/"
         source = http.get("sourceIp") or ""
@@ -93,7 +97,7 @@ def request_from_event(event: Any) -> HttpRequest:
     else:
         method = event.get("httpMethod")
         path = event.get("path") or "/"
-        identity = context.get("identity") if isinstance(context.get("identity"), dict) else {}
+        identity = _table(context.get("identity"))
         source = identity.get("sourceIp") or ""
         multi = event.get("multiValueQueryStringParameters")
         single = event.get("queryStringParameters")

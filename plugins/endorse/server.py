@@ -161,9 +161,9 @@ def run(args: Any, ctx: Any) -> int:
         httpd = make_server(service, host, port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    bound = httpd.server_address
-    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
-    ctx.emit(f"http://{shown}:{bound[1]}")
+    bound_host, bound_port = str(httpd.server_address[0]), int(httpd.server_address[1])
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    ctx.emit(f"http://{shown}:{bound_port}")
     ctx.info("serving the Endorse exchange on /exchange; Ctrl-C stops")
 
     def stop(signum: int, frame: Any) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 from .verify import DEFAULT_KEY_STORE
 
@@ -66,7 +67,8 @@ def _did_you_mean(key: str) -> str:
 
 
 def _check_url(key: str, value: str, *, schemes: tuple[str, ...] = ("https",)) -> None:
-    if not re.fullmatch(r"(%s)://[^\s/?#]+(/[^\s?#]*)?" % "|".join(schemes), value):
+    pattern = "(" + "|".join(schemes) + r")://[^\s/?#]+(/[^\s?#]*)?"
+    if not re.fullmatch(pattern, value):
         raise SettingsError(f"{key} must be an {' or '.join(schemes)} URL, not {value[:80]!r}")
 
 
@@ -155,6 +157,8 @@ def load_env(environ: Mapping[str, str] | None = None) -> ExchangeSettings:
         if not name.startswith(ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX):].lower()
+        if not raw.strip():
+            continue  # an empty variable is an unset one (templates pass "" for "off")
         if key not in KEYS:
             raise SettingsError(f"environment: unknown variable {name}{_did_you_mean(key)}")
         if key in LISTS:

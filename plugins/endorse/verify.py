@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 ISSUER = "https://soracom.io"
 AUDIENCE = "soracom-endorse-audience"
@@ -70,6 +71,7 @@ def _load_pem_key(pem: bytes) -> Any:
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+    key: Any
     if b"-----BEGIN CERTIFICATE-----" in pem:
         key = x509.load_pem_x509_certificate(pem).public_key()
     elif b"-----BEGIN PUBLIC KEY-----" in pem:
