@@ -226,21 +226,21 @@ class EndorseEmulator(EmulatorServer):
 
 
 # -- demo: device token -> exchange service -> AWS credentials -> AWS CLI --------------------
+# For the lead to add to emulators/demo.py: call start_endorse(demo, stack) at the end of
+# start_services() and add ("endorse", part_endorse) to PARTS.
 def start_endorse(demo: Any, stack: Any) -> None:
-    """Start the Endorse emulator and a ``gw serve endorse-exchange`` for the demo.
+    """Start the Endorse emulator and a real ``gw serve endorse-exchange`` for the demo.
 
-    ``demo`` is :class:`gw_emulators.demo.Demo` after ``start_services`` (it needs
-    ``services["ca"]`` and ``services["moto"]``); ``stack`` an ExitStack. Adds a
-    ``[profiles.device]`` chain endorse -> endorse-exchange to the demo config.
+    ``demo`` is a :class:`gw_emulators.demo.Demo` whose ``services`` hold ``"ca"`` and
+    ``"moto"``; ``stack`` an ExitStack that stops both at the end. Adds the profile
+    ``device`` (endorse -> endorse-exchange) to the demo config.
     """
-    import os
-    import socket
     import subprocess
 
     ca, moto = demo.services["ca"], demo.services["moto"]
     endorse = stack.enter_context(EndorseEmulator(ca))
     demo.services["endorse"] = endorse
-    role_arn = moto.create_role("endorse-device")
+    role_arn = moto.create_role("EndorseDevice")
     config = demo.root / "endorse-exchange.toml"
     config.write_text(
         "[endorse_exchange]\n"
@@ -249,51 +249,60 @@ def start_endorse(demo: Any, stack: Any) -> None:
         f'role_arn = "{role_arn}"\n'
         f'sts_endpoint = "{moto.url}"\n'
         'region = "us-east-1"\n'
-        'iot_endpoint = "example-ats.iot.us-east-1.amazonaws.com"\n'
         f'ca_bundle = "{ca.ca_path}"\n'
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    # the service's own AWS identity (a Lambda function's role in production)
     env = {**demo.env, "AWS_ACCESS_KEY_ID": "AKIAEXCHANGESERVICE0", "AWS_SECRET_ACCESS_KEY": "exchange-service-secret"}
     service = subprocess.Popen(
-        [demo.gw, "serve", "endorse-exchange", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+        [demo.gw, "serve", "endorse-exchange", "--config", str(config), "--listen", "127.0.0.1:0"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         start_new_session=True,
     )
     stack.callback(service.wait, 10)
     stack.callback(service.terminate)
     assert service.stdout is not None
-    ready = service.stdout.readline()  # the server prints its URL once it listens
-    if not ready.startswith("http://"):
-        raise RuntimeError("the endorse exchange service did not start")
-    demo.services["endorse-exchange"] = ready.strip()
+    url = service.stdout.readline().strip()  # printed once it listens
+    if not url.startswith("http://127.0.0.1:"):
+        from .demo import DemoFailed
+
+        raise DemoFailed("the Endorse exchange service did not start")
+    demo.services["endorse-exchange"] = url
     demo.config_parts.append(
         "[profiles.device]\n"
-        'description = "SIM-authenticated: SORACOM Endorse token exchanged for an AWS role"\n'
+        'description = "SIM-authenticated: a SORACOM Endorse token exchanged for an AWS role"\n'
         'region = "us-east-1"\n'
-        f'steps = [ {{ use = "endorse", endpoint = "{endorse.url}", verify = true, key_store_url = "{endorse.key_store_url}" }},\n'
-        f'          {{ use = "endorse-exchange", url = "{ready.strip()}/exchange" }} ]\n'
+        f'steps = [ {{ use = "endorse", endpoint = "{endorse.url}", verify = true, '
+        f'key_store_url = "{endorse.key_store_url}" }},\n'
+        f'          {{ use = "endorse-exchange", url = "{url}/exchange" }} ]\n'
     )
-    os.environ.setdefault("GW_DEMO_ENDORSE", "1")
 
 
 def part_endorse(demo: Any) -> None:
-    """Show a device's Endorse token turned into AWS credentials used by the real AWS CLI."""
+    """A device's Endorse token -> the exchange service -> AWS credentials -> the real AWS CLI."""
     import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
 
-    demo.step("SORACOM Endorse: the SIM is the credential")
     endorse = demo.services["endorse"]
-    aws_config = demo.root / "home" / ".aws" / "config"
+    demo.step("SORACOM Endorse: the SIM is the credential")
+    demo.show(f"Profile [bold]device[/bold]: a token from SORACOM Endorse for SIM {endorse.default_imsi} (verified "
+              f"locally, nonce checked) -> the exchange service ({demo.services['endorse-exchange']}) -> AWS credentials.")
+    aws_config = Path(demo.env["AWS_CONFIG_FILE"])
     aws_config.parent.mkdir(parents=True, exist_ok=True)
     with open(aws_config, "a") as f:
         f.write(f"\n[profile device]\ncredential_process = {demo.gw} credential-process --profile device\n"
                 "region = us-east-1\n")
-    result = __import__("subprocess").run(
-        ["aws", "sts", "get-caller-identity", "--profile", "device", "--output", "json"],
-        env={**demo.env, "AWS_ENDPOINT_URL": demo.services["moto"].url}, capture_output=True, text=True, timeout=120,
-    )
+    from .demo import DemoFailed
+
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+    if aws is None:
+        raise DemoFailed("the AWS CLI is not installed (pip install awscli)")
+    demo.command("aws sts get-caller-identity --profile device")
+    result = subprocess.run([aws, "sts", "get-caller-identity", "--profile", "device", "--output", "json"],
+                            env=demo.env, capture_output=True, text=True, timeout=120, start_new_session=True)
     if result.returncode != 0:
-        raise RuntimeError(f"aws sts get-caller-identity failed: {result.stderr.strip()}")
+        raise DemoFailed(f"aws sts get-caller-identity failed: {result.stderr.strip()[-300:]}")
     arn = json.loads(result.stdout)["Arn"]
-    demo.console.print(f"SIM {endorse.default_imsi} -> Endorse token -> exchange service -> {arn}")
+    demo.show(f"caller identity: [green]{arn}[/green] (session named after the SIM's IMSI)")
