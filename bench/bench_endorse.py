@@ -24,16 +24,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(name: str, calls: list[Callable[[], bool]], concurrency: int) -> dict[str, Any]:
@@ -81,7 +82,6 @@ def main() -> int:
     args = parser.parse_args()
 
     import requests
-
     from gw_emulators.aws import MotoStack
     from gw_emulators.endorse import EndorseEmulator
     from gw_emulators.tls import LocalCA

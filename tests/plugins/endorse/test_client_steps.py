@@ -37,14 +37,14 @@ def test_aws_cli_through_credential_process_gets_the_imsi_session(aws_home, endo
         "region = us-east-1\n"
     )
     assert AWS_CLI, "the AWS CLI (awscli, test extra) is not installed"
-    result = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--profile", "device", "--output", "json"],
+    result = subprocess.run(check=False, args=[AWS_CLI, "sts", "get-caller-identity", "--profile", "device", "--output", "json"],
                             env=home.env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     arn = json.loads(result.stdout)["Arn"]
     assert arn.endswith(f":assumed-role/endorse-device/endorse-{endorse.default_imsi}")
     # the second call is a cache hit: no new token, no new exchange
     tokens = len(endorse.issued)
-    again = subprocess.run([AWS_CLI, "sts", "get-caller-identity", "--profile", "device", "--output", "json"],
+    again = subprocess.run(check=False, args=[AWS_CLI, "sts", "get-caller-identity", "--profile", "device", "--output", "json"],
                            env=home.env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and json.loads(again.stdout)["Arn"] == arn
     assert len(endorse.issued) == tokens

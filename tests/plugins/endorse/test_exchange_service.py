@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC
 
 import pytest
 import requests
@@ -117,7 +118,7 @@ ATTACKS = [
 
 def make_attack(name: str, endorse) -> str:
     good = endorse.mint()
-    header, payload = part(good, 0), part(good, 1)
+    payload = part(good, 1)
     if name == "alg-none":
         return forge({"alg": "none", "kid": endorse.kid}, payload)
     if name == "alg-none-with-signature":
@@ -221,7 +222,7 @@ def test_malformed_requests_are_400(kwargs, code, attack_server):
 
 
 def test_iot_wss_output_url_verifies_with_botocore(endorse, ca, moto, base_settings, exchange_server):
-    from datetime import datetime, timezone
+    from datetime import datetime
     from urllib.parse import parse_qs, urlsplit
 
     from botocore.auth import SigV4QueryAuth
@@ -238,12 +239,12 @@ def test_iot_wss_output_url_verifies_with_botocore(endorse, ca, moto, base_setti
     assert url.scheme == "wss" and url.netloc == "example-ats.iot.us-east-1.amazonaws.com" and url.path == "/mqtt"
     query = parse_qs(url.query)
     assert list(parse_qs(url.query))[-1] == "X-Amz-Security-Token"  # appended after signing
-    akid, date, region, service, _ = query["X-Amz-Credential"][0].split("/")
+    akid, _date, region, service, _ = query["X-Amz-Credential"][0].split("/")
     assert (region, service, query["X-Amz-SignedHeaders"][0]) == ("us-east-1", "iotdevicegateway", "host")
     issued = moto.lookup(akid)
     assert issued is not None and query["X-Amz-Security-Token"][0] == issued.session_token
     # independently: botocore signs the same request at the same instant with the issued secret
-    when = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+    when = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
 
     class AtTime(SigV4QueryAuth):
         def _modify_request_before_signing(self, request):

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import requests
-
 from gw_emulators.httpserver import Request, Response, json_response
 from gw_emulators.soracom_api import SoracomApiEmulator
+
 from tests.plugins.endorse.conftest import fetch_token, write_settings
 
 
@@ -159,10 +159,10 @@ def test_live_check_profile_must_end_in_soracom_auth(gw_home, base_settings, tmp
      "duration must be an integer, not str"),
     ('[endorse_exchange]\nallowed_imsis = ["440101234567890"]\n', "role_arn is required"),
     ('[endorse_exchange]\nrole_arn = "arn:aws:iam::123456789012:role/D"\n', "set allowed_imsis, soracom_profile or both"),
-    ('[endorse_exchange]\nrole_arn = "arn:aws:iam::123456789012:role/D"\nallowed_imsis = ["1234567"]\n'
-     'replay_store = "redis:x"\n', 'replay_store must be "memory" or "dynamodb:<table>"'),
-    ('[endorse_exchange]\nrole_arn = "arn:aws:iam::123456789012:role/D"\nallowed_imsis = ["1234567"]\n'
-     'key_store_url = "http://evil/"\n', "key_store_url must be an https URL"),
+    (('[endorse_exchange]\nrole_arn = "arn:aws:iam::123456789012:role/D"\nallowed_imsis = ["1234567"]\n'
+      'replay_store = "redis:x"\n'), 'replay_store must be "memory" or "dynamodb:<table>"'),
+    (('[endorse_exchange]\nrole_arn = "arn:aws:iam::123456789012:role/D"\nallowed_imsis = ["1234567"]\n'
+      'key_store_url = "http://evil/"\n'), "key_store_url must be an https URL"),
     ('[endorse]\nrole_arn = "x"\n', "unknown table 'endorse'"),
     ('[endorse_exchange\n', "not valid TOML"),
 ], ids=["did-you-mean", "list-type", "int-type", "no-role", "no-authz", "replay-store", "http-key-store",
