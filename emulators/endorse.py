@@ -55,6 +55,24 @@ class Sim:
     sim_id: str | None = None
 
 
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _sign(header: dict[str, Any], payload: dict[str, Any], key: Any) -> str:
+    """A JWS in compact form, signed RS256 by PyJWT's algorithm; claims are not checked, so tests
+    can mint tokens with any garbage in any field."""
+    import json
+
+    from jwt.algorithms import RSAAlgorithm
+
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
+    signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input.encode(), key)
+    return f"{signing_input}.{_b64(signature)}"
+
+
 def _rsa_key() -> Any:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -142,8 +160,6 @@ class EndorseEmulator(EmulatorServer):
         ``claims`` overrides or adds top-level claims (a value of None removes one);
         ``header`` overrides header fields.
         """
-        import jwt
-
         mode = mode or self.mode
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
@@ -179,14 +195,14 @@ class EndorseEmulator(EmulatorServer):
                 payload.pop(key, None)
             else:
                 payload[key] = value
-        headers = {"kid": self.kid, **(header or {})}
+        headers = {"alg": "RS256", "kid": self.kid, **(header or {})}
         key = self._key
         if mode == "wrong-signature":
             with self._lock_key:
                 if self._rogue_key is None:
                     self._rogue_key = _rsa_key()
             key = self._rogue_key
-        token = jwt.encode(payload, key, algorithm="RS256", headers=headers)
+        token = _sign(headers, payload, key)
         if "jti" in payload:
             self.issued.append(payload["jti"])
         return token

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import AWS_CLI
+from tests.core.gw_test_support import federation  # noqa: F401 (fixture)
 
 
 def device_profile(endorse, server, *, verify: bool = True, output: str = "aws", name: str = "device") -> str:
@@ -126,3 +127,29 @@ def test_bad_step_options_are_one_line(gw_home, endorse):
     result = gw_home.run("check")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "endpoint" in result.stderr or "output" in result.stderr
+
+
+def test_exec_runs_a_program_with_the_exchanged_credentials(aws_home, endorse, server, moto):
+    import sys
+
+    home = aws_home
+    home.write_config(device_profile(endorse, server))
+    script = ("import boto3; print(boto3.client('sts', region_name='us-east-1')"
+              ".get_caller_identity()['Arn'])")
+    result = home.run("exec", "--profile", "device", "--", sys.executable, "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(f":assumed-role/endorse-device/endorse-{endorse.default_imsi}")
+
+
+def test_login_turns_the_exchanged_credentials_into_a_console_session(aws_home, endorse, server, federation, ca):
+    import requests
+
+    home = aws_home
+    home.write_config(device_profile(endorse, server)
+                      + f'login = {{ endpoint = "{federation.federation_url}", destination = "{federation.console_url}" }}\n')
+    result = home.run("login", "--profile", "device", "--print")
+    assert result.returncode == 0, result.stderr
+    response = requests.get(result.stdout.strip(), verify=str(ca.ca_path), allow_redirects=False, timeout=30)
+    assert response.status_code == 302 and response.headers["Location"] == federation.console_url
+    session = federation.last_session
+    assert session.logged_in and session.arn.endswith(f":assumed-role/endorse-device/endorse-{endorse.default_imsi}")

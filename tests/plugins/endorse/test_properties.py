@@ -134,3 +134,30 @@ def test_event_parsing_raises_only_its_error(event):
         assert exc.status == 400
         return
     assert isinstance(request, HttpRequest) and request.method
+
+
+CLAIM_NAMES = ["iss", "aud", "sub", "exp", "nbf", "iat", "jti", "soracom-endorse-claim"]
+ENDORSE_FIELDS = ["imsi", "imei", "msisdn", "simId", "requestParameters"]
+
+
+@FAST
+@given(name=st.sampled_from(CLAIM_NAMES + ENDORSE_FIELDS + ["kid", "typ"]), value=json_values)
+def test_garbage_in_any_field_of_a_properly_signed_token(verifier, emulator, name, value):
+    """Signed with the real key, so every claim check (not just the signature) is exercised."""
+    if name in ("kid", "typ"):
+        token = emulator.mint(header={name: value})
+    elif name in ENDORSE_FIELDS:
+        claim = {"imsi": "440101234567890", "requestParameters": {}, name: value}
+        token = emulator.mint(claims={"soracom-endorse-claim": claim})
+    else:
+        token = emulator.mint(claims={name: value} if value is not None else {name: None})
+    try:
+        claims = verifier.verify(token)
+    except ExchangeError as exc:
+        assert exc.status in (400, 401)
+        return
+    # accepted only when the garbage was harmless: the result is still well-formed
+    assert isinstance(claims.imsi, str) and claims.imsi.isdigit()
+    assert isinstance(claims.exp, int) and isinstance(claims.jti, str) and isinstance(claims.request_parameters, dict)
+    assert name not in ("iss", "aud", "sub", "kid") or value in (
+        "https://soracom.io", "soracom-endorse-audience", "soracom-endorse", emulator.kid)
