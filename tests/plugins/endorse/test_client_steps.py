@@ -141,7 +141,7 @@ def test_exec_runs_a_program_with_the_exchanged_credentials(aws_home, endorse, s
     assert result.stdout.strip().endswith(f":assumed-role/endorse-device/endorse-{endorse.default_imsi}")
 
 
-def test_login_turns_the_exchanged_credentials_into_a_console_session(aws_home, endorse, server, federation, ca):
+def test_login_turns_the_exchanged_credentials_into_a_console_session(aws_home, endorse, server, federation, ca):  # noqa: F811
     import requests
 
     home = aws_home

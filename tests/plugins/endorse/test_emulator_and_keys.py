@@ -5,7 +5,6 @@ from __future__ import annotations
 import jwt
 import pytest
 import requests
-
 from gw_plugins.endorse.verify import AUDIENCE, ExchangeError, KeyStore, Verifier
 
 
