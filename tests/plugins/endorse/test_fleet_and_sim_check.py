@@ -189,3 +189,28 @@ def test_non_loopback_listen_warns(gw_home, base_settings, tmp_path):
         proc.terminate()
         proc.wait(10)
     assert requests is not None
+
+
+def test_lambda_live_check_gets_its_session_from_gw_soracom_token(gw_home, endorse, soracom, live_settings,
+                                                                  monkeypatch, capsys):
+    import json
+
+    from gw_plugins.endorse.lambda_handler import GwCliSession, handler
+    from gw_plugins.endorse.service import ExchangeService
+    from gw_plugins.endorse.settings import build
+    from tests.conftest import GW
+    from tests.plugins.endorse.conftest import SERVICE_KEYS
+
+    for key, value in {**gw_home.env, **SERVICE_KEYS}.items():
+        monkeypatch.setenv(key, value)
+    endorse.add_sim("440100000000011")
+    soracom.add_subscriber("OP0012345678", "440100000000011")
+    settings = build(live_settings, "test")
+    service = ExchangeService(settings, soracom_session=GwCliSession("sora", gw=GW))
+    event = {"version": "2.0", "rawQueryString": "", "headers": {"authorization": "Bearer " + endorse.mint("440100000000011")},
+             "requestContext": {"http": {"method": "POST", "sourceIp": "192.0.2.1"}}}
+    answer = handler(event, None, exchange=service)
+    assert answer["statusCode"] == 200, answer["body"]
+    assert json.loads(answer["body"])["Imsi"] == "440100000000011"
+    assert soracom.calls["subscriber"] == 1 and soracom.calls["auth"] == 1
+    assert "secret-auth-key-value" not in capsys.readouterr().err
