@@ -9,6 +9,7 @@ credentials or, with ``output = "iot-wss"``, an :class:`IotWssUrl`.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,15 +47,24 @@ class IotWssUrl(Credential):
         return f"IoT WebSocket URL for {host} (client {self.client_id or '?'})"
 
 
-def _error_line(response: Any) -> str:
+_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}")
+
+
+def _error_line(response: Any, secrets_: tuple[str, ...] = ()) -> str:
+    """``HTTP <status> <code>: <message>`` from an upstream error body, with any token taken out
+    BEFORE it is shortened (a shortened secret would slip past gw's scrubbing)."""
     try:
         doc = response.json()
     except ValueError:
         return f"HTTP {response.status_code}"
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         code = doc.get("code")
-        tag = f" {code}" if isinstance(code, str) else ""
-        return f"HTTP {response.status_code}{tag}: {doc['message'][:160]}"
+        tag = f" {str(code)[:40]}" if isinstance(code, str) else ""
+        message = doc["message"]
+        for secret in secrets_:
+            message = message.replace(secret, "[redacted]")
+        message = _JWT_LIKE.sub("[redacted]", message)
+        return f"HTTP {response.status_code}{tag}: {message[:160]}"
     return f"HTTP {response.status_code}"
 
 
@@ -123,6 +133,7 @@ def run_exchange(ctx: Any, options: dict[str, Any], upstream: Credential | None)
 
     if not isinstance(upstream, EndorseToken):
         raise StepError("endorse-exchange needs an Endorse token from the previous step")
+    ctx.add_secret(upstream.token)  # scrubbed even if a misbehaving service echoes it
     output = options.get("output") or "aws"
     with ctx.status("exchanging the Endorse token"):
         response = http_request(
@@ -131,7 +142,7 @@ def run_exchange(ctx: Any, options: dict[str, Any], upstream: Credential | None)
             allow_redirects=False,
         )
     if response.status_code != 200:
-        raise StepError(f"the Endorse exchange service refused: {_error_line(response)}")
+        raise StepError(f"the Endorse exchange service refused: {_error_line(response, (upstream.token,))}")
     try:
         doc = response.json()
     except ValueError:

@@ -153,3 +153,29 @@ def test_login_turns_the_exchanged_credentials_into_a_console_session(aws_home, 
     assert response.status_code == 302 and response.headers["Location"] == federation.console_url
     session = federation.last_session
     assert session.logged_in and session.arn.endswith(f":assumed-role/endorse-device/endorse-{endorse.default_imsi}")
+
+
+def test_a_service_echoing_the_token_does_not_leak_it(gw_home, endorse, ca):
+    """An exchange URL that answers 400 with the token in its message: gw's line shows no token."""
+    from gw_emulators.httpserver import EmulatorServer, Request, Response, json_response
+
+    class Echo(EmulatorServer):
+        name = "echo"
+
+        def __init__(self) -> None:
+            super().__init__(ca)
+            self.route("POST", r"/exchange", self._echo)
+
+        def _echo(self, request: Request) -> Response:
+            token = (request.header("authorization") or "").partition(" ")[2]
+            return json_response(400, {"code": "echo", "message": f"bad token {token}"})
+
+    with Echo() as echo:
+        gw_home.write_config(f"""
+        [profiles.device]
+        steps = [ {{ use = "endorse", endpoint = "{endorse.url}" }},
+                  {{ use = "endorse-exchange", url = "{echo.url}/exchange" }} ]
+        """)
+        result = gw_home.run("credential-process", "--profile", "device")
+    assert result.returncode != 0 and "HTTP 400" in result.stderr
+    assert "eyJ" not in result.stderr and "[redacted]" in result.stderr  # not even a shortened token
