@@ -3,9 +3,10 @@
 botocore's SigV4 query signer does the signing (service ``iotdevicegateway``, signed
 header ``host``, path ``/mqtt``); AWS IoT wants ``X-Amz-Security-Token`` appended
 AFTER signing, so the credentials are signed without their session token. Modelled on
-the AWS IoT Device SDK's websocket presigner (aws-iot-device-sdk-python,
-AWSIoTPythonSDK/core/protocol/connection/cores.py ``SigV4Core``), but with botocore
-doing the signing instead of hand-written HMACs.
+the AWS IoT Device SDK's websocket presigner (aws/aws-iot-device-sdk-python,
+AWSIoTPythonSDK/core/protocol/connection/cores.py, ``SigV4Core.createWebsocketEndpoint``:
+query X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders=host, then the signature, then
+``&X-Amz-Security-Token=``), but with botocore doing the signing instead of hand-written HMACs.
 """
 
 from __future__ import annotations
