@@ -55,11 +55,17 @@ def run(args: list[str]) -> int:
 
 
 def _config_option(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
+    """gw's own ``--config`` (before the command): a command's ``--config`` is its own option."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg == "--config" and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith("--config="):
             return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # the command name: what follows belongs to the command
+        i += 1
     return None
 
 

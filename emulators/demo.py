@@ -241,12 +241,20 @@ def part_cognito(demo: Demo) -> None:
               f"again: [bold]{warm * 1000:.0f} ms[/bold] (cached, no request)")
 
 
+def _part_endorse(demo: Demo) -> None:
+    """SIM identity: an Endorse token exchanged for AWS credentials and an IoT WebSocket URL."""
+    from .endorse import part_endorse
+
+    part_endorse(demo)
+
+
 PARTS: list[tuple[str, Callable[[Demo], None]]] = [
     ("aws", part_aws),
     ("login", part_login),
     ("soracom", part_soracom),
     ("krypton", part_krypton),
     ("cognito", part_cognito),
+    ("endorse", _part_endorse),
 ]
 
 
@@ -353,6 +361,9 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     start_soracom(demo, stack)
     start_krypton(demo, stack)
     start_cognito(demo, stack)
+    from .endorse import start_endorse
+
+    start_endorse(demo, stack)
 
 
 def run_demo(args, app) -> int:
