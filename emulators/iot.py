@@ -109,6 +109,24 @@ def certificate_id(pem_or_der: str | bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+def _linger(tls: ssl.SSLSocket, seconds: float = 1.0) -> None:
+    """Read what the client already sent before closing, as servers do (a lingering close):
+    closing with unread data makes the kernel send a reset, which could overtake the TLS
+    alert and leave the client with "connection reset" instead of the alert's reason."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            socket.socket.settimeout(tls, left)
+            if not socket.socket.recv(tls, 65536):
+                break
+    except OSError:
+        pass
+    finally:
+        tls.close()
+
+
 class _PerConnectionTLS:
     """Stands in for the base server's SSLContext: a fresh context per connection.
 
@@ -122,7 +140,12 @@ class _PerConnectionTLS:
     def wrap_socket(self, sock: Any, server_side: bool = True) -> ssl.SSLSocket:
         holder: dict[str, str | None] = {"sni": None}
         context = self.emulator.server_context(holder)
-        tls = context.wrap_socket(sock, server_side=server_side)
+        tls = context.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False)
+        try:
+            tls.do_handshake()
+        except (ssl.SSLError, OSError):
+            _linger(tls)
+            raise
         self.emulator._connection.sni = holder["sni"]
         der = tls.getpeercert(binary_form=True)
         if der is None or not self.emulator.admit(der):
@@ -155,6 +178,8 @@ class IotCredentialsEmulator(EmulatorServer):
         #: the CA that signs certificates made by :meth:`create_certificate` (AWS's own CA);
         #: it is NOT trusted as such: only each certificate it made, while ACTIVE.
         self.device_ca = LocalCA(Path(directory) / "iot-device-ca", "AWS IoT emulator device CA")
+        # OpenSSL wants a non-empty trust store; this CA never signs a client certificate.
+        self._no_client_ca = LocalCA(Path(directory) / "no-client-ca", "AWS IoT emulator: trusts nobody")
         self.certificates: dict[str, Certificate] = {}
         self.cas: dict[str, RegisteredCa] = {}
         self.role_aliases: dict[str, RoleAlias] = {}
@@ -262,10 +287,7 @@ class IotCredentialsEmulator(EmulatorServer):
         with self._registry:
             trusted = [c.pem for c in self.certificates.values() if self._current_status(c) == ACTIVE]
             trusted += [ca.pem for ca in self.cas.values() if ca.auto_registration]
-        # Something must be loaded, or OpenSSL has no store at all; the server's own CA
-        # signs no client certificate, so trusting it admits nobody.
-        assert self.ca is not None
-        trusted.append(Path(self.ca.ca_path).read_text())
+        trusted.append(Path(self._no_client_ca.ca_path).read_text())
         context.load_verify_locations(cadata="\n".join(trusted))
 
         def remember_sni(sock: Any, server_name: str | None, ctx: ssl.SSLContext) -> None:

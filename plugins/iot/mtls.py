@@ -193,8 +193,8 @@ def describe_failure(exc: BaseException, endpoint: Endpoint, what: str, timeout:
 
 
 def _closed(where: str) -> str:
-    return (f"{where} closed the connection right after the TLS handshake: the certificate is not ACTIVE "
-            "(pending activation after just-in-time registration, inactive or revoked) - "
+    return (f"{where} closed the connection right after the TLS handshake: the certificate is not accepted "
+            "there (pending activation after just-in-time registration, inactive, revoked or unknown) - "
             "check it with aws iot describe-certificate")
 
 
