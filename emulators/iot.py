@@ -41,9 +41,10 @@ import secrets
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .httpserver import EmulatorServer, Request, Response, json_response
 from .tls import IssuedCert, LocalCA
@@ -333,12 +334,13 @@ class IotCredentialsEmulator(EmulatorServer):
 
     def _issuer_of(self, leaf: Any) -> RegisteredCa | None:
         from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
 
         for ca in self.cas.values():
             ca_cert = x509.load_pem_x509_certificate(ca.pem.encode())
             try:
                 leaf.verify_directly_issued_by(ca_cert)
-            except Exception:  # InvalidSignature, or another key type
+            except (InvalidSignature, ValueError, TypeError):  # not this CA
                 continue
             return ca
         return None

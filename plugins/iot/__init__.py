@@ -20,7 +20,16 @@ import os
 import re
 from typing import Any
 
-from gw.plugin import AWS, IOT_CERTIFICATE, Command, Credential, Option, StepError, StepType, hookimpl
+from gw.plugin import (
+    AWS,
+    IOT_CERTIFICATE,
+    Command,
+    Credential,
+    Option,
+    StepError,
+    StepType,
+    hookimpl,
+)
 
 from .mtls import Endpoint
 
@@ -95,15 +104,20 @@ def _device_material(ctx: Any, options: dict[str, Any], upstream: Credential | N
                     "or an iot-certificate from the previous step")
 
 
+def _bootstrap_state_name(bootstrap: dict[str, Any]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(bootstrap, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"bootstrap-{digest}"
+
+
 def _bootstrapped(ctx: Any, bootstrap: dict[str, Any]) -> Any:
     """Krypton aws-iot-bootstrap, run once and reused from private state until near notAfter."""
-    import hashlib
     import time
 
     from gw.plugin import IotCertificate, parse_time
 
-    digest = hashlib.sha256(json.dumps(bootstrap, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    name = f"bootstrap-{digest}"
+    name = _bootstrap_state_name(bootstrap)
     saved = ctx.state_get(name)
     if saved and all(os.path.isfile(saved.get(k) or "") for k in ("certificate_path", "private_key_path")):
         saved = dict(saved)
@@ -249,8 +263,15 @@ def _run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Cred
     thing = options.get("thing_name")
     headers = {"x-amzn-iot-thingname": thing} if thing else {}
     with ctx.status(f"getting AWS credentials for role alias {alias} from {endpoint}"):
-        answer = mtls.get(context, endpoint, f"/role-aliases/{quote(alias, safe='')}/credentials", headers,
-                          timeout=float(options.get("timeout") or 30), what="the IoT credentials provider")
+        try:
+            answer = mtls.get(context, endpoint, f"/role-aliases/{quote(alias, safe='')}/credentials", headers,
+                              timeout=float(options.get("timeout") or 30), what="the IoT credentials provider")
+        except mtls.CertificateRefused as exc:
+            if options.get("bootstrap") is None:
+                raise
+            # A refused bootstrap certificate is forgotten: the next run asks Krypton for a new one.
+            ctx.state_delete(_bootstrap_state_name(options["bootstrap"]))
+            raise StepError(f"{exc}; the next run gets a new certificate with Krypton aws-iot-bootstrap") from None
     if answer.status != 200:
         raise StepError(explain_refusal(answer.status, answer.body, alias=alias, thing=thing, endpoint=endpoint))
     return _credentials(ctx, answer, region)

@@ -136,6 +136,10 @@ def client_context(certificate: str, private_key: str, *, cafile: str | None,
     return context
 
 
+class CertificateRefused(StepError):
+    """The endpoint refused the device certificate (TLS alert, or closed after the handshake)."""
+
+
 @dataclass
 class Answer:
     status: int
@@ -153,8 +157,9 @@ def get(context: Any, endpoint: Endpoint, path: str, headers: dict[str, str], *,
         conn.request("GET", path, headers={"Accept": "application/json", **headers})
         response = conn.getresponse()
         return Answer(response.status, response.read(65536))
-    except Exception as exc:
-        raise StepError(describe_failure(exc, endpoint, what, timeout)) from None
+    except Exception as exc:  # noqa: BLE001 - every failure to get an answer becomes one line
+        error = CertificateRefused if refused_in_handshake(exc) else StepError
+        raise error(describe_failure(exc, endpoint, what, timeout)) from None
     finally:
         conn.close()
 

@@ -74,7 +74,7 @@ def _attempt(context: Any, endpoint: Any, timeout: float) -> tuple[bool, str]:
         conn.request("GET", "/", headers={"Accept": "application/json"})
         status = conn.getresponse().status
         return True, f"accepted (TLS handshake done, HTTP {status})"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every failure is a refusal or one line
         if refused_in_handshake(exc):
             reason = getattr(exc, "reason", None) or "connection closed after the TLS handshake"
             return False, f"refused ({reason}): the certificate is not active yet"

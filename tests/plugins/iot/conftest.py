@@ -4,11 +4,10 @@ moto), device certificates, and gw profiles using the ``iot-certificate`` step."
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from gw_emulators.iot import IotCredentialsEmulator
 from gw_emulators.tls import IssuedCert
 
@@ -22,7 +21,7 @@ def iot_role(moto) -> str:
     """The IAM role the role alias points to, in moto."""
     try:
         return moto.create_role(ROLE_NAME)
-    except Exception:  # already made by an earlier test session against the same moto
+    except Exception:  # noqa: BLE001 - already made by an earlier test session against the same moto
         return moto.client("iam").get_role(RoleName=ROLE_NAME)["Role"]["Arn"]
 
 

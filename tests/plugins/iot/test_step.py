@@ -6,11 +6,17 @@ from __future__ import annotations
 import json
 
 from cryptography.hazmat.primitives import serialization
-
 from gw_emulators.iot import MSG_DURATION, IotCredentialsEmulator
 from gw_emulators.tls import LocalCA
 
-from .conftest import ALIAS, THING, credential_process, iot_profile, one_error_line, write
+from .conftest import (
+    ALIAS,
+    THING,
+    credential_process,
+    iot_profile,
+    one_error_line,
+    write,
+)
 
 
 def test_good_certificate_gets_role_credentials_once(gw_home, iot, device, moto):
@@ -178,7 +184,6 @@ def test_no_client_certificate_is_refused_by_the_emulator(iot: IotCredentialsEmu
     import ssl
 
     import pytest
-
     from gw.plugin import StepError
     from gw_plugins.iot.mtls import Endpoint, get
 

@@ -1,0 +1,76 @@
+"""Krypton aws-iot-bootstrap (emulated SIM) -> iot-certificate, as one profile: the SIM gets
+the device a certificate, the certificate gets it AWS credentials."""
+
+from __future__ import annotations
+
+import stat
+
+from gw_emulators.krypton import KryptonEmulator
+
+from tests.plugins.krypton.conftest import IMSI, OPC, K, write_sim
+
+from .conftest import ALIAS, credential_process
+
+
+def _krypton_options(krypton: KryptonEmulator, sim: str) -> str:
+    return f'endpoint = "{krypton.url}", reader = "emulated", sim_file = "{sim}"'
+
+
+def test_two_step_chain(aws_home, moto, ca, iot, tmp_path):
+    iot.trust_issuer(ca.ca_path)  # Krypton registers each certificate it creates as ACTIVE
+    with KryptonEmulator(ca) as krypton:
+        krypton.add_subscriber(IMSI, K, OPC)
+        sim = write_sim(tmp_path / "sim.json")
+        aws_home.write_config(f"""
+[profiles.device]
+steps = [
+  {{ use = "krypton", operation = "aws-iot-bootstrap", {_krypton_options(krypton, sim)} }},
+  {{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "{ALIAS}" }},
+]
+""")
+        doc = credential_process(aws_home, "device")
+        issued = moto.lookup(doc["AccessKeyId"])
+        assert issued is not None and ":assumed-role/IotDevice/" in issued.arn
+        assert krypton.calls["aws/iot/bootstrap"] == 1 and iot.calls["credentials"] == 1
+        # the bootstrap's files are private
+        key = next(aws_home.state.rglob("private-key.pem"))
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        # A new fetch runs the whole chain again, SIM and bootstrap included (the chain keeps
+        # no intermediate credential): the `bootstrap` table below avoids that.
+        assert aws_home.run("cache", "clear", "--profile", "device").returncode == 0
+        credential_process(aws_home, "device")
+        assert krypton.calls["aws/iot/bootstrap"] == 2 and iot.calls["credentials"] == 2
+
+
+def test_bootstrap_table_reuses_the_certificate(aws_home, moto, ca, iot, tmp_path):
+    iot.trust_issuer(ca.ca_path)
+    with KryptonEmulator(ca) as krypton:
+        krypton.add_subscriber(IMSI, K, OPC)
+        sim = write_sim(tmp_path / "sim.json")
+        aws_home.write_config(f"""
+[profiles.device]
+steps = [
+  {{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "{ALIAS}", bootstrap = {{ {_krypton_options(krypton, sim)} }} }},
+]
+""")
+        first = credential_process(aws_home, "device")
+        assert krypton.calls["aws/iot/bootstrap"] == 1 and krypton.handshakes == 1
+        assert aws_home.run("cache", "clear", "--profile", "device").returncode == 0
+        second = credential_process(aws_home, "device")
+        assert second["AccessKeyId"] != first["AccessKeyId"]
+        assert moto.lookup(second["AccessKeyId"]) is not None
+        # the SIM and Krypton were used once; the certificate served both fetches
+        assert krypton.calls["aws/iot/bootstrap"] == 1 and krypton.handshakes == 1
+        assert iot.calls["credentials"] == 2
+        # A revoked bootstrap certificate: one clear line, and the next run bootstraps anew.
+        for cert in list(iot.certificates.values()):
+            iot.revoke(cert.pem)
+        assert aws_home.run("cache", "clear", "--profile", "device").returncode == 0
+        result = aws_home.run("credential-process", "--profile", "device")
+        assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
+        assert "closed the connection right after the TLS handshake" in result.stderr
+        assert result.stderr.strip().endswith("the next run gets a new certificate with Krypton aws-iot-bootstrap")
+        assert first["SecretAccessKey"] not in result.stderr
+        third = credential_process(aws_home, "device")
+        assert moto.lookup(third["AccessKeyId"]) is not None
+        assert krypton.calls["aws/iot/bootstrap"] == 2 and iot.calls["credentials"] == 3
