@@ -400,3 +400,77 @@ class IotCredentialsEmulator(EmulatorServer):
 
 def _error(status: int, message: str, error_type: str) -> Response:
     return json_response(status, {"message": message}, {"x-amzn-ErrorType": error_type})
+
+
+# -- demo entry points (for gw_emulators.demo: start_iot in start_services, ("iot", part_iot) in PARTS) --
+
+
+def start_iot(demo: Any, stack: Any) -> None:
+    """Start the IoT credentials provider for ``gw demo``: a device certificate, a JITR CA,
+    and two profiles (``iot-device``: certificate files; ``iot-sim``: Krypton bootstrap, when
+    the demo runs the Krypton emulator with a virtual SIM at ``<root>/virtual-sim.json``)."""
+    moto = demo.services["moto"]
+    role_arn = moto.create_role("DemoIotDevice")
+    refusals: dict[str, IotCredentialsEmulator] = {}
+    # The demo's JITR back-end activates a certificate after two refused connections.
+    iot = IotCredentialsEmulator(demo.services["ca"], demo.root / "iot", aws_endpoint=moto.url,
+                                 clock=lambda: float(refusals["iot"].calls["refused-pending"]))
+    refusals["iot"] = iot
+    iot.add_role_alias("demo-device", role_arn)
+    stack.enter_context(iot)
+    demo.services["iot"] = iot
+    device = iot.create_certificate("demo-device", thing_name="demo-sensor")
+    demo.services["iot-jitr-ca"] = LocalCA(demo.root / "iot-jitr-ca", "demo device CA")
+    iot.register_ca(demo.services["iot-jitr-ca"].ca_path, activation_delay=2)
+    parts = [
+        "[profiles.iot-device]",
+        'description = "A device certificate exchanged for AWS credentials by the AWS IoT credentials provider"',
+        (f'steps = [{{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "demo-device", '
+        f'thing_name = "demo-sensor", certificate = "{device.cert_path}", private_key = "{device.key_path}" }}]'),
+    ]
+    krypton = demo.services.get("krypton")
+    sim_file = demo.root / "virtual-sim.json"
+    if krypton is not None and sim_file.exists():
+        iot.trust_issuer(demo.services["ca"].ca_path)  # Krypton's bootstrap certificates are ACTIVE
+        parts += [
+            "", "[profiles.iot-sim]",
+            'description = "The SIM gets a certificate once (Krypton), the certificate gets AWS credentials"',
+            (f'steps = [{{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "demo-device", '
+            f'bootstrap = {{ reader = "emulated", sim_file = "{sim_file}", endpoint = "{krypton.url}" }} }}]'),
+        ]
+    demo.config_parts.append("\n".join(parts) + "\n")
+
+
+def part_iot(demo: Any) -> None:
+    """Device certificates: AWS credentials over mutual TLS, a SIM-bootstrapped certificate, JITR."""
+    import json
+
+    iot = demo.services["iot"]
+    moto = demo.services["moto"]
+    demo.step("AWS IoT: a device certificate becomes AWS credentials")
+    demo.show("Profile [bold]iot-device[/bold]: certificate + key -> mutual TLS to the IoT credentials provider "
+              "-> role credentials.")
+    demo.command("gw credential-process --profile iot-device")
+    result, took = demo.gw_run("credential-process", "--profile", "iot-device")
+    doc = json.loads(result.stdout)
+    issued = moto.lookup(doc["AccessKeyId"])
+    demo.show(f"{took * 1000:.0f} ms: {doc['AccessKeyId']} is {issued.arn if issued else '?'}")
+    if "krypton" in demo.services and any("iot-sim" in p for p in demo.config_parts):
+        krypton = demo.services["krypton"]
+        before = krypton.calls["aws/iot/bootstrap"]
+        demo.command("gw credential-process --profile iot-sim   (twice, cache cleared in between)")
+        demo.gw_run("credential-process", "--profile", "iot-sim")
+        demo.gw_run("cache", "clear", "--profile", "iot-sim")
+        demo.gw_run("credential-process", "--profile", "iot-sim")
+        demo.show(f"two fetches, {krypton.calls['aws/iot/bootstrap'] - before} Krypton bootstrap: "
+                  "the SIM got the certificate once, the certificate did the rest")
+    ca = demo.services["iot-jitr-ca"]
+    device = ca.issue("jitr-device", server=False)
+    demo.show("Just-in-time registration: a certificate from the device's own CA is refused until "
+              "the back-end activates it.")
+    demo.command("gw iot register --certificate jitr-device.pem --key jitr-device.key "
+                 f"--ca-certificate ca.pem --endpoint {iot.endpoint}")
+    result, _ = demo.gw_run("iot", "register", "--certificate", str(device.cert_path), "--key",
+                            str(device.key_path), "--ca-certificate", str(ca.ca_path), "--endpoint", iot.endpoint,
+                            "--interval", "0.2", "--timeout", "30")
+    demo.output(result.stdout.strip())
