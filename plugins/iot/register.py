@@ -29,7 +29,8 @@ def configure(parser: Any) -> None:
         description="Connect with the device certificate and its CA (JITR) until AWS IoT accepts it.",
     )
     reg.add_argument("--certificate", required=True, help="device certificate PEM file")
-    reg.add_argument("--key", required=True, help="device private key PEM file (mode 0600)")
+    reg.add_argument("--key", required=True,
+                     help="device private key PEM file (mode 0600); an encrypted key's passphrase is asked for")
     reg.add_argument("--ca-certificate", required=True,
                      help="PEM file of the CA that signed the device certificate (registered in AWS IoT)")
     reg.add_argument("--endpoint", required=True, help="AWS IoT endpoint host[:port] (the ATS data endpoint)")
@@ -84,15 +85,24 @@ def _attempt(context: Any, endpoint: Any, timeout: float) -> tuple[bool, str]:
 
 
 def run(args: Any, ctx: Any) -> int:
-    from .mtls import Endpoint, client_context
+    from .mtls import Endpoint, client_context, key_is_encrypted
 
     if args.timeout <= 0 or args.interval <= 0:
         raise UsageError("--timeout and --interval must be positive numbers of seconds")
     endpoint = Endpoint.parse(args.endpoint)
     cafile = args.ca or (ctx.tls_verify if isinstance(ctx.tls_verify, str) else None)
+    key = os.path.abspath(args.key)
+    passphrase = None
+    if os.path.isfile(key) and key_is_encrypted(key):
+        # asked on /dev/tty (or settings.askpass) only after the key's permissions are checked
+        from .mtls import check_key_file
+
+        check_key_file(key)
+        passphrase = ctx.ask(f"Passphrase of {key}", secret=True)
+        ctx.add_secret(passphrase)
     chain = _chain_file(ctx, os.path.abspath(args.certificate), os.path.abspath(args.ca_certificate))
     try:
-        context = client_context(chain, os.path.abspath(args.key), cafile=cafile, key_option="--key")
+        context = client_context(chain, key, cafile=cafile, passphrase=passphrase, key_option="the passphrase")
         deadline = time.monotonic() + args.timeout
         wait = args.interval
         attempt = 0

@@ -78,3 +78,25 @@ def test_bad_input_is_one_line(gw_home, jitr, tmp_path):
                                       str(device.key_path), "--ca-certificate", str(device_ca.ca_path),
                                       "--endpoint", emulator.endpoint, "--timeout", "0"))
     assert "--timeout and --interval must be positive" in line
+
+
+def test_encrypted_key_passphrase_is_asked_for(gw_home, jitr, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    emulator, device_ca = jitr
+    emulator.register_ca(device_ca.ca_path, activation_delay=0)  # active once seen (after one refusal)
+    device = device_ca.issue("device", server=False)
+    key = serialization.load_pem_private_key(device.key_path.read_bytes(), None)
+    device.key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.BestAvailableEncryption(b"s3cret-pass")))
+    log = tmp_path / "asked.log"
+    askpass = tmp_path / "askpass.sh"
+    askpass.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\necho s3cret-pass\n')
+    askpass.chmod(0o700)
+    gw_home.extra_settings["askpass"] = str(askpass)
+    gw_home.write_config("")
+    result = register(gw_home, emulator, device, device_ca, "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("attempt 2: accepted")
+    assert log.read_text().strip() == f"Passphrase of {device.key_path}"
+    assert "s3cret-pass" not in result.stdout + result.stderr
