@@ -191,3 +191,30 @@ def test_no_client_certificate_is_refused_by_the_emulator(iot: IotCredentialsEmu
     with pytest.raises(StepError, match="asked for a client certificate and got none"):
         get(context, Endpoint.parse(iot.endpoint), f"/role-aliases/{ALIAS}/credentials", {}, timeout=5, what="x")
     assert iot.calls["credentials"] == 0
+
+
+def test_untrusted_server_certificate(gw_home, iot, device, tmp_path):
+    other = LocalCA(tmp_path / "not-the-servers-ca", "not the server's CA")
+    gw_home.write_config(iot_profile("dev", iot.endpoint, device, ca=str(other.ca_path)))
+    line = one_error_line(gw_home.run("credential-process", "--profile", "dev"))
+    assert line == (f"gw: cannot verify the server certificate of the IoT credentials provider ({iot.endpoint}): "
+                    "check ca (Amazon Root CA 1 for AWS endpoints) or settings.ca_bundle")
+
+
+def test_unreachable_endpoint(gw_home, iot, device):
+    port = iot.port
+    iot.stop()
+    gw_home.write_config(iot_profile("dev", f"localhost:{port}", device))
+    line = one_error_line(gw_home.run("credential-process", "--profile", "dev"))
+    assert line.startswith(f"gw: cannot reach the IoT credentials provider (localhost:{port})")
+
+
+def test_server_errors_and_garbage(gw_home, iot, device):
+    gw_home.write_config(iot_profile("dev", iot.endpoint, device))
+    iot.inject("credentials", status=503)
+    line = one_error_line(gw_home.run("credential-process", "--profile", "dev"))
+    assert line == f"gw: the IoT credentials provider at {iot.endpoint} answered HTTP 503: injected fault"
+    iot.inject("credentials", garbage=True)
+    line = one_error_line(gw_home.run("credential-process", "--profile", "dev"))
+    assert line == "gw: the IoT credentials provider's answer lacks credentials"
+    credential_process(gw_home, "dev")  # and it recovers
