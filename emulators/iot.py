@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -114,8 +115,6 @@ def _linger(tls: ssl.SSLSocket, seconds: float = 1.0) -> None:
     """Read what the client already sent before closing, as servers do (a lingering close):
     closing with unread data makes the kernel send a reset, which could overtake the TLS
     alert and leave the client with "connection reset" instead of the alert's reason."""
-    import socket
-
     deadline = time.monotonic() + seconds
     try:
         while (left := deadline - time.monotonic()) > 0:
@@ -150,10 +149,13 @@ class _PerConnectionTLS:
         self.emulator._connection.sni = holder["sni"]
         der = tls.getpeercert(binary_form=True)
         if der is None or not self.emulator.admit(der):
+            # Closed without an answer, as AWS IoT does: end our side, then drain the request.
             try:
-                tls.close()
-            finally:
-                raise ssl.SSLError("client certificate not admitted after the handshake")
+                socket.socket.shutdown(tls, socket.SHUT_WR)
+            except OSError:
+                pass
+            _linger(tls)
+            raise ssl.SSLError("client certificate not admitted after the handshake")
         return tls
 
 
