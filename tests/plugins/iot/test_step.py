@@ -218,3 +218,17 @@ def test_server_errors_and_garbage(gw_home, iot, device):
     line = one_error_line(gw_home.run("credential-process", "--profile", "dev"))
     assert line == "gw: the IoT credentials provider's answer lacks credentials"
     credential_process(gw_home, "dev")  # and it recovers
+
+
+def test_chain_shape_first_or_after_an_iot_certificate(gw_home, iot, device):
+    """iot-certificate may start a chain (StepType.may_start) or take an iot-certificate, nothing else."""
+    step = iot_profile("dev", iot.endpoint, device).split("steps = [", 1)[1].rsplit("]", 1)[0]
+    gw_home.write_config(f"""
+[profiles.dev]
+steps = [{{ use = "aws-keys", access_key_id = "env:GW_T_A", secret_access_key = "env:GW_T_B" }}, {step}]
+""")
+    result = gw_home.run("check")
+    assert result.returncode != 0
+    assert "takes iot-certificate, but step 0 yields aws-credentials" in result.stderr
+    gw_home.write_config(iot_profile("dev", iot.endpoint, device))
+    assert gw_home.run("check").returncode == 0
