@@ -370,7 +370,7 @@ class IotCredentialsEmulator(EmulatorServer):
             if alias.duration > alias.max_session:
                 return _error(400, MSG_DURATION, "InvalidRequestException")
             cert_id = record.cert_id
-        return json_response(200, {"credentials": self._mint(alias, thing or cert_id[:32])})
+        return json_response(200, {"credentials": self._mint(alias, thing or cert_id)})
 
     def _mint(self, alias: RoleAlias, session_name: str) -> dict[str, str]:
         if self.aws_endpoint:

@@ -73,8 +73,9 @@ def check_key_file(path: str) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise StepError(f"private key {path} is not a regular file")
     if info.st_mode & 0o077:
+        who = "others" if info.st_mode & 0o007 else "its group"
         raise StepError(
-            f"private key {path} is readable by others (mode {stat.S_IMODE(info.st_mode):04o}): "
+            f"private key {path} is readable by {who} (mode {stat.S_IMODE(info.st_mode):04o}): "
             f"run chmod 600 {shlex.quote(path)}"
         )
 

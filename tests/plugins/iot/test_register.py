@@ -68,7 +68,7 @@ def test_bad_input_is_one_line(gw_home, jitr, tmp_path):
     gw_home.write_config("")
     device.key_path.chmod(0o640)
     line = one_error_line(register(gw_home, emulator, device, device_ca))
-    assert line.endswith(f"run chmod 600 {device.key_path}")
+    assert line == f"gw: private key {device.key_path} is readable by its group (mode 0640): run chmod 600 {device.key_path}"
     device.key_path.chmod(0o600)
     missing = tmp_path / "missing.pem"
     line = one_error_line(gw_home.run("iot", "register", "--certificate", str(missing), "--key", str(device.key_path),
