@@ -7,6 +7,13 @@ certificate as PENDING_ACTIVATION and closes that first connection; a back-end
 accepted. This command retries with bounded exponential backoff until the
 endpoint accepts the certificate (any HTTP answer after the TLS handshake) or
 ``--timeout`` runs out, printing one line per attempt.
+
+Modelled on the AWS IoT developer guide, "Register a client certificate when the
+client connects to AWS IoT just-in-time registration (JITR)"
+(docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html): the
+first connection presents the device certificate and the CA certificate, and the
+device reconnects once the back-end has set the certificate ACTIVE. The endpoint's
+host name is sent as SNI (required; the CA certificate is then optional).
 """
 
 from __future__ import annotations
