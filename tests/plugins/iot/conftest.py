@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from gw_emulators.iot import IotCredentialsEmulator
 from gw_emulators.tls import IssuedCert
 

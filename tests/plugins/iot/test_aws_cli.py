@@ -29,7 +29,7 @@ def test_aws_cli_get_caller_identity(aws_home, iot, device, moto):
     assert iot.calls["credentials"] == 1
 
 
-def test_endpoint_looked_up_with_describe_endpoint(aws_home, iam_user, monkeypatch, tmp_path):
+def test_endpoint_looked_up_with_describe_endpoint(aws_home, iam_user, monkeypatch, step_context):
     """DescribeEndpoint(iot:CredentialProvider) through boto3 with a named AWS profile (moto),
     remembered in the step's private state."""
     from gw_plugins.iot import discover_endpoint
@@ -42,25 +42,10 @@ def test_endpoint_looked_up_with_describe_endpoint(aws_home, iam_user, monkeypat
         if key.startswith("AWS_"):
             monkeypatch.setenv(key, value)
 
-    class State:
-        def __init__(self) -> None:
-            self.entries: dict[str, dict] = {}
-
-        def state_get(self, name):
-            return self.entries.get(name)
-
-        def state_put(self, name, data, expires_at):
-            self.entries[name] = data
-
-        def status(self, message):
-            import contextlib
-
-            return contextlib.nullcontext()
-
-    ctx = State()
+    ctx = step_context
     address = discover_endpoint(ctx, "lookup", None)
     assert address.endswith(".credentials.iot.us-east-1.amazonaws.com")
-    assert list(ctx.entries.values()) == [{"address": address}]
+    assert [data for data, _ in ctx.state.values()] == [{"address": address}]
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing there: must come from state
     assert discover_endpoint(ctx, "lookup", None) == address
     from gw.plugin import StepError

@@ -5,6 +5,7 @@ beyond gw's own short backoff."""
 from __future__ import annotations
 
 import pytest
+
 from gw_emulators.iot import IotCredentialsEmulator
 from gw_emulators.tls import LocalCA
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from cryptography.hazmat.primitives import serialization
+
 from gw_emulators.iot import MSG_DURATION, IotCredentialsEmulator
 from gw_emulators.tls import LocalCA
 
@@ -184,6 +185,7 @@ def test_no_client_certificate_is_refused_by_the_emulator(iot: IotCredentialsEmu
     import ssl
 
     import pytest
+
     from gw.plugin import StepError
     from gw_plugins.iot.mtls import Endpoint, get
 
