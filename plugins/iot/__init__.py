@@ -5,8 +5,8 @@ over mutual TLS with a device certificate (protocols.md section 8) and yields
 AWS credentials. The certificate comes from files (``certificate``,
 ``private_key``), from a previous step yielding ``iot-certificate`` (Krypton's
 ``aws-iot-bootstrap``), or from a ``bootstrap`` table: the step then runs that
-Krypton operation itself once and reuses the certificate until it nears its
-notAfter, so the SIM is used once, not on every refresh.
+Krypton operation itself once, reuses the certificate until a day before its
+notAfter, and forgets it when the endpoint refuses it (the next run bootstraps anew).
 
 ``gw iot register`` performs the just-in-time-registration (JITR) dance for a
 certificate signed by a CA registered with auto-registration. Nothing heavy is
