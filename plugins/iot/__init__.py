@@ -115,14 +115,12 @@ def _bootstrapped(ctx: Any, bootstrap: dict[str, Any]) -> Any:
     """Krypton aws-iot-bootstrap, run once and reused from private state until near notAfter."""
     import time
 
-    from gw.plugin import IotCertificate, parse_time
+    from gw.plugin import IotCertificate
 
     name = _bootstrap_state_name(bootstrap)
     saved = ctx.state_get(name)
     if saved and all(os.path.isfile(saved.get(k) or "") for k in ("certificate_path", "private_key_path")):
-        saved = dict(saved)
-        saved["expiration"] = parse_time(saved.get("expiration"))
-        return IotCertificate(**{k: v for k, v in saved.items() if k in IotCertificate.__dataclass_fields__})
+        return IotCertificate.from_dict(saved)
     with ctx.status("getting a device certificate with Krypton aws-iot-bootstrap"):
         issued = ctx.run_step("krypton", {"operation": "aws-iot-bootstrap", **bootstrap}, None)
     if not isinstance(issued, IotCertificate):
