@@ -208,7 +208,7 @@ def cmd_plugins(ns, app) -> int:
         steps = [s for s in registry.step_types.values() if s.plugin == name]
         schemes = [s.prefix for s in registry.schemes if s.plugin == name]
         commands = [f"gw {c}" for c, owner in registry.command_owners.items() if owner == name]
-        described = [f"{s.name} ({', '.join(s.consumes) or 'source'} -> "
+        described = [f"{s.name} ({'source or ' if s.may_start else ''}{', '.join(s.consumes) or 'source'} -> "
                      f"{s.produces if isinstance(s.produces, str) else 'depends on options'})" for s in steps]
         rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-", "\n".join(commands) or "-"])
     for name, reason in registry.failed.items():

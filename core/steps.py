@@ -178,7 +178,9 @@ class StepType:
     empty tuple makes it a source step that must come first. ``produces`` is a kind
     name, or a function of the step's options when the output depends on them.
     ``check`` runs at validation time for rules the option table cannot say; it
-    raises ``ValueError`` with a one-line message.
+    raises ``ValueError`` with a one-line message. ``may_start`` lets a step that
+    consumes a kind also come first (its ``run`` then gets ``upstream=None``), e.g.
+    ``iot-certificate`` reading certificate files or a Krypton bootstrap result.
     """
 
     name: str
@@ -189,6 +191,7 @@ class StepType:
     help: str = ""
     check: Callable[[dict[str, Any]], None] | None = None
     plugin: str = ""
+    may_start: bool = False
 
     def output_kind(self, options: dict[str, Any]) -> str:
         """The credential kind this step yields for these options."""

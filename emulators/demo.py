@@ -241,6 +241,13 @@ def part_cognito(demo: Demo) -> None:
               f"again: [bold]{warm * 1000:.0f} ms[/bold] (cached, no request)")
 
 
+def _part_iot(demo: Demo) -> None:
+    """An AWS IoT device certificate (from the SIM, through Krypton) gets AWS credentials by mutual TLS."""
+    from .iot import part_iot
+
+    part_iot(demo)
+
+
 def _part_endorse(demo: Demo) -> None:
     """SIM identity: an Endorse token exchanged for AWS credentials and an IoT WebSocket URL."""
     from .endorse import part_endorse
@@ -254,6 +261,7 @@ PARTS: list[tuple[str, Callable[[Demo], None]]] = [
     ("soracom", part_soracom),
     ("krypton", part_krypton),
     ("cognito", part_cognito),
+    ("iot", _part_iot),
     ("endorse", _part_endorse),
 ]
 
@@ -362,6 +370,9 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     start_krypton(demo, stack)
     start_cognito(demo, stack)
     from .endorse import start_endorse
+    from .iot import start_iot
+
+    start_iot(demo, stack)
 
     start_endorse(demo, stack)
 
