@@ -87,8 +87,11 @@ def _param_map(query: str) -> dict[str, str]:
 
 
 def _expected_signature(secret_access_key: str, access_key_id: str, host: str, path: str,
-                        other_params: dict[str, str], region: str, amz_date: str, expires: int) -> str:
-    """The X-Amz-Signature botocore's SigV4 query signer gives this request (no session token)."""
+                        other_params: dict[str, str], region: str, amz_date: str, expires: str) -> str:
+    """The X-Amz-Signature botocore's SigV4 query signer gives this request (no session token).
+
+    ``expires`` is the URL's own text: the canonical query is built from what was sent.
+    """
     from botocore.auth import SigV4QueryAuth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
@@ -104,7 +107,8 @@ def _expected_signature(secret_access_key: str, access_key_id: str, host: str, p
     if other_params:
         url += "?" + urlencode(other_params, quote_via=quote, safe="-_.~")
     request = AWSRequest(method="GET", url=url)
-    _AtDate(Credentials(access_key_id, secret_access_key), SERVICE, region, expires=expires).add_auth(request)
+    _AtDate(Credentials(access_key_id, secret_access_key), SERVICE, region,
+            expires=expires).add_auth(request)  # botocore writes the text as given
     signed = dict(parse_qsl(urlsplit(request.url).query, keep_blank_values=True))
     return signed["X-Amz-Signature"]
 
@@ -170,7 +174,7 @@ def verify_presigned(target: str, host: str, *, lookup: CredentialLookup, region
         raise Refused("token-mismatch", "X-Amz-Security-Token given for long-term credentials")
     others = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
     expected = _expected_signature(credential.secret_access_key, access_key_id, host, parts.path, others,
-                                   region, amz_date, expires)
+                                   region, amz_date, expires_text)
     if not hmac.compare_digest(expected.encode(), params["X-Amz-Signature"].encode()):
         raise Refused("signature", "the request signature does not match")
     return access_key_id

@@ -22,6 +22,8 @@ from gw_emulators.iot_data import (
     start_iot_stack,
     verify_presigned,
 )
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from tests.browser import iot_fixtures as fx
 from tests.browser.iot_fixtures import (
@@ -265,3 +267,59 @@ def test_start_iot_stack_starts_and_stops_both(ca, moto, tmp_path, temp_creds):
     assert stack.broker.process.poll() is not None
     with pytest.raises(OSError):
         socket.create_connection(stack.broker.address, timeout=2).close()
+
+
+# -- the verifier alone: any change to a signed part is refused ------------------------------
+_STATIC = Creds("ASIAEXAMPLEEXAMPLE12", "s3cr3t/" + "k" * 33, "token+/=" + "t" * 40)
+_HOST = "127.0.0.1:8883"
+
+
+def _static_lookup(akid: str) -> Any:
+    return _STATIC if akid == _STATIC.access_key_id else None
+
+
+def _target(url: str) -> str:
+    return url[url.index("/mqtt"):]
+
+
+def test_extra_query_parameters_are_covered_by_the_signature():
+    now = datetime.now(UTC)
+    url = presign(_STATIC, _HOST, now=now, path="/mqtt?room=a%20b&x=1")
+    stamp = now.timestamp()
+    assert verify_presigned(_target(url), _HOST, lookup=_static_lookup, region=REGION, now=stamp) \
+        == _STATIC.access_key_id
+    with pytest.raises(Refused) as refused:
+        verify_presigned(_target(url).replace("room=a%20b", "room=c"), _HOST, lookup=_static_lookup,
+                         region=REGION, now=stamp)
+    assert refused.value.reason == "signature"
+
+
+def test_the_signed_text_counts_not_its_value():
+    """X-Amz-Expires=0300 means 300 but is not what was signed: AWS compares canonical text."""
+    now = datetime.now(UTC)
+    target = _target(presign(_STATIC, _HOST, now=now, expires=300))
+    assert "X-Amz-Expires=300&" in target
+    with pytest.raises(Refused) as refused:
+        verify_presigned(target.replace("X-Amz-Expires=300&", "X-Amz-Expires=0300&"), _HOST,
+                         lookup=_static_lookup, region=REGION, now=now.timestamp())
+    assert refused.value.reason == "signature"
+
+
+@given(name=st.sampled_from(["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+                             "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"]),
+       replacement=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=80))
+@settings(max_examples=150, deadline=None)
+def test_any_changed_parameter_is_refused(name: str, replacement: str):
+    from urllib.parse import parse_qsl, urlencode
+
+    now = datetime.now(UTC)
+    target = _target(presign(_STATIC, _HOST, now=now))
+    path, query = target.split("?", 1)
+    params = dict(parse_qsl(query, keep_blank_values=True))
+    assume(params[name] != replacement)
+    params[name] = replacement
+    tampered = f"{path}?{urlencode(params)}"
+    with pytest.raises(Refused) as refused:
+        verify_presigned(tampered, _HOST, lookup=_static_lookup, region=REGION, now=now.timestamp())
+    assert _STATIC.secret_access_key not in str(refused.value)
+    assert str(_STATIC.session_token) not in str(refused.value)
