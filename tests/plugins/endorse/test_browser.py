@@ -7,29 +7,30 @@ through the IoT data emulator (SigV4 checked, bridged to a real mosquitto) -> a 
 published by paho-mqtt on the broker appears in the page, and a message typed in the page
 reaches paho.
 
-Stand-ins, until the endorse branch is merged (both live in this file):
-- ``EndorseStandIn`` answers ``GET /?redirect_url=<url>`` with 302 to
-  ``<url>?soracom_endorse_token=<token>`` like ``gw_emulators.endorse.EndorseEmulator``;
-- ``SiteStandIn`` serves the page like ``gw serve endorse-exchange`` (``/``,
-  ``/static/<file>``) and a one-use ``/exchange?output=iot-wss`` that answers the
-  exchange service's JSON, with a URL presigned by botocore for moto-issued
-  AssumeRole credentials.
-To switch to the real parts: in ``site``, start ``gw serve endorse-exchange --config F
---listen 127.0.0.1:0`` (F: an ``[endorse_exchange]`` table with ``iot_endpoint =
-iot.endpoint``, ``iot_region = "us-east-1"``, the Endorse emulator's key URL, moto as
-STS) and read its URL; in ``endorse``, start ``EndorseEmulator(ca,
-authorized_redirects=(site_url,))``. The test body does not change: it only talks to
-the page.
+Which Endorse and which exchange site (the ``flow`` fixture):
+- once the endorse branch is merged (``gw_emulators.endorse`` and
+  ``gw_plugins.endorse.server`` importable), the REAL parts: the Endorse emulator and a real
+  ``gw serve endorse-exchange`` started with the endorse tests' own fixtures (``endorse``,
+  ``base_settings``, ``exchange_server`` from tests/plugins/endorse/conftest.py) and
+  ``iot_endpoint`` = this IoT emulator;
+- before that, or with GW_BROWSER_STANDINS=1, stand-ins defined here: ``EndorseStandIn``
+  (``GET /?redirect_url=<url>`` -> 302 ``<url>?soracom_endorse_token=<token>``, like
+  ``EndorseEmulator``) and ``SiteStandIn`` (``/``, ``/static/<file>`` and a one-use
+  ``/exchange?output=iot-wss`` answering the exchange service's JSON with a URL presigned by
+  botocore for moto-issued AssumeRole credentials).
+The tests themselves only talk to the page.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -150,22 +151,107 @@ def iot(ca: Any, moto: Any, mosquitto: Any) -> Iterator[IotDataEmulator]:
         yield emulator
 
 
-@pytest.fixture
-def stack(ca: Any, moto: Any, iot: IotDataEmulator) -> Iterator[tuple[SiteStandIn, EndorseStandIn, list[str]]]:
-    """(site, endorse, SPKI pins of every TLS leaf the browser meets)."""
+@dataclass
+class Flow:
+    """What the browser test needs from Endorse + the exchange site, real or stand-in."""
+
+    site: Callable[[], str]  # the exchange site's root (serves the page, /static/, /exchange)
+    endorse_url: str  # Endorse's ``GET /?redirect_url=`` endpoint
+    pins: list[str]  # SPKI pins of every TLS leaf the browser meets
+    imsi: str  # the SIM's IMSI: the clientId the exchange hands out
+    tokens_issued: Callable[[], int]
+    exchanges: Callable[[], int]
+    fresh_token: Callable[[], str]  # a valid token that was already exchanged once
+    break_signatures: Callable[[], None]  # make the exchange hand out URLs the IoT emulator refuses
+
+
+def real_parts_available() -> bool:
+    """True once the endorse branch (Endorse emulator + ``gw serve endorse-exchange``) is merged."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(m) is not None
+                   for m in ("gw_emulators.endorse", "gw_plugins.endorse.server"))
+    except ModuleNotFoundError:
+        return False
+
+
+USE_REAL = real_parts_available() and os.environ.get("GW_BROWSER_STANDINS") != "1"
+
+
+def _stand_in_flow(ca: Any, moto: Any, iot: IotDataEmulator, stop: list[Callable[[], None]]) -> Flow:
     endorse = EndorseStandIn(ca, authorized="https://127.0.0.1:")
     endorse.start()
+    stop.append(endorse.stop)
     pins = [_spki_sha256(_leaf(ca, endorse))]
     site = SiteStandIn(ca, moto, iot, endorse)
     site.start()
+    stop.append(site.stop)
     pins.append(_spki_sha256(_leaf(ca, site)))
-    assert iot.cert_path is not None
-    pins.append(_spki_sha256(iot.cert_path.read_bytes()))
+
+    def used_token() -> str:
+        token = secrets.token_urlsafe(24)
+        with endorse._lock:
+            endorse.issued.append(token)
+        site.used.add(token)
+        return token
+
+    return Flow(lambda: site.url, endorse.url + "/", pins, IMSI,
+                tokens_issued=lambda: len(endorse.issued), exchanges=lambda: site.calls["exchange"],
+                fresh_token=used_token, break_signatures=lambda: setattr(site, "tamper", True))
+
+
+def _real_flow(request: pytest.FixtureRequest, ca: Any, iot: IotDataEmulator) -> Flow:
+    """The Endorse emulator and a real ``gw serve endorse-exchange`` (the endorse tests' fixtures)."""
+    endorse = request.getfixturevalue("endorse")
+    settings = dict(request.getfixturevalue("base_settings"))
+    settings.update(iot_endpoint=iot.endpoint, iot_region=REGION)
+    holder: dict[str, Any] = {}
+
+    def start_exchange(extra: dict[str, Any] | None = None) -> Any:
+        server = request.getfixturevalue("exchange_server")({**settings, **(extra or {})},
+                                                            name=f"exchange-{len(holder)}")
+        holder["server"] = server
+        endorse.authorized_redirects = (server.url + "/",)
+        return server
+
+    start_exchange()
+
+    def used_token() -> str:
+        import requests
+
+        answer = requests.get(endorse.url + "/", verify=str(ca.ca_path), timeout=10).json()["token"]
+        assert holder["server"].post(answer).status_code == 200
+        return str(answer)
+
+    def restart_with_another_region() -> None:
+        holder["server"].stop()
+        start_exchange({"iot_region": "eu-west-1"})  # its URLs are scoped to the wrong region
+
+    return Flow(
+        site=lambda: str(holder["server"].url),  # follows restarts
+        endorse_url=endorse.url + "/",
+        pins=[_spki_sha256(_leaf(ca, endorse))],
+        imsi=endorse.default_imsi,
+        tokens_issued=lambda: endorse.calls["token"],
+        exchanges=lambda: sum(1 for r in holder["server"].records() if r.get("output") == "iot-wss"),
+        fresh_token=used_token,
+        break_signatures=restart_with_another_region,
+    )
+
+
+@pytest.fixture
+def flow(request: pytest.FixtureRequest, ca: Any, moto: Any, iot: IotDataEmulator) -> Iterator[Flow]:
+    """Endorse + the exchange site: the real parts when merged (unless GW_BROWSER_STANDINS=1), else stand-ins."""
+    stop: list[Callable[[], None]] = []
     try:
-        yield site, endorse, pins
+        made = _real_flow(request, ca, iot) if USE_REAL else _stand_in_flow(ca, moto, iot, stop)
+        assert iot.cert_path is not None
+        made.pins.append(_spki_sha256(iot.cert_path.read_bytes()))
+        yield made
     finally:
-        site.stop()
-        endorse.stop()
+        for action in reversed(stop):
+            action()
 
 
 @pytest.fixture
@@ -239,18 +325,21 @@ def _wait_message(driver: Any, text: str, timeout: float = 20) -> Any:
     return WebDriverWait(driver, timeout).until(found)
 
 
-# -- the test ----------------------------------------------------------------------------
-def test_page_chats_over_aws_iot_through_endorse(ca, moto, mosquitto, iot, stack, browser_factory, tmp_path):
+# -- the tests ---------------------------------------------------------------------------
+def _page(flow: Flow, **params: str) -> str:
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+    return f"{flow.site()}/" + (f"?{query}" if query else "")
+
+
+def test_page_chats_over_aws_iot_through_endorse(mosquitto, iot, flow, browser_factory, tmp_path):
     from selenium.webdriver.common.by import By
 
-    site, endorse, pins = stack
     topic = f"chat/{uuid.uuid4().hex[:8]}"
-    page = f"{site.url}/?endorse={quote(endorse.url + '/', safe='')}&topic={quote(topic, safe='')}"
     peer = MqttPeer(f"paho-{uuid.uuid4().hex[:8]}").start(*mosquitto.address)
-    driver = browser_factory(pins)
+    driver = browser_factory(flow.pins)
     try:
         peer.subscribe(topic)
-        driver.get(page)
+        driver.get(_page(flow, endorse=flow.endorse_url, topic=topic))
         assert driver.find_element(By.ID, "status").get_attribute("data-state") == "idle"
         driver.find_element(By.ID, "connect").click()  # -> Endorse -> 302 back with the token
         _wait_state(driver, "connected")
@@ -259,8 +348,8 @@ def test_page_chats_over_aws_iot_through_endorse(ca, moto, mosquitto, iot, stack
         assert "soracom_endorse_token" not in driver.current_url
         assert f"topic={quote(topic, safe='')}" in driver.current_url
         assert driver.find_element(By.ID, "topic").text == topic
-        assert driver.find_element(By.ID, "client-id").text == IMSI
-        assert mosquitto.wait_for_log(f"as {IMSI}"), "the broker never saw the page's MQTT client"
+        assert driver.find_element(By.ID, "client-id").text == flow.imsi
+        assert mosquitto.wait_for_log(f"as {flow.imsi}"), "the broker never saw the page's MQTT client"
 
         nonce = uuid.uuid4().hex[:8]
         peer.client.publish(topic, f"hello from paho {nonce}".encode(), qos=1)
@@ -268,68 +357,58 @@ def test_page_chats_over_aws_iot_through_endorse(ca, moto, mosquitto, iot, stack
         assert topic in item.text
 
         typed = f"hello from the page {nonce}"
-        box = driver.find_element(By.ID, "message")
-        box.send_keys(typed)
+        driver.find_element(By.ID, "message").send_keys(typed)
         driver.find_element(By.ID, "send").click()
         assert peer.wait_for(typed.encode())[0] == topic
         _wait_message(driver, typed)  # the page is subscribed to its own topic too
 
         driver.save_screenshot(str(tmp_path / "chat.png"))
+        body = driver.find_element(By.TAG_NAME, "body").text
     finally:
         peer.stop()
 
-    assert endorse.calls["endorse"] == 1 and len(endorse.issued) == 1
-    assert site.calls["exchange"] == 1
+    assert flow.tokens_issued() == 1 and flow.exchanges() == 1
     assert iot.calls["accepted"] == 1 and iot.calls["bridged"] == 1 and iot.refusals() == 0
-    # nothing the page was given leaked into the page's text
-    body = driver.find_element(By.TAG_NAME, "body").text
-    assert endorse.issued[0] not in body and "X-Amz-" not in body
+    assert "X-Amz-" not in body and "soracom_endorse_token" not in body  # nothing it was given is shown
 
 
-def test_page_shows_a_refused_token_and_does_not_connect(ca, moto, mosquitto, iot, stack, browser_factory):
+def test_page_shows_a_refused_token_and_does_not_connect(iot, flow, browser_factory):
     from selenium.webdriver.common.by import By
 
-    site, endorse, pins = stack
-    driver = browser_factory(pins)
-    with endorse._lock:
-        endorse.issued.append("used-token")
-    site.used.add("used-token")
-
-    driver.get(f"{site.url}/?soracom_endorse_token=used-token")
+    token = flow.fresh_token()  # valid, but already exchanged once
+    driver = browser_factory(flow.pins)
+    driver.get(_page(flow, soracom_endorse_token=token))
     _wait_state(driver, "error")
 
     status = driver.find_element(By.ID, "status").text
     assert "HTTP 401" in status and "token_replayed" in status
-    assert "used-token" not in driver.current_url
+    assert token not in driver.current_url and token not in status
     assert driver.find_element(By.ID, "chat").get_attribute("hidden") is not None
     assert iot.calls["accepted"] == 0 and iot.calls["bridged"] == 0
 
 
-def test_page_reports_a_refused_websocket_upgrade(ca, moto, mosquitto, iot, stack, browser_factory):
+def test_page_reports_a_refused_websocket_upgrade(mosquitto, iot, flow, browser_factory):
     from selenium.webdriver.common.by import By
 
-    site, endorse, pins = stack
-    site.tamper = True
+    flow.break_signatures()
     connections_before = len(mosquitto.lines("New connection from"))
-    driver = browser_factory(pins)
-    driver.get(f"{site.url}/?endorse={quote(endorse.url + '/', safe='')}")
+    driver = browser_factory(flow.pins)
+    driver.get(_page(flow, endorse=flow.endorse_url))
     driver.find_element(By.ID, "connect").click()
     _wait_state(driver, "error")
 
     assert "Could not connect to AWS IoT" in driver.find_element(By.ID, "status").text
-    assert iot.calls["refused:signature"] == 1
+    assert iot.refusals() == 1, dict(iot.calls)
     assert iot.calls["accepted"] == 0 and iot.calls["bridged"] == 0
     assert len(mosquitto.lines("New connection from")) == connections_before
 
 
-def test_page_refuses_a_plain_http_endorse_url(stack, browser_factory):
+def test_page_refuses_a_plain_http_endorse_url(flow, browser_factory):
     from selenium.webdriver.common.by import By
 
-    site, endorse, pins = stack
-    driver = browser_factory(pins)
-    driver.get(f"{site.url}/?endorse={quote('http://127.0.0.1:9/', safe='')}")
+    driver = browser_factory(flow.pins)
+    driver.get(_page(flow, endorse="http://127.0.0.1:9/"))
     driver.find_element(By.ID, "connect").click()
     _wait_state(driver, "error")
     assert "https" in driver.find_element(By.ID, "status").text
-    assert endorse.calls["endorse"] == 0
-
+    assert flow.tokens_issued() == 0
