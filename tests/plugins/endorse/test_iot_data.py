@@ -323,3 +323,15 @@ def test_any_changed_parameter_is_refused(name: str, replacement: str):
         verify_presigned(tampered, _HOST, lookup=_static_lookup, region=REGION, now=now.timestamp())
     assert _STATIC.secret_access_key not in str(refused.value)
     assert str(_STATIC.session_token) not in str(refused.value)
+
+
+def test_the_exchange_services_presigner_is_accepted(ca, mosquitto, iot, temp_creds):
+    """The URL the Endorse exchange service hands out (gw_plugins.endorse.iot_url) opens a session.
+
+    Skipped until the endorse branch is merged (the module does not exist before)."""
+    iot_url = pytest.importorskip("gw_plugins.endorse.iot_url")
+    url = iot_url.presign_mqtt_url(temp_creds, iot.endpoint, REGION)
+    assert url.startswith(f"wss://{iot.endpoint}/mqtt?") and "X-Amz-Security-Token=" in url
+    peer = _ws_peer(url, ca, iot.port, f"exchange-{uuid.uuid4().hex[:8]}")
+    peer.stop()
+    assert iot.calls["accepted"] == 1 and iot.refusals() == 0
