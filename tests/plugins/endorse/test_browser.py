@@ -37,9 +37,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+
 from gw_emulators.httpserver import EmulatorServer, Request, Response, json_response
 from gw_emulators.iot_data import IotDataEmulator
-
 from tests.browser import iot_fixtures as fx
 from tests.browser.iot_fixtures import (
     MqttPeer,

@@ -16,15 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from gw_emulators.iot_data import (
     IotDataEmulator,
     Refused,
     start_iot_stack,
     verify_presigned,
 )
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
 from tests.browser import iot_fixtures as fx
 from tests.browser.iot_fixtures import (
     Clock,

@@ -12,10 +12,10 @@ import os
 from contextlib import ExitStack
 
 import pytest
-from gw_emulators.demo import Demo
-from gw_emulators.iot_data import part_iot_ws, start_iot_demo
 from rich.console import Console
 
+from gw_emulators.demo import Demo
+from gw_emulators.iot_data import part_iot_ws, start_iot_demo
 from tests.browser.iot_fixtures import require_mosquitto
 from tests.conftest import GW
 
