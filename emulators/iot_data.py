@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import logging
 import re
 import secrets
 import shutil
@@ -178,6 +179,14 @@ def verify_presigned(target: str, host: str, *, lookup: CredentialLookup, region
     if not hmac.compare_digest(expected.encode(), params["X-Amz-Signature"].encode()):
         raise Refused("signature", "the request signature does not match")
     return access_key_id
+
+
+def _quiet_logger() -> logging.Logger:
+    """websockets' logger for this emulator, held at WARNING: at DEBUG websockets logs the
+    request line, and the request line carries the session token and the signature."""
+    logger = logging.getLogger("gw_emulators.iot_data.websocket")
+    logger.setLevel(logging.WARNING)
+    return logger
 
 
 class IotDataEmulator:
@@ -331,7 +340,7 @@ class IotDataEmulator:
             try:
                 server = await serve(self._bridge, "127.0.0.1", port, ssl=context, subprotocols=[Subprotocol(SUBPROTOCOL)],
                                      process_request=self._process_request, server_header="gw-iot-data-emulator",
-                                     max_size=1 << 20, ping_interval=None)
+                                     max_size=1 << 20, ping_interval=None, logger=_quiet_logger())
             except OSError as exc:  # start() reports it
                 self._error = exc
                 ready.set()

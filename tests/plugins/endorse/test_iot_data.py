@@ -335,3 +335,20 @@ def test_the_exchange_services_presigner_is_accepted(ca, mosquitto, iot, temp_cr
     peer = _ws_peer(url, ca, iot.port, f"exchange-{uuid.uuid4().hex[:8]}")
     peer.stop()
     assert iot.calls["accepted"] == 1 and iot.refusals() == 0
+
+
+def test_nothing_secret_is_logged_even_at_debug(ca, iot, temp_creds, caplog):
+    """The emulator's side (its own loggers and the websockets server's) logs no token or
+    signature. (The test's websockets client and botocore log theirs at DEBUG: not the emulator.)"""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    good = presign(temp_creds, iot.endpoint)
+    assert _handshake(good, ca, iot.port)[0] == 101
+    assert _handshake(_flip_signature(good), ca, iot.port)[0] == 403
+    signature = good.split("X-Amz-Signature=", 1)[1].split("&", 1)[0]
+    server_side = "\n".join(r.getMessage() for r in caplog.records
+                            if r.name.startswith(("gw_emulators", "websockets.server")))
+    for secret in (temp_creds.session_token, temp_creds.secret_access_key, signature):
+        assert str(secret) not in server_side
+    assert iot.calls["accepted"] == 1 and iot.calls["refused:signature"] == 1
