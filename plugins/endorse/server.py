@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from .service import MAX_BODY_BYTES, ExchangeService, HttpAnswer, HttpRequest
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-STATIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
+STATIC_NAME = re.compile(r"(?:vendor/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
