@@ -11,11 +11,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] == "credential-process":
-        from .fastpath import exit_now, serve_credential_process
+    if args and args[0] in ("credential-process", "token"):
+        from .fastpath import exit_now, serve_credential_process, serve_token
 
         try:
-            served = serve_credential_process(args[1:])
+            served = (serve_credential_process if args[0] == "credential-process" else serve_token)(args[1:])
         except BrokenPipeError:  # the reader went away: no traceback, like the ordinary path
             if argv is None:
                 os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again
@@ -55,11 +55,17 @@ def run(args: list[str]) -> int:
 
 
 def _config_option(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
+    """gw's own ``--config`` (before the command): a command's ``--config`` is its own option."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg == "--config" and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith("--config="):
             return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # the command name: what follows belongs to the command
+        i += 1
     return None
 
 

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
@@ -402,7 +402,7 @@ def cmd_serve_ecs(ns, app) -> int:
 # -- looking around ---------------------------------------------------------------
 def _when(epoch: float) -> str:
     left = epoch - time.time()
-    stamp = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     if left <= 0:
         return f"{stamp} (expired)"
     return f"{stamp} (in {int(left // 60)} min)"
@@ -434,7 +434,7 @@ def _json(app, doc) -> None:
 
 
 def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
 
 
 def cmd_profiles(ns, app) -> int:
@@ -449,15 +449,31 @@ def cmd_profiles(ns, app) -> int:
         expires = None
         if header and header.digest == profile.digest and header.expires_at > time.time():
             expires = header.expires_at
+        shared = _cached_prefix_list(app, profile)
         rows.append([profile.name, " -> ".join(steps), kind or "invalid (run gw check)",
-                     _when(expires) if expires else "-"])
+                     _when(expires) if expires else "-",
+                     "\n".join(f"{use} until {_when(until)}" for use, until in shared) or "-"])
         docs.append({"name": profile.name, "description": profile.description, "region": profile.region,
-                     "steps": steps, "output": kind, "valid": kind is not None, "cached_until": _iso(expires)})
+                     "steps": steps, "output": kind, "valid": kind is not None, "cached_until": _iso(expires),
+                     "shared_steps_cached": [{"step": use, "until": _iso(until)} for use, until in shared]})
     if ns.json:
         _json(app, docs)
         return 0
-    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until"], rows)
+    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until", "shared steps cached"],
+           rows)
     return 0
+
+
+def _cached_prefix_list(app, profile) -> list[tuple[str, float]]:
+    """The profile's chain steps whose results are cached (and shared): (step type, expires at)."""
+    from .app import prefix_digests, prefix_entry
+
+    found = []
+    for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
+        header = app.cache.header(prefix_entry(digest))
+        if header and header.digest == digest and header.expires_at > time.time():
+            found.append((profile.steps[index].get("use", "?"), header.expires_at))
+    return found
 
 
 def cmd_plugins(ns, app) -> int:
@@ -467,7 +483,7 @@ def cmd_plugins(ns, app) -> int:
         steps = [s for s in registry.step_types.values() if s.plugin == name]
         schemes = [s.prefix for s in registry.schemes if s.plugin == name]
         commands = [f"gw {c}" for c, owner in registry.command_owners.items() if owner == name]
-        described = [f"{s.name} ({', '.join(s.consumes) or 'source'} -> "
+        described = [f"{s.name} ({'source or ' if s.may_start else ''}{', '.join(s.consumes) or 'source'} -> "
                      f"{s.produces if isinstance(s.produces, str) else 'depends on options'})" for s in steps]
         rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-", "\n".join(commands) or "-"])
         docs.append({"name": name, "state": "loaded", "commands": commands, "secret_schemes": schemes,
@@ -544,19 +560,46 @@ def _check_problems(app) -> list[str]:
 
 
 # -- the cache ------------------------------------------------------------------------
+def _shared_steps(app) -> dict[str, tuple[str, list[str]]]:
+    """Cache entry name of every chain prefix -> (its steps, the profiles sharing it)."""
+    from .app import prefix_digests, prefix_entry
+
+    shared: dict[str, tuple[str, list[str]]] = {}
+    try:
+        profiles = list(app.config.profiles.values())
+    except GwError:
+        return shared
+    for profile in profiles:
+        for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
+            name = prefix_entry(digest)
+            steps = " -> ".join(step.get("use", "?") for step in profile.steps[: index + 1])
+            shared.setdefault(name, (steps, []))[1].append(profile.name)
+    return shared
+
+
 def cmd_cache_list(ns, app) -> int:
+    from .app import PREFIX
+
+    shared = _shared_steps(app)
     rows, docs = [], []
     for name in app.cache.names():
         if name.startswith("_state."):
             continue
         header = app.cache.header(name)
+        label = name
+        if name.startswith(PREFIX):
+            steps, users = shared.get(name, ("(no profile uses it now)", []))
+            label = f"shared: {steps}" + (f" (profiles {', '.join(users)})" if users else "")
+        doc: dict[str, object] = {"name": name}
+        if name.startswith(PREFIX):
+            doc.update(shared_steps=steps, profiles=users)
         if header is None:
-            rows.append([name, "?", "-", "unreadable header"])
-            docs.append({"name": name, "kind": None, "expires": None, "state": "unreadable"})
+            rows.append([label, "?", "-", "unreadable header"])
+            docs.append({**doc, "kind": None, "expires": None, "state": "unreadable"})
             continue
         state = "fresh" if header.fresh() else "due for refresh" if header.expires_at > time.time() else "expired"
-        rows.append([name, header.kind, _when(header.expires_at), state])
-        docs.append({"name": name, "kind": header.kind, "expires": _iso(header.expires_at), "state": state})
+        rows.append([label, header.kind, _when(header.expires_at), state])
+        docs.append({**doc, "kind": header.kind, "expires": _iso(header.expires_at), "state": state})
     if ns.json:
         _json(app, docs)
         return 0
@@ -565,20 +608,32 @@ def cmd_cache_list(ns, app) -> int:
 
 
 def cmd_cache_clear(ns, app) -> int:
-    names = [n for n in app.cache.names() if not n.startswith("_state.")]
+    from .app import PREFIX, prefix_digests, prefix_entry
+
+    names = [n for n in app.cache.names() if not n.startswith(("_state.", PREFIX))]
+    prefixes = [n for n in app.cache.names() if n.startswith(PREFIX)]
     if ns.profile:
         names = [n for n in names if n == ns.profile]
-        if not names:
+        try:
+            own = {prefix_entry(d) for d in prefix_digests(app.config.profile(ns.profile).steps)}
+        except GwError:
+            own = set()
+        prefixes = [n for n in prefixes if n in own]
+        if not names and not prefixes:
             app.ui.info(f"nothing cached for profile {ns.profile!r}")
     else:
         names += [n for n in app.cache.names() if n.startswith("_state.")]
+    for name in prefixes:
+        app.cache.remove(name)
     for name in names:
         if name.startswith("_state."):
             app.cache.remove(name)
             continue
         with app.profile_lock(name):  # not while a fetch or a re-stamp of this profile is writing
             _revoke_and_remove(app, name)
-    app.emit(f"cleared {len([n for n in names if not n.startswith('_state.')])} cached profile(s)")
+    cleared = len([n for n in names if not n.startswith("_state.")])
+    extra = f" and {len(prefixes)} shared chain step(s)" if prefixes else ""
+    app.emit(f"cleared {cleared} cached profile(s){extra}")
     return 0
 
 

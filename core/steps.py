@@ -10,9 +10,11 @@ plugin schemes) just before calling ``run``, and hands the step a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .credentials import Credential
@@ -189,7 +191,9 @@ class StepType:
     empty tuple makes it a source step that must come first. ``produces`` is a kind
     name, or a function of the step's options when the output depends on them.
     ``check`` runs at validation time for rules the option table cannot say; it
-    raises ``ValueError`` with a one-line message.
+    raises ``ValueError`` with a one-line message. ``may_start`` lets a step that
+    consumes a kind also come first (its ``run`` then gets ``upstream=None``), e.g.
+    ``iot-certificate`` reading certificate files or a Krypton bootstrap result.
     """
 
     name: str
@@ -200,6 +204,7 @@ class StepType:
     help: str = ""
     check: Callable[[dict[str, Any]], None] | None = None
     plugin: str = ""
+    may_start: bool = False
 
     def output_kind(self, options: dict[str, Any]) -> str:
         """The credential kind this step yields for these options."""
@@ -219,7 +224,7 @@ class SecretScheme:
     """
 
     prefix: str
-    resolve: Callable[["StepContext", Any], str]
+    resolve: Callable[[StepContext, Any], str]
     help: str = ""
     plugin: str = ""
     table_key: str = ""
