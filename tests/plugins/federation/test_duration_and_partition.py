@@ -1,4 +1,4 @@
-# ruff: noqa: F811 - pytest fixtures imported from their modules
+# ruff: noqa: F811 - login_home is a fixture imported from test_login
 """``gw login``: SessionDuration only for roles assumed with long-term keys; the partition's STS.
 
 Real gw against moto's STS and the federation emulator over real HTTPS (protocols.md section 2).
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.core.gw_test_support import federation  # noqa: F401 (fixture)
 from tests.plugins.federation.test_login import (  # noqa: F401
     USER,
     _assume,
