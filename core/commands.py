@@ -729,7 +729,7 @@ def _mark_profile_options(parser) -> None:
 
     for action in parser._actions:
         if "--profile" in action.option_strings:
-            action.complete = PROFILE_COMPLETION  # type: ignore[attr-defined]
+            action.complete = PROFILE_COMPLETION
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 _mark_profile_options(sub)

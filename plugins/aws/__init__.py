@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gw.plugin import (
@@ -94,7 +94,7 @@ def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bo
     c = data["Credentials"]
     expiration = c["Expiration"]
     if isinstance(expiration, datetime) and expiration.tzinfo is None:
-        expiration = expiration.replace(tzinfo=timezone.utc)
+        expiration = expiration.replace(tzinfo=UTC)
     return AwsCredentials(
         access_key_id=c["AccessKeyId"],
         secret_access_key=c.get("SecretAccessKey") or c.get("SecretKey"),
@@ -196,7 +196,7 @@ def run_aws_profile(ctx, options: dict[str, Any], upstream) -> AwsCredentials:
         access_key_id=frozen.access_key,
         secret_access_key=frozen.secret_key,
         session_token=frozen.token,
-        expiration=expiry.astimezone(timezone.utc) if isinstance(expiry, datetime) else None,
+        expiration=expiry.astimezone(UTC) if isinstance(expiry, datetime) else None,
         issued_at=utcnow() if expiry else None,
         origin="long-term" if not frozen.token else "aws-profile",
         region=options.get("region") or session.get_config_variable("region"),

@@ -156,7 +156,7 @@ def run_import(args: Any, ctx: CommandContext) -> int:
         raise ConfigError(f"no [{aws_profile}] with aws_access_key_id and aws_secret_access_key in {path}")
 
     names = vault_names(name)
-    for vault_name, value in zip(names, (akid, secret)):
+    for vault_name, value in zip(names, (akid, secret), strict=True):
         held = ctx.vault_get(vault_name)
         if held is not None and held != value:
             raise ConfigError(f"the vault already holds a different {vault_name!r}; remove it first "
@@ -166,7 +166,7 @@ def run_import(args: Any, ctx: CommandContext) -> int:
     if name in existing and list(ctx.profile(name).steps) != profile_steps(name):
         raise ConfigError(f"gw profile {name!r} already exists in {config_path}; import under another --profile")
 
-    ctx.vault_set(dict(zip(names, (akid, secret))))
+    ctx.vault_set(dict(zip(names, (akid, secret), strict=True)))
     if (ctx.vault_get(names[0]), ctx.vault_get(names[1])) != (akid, secret):
         raise GwError("the vault did not keep the keys; nothing else was changed")
     region = args.region or _aws_region(aws_profile)

@@ -135,7 +135,8 @@ def run_rotate(args: Any, ctx: CommandContext) -> int:
         raise ConfigError(f"the vault has no {akid_name!r} / {secret_name!r} for profile {profile!r}")
     ctx.add_secret(old_secret)
     current = AwsCredentials(access_key_id=old_id, secret_access_key=old_secret)
-    region = {"region": ctx.profile(profile).region} if ctx.profile(profile).region else {}
+    profile_region = ctx.profile(profile).region
+    region = {"region": profile_region} if profile_region else {}
     step_ctx, sts, iam = _clients(ctx, profile, current)
     user = _user_name(step_ctx, sts)
     keys = _list_keys(step_ctx, iam, user)
