@@ -38,6 +38,8 @@ def run(args: list[str]) -> int:
         if not getattr(ns, "handler", None):
             parser.print_help(sys.stderr)
             return 2
+        if getattr(ns, "wants_parser", False):  # gw completion describes the whole command line
+            ns.parser = parser
         return int(ns.handler(ns, app) or 0)
     except GwError as exc:
         app.ui.error(str(exc))

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
 
-CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault",
-                 "completion"}
+# Commands that need no plugin loaded to build their parser (``completion`` needs them all).
+CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
 
 #: exit statuses (also in ``gw --help`` and the README)
 EXIT_CODES = (
@@ -168,7 +168,7 @@ def add_core_commands(sub):
                 "  gw completion zsh > \"${fpath[1]}/_gw\"\n"
                 "  gw completion fish > ~/.config/fish/completions/gw.fish", fmt)
     p.add_argument("shell", choices=("bash", "zsh", "fish"))
-    p.set_defaults(handler=cmd_completion)
+    p.set_defaults(handler=cmd_completion, wants_parser=True)
 
     setup = _parser(sub, "setup", "wire gw into other tools' config files",
                     "Write the lines that make other tools run gw (e.g. credential_process).",
@@ -736,11 +736,10 @@ def _mark_profile_options(parser) -> None:
 
 
 def cmd_completion(ns, app) -> int:
+    """The whole command line (plugins' commands included: ``ns.parser``, set by gw.cli) as a script."""
     import shtab
 
-    from .cli import build_parser
-
-    parser = build_parser(app, [])  # every command, plugins' included
+    parser = ns.parser
     _mark_profile_options(parser)
     app.emit(shtab.complete(parser, shell=ns.shell, preamble=PREAMBLES[ns.shell]))
     return 0
