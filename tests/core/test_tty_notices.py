@@ -112,6 +112,18 @@ def test_an_sdk_that_captures_stderr_still_lets_the_person_see_why(aws_home, ter
     assert "gw: environment variable NOPE_A is not set" in terminal.wait_for("NOPE_A is not set")
 
 
+def test_soracom_profile_errors_reach_the_terminal(gw_home, terminal):
+    """soracom-cli runs profileCommand with stderr captured and shows only "exit status 1"."""
+    gw_home.write_config("[profiles.sc]\nsteps = [{ use = \"soracom-keys\", auth_key_id = \"env:NOPE_ID\", "
+                         "auth_key = \"env:NOPE_KEY\" }]\n")
+    proc = terminal.popen([GW, "soracom-profile", "--profile", "sc"], _env(gw_home))
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == ""
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("gw: ") and "NOPE_" in line
+    assert line in terminal.wait_for(line)
+
+
 def test_a_lock_wait_is_shown_on_the_terminal(gw_home, terminal):
     gw_home.env.update(GWT_AKID="AKIATTYNOTICEEXAMPLE", GWT_SECRET=SECRET)
     gw_home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:GWT_AKID\", "
