@@ -272,8 +272,43 @@ def test_bash_completion_knows_commands_and_profile_names(role_home, tmp_path):
     assert "quoted.name" in _complete(str(script), ["gw", "login", "--profile", "q"], env)
 
 
+def _shell(name: str) -> str:
+    """The shell's path; skipped when missing, except under CI=true (tests/install-tools.sh installs it)."""
+    import os
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{name} is missing under CI=true (tests/install-tools.sh installs it)")
+        pytest.skip(f"{name} is not installed (tests/install-tools.sh installs it)")
+    return path
+
+
 @pytest.mark.parametrize("shell, marker", [("zsh", "#compdef gw"), ("fish", "complete -c gw")])
-def test_zsh_and_fish_scripts(role_home, shell, marker):
+def test_zsh_and_fish_scripts(role_home, shell, marker, tmp_path):
     result = role_home.run("completion", shell)
     assert result.returncode == 0 and marker in result.stdout
     assert ("_gw_zsh_profiles" if shell == "zsh" else "__gw_profiles") in result.stdout
+    script = tmp_path / f"gw.{shell}"
+    script.write_text(result.stdout)
+    checked = subprocess.run(check=False, args=[_shell(shell), "-n", str(script)], capture_output=True, text=True,
+                             timeout=30)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_fish_completes_profiles_and_commands(role_home, tmp_path):
+    fish = _shell("fish")
+    script = tmp_path / "gw.fish"
+    script.write_text(role_home.run("completion", "fish", check=True).stdout)
+    env = {"PATH": "/usr/bin:/bin", "GW_CONFIG": str(role_home.config_path), "HOME": str(role_home.home)}
+
+    def complete(line: str) -> list[str]:
+        done = subprocess.run(check=False, args=[fish, "--no-config", "-c", f"source {script}; complete -C '{line}'"],
+                              env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return [row.split("\t", 1)[0] for row in done.stdout.splitlines()]
+
+    assert set(complete("gw env --profile ")) == {"admin", "eu", "keys"}
+    assert "credential-process" in complete("gw cre")
+    assert "ecs" in complete("gw serve ")
