@@ -7,6 +7,7 @@ import pyotp
 from gw_emulators.soracom_api import SoracomApiEmulator
 from gw_emulators.tls import LocalCA
 
+READER_PW = "reader-Pa55word!z"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PERIOD = 2
 ROOT = ("root@example.com", "root-Pa55word!x", "OP0012345678")
@@ -20,7 +21,7 @@ def make_emulator(ca: LocalCA, period: int = PERIOD) -> SoracomApiEmulator:
     emu.add_root(ROOT[0], ROOT[1], ROOT[2], mfa=True)
     emu.add_sam_user(SAM[0], SAM[1], SAM[2], mfa=True)
     emu.add_auth_key(AUTHKEY[0], AUTHKEY[1], AUTHKEY[2])
-    emu.add_sam_user(SAM[0], "reader", "reader-Pa55word!z", mfa=False)
+    emu.add_sam_user(SAM[0], "reader", READER_PW, mfa=False)
     for imsi in IMSIS:
         emu.add_subscriber(imsi, operator_id=ROOT[2], group_id="grp-1")
     return emu
