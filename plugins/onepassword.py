@@ -93,6 +93,7 @@ def run_op(argv: list[str], *, what: str, executable: str | None = None, timeout
             capture_output=True,
             text=True,
             timeout=limit,
+            check=False,
         )
     except FileNotFoundError:
         raise StepError(f"1Password CLI not found: {exe!r} (install op or set GW_OP_PATH)") from None
@@ -181,7 +182,6 @@ def resolve_op_read(ctx: StepContext, ref: str) -> str:
 
 def resolve_op_otp(ctx: StepContext, ref: str) -> str:
     vault, item = _split_otp_ref(ref)
-    what = f"one-time code of {vault}/{item}"
 
     def fetch() -> tuple[str, int]:
         doc = _read_item({"item": item, "vault": vault})

@@ -53,7 +53,4 @@ def gw_cache_cleared(profile: str, credential: Credential, context: Any) -> None
     if isinstance(credential, SoracomSession):
         from .api import logout
 
-        try:
-            logout(context, credential)
-        except Exception:  # pragma: no cover - logout already swallows
-            pass
+        logout(context, credential)  # never raises: failures are a warning

@@ -143,7 +143,7 @@ def logout(ctx: Any, session: SoracomSession, *, quiet: bool = False) -> bool:
         problem = f"HTTP {response.status_code}"
     except GwError as exc:
         problem = str(exc)
-    except Exception as exc:  # the hook must never raise
+    except Exception as exc:  # noqa: BLE001 - the cache-clear hook must never raise
         problem = type(exc).__name__
     if not quiet and hasattr(ctx, "warn"):
         ctx.warn(f"could not log out the SORACOM session of {session.operator_id or 'unknown operator'}: {problem}")

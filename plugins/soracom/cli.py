@@ -175,8 +175,10 @@ def _session_profiles_for(ctx: CommandContext, profile: str) -> list[str]:
 def _gw_soracom_lines(gw: str, profile: str) -> list[str]:
     alias = "sora" if profile == "default" else f"sora-{profile}"
     return [
-        f"for instant soracom-cli calls (one sign-in per session, no one-time code per call): "
-        f"{gw} soracom --profile {profile} -- subscribers list",
+        (
+            "for instant soracom-cli calls (one sign-in per session, no one-time code per call): "
+            f"{gw} soracom --profile {profile} -- subscribers list"
+        ),
         f"shell alias: alias {alias}='{gw} soracom --profile {profile} --'",
         "(the API key and token are visible in the process list to your own user while soracom-cli runs)",
     ]

@@ -74,11 +74,12 @@ def keys_run(ctx: StepContext, options: dict[str, Any], upstream: Credential | N
 def auth_check(options: dict[str, Any]) -> None:
     timeout = options.get("token_timeout")
     switch = options.get("switch_to")
-    if switch is not None:
-        if not isinstance(switch, dict) or set(switch) != {"operator_id", "username"} or not all(
-            isinstance(v, str) and v for v in switch.values()
-        ):
-            raise ValueError('switch_to must be { operator_id = "OP...", username = "..." }')
+    if switch is not None and (
+        not isinstance(switch, dict)
+        or set(switch) != {"operator_id", "username"}
+        or not all(isinstance(v, str) and v for v in switch.values())
+    ):
+        raise ValueError('switch_to must be { operator_id = "OP...", username = "..." }')
     low, high = SWITCH_TIMEOUT_RANGE if switch else TOKEN_TIMEOUT_RANGE
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int) or not low <= timeout <= high):
         extra = " with switch_to" if switch else ""

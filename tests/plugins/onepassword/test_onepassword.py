@@ -8,6 +8,7 @@ import re
 import time
 
 import pytest
+
 from tests.plugins.soracom.soracom_testdata import IMSIS, SAM
 
 

@@ -11,10 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tests.plugins.soracom import soracom_cli_standin
-from tests.plugins.soracom.soracom_testdata import AUTHKEY, PERIOD, READER_PW, ROOT, SAM, SEED, make_emulator, op_fixture_doc
-
 from gw_emulators.op_cli import install_op_shim
+
+from tests.plugins.soracom import soracom_cli_standin
+from tests.plugins.soracom.soracom_testdata import (
+    AUTHKEY,
+    PERIOD,
+    READER_PW,
+    ROOT,
+    SAM,
+    SEED,
+    make_emulator,
+    op_fixture_doc,
+)
 
 SECRETS = [ROOT[1], SAM[2], AUTHKEY[1], SEED, READER_PW, "emuSecretKey/abcdefghijklmnopqrstuvwxyz0"]
 
@@ -68,7 +77,7 @@ class Sora:
         """Run the soracom-cli stand-in as this user (``soracom ARGS``)."""
         proc = subprocess.run(["soracom", *args], env={**self.env, **(extra or {})}, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout, cwd=self.home.root,
-                              start_new_session=True)
+                              start_new_session=True, check=False)
         self.stderr_seen.append(proc.stderr)
         return proc
 
@@ -86,7 +95,7 @@ class Sora:
 
 
 def sora_config(api_url: str) -> str:
-    mfa = '{ totp = "vault:seed", period = %d }' % PERIOD
+    mfa = f'{{ totp = "vault:seed", period = {PERIOD} }}'
     return f'''
 [profiles.sora-root]
 steps = [{{ use = "soracom-keys", email = "{ROOT[0]}", password = "vault:root-pw", mfa_code = {mfa} }}]

@@ -265,11 +265,11 @@ def run(argv: list[str]) -> int:
     if words[:2] == ["subscribers", "list"]:
         query = "&".join(f"{q}={v}" for q, flag in (("limit", "--limit"), ("last_evaluated_key", "--last-evaluated-key"))
                          if (v := option(rest, flag)))
-        status, headers, doc = call("GET", f"{base}/v1/subscribers" + (f"?{query}" if query else ""), None, key, token)
+        status, _, doc = call("GET", f"{base}/v1/subscribers" + (f"?{query}" if query else ""), None, key, token)
     elif words[:2] == ["subscribers", "get"]:
-        status, headers, doc = call("GET", f"{base}/v1/subscribers/{option(rest, '--imsi')}", None, key, token)
+        status, _, doc = call("GET", f"{base}/v1/subscribers/{option(rest, '--imsi')}", None, key, token)
     elif words[:2] == ["operator", "get"]:
-        status, headers, doc = call("GET", f"{base}/v1/operators/{operator_id_of(token)}", None, key, token)
+        status, _, doc = call("GET", f"{base}/v1/operators/{operator_id_of(token)}", None, key, token)
     else:
         raise CliError(f"unknown command {' '.join(words)!r}")
     print(json.dumps(doc, indent="\t"))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from tests.plugins.soracom.conftest import sora_config
 from tests.plugins.soracom.soracom_testdata import IMSIS, SAM
 

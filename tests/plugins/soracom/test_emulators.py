@@ -10,7 +10,15 @@ import pyotp
 import pytest
 import requests
 
-from tests.plugins.soracom.soracom_testdata import AUTHKEY, IMSIS, PERIOD, READER_PW, ROOT, SAM, SEED
+from tests.plugins.soracom.soracom_testdata import (
+    AUTHKEY,
+    IMSIS,
+    PERIOD,
+    READER_PW,
+    ROOT,
+    SAM,
+    SEED,
+)
 
 
 def _post(emu, path, body, headers=None):

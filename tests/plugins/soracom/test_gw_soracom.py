@@ -101,7 +101,7 @@ def test_cli_option_of_the_step(sora, tmp_path):
 
     elsewhere = soracom_cli_standin.install(tmp_path / "elsewhere")
     sora.home.write_config(sora_config(sora.api.url).replace(
-        'endpoint = "%s", token_timeout = 900 }' % sora.api.url,
+        f'endpoint = "{sora.api.url}", token_timeout = 900 }}',
         f'endpoint = "{sora.api.url}", token_timeout = 900, cli = "{elsewhere}" }}'))
     proc = _soracom(sora, "sora-session", "subscribers", "list", extra={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr

@@ -6,12 +6,20 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from gw.plugin import UsageError
+from gw_plugins.soracom import (
+    profile_command,
+    soracom_profile_name_problem,
+    split_profile_command,
+)
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.plugins.soracom.soracom_cli_standin import CliError, sanitize_base_name, shellwords_parse
 
-from gw.plugin import UsageError
-from gw_plugins.soracom import profile_command, soracom_profile_name_problem, split_profile_command
+from tests.plugins.soracom.soracom_cli_standin import (
+    CliError,
+    sanitize_base_name,
+    shellwords_parse,
+)
 
 
 def test_split_like_soracom_cli():

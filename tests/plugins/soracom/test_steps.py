@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+
 from tests.plugins.soracom.conftest import sora_config
 from tests.plugins.soracom.soracom_testdata import AUTHKEY, SAM
 
