@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.plugins.soracom.conftest import sora_config
 
 GW = str(Path(sys.executable).parent / "gw")
