@@ -5,13 +5,11 @@ tests report xfail; then they must pass."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import pty
 import select
 import subprocess
 import sys
-import termios
 import time
 from pathlib import Path
 
@@ -26,13 +24,11 @@ def _run_with_tty(env: dict[str, str], *args: str, timeout: float = 60) -> tuple
     """Run gw with a pty as its controlling terminal, stdout and stderr pipes: (status, stderr, tty text)."""
     env = {k: v for k, v in env.items() if k != "GW_QUIET"}  # as a person at a terminal runs it
     master, slave = pty.openpty()
-
-    def controlling_tty() -> None:
-        os.setsid()
-        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
-
-    proc = subprocess.Popen([GW, *args], env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=controlling_tty, pass_fds=(slave,))
+    # A session leader that opens a terminal gets it as its controlling terminal (Linux):
+    # a new session opens the pty by name, then becomes gw.
+    becomes_gw = "import os, sys; os.open(sys.argv[1], os.O_RDWR); os.execv(sys.argv[2], sys.argv[2:])"
+    proc = subprocess.Popen([sys.executable, "-c", becomes_gw, os.ttyname(slave), GW, *args], env=env,
+                            stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     os.close(slave)
     seen = b""
     deadline = time.monotonic() + timeout
