@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -280,12 +281,13 @@ def commands() -> list[Command]:
             "run soracom-cli with the profile's cached SORACOM API session",
             _configure_soracom,
             _soracom_run,
-            description=(
+            description=textwrap.fill(
                 "Run soracom-cli with --api-key/--api-token from the profile's cached SORACOM API session "
                 "(a chain ending in soracom-auth) and SORACOM_ENDPOINT pinned to the session's endpoint. "
                 "One sign-in (and one MFA code) per session, however many calls. soracom-cli is "
                 f"${CLI_ENV}, else the soracom-auth option cli, else soracom on PATH. The key and token are "
-                "visible in the process list to your own user while soracom-cli runs: keep token_timeout short."
+                "visible in the process list to your own user while soracom-cli runs: keep token_timeout short.",
+                width=88,
             ),
             epilog="examples:\n  gw soracom --profile sora -- subscribers list\n"
                    "  gw soracom --profile sora -- operator get\n"
