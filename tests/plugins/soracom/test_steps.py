@@ -96,3 +96,14 @@ def test_no_secret_in_world_readable_files(sora):
         for name in dirs + files:
             mode = os.stat(os.path.join(root, name)).st_mode
             assert mode & 0o077 == 0, os.path.join(root, name)
+
+
+def test_mfa_required_recognised_by_the_default_code_alone(sora, monkeypatch):
+    # a message gw cannot read (neither English nor Japanese words): the code AUM0063 decides
+    import gw_emulators.soracom_api as emulator
+
+    monkeypatch.setitem(emulator.MESSAGES, "mfa_required", ("Código necesario.", "Código necesario."))
+    proc = sora.run("soracom-token", "--profile", "sora-nomfa")
+    lines = sora.errors(proc)
+    assert proc.returncode == 1 and len(lines) == 1
+    assert "SORACOM MFA code required (AUM0063): add mfa_code" in lines[0]
