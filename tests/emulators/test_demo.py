@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-GW = str(Path(sys.executable).parent / "gw")
+from gw.testing import gw_executable
+
+GW = gw_executable()
 
 
 def test_demo_runs_end_to_end(tmp_path):
@@ -23,5 +25,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "POST /v1/auth with that profile, as soracom-cli would: signed in" in out
     assert "still 1 handshake" in out
     assert "console sign-in URL accepted" in out
+    assert re.search(r"first token: \d+ ms \(1 token request\)\s+again: \d+ ms \(cached, no request\)", out)
+    assert "\"path\": \"/items\"" in out
     assert "demo-root-Pa55word" not in out and "demo-deploy-Pa55word" not in out
     assert not list(tmp_path.glob("gw-demo-*")), "the demo left its temporary directory behind"
