@@ -125,12 +125,13 @@ def otp_period(field: dict[str, Any]) -> int:
 
 
 def soracom_account(values: dict[str, str]) -> str | None:
-    """The account a SORACOM one-time code is for, named as soracom-keys' ``mfa_code``
-    names it (``soracom-keys:<email>``; a SAM user ``soracom-keys:<operator_id>/<username>``)."""
+    """The account a SORACOM one-time code is for, named as the core names the account of
+    an option that declares one (``account:<value>``: soracom-keys' ``mfa_code`` declares
+    ``email``); a SAM user ``account:<operator_id>/<username>``."""
     if values.get("email"):
-        return f"soracom-keys:{values['email']}"
+        return f"account:{values['email']}"
     if values.get("operator_id") and values.get("username"):
-        return f"soracom-keys:{values['operator_id']}/{values['username']}"
+        return f"account:{values['operator_id']}/{values['username']}"
     return None
 
 

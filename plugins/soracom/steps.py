@@ -85,16 +85,10 @@ def auth_check(options: dict[str, Any]) -> None:
         extra = " with switch_to" if switch else ""
         raise ValueError(f"token_timeout must be between {low} and {high} seconds{extra}")
     endpoint = options.get("endpoint")
-    if endpoint is not None and not _is_reference(endpoint) and not re.match(r"^https?://[^\s/]+", str(endpoint)):
+    if endpoint is not None and not re.match(r"^https?://[^\s/]+", str(endpoint)):
         raise ValueError("endpoint must be an http(s) URL such as https://api.soracom.io")
     if endpoint and options.get("sandbox"):
         raise ValueError("give endpoint or sandbox = true, not both")
-
-
-def _is_reference(value: Any) -> bool:
-    # A reference the core resolves before run (e.g. env:SORACOM_API_BASE) is checked then.
-    return isinstance(value, str) and bool(re.match(r"^[a-z][a-z0-9+-]*:", value)) \
-        and not value.startswith(("http:", "https:"))
 
 
 def auth_run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None) -> Credential:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from gw_emulators.op_cli import install_op_shim
 
+from gw_emulators.op_cli import install_op_shim
 from tests.plugins.soracom import soracom_cli_standin
 from tests.plugins.soracom.soracom_testdata import (
     AUTHKEY,

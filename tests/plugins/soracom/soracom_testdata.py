@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyotp
+
 from gw_emulators.soracom_api import SoracomApiEmulator
 from gw_emulators.tls import LocalCA
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from gw.plugin import UsageError
 from gw_plugins.soracom import (
     profile_command,
     soracom_profile_name_problem,
     split_profile_command,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.plugins.soracom.soracom_cli_standin import (
     CliError,
     sanitize_base_name,

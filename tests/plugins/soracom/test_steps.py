@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import pytest
-
 from tests.plugins.soracom.conftest import sora_config
 from tests.plugins.soracom.soracom_testdata import AUTHKEY, SAM
 
@@ -61,11 +59,6 @@ def _reference_config(sora, extra: str) -> None:
     sora.home.write_config(sora_config(sora.api.url) + extra)
 
 
-def _needs_core_references(doc: dict, literal: str) -> None:
-    if literal in json.dumps(doc):
-        pytest.xfail("the core does not resolve references in non-secret options yet (lead's change)")
-
-
 def test_operator_id_and_username_from_env_references(sora):
     _reference_config(sora, '''
 [profiles.sam-env]
@@ -74,7 +67,6 @@ steps = [{ use = "soracom-keys", operator_id = "env:SORA_OP", username = "env:SO
     proc = sora.run("soracom-profile", "--profile", "sam-env", extra={"SORA_OP": SAM[0], "SORA_USER": "reader"})
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    _needs_core_references(doc, "env:SORA_")
     assert (doc["operatorId"], doc["username"]) == (SAM[0], "reader")
 
 
@@ -86,7 +78,6 @@ steps = [{ use = "soracom-keys", operator_id = "op://Private/SORACOM SAM deploy/
     proc = sora.run("soracom-profile", "--profile", "sam-op")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    _needs_core_references(doc, "op://")
     assert (doc["operatorId"], doc["username"]) == (SAM[0], SAM[1]) and doc["mfaOTPCode"].isdigit()
 
 
