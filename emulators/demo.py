@@ -317,7 +317,7 @@ def start_soracom(demo: Demo, stack: ExitStack) -> None:
     api = SoracomApiEmulator(demo.services["ca"], mfa_seed=SORACOM_SEED)
     api.add_root("root@example.com", "demo-root-Pa55word", "OP0000000001", mfa=True)
     api.add_sam_user("OP0000000001", "deploy", "demo-deploy-Pa55word", mfa=True)
-    api.add_subscriber("OP0000000001", "440103123456789")
+    api.add_subscriber("440103123456789", operator_id="OP0000000001")
     stack.enter_context(api)
     demo.services["soracom"] = api
     fixture = demo.root / "op-items.json"
