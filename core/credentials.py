@@ -120,8 +120,11 @@ class AwsCredentials(Credential):
     ``origin`` tells how they were made: ``long-term``, ``session-token``,
     ``assume-role``, ``federation-token``, ``web-identity``, ``cognito-identity``
     or a plugin's own word. ``role_chained`` is True when an AssumeRole was made
-    with role credentials; the console federation endpoint then refuses a
-    SessionDuration.
+    with role credentials; ``made_from`` is the ``origin`` of the credentials an
+    STS call was made with (``long-term`` for IAM user keys): the console federation
+    endpoint accepts a SessionDuration only for roles assumed with long-term keys.
+    ``account_id`` is the AWS account when known (from an assumed-role or
+    federated-user ARN, or a GetCallerIdentity already made).
     """
 
     KIND: ClassVar[str] = AWS
@@ -134,6 +137,8 @@ class AwsCredentials(Credential):
         "AWS_SESSION_TOKEN",
         "AWS_SECURITY_TOKEN",
         "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_SESSION_EXPIRATION",
+        "AWS_ACCOUNT_ID",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_ROLE_ARN",
         "AWS_ROLE_SESSION_NAME",
@@ -151,6 +156,8 @@ class AwsCredentials(Credential):
     origin: str = "long-term"
     role_chained: bool = False
     region: str | None = None
+    account_id: str | None = None
+    made_from: str | None = None
 
     def credential_process_json(self) -> str:
         """The exact stdout of ``credential_process`` (protocols.md section 1)."""
@@ -165,6 +172,8 @@ class AwsCredentials(Credential):
             doc["SessionToken"] = self.session_token
         if self.expiration is not None:
             doc["Expiration"] = to_rfc3339(self.expiration)
+        if self.account_id:
+            doc["AccountId"] = self.account_id
         return json.dumps(doc, separators=(",", ":"))
 
     def env(self) -> dict[str, str]:
@@ -173,6 +182,8 @@ class AwsCredentials(Credential):
             env["AWS_SESSION_TOKEN"] = self.session_token
         if self.expiration is not None:
             env["AWS_CREDENTIAL_EXPIRATION"] = to_rfc3339(self.expiration)
+        if self.account_id:
+            env["AWS_ACCOUNT_ID"] = self.account_id
         if self.region:
             env["AWS_REGION"] = self.region
             env["AWS_DEFAULT_REGION"] = self.region
@@ -250,7 +261,7 @@ class BearerToken(Credential):
 
     KIND: ClassVar[str] = BEARER_TOKEN
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("access_token",)
-    ENV_VARS: ClassVar[tuple[str, ...]] = ("GW_ACCESS_TOKEN",)
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("GW_ACCESS_TOKEN", "GW_BEARER_TOKEN")
 
     access_token: str
     token_type: str = "Bearer"

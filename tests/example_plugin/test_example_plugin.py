@@ -32,7 +32,7 @@ def plugin_home(gw_home, tmp_path):
 def test_gw_plugins_lists_it(plugin_home):
     result = plugin_home.run("plugins", env={"COLUMNS": "160"})
     assert result.returncode == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if " gw_example_plugin " in line)
+    row = next(line for line in result.stdout.splitlines() if line.startswith("gw_example_plugin	"))  # plain on a pipe
     assert "static-token (source -> bearer-token)" in row and "rot13:" in row and "gw example-hello" in row
     assert "FAILED" not in result.stdout
 
