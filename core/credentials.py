@@ -67,6 +67,11 @@ class Credential:
 
     KIND: ClassVar[str] = ""
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # The environment variables that hand a credential of this kind to a program (the
+    # ones ``env()`` sets, and any that would make it pick other credentials of this kind);
+    # ``gw env``/``gw exec`` clear the union over all kinds first. Settings such as a
+    # region or an endpoint are not listed: a stale one points nowhere secret.
+    ENV_VARS: ClassVar[tuple[str, ...]] = ()
 
     def secrets(self) -> list[str]:
         """Secret values carried by this credential (used to scrub messages)."""
@@ -124,6 +129,24 @@ class AwsCredentials(Credential):
 
     KIND: ClassVar[str] = AWS
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("secret_access_key", "session_token")
+    ENV_VARS: ClassVar[tuple[str, ...]] = (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_SESSION_EXPIRATION",
+        "AWS_ACCOUNT_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    )
 
     access_key_id: str
     secret_access_key: str
@@ -201,18 +224,6 @@ class SoracomCredentials(Credential):
             return "root"
         return "sam"
 
-    def auth_body(self) -> dict[str, Any]:
-        """The JSON body of ``POST /v1/auth`` for these credentials (protocols.md section 3)."""
-        if self.auth_key_id:
-            body: dict[str, Any] = {"authKeyId": self.auth_key_id, "authKey": self.auth_key}
-        elif self.email:
-            body = {"email": self.email, "password": self.password}
-        else:
-            body = {"operatorId": self.operator_id, "userName": self.username, "password": self.password}
-        if self.mfa_code:
-            body["mfaOTPCode"] = self.mfa_code
-        return body
-
     def summary(self) -> str:
         who = self.auth_key_id or self.email or f"{self.operator_id}/{self.username}"
         return f"SORACOM {self.login_kind} {who}"
@@ -224,6 +235,7 @@ class SoracomSession(Credential):
 
     KIND: ClassVar[str] = SORACOM_SESSION
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "token")
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("SORACOM_API_KEY", "SORACOM_TOKEN", "SORACOM_PROFILE")
 
     api_key: str
     token: str
@@ -249,6 +261,7 @@ class BearerToken(Credential):
 
     KIND: ClassVar[str] = BEARER_TOKEN
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("access_token",)
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("GW_ACCESS_TOKEN", "GW_BEARER_TOKEN")
 
     access_token: str
     token_type: str = "Bearer"
@@ -270,6 +283,7 @@ class OpenIdToken(Credential):
 
     KIND: ClassVar[str] = OPENID_TOKEN
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("GW_OPENID_TOKEN",)
 
     token: str
     identity_id: str | None = None

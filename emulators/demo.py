@@ -266,6 +266,16 @@ PARTS: list[tuple[str, Callable[[Demo], None]]] = [
 ]
 
 
+def _part_iot_ws(demo: Demo) -> None:
+    """The Endorse profile's credentials presign an MQTT-over-WebSocket URL the IoT emulator accepts."""
+    from .iot_data import part_iot_ws
+
+    part_iot_ws(demo, profile="endorse-device")
+
+
+PARTS.append(("iot-ws", _part_iot_ws))
+
+
 def admin_profile(federation_url: str) -> str:
     return f"""[profiles.admin]
 description = "IAM user keys from the vault, then an MFA-protected role"
@@ -307,7 +317,7 @@ def start_soracom(demo: Demo, stack: ExitStack) -> None:
     api = SoracomApiEmulator(demo.services["ca"], mfa_seed=SORACOM_SEED)
     api.add_root("root@example.com", "demo-root-Pa55word", "OP0000000001", mfa=True)
     api.add_sam_user("OP0000000001", "deploy", "demo-deploy-Pa55word", mfa=True)
-    api.add_subscriber("OP0000000001", "440103123456789")
+    api.add_subscriber("440103123456789", operator_id="OP0000000001")
     stack.enter_context(api)
     demo.services["soracom"] = api
     fixture = demo.root / "op-items.json"
@@ -373,6 +383,9 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     from .iot import start_iot
 
     start_iot(demo, stack)
+    from .iot_data import start_iot_demo
+
+    start_iot_demo(demo, stack)
 
     start_endorse(demo, stack)
 

@@ -543,7 +543,7 @@ def start_iot_stack(ca: LocalCA, moto_or_lookup: Any, *, region: str = DEFAULT_R
 
 # -- gw demo: for the lead to wire into emulators/demo.py ------------------------------
 def start_iot_demo(demo: Any, stack: Any) -> None:
-    """Start the IoT stack for ``gw demo`` (``demo.services["iot"]``; None without mosquitto).
+    """Start the IoT stack for ``gw demo`` (``demo.services["iot-ws"]``; None without mosquitto).
 
     ``demo`` is a ``gw_emulators.demo.Demo`` whose ``services`` hold ``"ca"`` and ``"moto"``;
     ``stack`` an ExitStack that stops the stack at the end.
@@ -551,17 +551,17 @@ def start_iot_demo(demo: Any, stack: Any) -> None:
     try:
         iot = start_iot_stack(demo.services["ca"], demo.services["moto"], directory=Path(demo.root) / "mosquitto")
     except FileNotFoundError:
-        demo.services["iot"] = None
+        demo.services["iot-ws"] = None
         return
     stack.callback(iot.stop)
-    demo.services["iot"] = iot
+    demo.services["iot-ws"] = iot
 
 
 def _redact_url(url: str) -> str:
     return re.sub(r"(X-Amz-(?:Security-Token|Signature)=)([^&]{0,6})[^&]*", r"\1\2…", url)
 
 
-def part_iot_ws(demo: Any, profile: str = "device") -> None:
+def part_iot_ws(demo: Any, profile: str = "endorse-device") -> None:
     """``gw iot-url`` presigns a wss:// URL with the profile's credentials; MQTT flows through it.
 
     A paho-mqtt client connects over WebSocket+TLS through the emulator (SigV4 checked) to
@@ -572,7 +572,7 @@ def part_iot_ws(demo: Any, profile: str = "device") -> None:
 
     from .demo import DemoFailed
 
-    iot: IotStack | None = demo.services.get("iot")
+    iot: IotStack | None = demo.services.get("iot-ws")
     demo.step("AWS IoT over WebSocket: MQTT with a presigned URL")
     if iot is None:
         demo.show("[yellow]skipped[/yellow]: mosquitto is not installed (apt-get install mosquitto)")

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-from gw_emulators.httpserver import Request, Response, json_response
 from gw_emulators.soracom_api import SoracomApiEmulator
 
 from tests.plugins.endorse.conftest import fetch_token, write_settings
@@ -67,30 +66,9 @@ def test_missing_table_is_502(endorse, ca, moto, base_settings, exchange_server)
 
 
 # -- the live SIM check ---------------------------------------------------------------------
-class SubscriberApi(SoracomApiEmulator):
-    """The SORACOM API emulator plus ``GET /v1/subscribers/{imsi}`` (protocols.md section 3).
-
-    Stand-in until the soracom helper's emulator serves the route on main.
-    """
-
-    def __init__(self, ca: Any) -> None:
-        super().__init__(ca)
-        self.route("GET", r"/v1/subscribers/(?P<imsi>[0-9]+)", self._subscriber, "subscriber")
-
-    def _subscriber(self, request: Request) -> Response:
-        session = self.session_for(request)
-        if session is None:
-            return json_response(401, {"code": "AUM0003", "message": "Invalid API key or token."})
-        assert request.match is not None
-        for sub in self._subscribers:
-            if sub.imsi == request.match.group("imsi") and sub.operator_id == session.operator_id:
-                return json_response(200, {"imsi": sub.imsi, "operatorId": sub.operator_id, "status": "active", **sub.extra})
-        return json_response(404, {"code": "SEM0008", "message": "No such subscriber."})
-
-
 @pytest.fixture
 def soracom(ca):
-    with SubscriberApi(ca) as api:
+    with SoracomApiEmulator(ca) as api:
         api.add_auth_key("keyId-exchange", "secret-auth-key-value", "OP0012345678")
         yield api
 
@@ -112,9 +90,9 @@ def test_live_check_allows_an_active_sim_and_refuses_others(endorse, ca, soracom
     active, inactive, grouped, unknown = "440100000000001", "440100000000002", "440100000000003", "440100000000004"
     for imsi in (active, inactive, grouped, unknown):
         endorse.add_sim(imsi)
-    soracom.add_subscriber("OP0012345678", active, groupId="g-devices")
-    soracom.add_subscriber("OP0012345678", inactive, status="suspended", groupId="g-devices")
-    soracom.add_subscriber("OP0012345678", grouped, groupId="g-other")
+    soracom.add_subscriber(active, group_id="g-devices", operator_id="OP0012345678")
+    soracom.add_subscriber(inactive, status="suspended", group_id="g-devices", operator_id="OP0012345678")
+    soracom.add_subscriber(grouped, group_id="g-other", operator_id="OP0012345678")
     server = exchange_server({**live_settings, "allowed_groups": ["g-devices"]})
     assert server.post(fetch_token(endorse, ca, active)).status_code == 200
     for imsi, code in ((inactive, "sim_inactive"), (grouped, "sim_group_not_allowed"), (unknown, "sim_unknown")):
@@ -131,7 +109,7 @@ def test_live_check_allows_an_active_sim_and_refuses_others(endorse, ca, soracom
 
 def test_live_check_upstream_failure_is_502(endorse, ca, soracom, live_settings, exchange_server):
     endorse.add_sim("440100000000009")
-    soracom.add_subscriber("OP0012345678", "440100000000009")
+    soracom.add_subscriber("440100000000009", operator_id="OP0012345678")
     server = exchange_server(live_settings)
     soracom.inject("subscriber", status=500)
     response = server.post(fetch_token(endorse, ca, "440100000000009"))
@@ -205,7 +183,7 @@ def test_lambda_live_check_gets_its_session_from_gw_soracom_token(gw_home, endor
     for key, value in {**gw_home.env, **SERVICE_KEYS}.items():
         monkeypatch.setenv(key, value)
     endorse.add_sim("440100000000011")
-    soracom.add_subscriber("OP0012345678", "440100000000011")
+    soracom.add_subscriber("440100000000011", operator_id="OP0012345678")
     settings = build(live_settings, "test")
     service = ExchangeService(settings, soracom_session=GwCliSession("sora", gw=GW))
     event = {"version": "2.0", "rawQueryString": "", "headers": {"authorization": "Bearer " + endorse.mint("440100000000011")},

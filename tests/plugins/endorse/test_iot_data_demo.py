@@ -36,8 +36,8 @@ def test_demo_part_chats_through_the_iot_emulator(tmp_path, ca, moto):
         start_iot_demo(demo, stack)
         endorse_demo.start_endorse(demo, stack)
         demo.write_config()
-        part_iot_ws(demo)
-        iot = demo.services["iot"]
+        part_iot_ws(demo, profile="endorse-device")
+        iot = demo.services["iot-ws"]
         assert iot.emulator.calls["accepted"] == 1 and iot.emulator.refusals() == 0
     shown = out.getvalue()
     assert "the device received: hello, device" in shown
@@ -50,6 +50,6 @@ def test_demo_part_chats_through_the_iot_emulator(tmp_path, ca, moto):
 def test_demo_part_without_mosquitto_says_it_skipped(tmp_path):
     out = io.StringIO()
     demo = Demo(root=tmp_path, gw=GW, console=Console(file=out, width=200))
-    demo.services["iot"] = None
+    demo.services["iot-ws"] = None
     part_iot_ws(demo)
     assert "skipped" in out.getvalue() and "mosquitto" in out.getvalue()
