@@ -90,6 +90,12 @@ class LocalContext:
     def state_delete(self, name: str) -> None:
         self.state.pop(name, None)
 
+    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        """The demo plugin's ``gw_krypton_readers``, as gw's plugin manager would call it."""
+        from gw_emulators import demo
+
+        return [demo.gw_krypton_readers()] if name == "gw_krypton_readers" else []
+
 
 @pytest.fixture
 def step_ctx(tmp_path: Path, ca: LocalCA) -> LocalContext:

@@ -41,7 +41,7 @@ def test_step_type_declaration() -> None:
     s.check({"reader": "pcsc:0"})
     s.check({"reader": "modem:/dev/ttyUSB2"})
     with pytest.raises(ValueError, match="reader must be"):
-        s.check({"reader": "usb"})
+        s.check({"reader": "bluetooth:phone"})
 
 
 def test_cognito_credentials_from_moto(

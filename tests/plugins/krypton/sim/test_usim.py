@@ -121,7 +121,7 @@ def test_authenticate_success_matches_vectors(card, vector):
 def test_worked_example_vector_set_1():
     """The exact bytes for test set 1, with the SIM's highest SQN just below the vector's."""
     card = VirtualUsim("440103123456789", h(K1), h(OPC1), SQN1 - 7)
-    assert tx(card, "00A4040407A0000000871002") == "611B"
+    assert tx(card, "00A4040407A0000000871002") == "6123"  # FCP with the PIN status template (C6)
     # AUTN = (SQN xor AK) || AMF || MAC-A = 55F328B43577 || B9B9 || 4A9FFAC354DFAFB3
     command = "0088008122" "10" "23553CBE9637A89D218AE64DAE47BF35" "10" "55F328B43577B9B94A9FFAC354DFAFB3"
     assert tx(card, command) == "6135"
