@@ -223,6 +223,17 @@ class VirtualUsim:
         """Whether PIN1 was verified since the last reset."""
         return self._verified
 
+    def set_pin(self, *, enabled: bool | None = None, tries: int | None = None, pin: str | None = None) -> None:
+        """Test control: change PIN1's state as an operator's tool would (no APDU)."""
+        changes: dict[str, Any] = {}
+        if enabled is not None:
+            changes["pin_enabled"] = enabled
+        if tries is not None:
+            changes["pin_tries"] = tries
+        if pin is not None:
+            changes["pin"] = pin
+        self._update_pin(**changes)
+
     def _update_pin(self, **changes: Any) -> None:
         """Apply ``changes`` to PIN1's state (under the state file's lock when there is one)."""
         if self._state_file:
