@@ -399,7 +399,8 @@ def _probe(args: Any, app: Any) -> int:
 def _call(args: Any, app: Any) -> int:
     from gw.plugin import UsageError
 
-    options = app.step_options(args.profile, "krypton", operation=args.operation)
+    options = app.step_options(args.profile, "krypton")  # checked with --operation below, after --param
+    options["operation"] = args.operation
     params = dict(options.get("request_parameters") or {})
     for item in args.param:
         key, sep, value = item.partition("=")
