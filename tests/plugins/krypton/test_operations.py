@@ -231,3 +231,21 @@ def test_call_command_prints_inventory_and_refuses_missing_endpoint(gw_home, kry
     assert len(lines) == 1 and "request_parameters.endpoint" in lines[0] and "Traceback" not in bad.stderr
     out = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "arc-bootstrap")
     assert out.returncode == 0 and json.loads(out.stdout)["arcServerEndpoint"], out.stderr
+
+
+def test_emulator_clock_is_injectable(ca, step_ctx: LocalContext, sim_file: str) -> None:
+    """The shared base's clock drives key lifetime and the timestamp check."""
+    import time
+
+    from gw.errors import StepError
+
+    now = [time.time()]
+    with KryptonEmulator(ca, clock=lambda: now[0]) as krypton:
+        krypton.add_subscriber(IMSI, K, OPC)
+        run(step_ctx, krypton, sim_file, "subscriber-metadata")
+        key_id = live_key(krypton)
+        now[0] += 3600  # the key's hour is over on the server's clock ...
+        assert not krypton.keys[key_id].usable(krypton.clock())
+        # ... and gw's timestamps are now an hour behind it: refused as skewed, one line
+        with pytest.raises(StepError, match="timestamp too far from server time"):
+            run(step_ctx, krypton, sim_file, "subscriber-metadata")

@@ -55,3 +55,45 @@ def test_list_readers_reports_modems_without_keys():
     }
     assert modems[1]["imsi"] is None and "IMSI" in modems[1]["error"]
     assert K.hex() not in repr(found)
+
+
+def test_modem_pin_through_csim():
+    """A modem's AT+CIMI refuses while PIN1 waits (+CME ERROR: SIM PIN required); VERIFY goes by AT+CSIM."""
+    from gw_plugins.krypton.sim import PinRequired, WrongPin
+
+    usim = VirtualUsim("440103123456789", K, OPC, pin="8251", pin_enabled=True)
+    with FakeModem(usim) as modem:
+        sim = open_sim(f"modem:{modem.path}")
+        with pytest.raises(PinRequired):
+            sim.imsi()
+        assert sim.pin_tries() == 3
+        with pytest.raises(WrongPin, match="2 tries left"):
+            sim.verify_pin("1111")
+        sim.verify_pin("8251")
+        assert sim.imsi() == "440103123456789"
+        state = sim.pin_state()
+        assert state.enabled and state.tries_left is None  # verified: nothing to ask
+        sim.close()
+    verifies = [c for c in modem.commands if c.startswith('AT+CSIM=26,"0020000108')]
+    assert len(verifies) == 2 and "8251".encode().hex().upper() in verifies[1]
+
+
+def test_pin_commands_through_a_modem(gw_home):
+    """`gw krypton pin status|disable` against a modem's SIM, from the real gw executable."""
+    usim = VirtualUsim("440103123456789", K, OPC, pin="8251", pin_enabled=True)
+    script = gw_home.root / "askpass.sh"
+    script.write_text('#!/bin/sh\ncase "$1" in *Current*) echo 8251 ;; *) exit 1 ;; esac\n')
+    script.chmod(0o700)
+    gw_home.extra_settings["askpass"] = str(script)
+    with FakeModem(usim) as modem:
+        gw_home.write_config(
+            f"""
+            [profiles.sim]
+            steps = [{{ use = "krypton", operation = "subscriber-metadata", reader = "modem:{modem.path}", pin = "prompt" }}]
+            """
+        )
+        status = gw_home.run("krypton", "pin", "status", "--profile", "sim")
+        assert status.returncode == 0 and status.stdout.strip() == "PIN1 enabled, 3 tries left", status.stderr
+        out = gw_home.run("krypton", "pin", "disable", "--profile", "sim")
+        assert out.returncode == 0 and out.stdout.strip() == "PIN1 disabled", out.stderr
+        assert not usim.pin_state["pin_enabled"] and "8251" not in out.stdout + out.stderr
