@@ -11,11 +11,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] == "credential-process":
-        from .fastpath import exit_now, serve_credential_process
+    if args and args[0] in ("credential-process", "token"):
+        from .fastpath import exit_now, serve_credential_process, serve_token
 
         try:
-            served = serve_credential_process(args[1:])
+            served = (serve_credential_process if args[0] == "credential-process" else serve_token)(args[1:])
         except BrokenPipeError:  # the reader went away: no traceback, like the ordinary path
             if argv is None:
                 os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again

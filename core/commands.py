@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
 
-CORE_COMMANDS = {"credential-process", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
+CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
 
 
 def add_core_commands(sub):
@@ -20,6 +20,19 @@ def add_core_commands(sub):
     p = sub.add_parser("credential-process", help="print AWS credentials for credential_process (JSON)")
     p.add_argument("--profile", required=True)
     p.set_defaults(handler=cmd_credential_process)
+
+    p = sub.add_parser(
+        "token", help="print the profile's bearer or OpenID token (raw, header or json)",
+        description="Print the access token of a profile whose chain yields a bearer token (e.g. "
+                    "cognito-m2m) or an OpenID token. A cache hit loads no plugin.",
+        epilog='examples:\n  curl -H "$(gw token --profile api --format header)" https://api.example.com/items\n'
+               "  gw token --profile api --format json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--profile", required=True)
+    p.add_argument("--format", choices=("raw", "header", "json"), default="raw",
+                   help="raw: the token; header: 'Authorization: Bearer ...'; json: token, type, expiry")
+    p.set_defaults(handler=cmd_token)
 
     p = sub.add_parser("env", help="print the profile's credentials as environment variables")
     p.add_argument("--profile", required=True)
@@ -75,6 +88,33 @@ def cmd_credential_process(ns, app) -> int:
     return 0
 
 
+def cmd_token(ns, app) -> int:
+    import json
+
+    from .credentials import BearerToken, OpenIdToken, to_rfc3339
+
+    credential = app.resolve(ns.profile)
+    if isinstance(credential, BearerToken):
+        token, token_type, scope = credential.access_token, credential.token_type or "Bearer", credential.scope
+    elif isinstance(credential, OpenIdToken):
+        token, token_type, scope = credential.token, "Bearer", None
+    else:
+        raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, not a bearer or OpenID token")
+    if ns.format == "raw":
+        app.emit(token)
+    elif ns.format == "header":
+        app.emit(f"Authorization: Bearer {token}")
+    else:
+        doc: dict[str, object] = {"token": token, "token_type": token_type}
+        if scope:
+            doc["scope"] = scope
+        expiration = getattr(credential, "expiration", None)
+        if expiration is not None:
+            doc["expiration"] = to_rfc3339(expiration)
+        app.emit(json.dumps(doc))
+    return 0
+
+
 def cmd_env(ns, app) -> int:
     from .envvars import render
 
@@ -113,7 +153,7 @@ def cmd_exec(ns, app) -> int:
 # -- looking around ---------------------------------------------------------------
 def _when(epoch: float) -> str:
     left = epoch - time.time()
-    stamp = datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    stamp = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
     if left <= 0:
         return f"{stamp} (expired)"
     return f"{stamp} (in {int(left // 60)} min)"
@@ -143,9 +183,22 @@ def cmd_profiles(ns, app) -> int:
         cached = "-"
         if header and header.digest == profile.digest and header.expires_at > time.time():
             cached = _when(header.expires_at)
-        rows.append([profile.name, steps, kind, cached])
-    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until"], rows)
+        rows.append([profile.name, steps, kind, cached, _cached_prefixes(app, profile)])
+    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until", "shared steps cached"],
+           rows)
     return 0
+
+
+def _cached_prefixes(app, profile) -> str:
+    """The profile's chain steps whose results are cached (and shared), e.g. ``session-token until ...``."""
+    from .app import prefix_digests, prefix_entry
+
+    found = []
+    for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
+        header = app.cache.header(prefix_entry(digest))
+        if header and header.digest == digest and header.expires_at > time.time():
+            found.append(f"{profile.steps[index].get('use', '?')} until {_when(header.expires_at)}")
+    return "\n".join(found) or "-"
 
 
 def cmd_plugins(ns, app) -> int:
@@ -159,7 +212,9 @@ def cmd_plugins(ns, app) -> int:
                      f"{s.produces if isinstance(s.produces, str) else 'depends on options'})" for s in steps]
         rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-", "\n".join(commands) or "-"])
     for name, reason in registry.failed.items():
-        rows.append([name, f"FAILED TO LOAD: {reason}", "-", "-"])
+        rows.append([name, f"SKIPPED: {reason}", "-", "-"])
+    for name in registry.disabled:
+        rows.append([name, "disabled (GW_DISABLE_PLUGINS or settings.disable_plugins)", "-", "-"])
     _table("plugins", ["plugin", "step types (consumes -> produces)", "secret schemes", "commands"], rows)
     return 0
 
@@ -201,36 +256,72 @@ def cmd_check(ns, app) -> int:
 
 
 # -- the cache ------------------------------------------------------------------------
+def _shared_steps(app) -> dict[str, tuple[str, list[str]]]:
+    """Cache entry name of every chain prefix -> (its steps, the profiles sharing it)."""
+    from .app import prefix_digests, prefix_entry
+
+    shared: dict[str, tuple[str, list[str]]] = {}
+    try:
+        profiles = list(app.config.profiles.values())
+    except GwError:
+        return shared
+    for profile in profiles:
+        for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
+            name = prefix_entry(digest)
+            steps = " -> ".join(step.get("use", "?") for step in profile.steps[: index + 1])
+            shared.setdefault(name, (steps, []))[1].append(profile.name)
+    return shared
+
+
 def cmd_cache_list(ns, app) -> int:
+    from .app import PREFIX
+
+    shared = _shared_steps(app)
     rows = []
     for name in app.cache.names():
         if name.startswith("_state."):
             continue
         header = app.cache.header(name)
+        label = name
+        if name.startswith(PREFIX):
+            steps, users = shared.get(name, ("(no profile uses it now)", []))
+            label = f"shared: {steps}" + (f" (profiles {', '.join(users)})" if users else "")
         if header is None:
-            rows.append([name, "?", "-", "unreadable header"])
+            rows.append([label, "?", "-", "unreadable header"])
             continue
         state = "fresh" if header.fresh() else "due for refresh" if header.expires_at > time.time() else "expired"
-        rows.append([name, header.kind, _when(header.expires_at), state])
+        rows.append([label, header.kind, _when(header.expires_at), state])
     _table(f"cache in {app.cache.directory}", ["profile", "kind", "expires", "state"], rows)
     return 0
 
 
 def cmd_cache_clear(ns, app) -> int:
-    names = [n for n in app.cache.names() if not n.startswith("_state.")]
+    from .app import PREFIX, prefix_digests, prefix_entry
+
+    names = [n for n in app.cache.names() if not n.startswith(("_state.", PREFIX))]
+    prefixes = [n for n in app.cache.names() if n.startswith(PREFIX)]
     if ns.profile:
         names = [n for n in names if n == ns.profile]
-        if not names:
+        try:
+            own = {prefix_entry(d) for d in prefix_digests(app.config.profile(ns.profile).steps)}
+        except GwError:
+            own = set()
+        prefixes = [n for n in prefixes if n in own]
+        if not names and not prefixes:
             app.ui.info(f"nothing cached for profile {ns.profile!r}")
     else:
         names += [n for n in app.cache.names() if n.startswith("_state.")]
+    for name in prefixes:
+        app.cache.remove(name)
     for name in names:
         if name.startswith("_state."):
             app.cache.remove(name)
             continue
         with app.profile_lock(name):  # not while a fetch or a re-stamp of this profile is writing
             _revoke_and_remove(app, name)
-    app.emit(f"cleared {len([n for n in names if not n.startswith('_state.')])} cached profile(s)")
+    cleared = len([n for n in names if not n.startswith("_state.")])
+    extra = f" and {len(prefixes)} shared chain step(s)" if prefixes else ""
+    app.emit(f"cleared {cleared} cached profile(s){extra}")
     return 0
 
 

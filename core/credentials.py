@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 AWS = "aws-credentials"
@@ -28,12 +28,12 @@ IOT_CERTIFICATE = "iot-certificate"
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC, second precision."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def to_rfc3339(value: datetime) -> str:
     """RFC 3339 UTC with a ``Z`` suffix, as botocore and the SDKs expect."""
-    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -41,10 +41,10 @@ def parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=0)
+        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=0)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
@@ -52,7 +52,7 @@ def parse_time(value: Any) -> datetime | None:
         if text.endswith("Z"):
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"unreadable time value of type {type(value).__name__}")
 
 
@@ -102,6 +102,10 @@ class Credential:
     def summary(self) -> str:
         """One line without secrets, for tables and logs."""
         return self.KIND
+
+    def fast_output(self) -> str:
+        """The line a cache hit prints as it is (no JSON work on the hot path), or ""."""
+        return ""
 
 
 @dataclass
@@ -155,6 +159,9 @@ class AwsCredentials(Credential):
 
     def summary(self) -> str:
         return f"AWS {self.origin} {self.access_key_id[:4]}…{self.access_key_id[-4:]}"
+
+    def fast_output(self) -> str:
+        return self.credential_process_json()
 
 
 @dataclass
@@ -240,6 +247,9 @@ class BearerToken(Credential):
     def env(self) -> dict[str, str]:
         return {"GW_ACCESS_TOKEN": self.access_token}
 
+    def fast_output(self) -> str:
+        return self.access_token
+
 
 @dataclass
 class OpenIdToken(Credential):
@@ -256,6 +266,9 @@ class OpenIdToken(Credential):
 
     def env(self) -> dict[str, str]:
         return {"GW_OPENID_TOKEN": self.token}
+
+    def fast_output(self) -> str:
+        return self.token
 
 
 @dataclass
@@ -308,13 +321,6 @@ KINDS: dict[str, type[Credential]] = {
         IotCertificate,
     )
 }
-
-
-def register_kind(cls: type[Credential]) -> None:
-    """Let a plugin add a credential kind of its own."""
-    if not cls.KIND:
-        raise ValueError("a credential kind needs a KIND name")
-    KINDS.setdefault(cls.KIND, cls)
 
 
 def credential_from_dict(kind: str, data: dict[str, Any]) -> Credential:

@@ -1,4 +1,4 @@
-"""The cache-hit path of ``gw credential-process``.
+"""The cache-hit path of ``gw credential-process`` and ``gw token``.
 
 Runs before argparse, config parsing, pluggy or any plugin is imported. It serves
 the cached output only when everything is certain: the entry is fresh, the
@@ -23,7 +23,35 @@ def _profile_arg(args: list[str]) -> str | None:
     return None
 
 
-def serve_credential_process(args: list[str]) -> bool:
+TOKEN_KINDS = ("bearer-token", "openid-token")
+
+
+def _token_args(args: list[str]) -> tuple[list[str], str] | None:
+    """``gw token`` arguments without ``--format raw|header`` (the formats served here)."""
+    rest = list(args)
+    fmt = "raw"
+    for i, arg in enumerate(rest):
+        if arg == "--format" and i + 1 < len(rest):
+            fmt = rest[i + 1]
+            del rest[i : i + 2]
+            break
+        if arg.startswith("--format="):
+            fmt = arg[len("--format=") :]
+            del rest[i]
+            break
+    return (rest, fmt) if fmt in ("raw", "header") else None
+
+
+def serve_token(args: list[str]) -> bool:
+    """Print a cached bearer/OpenID token (``raw`` or ``header``) and return True, or return False."""
+    parsed = _token_args(args)
+    if parsed is None:
+        return False
+    rest, fmt = parsed
+    return serve_credential_process(rest, kinds=TOKEN_KINDS, prefix=b"Authorization: Bearer " if fmt == "header" else b"")
+
+
+def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-credentials",), prefix: bytes = b"") -> bool:
     """Print the cached credential_process JSON for ``args`` and return True, or return False."""
     profile = _profile_arg(args)
     if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
@@ -35,7 +63,7 @@ def serve_credential_process(args: list[str]) -> bool:
     header, line, body = entry
     config = os.path.abspath(paths.config_path())
     if (
-        header.kind != "aws-credentials"
+        header.kind not in kinds
         or header.key_store != "file"
         or time.time() >= header.refresh_at
         or header.config_path != config
@@ -53,7 +81,7 @@ def serve_credential_process(args: list[str]) -> bool:
         return False
     if not output:
         return False
-    sys.stdout.buffer.write(output + b"\n")
+    sys.stdout.buffer.write(prefix + output + b"\n")
     sys.stdout.flush()
     return True
 

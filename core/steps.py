@@ -10,9 +10,11 @@ plugin schemes) just before calling ``run``, and hands the step a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .credentials import Credential
@@ -206,7 +208,7 @@ class SecretScheme:
     """
 
     prefix: str
-    resolve: Callable[["StepContext", Any], str]
+    resolve: Callable[[StepContext, Any], str]
     help: str = ""
     plugin: str = ""
     table_key: str = ""

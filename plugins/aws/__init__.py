@@ -286,7 +286,7 @@ def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) ->
 
 MFA = {
     "mfa_serial": Option(str, help="ARN (or serial) of the MFA device"),
-    "mfa_code": Option((str, dict), secret=True, help="the MFA code: prompt, totp:<ref>, ..."),
+    "mfa_code": Option((str, dict), secret=True, account="mfa_serial", help="the MFA code: prompt, totp:<ref>, ..."),
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gw.cache import Cache, EntryHeader, refresh_margin
+from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
     GW,
     as_unprivileged,
@@ -29,7 +30,6 @@ from tests.core.gw_test_support import (
     role_profile,
     run_importtime,
 )
-from tests.core.core_helpers import parse_credential_process
 
 
 def _fetch(home, moto, profile: str = "role", *, fetches: int) -> dict:

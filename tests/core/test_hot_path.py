@@ -7,7 +7,13 @@ import json
 import pytest
 
 from tests.core.core_helpers import parse_credential_process
-from tests.core.gw_test_support import assert_clean_failure, imported_modules, keys_from_env, role_profile, run_importtime
+from tests.core.gw_test_support import (
+    assert_clean_failure,
+    imported_modules,
+    keys_from_env,
+    role_profile,
+    run_importtime,
+)
 
 FORBIDDEN = ("pluggy", "boto3", "botocore", "requests", "importlib.metadata", "tomllib", "argparse", "rich", "json")
 

@@ -16,7 +16,7 @@ import pytest
 
 from gw.crypto import load_key
 from gw.vault import Vault
-from tests.core.gw_test_support import ROLE, assert_clean_failure, federation  # noqa: F401 (fixture)
+from tests.core.gw_test_support import ROLE, assert_clean_failure
 
 
 def _closed_port() -> int:

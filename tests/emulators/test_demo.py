@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-GW = str(Path(sys.executable).parent / "gw")
+from gw.testing import gw_executable
+
+GW = gw_executable()
 
 
 def test_demo_runs_end_to_end(tmp_path):
