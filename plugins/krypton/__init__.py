@@ -56,7 +56,6 @@ SECRET_FIELDS: dict[str, tuple[str, ...]] = {
     "azure-iot-registration-status": ("privateKey",),
 }
 _READER = re.compile(r"(auto|cellular|pcsc:.+|modem:.+|[a-z][a-z0-9_-]*)\Z")
-_LITERAL_PIN = re.compile(r"\d{4,8}\Z")
 
 OPTIONS: dict[str, Option] = {
     "operation": Option(str, required=True, choices=tuple(OPERATION_KINDS), help="Krypton operation to call"),
@@ -91,8 +90,6 @@ def _check(options: dict[str, Any]) -> None:
     if options.get("timeout") is not None and options["timeout"] <= 0:
         raise ValueError("timeout must be a positive number of seconds")
     pin = options.get("pin")
-    if isinstance(pin, str) and _LITERAL_PIN.match(pin):
-        raise ValueError('pin must be a reference ("prompt", vault:NAME, op://...), not the PIN itself')
     if pin and reader == "cellular":
         raise ValueError("pin is for a SIM in a reader; reader = \"cellular\" does not use the SIM")
     params = options.get("request_parameters") or {}
