@@ -72,7 +72,7 @@ class PcscCard:
         self.started_pcscd = False
         self.card = None
 
-    def __enter__(self) -> "PcscCard":
+    def __enter__(self) -> PcscCard:
         from gw_emulators.vpcd import VpcdCard
 
         if subprocess.run(["sh", str(PCSCD_SCRIPT), "status"], capture_output=True, check=False).returncode != 0:
@@ -243,7 +243,7 @@ def main() -> int:
     }
     rows = []
     for mode in modes:
-        own = [w - u for w, u in zip(wall[mode], upstream[mode])]
+        own = [w - u for w, u in zip(wall[mode], upstream[mode], strict=True)]
         entry = {
             "wall": summary(wall[mode]),
             "upstream_ms_median": round(statistics.median(upstream[mode]) * 1000, 1),

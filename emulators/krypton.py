@@ -182,7 +182,7 @@ class KryptonEmulator(EmulatorServer):
             for key in self.keys.values():
                 key.issued_at -= KEY_SECONDS + 1
 
-    def inject(  # type: ignore[override]
+    def inject(
         self,
         route: str,
         *,

@@ -220,6 +220,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
     from cryptography import x509
+
     from gw.plugin import IotCertificate
 
     certificate = _field(doc, "certificate", "aws-iot-bootstrap")

@@ -37,11 +37,12 @@ class SimReader(Protocol):
 
         Raise ``ValueError`` or ``OSError`` with one clear line when it cannot.
         """
+        ...
 
 
 @hookspec
 def gw_krypton_readers() -> list[SimReader]:
-    """Return SIM readers this plugin offers to the krypton step, ``gw krypton probe`` and ``gw krypton pin``.
+    """Return SIM readers this plugin offers to the krypton step and ``gw krypton pin``.
 
     Each reader has a ``name`` (the value of the step's ``reader`` option that selects it,
     e.g. ``"emulated"``; it must not contain ``:``), a one-line ``help`` and
@@ -49,3 +50,4 @@ def gw_krypton_readers() -> list[SimReader]:
     (response data + SW1 SW2) and ``close(reset=False)``. The krypton plugin runs the whole
     USIM conversation (selection, IMSI, PIN, AUTHENTICATE) over it.
     """
+    return []  # a specification: pluggy never calls this body

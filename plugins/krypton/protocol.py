@@ -27,8 +27,9 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Any, ContextManager, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from gw.plugin import StepError

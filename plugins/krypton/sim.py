@@ -184,7 +184,7 @@ class Sim:
 
     def __init__(self, transport: Transport | Any, *, name: str | None = None) -> None:
         self.transport = transport
-        self.name = name or getattr(transport, "name", "SIM")
+        self.name: str = str(name or getattr(transport, "name", None) or "SIM")
         self._aid: bytes | None = None
         self._imsi: str | None = None
         self._pin_verified = False
@@ -393,7 +393,8 @@ class Sim:
             raise SyncFailure(data[2:16])
         if data[:1] != b"\xdb":
             raise bad
-        fields, i = [], 1
+        fields: list[bytes] = []
+        i = 1
         while i < len(data) and len(fields) < 4:
             size = data[i]
             if i + 1 + size > len(data):

@@ -214,7 +214,7 @@ class ModemTransport:
         except (serial.SerialException, OSError):
             raise SimError(f"modem {self.name} went away") from None
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        buf, lines = b"", []
+        buf, lines = b"", list[str]()
         while time.monotonic() < deadline:
             try:
                 chunk = self._port.read(max(1, self._port.in_waiting))

@@ -16,7 +16,7 @@ import pytest
 
 from gw_emulators.krypton import KryptonEmulator
 
-from .conftest import IMSI, K, OPC, write_sim
+from .conftest import IMSI, OPC, K, write_sim
 
 GW = str(Path(sys.executable).with_name("gw"))
 AWS = str(Path(sys.executable).with_name("aws"))

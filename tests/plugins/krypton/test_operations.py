@@ -26,10 +26,10 @@ import requests
 from gw_emulators.krypton import KryptonEmulator
 from gw_emulators.usim import EmulatedReader
 from gw_plugins import krypton as plugin
-from gw_plugins.krypton.protocol import OPERATION_PATHS, KryptonClient, KryptonError, MemorySessionStore, fetch
+from gw_plugins.krypton.protocol import OPERATION_PATHS, KryptonClient, MemorySessionStore, fetch
 from gw_plugins.krypton.sim import open_sim
 
-from .conftest import IMSI, K, OPC, LocalContext
+from .conftest import IMSI, OPC, K, LocalContext
 
 METADATA = OPERATION_PATHS["subscriber-metadata"]
 

@@ -24,7 +24,7 @@ from gw_emulators.federation import FederationEmulator
 from gw_emulators.krypton import KryptonEmulator
 from gw_emulators.usim import VirtualUsim
 
-from .conftest import IMSI, K, OPC
+from .conftest import IMSI, OPC, K
 
 READER = "Virtual PCD 00 00"
 EMPTY_READER = "Virtual PCD 00 01"

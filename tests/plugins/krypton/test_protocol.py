@@ -26,7 +26,7 @@ from gw_plugins.krypton.protocol import (
     signed_headers,
 )
 
-from .conftest import IMSI, K, OPC, SET1, write_sim
+from .conftest import IMSI, OPC, SET1, K, write_sim
 
 METADATA = OPERATION_PATHS["subscriber-metadata"]
 

@@ -13,7 +13,7 @@ from gw.errors import StepError
 from gw_emulators.krypton import KryptonEmulator
 from gw_plugins import krypton as plugin
 
-from .conftest import IMSI, K, OPC, LocalContext, write_sim
+from .conftest import IMSI, OPC, K, LocalContext, write_sim
 
 
 def step():

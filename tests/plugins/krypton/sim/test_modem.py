@@ -75,7 +75,7 @@ def test_modem_pin_through_csim():
         assert state.enabled and state.tries_left is None  # verified: nothing to ask
         sim.close()
     verifies = [c for c in modem.commands if c.startswith('AT+CSIM=26,"0020000108')]
-    assert len(verifies) == 2 and "8251".encode().hex().upper() in verifies[1]
+    assert len(verifies) == 2 and b"8251".hex().upper() in verifies[1]
 
 
 def test_pin_commands_through_a_modem(gw_home):
