@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from gw.testing import gw_executable
 from gw_emulators.federation import FederationEmulator
 from gw_emulators.krypton import KryptonEmulator
 from gw_emulators.usim import VirtualUsim
@@ -28,7 +29,7 @@ from .conftest import IMSI, OPC, K
 
 READER = "Virtual PCD 00 00"
 EMPTY_READER = "Virtual PCD 00 01"
-GW = str(Path(sys.executable).with_name("gw"))
+GW = gw_executable()
 AWS = str(Path(sys.executable).with_name("aws"))
 PROFILE = "sim"
 
