@@ -361,10 +361,17 @@ def test_last_try_needs_a_terminal(device: Device, vpcd_insert) -> None:
 
 
 def run_on_pty(home, args: list[str], answers: dict[bytes, bytes], timeout: float = 90) -> tuple[int, str]:
-    """Run gw with a pty as its controlling terminal (stdout to a pipe); answer prompts as they appear."""
+    """Run gw with a pty as its controlling terminal (stdout to a pipe); answer prompts as they appear.
+
+    An answer to a secret prompt is typed once the terminal's echo is off: gw prints the label
+    first and then switches echo off with TCSAFLUSH, which drops anything typed ahead.
+    """
     import os
     import pty
     import select
+    import termios
+
+    secret_prompts = {prompt for prompt in answers if b"PIN (" in prompt}
 
     read_end, write_end = os.pipe()
     pid, master = pty.fork()
@@ -377,7 +384,7 @@ def run_on_pty(home, args: list[str], answers: dict[bytes, bytes], timeout: floa
     seen, pending = b"", dict(answers)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
+        ready, _, _ = select.select([master], [], [], 0.05)
         if ready:
             try:
                 chunk = os.read(master, 4096)
@@ -386,10 +393,11 @@ def run_on_pty(home, args: list[str], answers: dict[bytes, bytes], timeout: floa
             if not chunk:
                 break
             seen += chunk
-            for prompt in list(pending):
-                if prompt in seen:
-                    os.write(master, pending.pop(prompt))
-        elif os.waitpid(pid, os.WNOHANG)[0]:
+        for prompt in list(pending):
+            echo_off = not termios.tcgetattr(master)[3] & termios.ECHO
+            if prompt in seen and (prompt not in secret_prompts or echo_off):
+                os.write(master, pending.pop(prompt))
+        if not ready and os.waitpid(pid, os.WNOHANG)[0]:
             break
     _, status = os.waitpid(pid, 0)
     stdout = b""
@@ -405,6 +413,7 @@ def run_on_pty(home, args: list[str], answers: dict[bytes, bytes], timeout: floa
 
 def test_last_try_is_confirmed_on_the_terminal(device: Device, vpcd_insert) -> None:
     card = inserted(vpcd_insert, VirtualUsim(IMSI, K, OPC, sqn=0, pin=PIN), pin_tries=1)
+    device.home.extra_settings["prompt_timeout"] = 30  # a lost keystroke fails in 30 s, not 300
     with_pin(device, "prompt")
     # declined: nothing sent, the last try kept
     code, (terminal, stdout) = run_on_pty(device.home, ["credential-process", "--profile", PROFILE], {b"[y/N]": b"n\n"})
