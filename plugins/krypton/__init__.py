@@ -389,7 +389,12 @@ def _probe(args: Any, app: Any) -> int:
         return 0
     for row in rows:
         where = row.get("reader") or row.get("name") or "?"
-        found = f"IMSI {row['imsi']}" if row.get("imsi") else f"no SIM ({row.get('error') or 'unknown'})"
+        if row.get("imsi"):
+            found = f"IMSI {row['imsi']}"
+        elif row.get("pin_locked"):
+            found = f"SIM locked ({row['error']})"
+        else:
+            found = f"no SIM ({row.get('error') or 'unknown'})"
         app.emit(f"{where}\t{row.get('kind') or ''}\t{found}")
     return 0
 

@@ -546,6 +546,8 @@ def list_readers(*, modems: Iterable[str] | None = None) -> list[dict[str, Any]]
         try:
             with Sim(PcscTransport(name)) as sim:
                 entry["imsi"] = sim.imsi()
+        except PinRequired:
+            entry["error"], entry["pin_locked"] = "PIN1 enabled: the SIM shows its IMSI after the PIN", True
         except SimError as exc:
             entry["error"] = str(exc)
         found.append(entry)
@@ -554,6 +556,8 @@ def list_readers(*, modems: Iterable[str] | None = None) -> list[dict[str, Any]]
         try:
             with Sim(ModemTransport(device, timeout=3.0)) as sim:
                 entry["imsi"] = sim.imsi()
+        except PinRequired:
+            entry["error"], entry["pin_locked"] = "PIN1 enabled: the SIM shows its IMSI after the PIN", True
         except SimError as exc:
             entry["error"] = str(exc)
         found.append(entry)

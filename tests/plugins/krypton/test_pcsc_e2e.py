@@ -454,6 +454,8 @@ def test_pin_commands_through_pcsc(device: Device, vpcd_insert, locked_usim) -> 
     status = device.gw("krypton", "pin", "status", "--profile", PROFILE)
     assert status.returncode == 0 and status.stdout.strip() == "PIN1 enabled, 3 tries left", status.stderr
     assert verifies(card) == []  # status spends no try
+    probe = device.gw("krypton", "probe")
+    assert f"pcsc:{READER}\tpcsc\tSIM locked (PIN1 enabled" in probe.stdout, probe.stdout + probe.stderr
 
     pin_askpass(device.home, [("Current", PIN), ("again", "24680"), ("New", "24680")])
     with_pin(device, "prompt")
