@@ -62,6 +62,10 @@ def pcsc_available() -> bool:
     return Path("/etc/reader.conf.d/vpcd").exists() and PCSCD_SCRIPT.exists()
 
 
+class PcscUnavailable(Exception):
+    """pcscd is installed but cannot be started here (e.g. not root)."""
+
+
 class PcscCard:
     """A VirtualUsim in the vpcd reader of the system pcscd (started here if none runs)."""
 
@@ -78,7 +82,7 @@ class PcscCard:
         if subprocess.run(["sh", str(PCSCD_SCRIPT), "status"], capture_output=True, check=False).returncode != 0:
             out = subprocess.run(["sh", str(PCSCD_SCRIPT), "start"], capture_output=True, text=True, check=False)
             if out.returncode != 0:
-                raise SystemExit(f"cannot start pcscd: {out.stderr.strip() or out.stdout.strip()}")
+                raise PcscUnavailable(f"cannot start pcscd: {out.stderr.strip() or out.stdout.strip()}")
             self.started_pcscd = True
         self.card = VpcdCard(self.usim).start()
         if not self.card.wait_connected(20):
@@ -161,7 +165,15 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="gw-bench-krypton-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        card = stack.enter_context(PcscCard(args.apdu_delay / 1000)) if reader == "pcsc" else None
+        card = None
+        if reader == "pcsc":
+            try:
+                card = stack.enter_context(PcscCard(args.apdu_delay / 1000))
+            except PcscUnavailable as exc:
+                if args.reader == "pcsc":
+                    raise SystemExit(str(exc)) from None
+                print(f"note: {exc}; measuring with the emulated SIM instead", file=sys.stderr)
+                reader = "emulated"
         reader_option = f'reader = "pcsc:{READER}"' if card else 'reader = "emulated", sim_file = "SIM"'
 
         ca = LocalCA(root / "ca")
