@@ -249,3 +249,22 @@ def test_emulator_clock_is_injectable(ca, step_ctx: LocalContext, sim_file: str)
         # ... and gw's timestamps are now an hour behind it: refused as skewed, one line
         with pytest.raises(StepError, match="timestamp too far from server time"):
             run(step_ctx, krypton, sim_file, "subscriber-metadata")
+
+
+def test_call_command_azure_register_then_status(gw_home, krypton: KryptonEmulator, sim_file: str) -> None:
+    gw_home.write_config(
+        f"""
+        [profiles.sim]
+        steps = [{{ use = "krypton", operation = "subscriber-metadata", endpoint = "{krypton.url}", reader = "emulated", sim_file = "{sim_file}" }}]
+        """
+    )
+    krypton.azure_pending_polls = 0
+    out = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "azure-iot-register")
+    assert out.returncode == 0, out.stderr
+    operation_id = json.loads(out.stdout)["operationId"]
+    status = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "azure-iot-registration-status",
+                         "--param", f"operationId={operation_id}")
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["status"] == "assigned" and doc["deviceId"] == IMSI and "PRIVATE KEY" in doc["privateKey"]
+    assert doc["privateKey"] not in status.stderr and krypton.handshakes == 1
