@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from gw.plugin import Command, hookimpl
+from gw.plugin import hookimpl
+from gw.plugin import Command
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the demo's AWS MFA seed (base32, 160 bits)
 SORACOM_SEED = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"  # the demo SORACOM account's MFA seed
@@ -324,8 +324,9 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
 def run_demo(args, app) -> int:
     import importlib.util
 
-    from gw.plugin import GwError
     from rich.console import Console
+
+    from gw.plugin import GwError
 
     if importlib.util.find_spec("moto") is None:
         raise GwError('gw demo needs moto: pip install "gw-credential-gateway[demo]" (make demo does this)')
