@@ -26,10 +26,12 @@ install: $(VENV)/.installed
 
 # System packages for the PC/SC tests (root + apt only), then the test extras.
 # pyscard builds from source against libpcsclite; without it the PC/SC tests skip
-# (and fail under CI=true, where they must run).
+# (and fail under CI=true, where they must run). tests/browser/install.sh adds mosquitto,
+# chromium + chromium-driver and vendors the npm mqtt browser bundle for the IoT/browser tests.
 install-sim: install
 	bash tests/pcsc/install.sh
 	bash tests/install-tools.sh
+	bash tests/browser/install.sh
 	$(BIN)/python -m pip install -q -e '.[test,sim]' || $(BIN)/python -m pip install -q -e '.[test]'
 
 demo: install

@@ -219,7 +219,7 @@ class App:
             os.path.join(self.state_dir, "locks", f"{name}.lock"),
             timeout,
             f"profile {name!r}",
-            on_wait=lambda: self.ui.info(f"another gw process is busy with {name!r}; waiting for it"),
+            on_wait=lambda: self.ui.wait(f"another gw process is busy with {name!r}; waiting for it"),
             on_unavailable=self.ui.warn,
         )
 
@@ -309,20 +309,23 @@ class App:
             self.ui.warn(f"cannot keep {plugin} state ({exc.strerror})")
 
     # -- resolving --------------------------------------------------------------
-    def resolve(self, name: str, *, require: str | None = None, refresh: bool = False) -> Credential:
+    def resolve(self, name: str, *, require: str | None = None, refresh: bool = False,
+                min_ttl: float = 0) -> Credential:
         """The profile's credential: from the cache when fresh, else by running the chain once.
 
-        A cache hit needs no plugin: the chain is planned (plugins loaded) only on a miss,
-        so callers that waited on the lock for another process's fetch stay cheap.
+        ``refresh`` skips the cache; ``min_ttl`` (seconds) treats a cached credential with
+        less left than that as stale. A cache hit needs no plugin: the chain is planned
+        (plugins loaded) only on a miss, so callers that waited on the lock for another
+        process's fetch stay cheap.
         """
         profile = self.config.profile(name)
         with chain_marker(name):
-            credential = None if refresh else self.cached(profile, require)
+            credential = None if refresh else _long_enough(self.cached(profile, require), min_ttl)
             if credential is not None:
                 self._issued(name, credential, True)
                 return credential
             with self.profile_lock(name):
-                credential = None if refresh else self.cached(profile, require)
+                credential = None if refresh else _long_enough(self.cached(profile, require), min_ttl)
                 if credential is not None:
                     self._issued(name, credential, True)
                     return credential
@@ -390,6 +393,14 @@ class App:
         if from_cache and self._registry is None:
             return  # loading every plugin just to report a cache hit would defeat the cache
         self.registry.call("gw_credentials_issued", profile=name, credential=credential, from_cache=from_cache)
+
+
+def _long_enough(credential: Credential | None, min_ttl: float) -> Credential | None:
+    """``credential`` unless it has less than ``min_ttl`` seconds left (``--min-ttl``)."""
+    expiration = getattr(credential, "expiration", None)
+    if credential is None or not min_ttl or expiration is None:
+        return credential
+    return credential if expiration.timestamp() - time.time() >= min_ttl else None
 
 
 PREFIX = "_prefix."

@@ -107,7 +107,7 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
             continue
         values, option_problems = check_options(step, raw, registry.schemes)
         problems.extend(f"{where}: {p}" for p in option_problems)
-        if index == 0 and step.consumes:
+        if index == 0 and step.consumes and not step.may_start:
             problems.append(f"{where}: needs {' or '.join(step.consumes)} from a previous step, so it cannot come first")
         elif index > 0 and not step.consumes:
             problems.append(f"{where}: starts a chain (it takes no input), so it must be the first step")
@@ -215,7 +215,7 @@ class ChainContext:
         from .totp import fresh_code
 
         def waiting(seconds: float) -> None:
-            self.info(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
+            self.env.ui.wait(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
 
         return fresh_code(
             self.code_account or account, produce, self.env.state_dir, period=period,

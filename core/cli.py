@@ -55,11 +55,17 @@ def run(args: list[str]) -> int:
 
 
 def _config_option(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
+    """gw's own ``--config`` (before the command): a command's ``--config`` is its own option."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg == "--config" and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith("--config="):
             return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # the command name: what follows belongs to the command
+        i += 1
     return None
 
 
@@ -76,7 +82,8 @@ def build_parser(app, args: list[str]):
     from . import __version__, commands
 
     parser = argparse.ArgumentParser(
-        prog="gw", description="Short-lived AWS and SORACOM credentials from named profiles."
+        prog="gw", description="Short-lived AWS and SORACOM credentials from named profiles.",
+        epilog=_epilog(commands.EXIT_CODES), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gw {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $GW_CONFIG or ~/.config/gw/config.toml)")
@@ -99,12 +106,30 @@ def build_parser(app, args: list[str]):
                                       epilog=command.epilog or None,
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
                 command.configure(p)
+                _profile_from_environment(p)
             except Exception as exc:  # a plugin's broken command must not take down gw --help
                 app.ui.warn(f"plugin {command.plugin!r}: command {command.full_name!r} skipped "
                             f"({type(exc).__name__}: {exc})")
                 continue
             p.set_defaults(handler=_plugin_handler(command.run, context))
     return parser
+
+
+def _epilog(exit_codes) -> str:
+    lines = ["environment:", "  GW_PROFILE   the profile when --profile is not given", "",
+             "exit status:"]
+    lines += [f"  {code:<4} {meaning}" for code, meaning in exit_codes]
+    return "\n".join(lines + ["", "examples:", "  gw setup aws --profile admin", "  gw exec --profile admin -- aws s3 ls",
+                               "  gw completion bash > ~/.local/share/bash-completion/completions/gw"])
+
+
+def _profile_from_environment(parser) -> None:
+    """A plugin command's required ``--profile`` defaults to ``GW_PROFILE`` when that is set."""
+    name = os.environ.get("GW_PROFILE")
+    for action in parser._actions:
+        if name and "--profile" in action.option_strings and action.required:
+            action.required = False
+            action.default = name
 
 
 def _plugin_handler(run, context):

@@ -6,32 +6,25 @@ import json
 import os
 import shlex
 
-# Variables that would make a child program use other credentials than the ones gw hands it.
-CONFLICTING = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_CREDENTIAL_EXPIRATION",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "SORACOM_API_KEY",
-    "SORACOM_TOKEN",
-    "SORACOM_PROFILE",
-)
+
+def conflicting() -> tuple[str, ...]:
+    """Variables that would make a child program use other credentials than gw hands it:
+    the union of ``ENV_VARS`` over the credential kinds known now (plugin kinds included)."""
+    from .credentials import KINDS
+
+    names: dict[str, None] = {}
+    for kind in KINDS.values():
+        names.update(dict.fromkeys(kind.ENV_VARS))
+    return tuple(names)
+
+
 FORMATS = ("sh", "fish", "powershell", "json")
 
 
 def child_environment(base: dict[str, str], values: dict[str, str]) -> dict[str, str]:
     """``base`` without conflicting credential variables, plus ``values``."""
-    env = {k: v for k, v in base.items() if k not in CONFLICTING}
+    stale = conflicting()
+    env = {k: v for k, v in base.items() if k not in stale}
     env.update(values)
     return env
 
@@ -42,7 +35,7 @@ def _fish_quote(value: str) -> str:
 
 def render(values: dict[str, str], fmt: str) -> str:
     """Shell code (or JSON) that sets ``values`` and clears conflicting variables."""
-    stale = [name for name in CONFLICTING if name not in values and name in os.environ]
+    stale = [name for name in conflicting() if name not in values and name in os.environ]
     if fmt == "json":
         return json.dumps(values, indent=2)
     lines: list[str] = []

@@ -15,12 +15,47 @@ from . import paths
 from .cache import Cache, config_stamp, read_entry
 
 
-def _profile_arg(args: list[str]) -> str | None:
-    if len(args) == 2 and args[0] == "--profile":
-        return args[1]
-    if len(args) == 1 and args[0].startswith("--profile="):
-        return args[0][len("--profile=") :]
-    return None
+def _seconds(text: str) -> int | None:
+    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds; None when unsure (no ``re`` here)."""
+    total, number, units = 0, "", "hms"
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        elif ch in units and number:
+            total += int(number) * {"h": 3600, "m": 60, "s": 1}[ch]
+            units = units[units.index(ch) + 1:]
+            number = ""
+        else:
+            return None
+    if number:
+        if units != "hms" and "s" not in units:
+            return None
+        total += int(number)
+    return total if text else None
+
+
+def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
+    """(profile, min_ttl) when ``args`` are only --profile / --min-ttl, else None (argparse decides)."""
+    profile, min_ttl, i = None, 0, 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                return None
+            value = args[i + 1]
+            i += 1
+        i += 1
+        if name == "--profile":
+            profile = value
+        elif name == "--min-ttl":
+            seconds = _seconds(value)
+            if seconds is None:
+                return None
+            min_ttl = seconds
+        else:
+            return None
+    return profile or os.environ.get("GW_PROFILE") or None, min_ttl
 
 
 TOKEN_KINDS = ("bearer-token", "openid-token")
@@ -53,7 +88,10 @@ def serve_token(args: list[str]) -> bool:
 
 def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-credentials",), prefix: bytes = b"") -> bool:
     """Print the cached credential_process JSON for ``args`` and return True, or return False."""
-    profile = _profile_arg(args)
+    parsed = _fast_args(args)
+    if parsed is None:
+        return False
+    profile, min_ttl = parsed
     if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
         return False
     cache = Cache(paths.cache_dir())
@@ -66,6 +104,7 @@ def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-cre
         header.kind not in kinds
         or header.key_store != "file"
         or time.time() >= header.refresh_at
+        or header.expires_at - time.time() < min_ttl
         or header.config_path != config
         or header.stamp != config_stamp(config)
     ):

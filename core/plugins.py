@@ -26,7 +26,7 @@ from .credentials import KINDS, Credential
 from .steps import Command, Option, ProfileTable, SecretScheme, StepType
 
 ENTRY_POINT_GROUP = "gw"
-COMMAND_GROUPS = (None, "setup", "serve")
+COMMAND_GROUPS = (None, "setup", "serve", "import")
 
 
 class PluginProblem(Exception):
@@ -297,7 +297,7 @@ def _check_command(item: Any, plugin: str) -> Command:
     if not isinstance(item.name, str) or not item.name or not callable(item.run) or not callable(item.configure):
         raise PluginProblem("a command needs a name, configure and run")
     if item.group not in COMMAND_GROUPS:
-        raise PluginProblem(f"command {item.name!r}: group must be one of setup, serve or None")
+        raise PluginProblem(f"command {item.name!r}: group must be one of setup, serve, import or None")
     return item if item.plugin else replace(item, plugin=plugin)
 
 

@@ -304,11 +304,15 @@ class MotoStack:
                 }
             ],
         }
-        role = self.client("iam").create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(trust),
-            MaxSessionDuration=max_session_duration,
-        )
+        iam = self.client("iam")
+        try:
+            role = iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                MaxSessionDuration=max_session_duration,
+            )
+        except iam.exceptions.EntityAlreadyExistsException:  # one moto serves several tests and demo parts
+            role = iam.get_role(RoleName=name)
         return role["Role"]["Arn"]
 
     # -- the observer ----------------------------------------------------------

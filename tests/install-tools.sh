@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the command-line tools the tests drive (Debian/Ubuntu), besides the PC/SC stack:
 #   faketime   runs gw in the future (one MFA per session across hours: tests/core/test_shared_steps.py)
+#   curl       the curl -H "$(gw token ...)" recipe (tests/plugins/cognito/test_token_command.py)
 # Idempotent: installs only what is missing, and only when run as root with apt-get.
 # Always exits 0 elsewhere (those tests then skip, or fail loudly under CI=true).
 set -u
-PKGS="faketime"
+PKGS="faketime curl"
 
 missing=""
 for p in $PKGS; do

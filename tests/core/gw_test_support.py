@@ -1,7 +1,7 @@
 """Helpers and fixtures for the foundation tests (cache robustness, hot path, errors, login ...).
 
 Fixtures defined here are imported by the test modules that use them
-(``from gw_test_support import federation``), so no conftest is shared.
+(``from tests.core.gw_test_support import ...``); fixtures live in tests/conftest.py.
 """
 
 from __future__ import annotations

@@ -100,3 +100,13 @@ def test_the_core_has_no_import_cycle():
     for start in sorted(graph):
         visit(start, [start])
     assert cycles == []
+
+
+def test_every_package_directory_is_listed_for_installation():
+    """A subpackage missing from pyproject's `packages` works in the editable venv but not when installed."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {_module_name(init) for directory in PACKAGES for init in (ROOT / directory).rglob("__init__.py")
+             if "__pycache__" not in init.parts}
+    assert found <= listed, sorted(found - listed)

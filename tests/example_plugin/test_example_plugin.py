@@ -32,7 +32,7 @@ def plugin_home(gw_home, tmp_path):
 def test_gw_plugins_lists_it(plugin_home):
     result = plugin_home.run("plugins", env={"COLUMNS": "160"})
     assert result.returncode == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if " gw_example_plugin " in line)
+    row = next(line for line in result.stdout.splitlines() if line.startswith("gw_example_plugin	"))  # plain on a pipe
     assert "static-token (source -> bearer-token)" in row and "rot13:" in row and "gw example-hello" in row
     assert "FAILED" not in result.stdout
 
@@ -40,7 +40,7 @@ def test_gw_plugins_lists_it(plugin_home):
 def test_a_profile_using_it_works_and_is_audited(plugin_home, tmp_path):
     first = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"GW_ACCESS_TOKEN": TOKEN}  # rot13 decoded
+    assert json.loads(first.stdout) == {"GW_BEARER_TOKEN": TOKEN}  # rot13 decoded
     assert (plugin_home.cache_dir / "tok.gwc").exists()
     second = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert second.stdout == first.stdout
