@@ -445,3 +445,11 @@ def _configure(parser) -> None:
 @hookimpl
 def gw_commands() -> list[Command]:
     return [Command("demo", "run gw end to end against local emulators (no accounts needed)", _configure, run_demo)]
+
+
+@hookimpl(optionalhook=True)  # the hook exists only while the krypton plugin is loaded
+def gw_krypton_readers() -> list[Any]:
+    """The krypton plugin's extension point: ``reader = "emulated"`` (a virtual SIM from ``sim_file``)."""
+    from .usim import EmulatedReader
+
+    return [EmulatedReader()]

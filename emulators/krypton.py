@@ -8,32 +8,39 @@ side of the SIM handshake:
   ``{"imsi", "rand", "auts"}`` resynchronises: SQN_MS is recovered from AUTS (MAC-S
   checked) and a new challenge follows.
 * ``POST /v1/keys/{keyId}/verify`` accepts ``"res"`` or ``"xres"``; a verified keyId is
-  valid for 3600 s (``revoke`` / ``expire_all`` end it early for tests).
-* ``POST /v1/provisioning/...`` checks ``x-soracom-signature = base64(SHA-256(body ||
+  valid for 3600 s (``revoke`` / ``expire_all`` end it early for tests). A new key agreement
+  for an IMSI invalidates that IMSI's older keys (the service keeps one key per SIM).
+* ``POST /v1/provisioning/...`` checks the headers ``x-soracom-timestamp``,
+  ``x-soracom-digest-algorithm: SHA-256`` and ``x-soracom-signature = base64(SHA-256(body ||
   timestamp || CK))`` over the raw body and refuses timestamps more than 5 min off.
+* Operations as the official clients call them (krypton-client-go ``krypton/operations.go``):
+  the Cognito, IoT and Air ones, ``soracom/arc/bootstrap`` (WireGuard peer for Arc),
+  ``soracom/inventory/bootstrap`` (needs a top-level ``endpoint``; answers ``serverUri``, ``pskId``,
+  ``nonce`` and ``timestamp``: the device derives its applicationKey from them and CK), and
+  ``azure/iot/register`` -> ``{"operationId"}`` with ``azure/iot/registrations/{operationId}``
+  (POST signed, or GET on the cellular link) answering ``assigning`` first, then ``assigned``
+  with a device certificate and key. Every body gw sends is recorded in :attr:`bodies`.
 
 ``cognito/credentials`` mints real STS credentials from a moto server when
 ``aws_endpoint`` is given (AssumeRoleWithWebIdentity, 3600 s), else random look-alikes.
 With ``cellular_imsi`` set, provisioning calls without signature headers are served as
 that subscriber (the ``krypton.soracom.io:8036`` cellular link).
 
-``inject(route, status=..., body=..., delay=...)`` makes the next call(s) of a route fail,
-for error-path tests. Route names: ``keys``, ``verify`` and the provisioning path after
-``/v1/provisioning/`` (e.g. ``aws/cognito/credentials``).
+Faults and time come from the shared base (:class:`~gw_emulators.httpserver.EmulatorServer`:
+``inject(route, status=, delay=, garbage=, drop=, count=)``, ``clock``/``advance``); ``inject``
+here also takes ``body=`` for a canned answer. Route names: ``keys``, ``verify`` and the
+provisioning path after ``/v1/provisioning/`` (e.g. ``aws/cognito/credentials``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import collections
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +59,11 @@ PROVISIONING_PATHS = (
     "aws/iot/bootstrap",
     "soracom/air/subscriber_metadata",
     "soracom/air/userdata",
+    "soracom/arc/bootstrap",
+    "soracom/inventory/bootstrap",
+    "azure/iot/register",
 )
+AZURE_STATUS_ROUTE = "azure/iot/registrations"
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -85,12 +96,17 @@ class Key:
 
 
 @dataclass
-class Fault:
-    status: int | None
-    body: bytes | None
+class Canned:
+    status: int
+    body: bytes
     content_type: str
-    delay: float
     times: int
+
+
+@dataclass
+class AzureRegistration:
+    imsi: str
+    polls_left: int
 
 
 class KryptonEmulator(EmulatorServer):
@@ -106,8 +122,9 @@ class KryptonEmulator(EmulatorServer):
         region: str = "ap-northeast-1",
         cellular_imsi: str | None = None,
         challenge_status: int = 200,
+        clock: Any = None,
     ) -> None:
-        super().__init__(ca)
+        super().__init__(ca, clock=clock)
         self.aws_endpoint = aws_endpoint
         self.region = region
         self.cellular_imsi = cellular_imsi
@@ -116,15 +133,27 @@ class KryptonEmulator(EmulatorServer):
         self.keys: dict[str, Key] = {}
         self.iot_host = f"example-ats.iot.{region}.amazonaws.com"
         self._state = threading.RLock()
-        self._faults: dict[str, Fault] = {}
+        self._canned: dict[str, Canned] = {}
         self._rsa_key: Any = None
-        #: requests per route name counted on arrival, before any injected delay or failure
-        #: (lets a test act while a call is held up, e.g. remove the SIM mid-way)
-        self.arrivals: collections.Counter[str] = collections.Counter()
-        self.route("POST", r"/v1/keys", self._keys, "keys")
-        self.route("POST", r"/v1/keys/(?P<key_id>[A-Za-z0-9._-]+)/verify", self._verify, "verify")
+        #: every provisioning request body received, oldest first: (route name, raw bytes)
+        self.bodies: list[tuple[str, bytes]] = []
+        #: applicationKey each IMSI's device should derive in inventory bootstrap (for tests)
+        self.inventory_keys: dict[str, str] = {}
+        self.azure: dict[str, AzureRegistration] = {}
+        #: how many status polls answer "assigning" before "assigned"
+        self.azure_pending_polls = 1
+        self.route("POST", r"/v1/keys", self._wrap("keys", self._keys), "keys")
+        self.route("POST", r"/v1/keys/(?P<key_id>[A-Za-z0-9._-]+)/verify", self._wrap("verify", self._verify), "verify")
         for path in PROVISIONING_PATHS:
-            self.route("POST", f"/v1/provisioning/{path}", self._provisioning, path)
+            self.route("POST", f"/v1/provisioning/{path}", self._wrap(path, self._provisioning), path)
+        for method in ("POST", "GET"):
+            self.route(method, r"/v1/provisioning/azure/iot/registrations/(?P<operation_id>[A-Za-z0-9-]+)",
+                       self._wrap(AZURE_STATUS_ROUTE, self._provisioning), AZURE_STATUS_ROUTE)
+
+    @property
+    def arrivals(self) -> Any:
+        """Requests per route name, counted on arrival before any injected delay or failure."""
+        return self.calls
 
     # -- test controls -------------------------------------------------------
     def add_subscriber(
@@ -157,19 +186,40 @@ class KryptonEmulator(EmulatorServer):
         self,
         route: str,
         *,
-        status: int | None = 500,
+        status: int | None = None,
         body: bytes | str | None = None,
         content_type: str = "application/json",
         delay: float = 0.0,
-        times: int = 1,
+        garbage: bool = False,
+        drop: bool = False,
+        count: int = 1,
     ) -> None:
-        """Make the next ``times`` calls of ``route`` answer ``status``/``body`` after ``delay`` s.
-
-        ``status=None`` only delays, then serves normally.
-        """
+        """The base's faults (status, delay, garbage, drop) for the next ``count`` calls of ``route``;
+        with ``body`` the call is answered ``status`` (default 200) and that body instead."""
+        if body is None:
+            super().inject(route, status=status, delay=delay, garbage=garbage, drop=drop, count=count)
+            return
+        if delay:
+            super().inject(route, delay=delay, count=count)
         raw = body.encode() if isinstance(body, str) else body
         with self._state:
-            self._faults[route] = Fault(status, raw, content_type, delay, times)
+            self._canned[route] = Canned(status or 200, raw, content_type, count)
+
+    def _wrap(self, name: str, handler: Any) -> Any:
+        """A route handler that serves a canned answer first when one is injected."""
+
+        def handle(request: Request) -> Response:
+            with self._state:
+                canned = self._canned.get(name)
+                if canned is not None:
+                    canned.times -= 1
+                    if canned.times <= 0:
+                        del self._canned[name]
+            if canned is not None:
+                return Response(canned.status, canned.body, {"Content-Type": canned.content_type})
+            return handler(request)
+
+        return handle
 
     @property
     def handshakes(self) -> int:
@@ -183,38 +233,6 @@ class KryptonEmulator(EmulatorServer):
     @property
     def verifies(self) -> int:
         return self.calls["verify"]
-
-    def dispatch(self, request: Request) -> Response:
-        name = self._route_name(request.path)
-        fault = None
-        with self._state:
-            if name:
-                self.arrivals[name] += 1
-            if name and name in self._faults:
-                fault = self._faults[name]
-                fault.times -= 1
-                if fault.times <= 0:
-                    del self._faults[name]
-        if fault is not None:
-            if fault.delay:
-                time.sleep(fault.delay)
-            if fault.status is not None:
-                self.count(name)
-                body = fault.body if fault.body is not None else json.dumps(
-                    {"code": "EMU0500", "message": "injected failure"}
-                ).encode()
-                return Response(fault.status, body, {"Content-Type": fault.content_type})
-        return super().dispatch(request)
-
-    @staticmethod
-    def _route_name(path: str) -> str | None:
-        if path == "/v1/keys":
-            return "keys"
-        if path.startswith("/v1/keys/") and path.endswith("/verify"):
-            return "verify"
-        if path.startswith("/v1/provisioning/"):
-            return path[len("/v1/provisioning/") :]
-        return None
 
     # -- keys API ------------------------------------------------------------
     def _keys(self, request: Request) -> Response:
@@ -249,7 +267,7 @@ class KryptonEmulator(EmulatorServer):
         xres, ck, _ik, _ak = subscriber.milenage.f2345(rand)
         subscriber.rands = (subscriber.rands + [rand])[-16:]
         key_id = f"key-{uuid.uuid4().hex}"
-        self.keys[key_id] = Key(key_id, subscriber.imsi, xres, ck, time.time())
+        self.keys[key_id] = Key(key_id, subscriber.imsi, xres, ck, self.clock())
         self.count("challenge-issued")
         return json_response(
             self.challenge_status,
@@ -270,25 +288,32 @@ class KryptonEmulator(EmulatorServer):
             return _error(400, "KRY0005", "body must be JSON with a base64 res")
         with self._state:
             key = self.keys.get(key_id)
-            if key is None or key.revoked or time.time() - key.issued_at >= KEY_SECONDS:
+            if key is None or key.revoked or self.clock() - key.issued_at >= KEY_SECONDS:
                 return _error(404, "KRY0006", "no such key")
             if key.verified or not hmac.compare_digest(res, key.xres):
                 return _error(401, "KRY0007", "verification failed")
             key.verified = True
+            for other in self.keys.values():  # one key per SIM: the new agreement ends the older ones
+                if other.imsi == key.imsi and other.key_id != key_id:
+                    other.revoked = True
         return json_response(200, {"keyId": key_id})
 
     # -- provisioning --------------------------------------------------------
     def _authorise(self, request: Request) -> tuple[Subscriber | None, Response | None]:
-        """The subscriber a signed (or cellular) call acts for, or an error answer."""
+        """The subscriber a signed (or cellular) call acts for, or an error answer.
+
+        Header names are exactly those krypton-client-go sends (``PostWithSignature`` in
+        endorse-client-go ``endorse/client.go``); HTTP compares them case-insensitively.
+        """
         timestamp = request.header("x-soracom-timestamp")
         signature = request.header("x-soracom-signature")
         if timestamp is None and signature is None and self.cellular_imsi:
             return self.subscribers.get(self.cellular_imsi), None
-        if request.header("x-soracom-digest-algorithm", "").upper() != "SHA-256":
+        if (request.header("x-soracom-digest-algorithm") or "").upper() != "SHA-256":
             return None, _error(400, "KRY0010", "unsupported or missing x-soracom-digest-algorithm")
         if not timestamp or not timestamp.isdigit() or not signature:
             return None, _error(401, "KRY0011", "missing signature headers")
-        if abs(time.time() * 1000 - int(timestamp)) > MAX_SKEW_MS:
+        if abs(self.clock() * 1000 - int(timestamp)) > MAX_SKEW_MS:
             return None, _error(401, "KRY0012", "timestamp too far from server time")
         try:
             key_id = request.json()["keyId"]
@@ -296,7 +321,7 @@ class KryptonEmulator(EmulatorServer):
             return None, _error(400, "KRY0013", "body must be JSON with keyId")
         with self._state:
             key = self.keys.get(key_id) if isinstance(key_id, str) else None
-            if key is None or not key.usable(time.time()):
+            if key is None or not key.usable(self.clock()):
                 return None, _error(401, "KRY0014", "invalid or expired keyId")
             expected = base64.b64encode(
                 hashlib.sha256(request.body + timestamp.encode("ascii") + key.ck).digest()
@@ -306,16 +331,36 @@ class KryptonEmulator(EmulatorServer):
             return self.subscribers.get(key.imsi), None
 
     def _provisioning(self, request: Request) -> Response:
+        path = request.path[len("/v1/provisioning/") :]
+        with self._state:
+            self.bodies.append((path, request.body))
+        if request.method == "GET" and path.startswith(AZURE_STATUS_ROUTE + "/"):
+            # the cellular link's GET (krypton's Azure sample); no body, no signature
+            subscriber = self.subscribers.get(self.cellular_imsi or "")
+            if subscriber is None or request.header("x-soracom-signature"):
+                return _error(401, "KRY0011", "missing signature headers")
+            return self._azure_status(subscriber, request)
         subscriber, refusal = self._authorise(request)
         if refusal is not None:
             return refusal
         if subscriber is None:
             return _error(404, "KRY0404", "no such subscriber")
         try:
-            params = request.json().get("requestParameters") or {}
+            doc = request.json() if request.body else {}
+            params = doc.get("requestParameters") or {}
         except (ValueError, AttributeError):
             return _error(400, "KRY0016", "body must be a JSON object")
-        path = request.path[len("/v1/provisioning/") :]
+        if path == "soracom/arc/bootstrap":
+            return json_response(200, self._arc(subscriber))
+        if path == "soracom/inventory/bootstrap":
+            return self._inventory(subscriber, doc, request)
+        if path == "azure/iot/register":
+            operation_id = str(uuid.uuid4())
+            with self._state:
+                self.azure[operation_id] = AzureRegistration(subscriber.imsi, self.azure_pending_polls)
+            return json_response(200, {"operationId": operation_id})
+        if path.startswith(AZURE_STATUS_ROUTE + "/"):
+            return self._azure_status(subscriber, request)
         if path == "aws/cognito/credentials":
             return self._cognito_credentials(subscriber)
         if path == "aws/cognito/open_id_tokens":
@@ -352,7 +397,7 @@ class KryptonEmulator(EmulatorServer):
     def openid_token(self, subscriber: Subscriber) -> str:
         import jwt
 
-        now = int(time.time())
+        now = int(self.clock())
         claims = {
             "iss": "https://cognito-identity.amazonaws.com",
             "sub": self.identity_id(subscriber.imsi),
@@ -382,7 +427,7 @@ class KryptonEmulator(EmulatorServer):
                     WebIdentityToken=self.openid_token(subscriber),
                     DurationSeconds=3600,
                 )["Credentials"]
-            except Exception as exc:  # the AWS side is down: answer as the real service would
+            except Exception as exc:  # noqa: BLE001 - the AWS side is down: answer as the real service would
                 return _error(500, "KRY0500", f"cannot mint credentials ({type(exc).__name__})")
             credentials = {
                 "accessKeyId": answer["AccessKeyId"],
@@ -395,9 +440,9 @@ class KryptonEmulator(EmulatorServer):
                 "accessKeyId": "ASIA" + secrets.token_hex(8).upper(),
                 "secretKey": secrets.token_urlsafe(30),
                 "sessionToken": secrets.token_urlsafe(120),
-                "expiration": int((time.time() + 3600) * 1000),
+                "expiration": int((self.clock() + 3600) * 1000),
             }
-        return json_response(200, {"identityId": identity, "credentials": credentials})
+        return json_response(200, {"identityId": identity, "region": self.region, "credentials": credentials})
 
     def _iot_bootstrap(self, subscriber: Subscriber, params: dict[str, Any]) -> Response:
         if self.ca is None:
@@ -416,6 +461,66 @@ class KryptonEmulator(EmulatorServer):
                 "privateKey": private_key,
                 "host": self.iot_host,
                 "clientId": client_id,
+            },
+        )
+
+    def _arc(self, subscriber: Subscriber) -> dict[str, Any]:
+        """A WireGuard peer for SORACOM Arc (field names of the Arc bootstrap answer)."""
+        index = int(subscriber.imsi[-4:]) % 250 + 2
+        return {
+            "arcClientPeerPrivateKey": base64.b64encode(hashlib.sha256(b"arc:" + subscriber.imsi.encode()).digest()).decode(),
+            "arcClientPeerIpAddress": f"10.128.0.{index}",
+            "arcServerPeerPublicKey": base64.b64encode(hashlib.sha256(b"arc-server").digest()).decode(),
+            "arcServerEndpoint": "127.0.0.1:51820",
+            "arcAllowedIPs": ["100.127.0.0/16"],
+        }
+
+    def _inventory(self, subscriber: Subscriber, doc: dict[str, Any], request: Request) -> Response:
+        endpoint = doc.get("endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            return _error(400, "KRY0020", "inventory bootstrap needs the device's endpoint name")
+        key = self.keys.get(str(doc.get("keyId")))
+        if key is None:
+            return _error(400, "KRY0021", "inventory bootstrap needs SIM authentication")
+        nonce = os.urandom(16)
+        timestamp = str(int(self.clock() * 1000))
+        app_key = hashlib.sha256(nonce + timestamp.encode("ascii") + key.ck).digest()[:16]
+        with self._state:
+            self.inventory_keys[subscriber.imsi] = base64.b64encode(app_key).decode()
+        return json_response(
+            200,
+            {
+                "serverUri": "coaps://127.0.0.1:5684",
+                "pskId": f"{subscriber.imsi}-{endpoint}",
+                "nonce": base64.b64encode(nonce).decode(),
+                "timestamp": timestamp,
+            },
+        )
+
+    def _azure_status(self, subscriber: Subscriber, request: Request) -> Response:
+        operation_id = request.match.group("operation_id") if request.match else ""
+        with self._state:
+            registration = self.azure.get(operation_id)
+            if registration is None or registration.imsi != subscriber.imsi:
+                return _error(404, "KRY0030", "no such registration")
+            if registration.polls_left > 0:
+                registration.polls_left -= 1
+                return json_response(200, {"operationId": operation_id, "status": "assigning"})
+        if self.ca is None:
+            return _error(500, "KRY0501", "Azure registration needs the emulator CA")
+        issued = self.ca.issue(f"azure-{subscriber.imsi}-{secrets.token_hex(4)}", server=False,
+                               common_name=subscriber.imsi)
+        certificate, private_key = issued.cert_path.read_text(), issued.key_path.read_text()
+        issued.key_path.unlink()
+        return json_response(
+            200,
+            {
+                "operationId": operation_id,
+                "status": "assigned",
+                "host": "example-hub.azure-devices.net",
+                "deviceId": subscriber.imsi,
+                "certificate": certificate,
+                "privateKey": private_key,
             },
         )
 

@@ -24,7 +24,7 @@ def xor(a: bytes, b: bytes) -> bytes:
     """Byte-wise XOR of two equal-length strings."""
     if len(a) != len(b):
         raise ValueError("xor of strings of different lengths")
-    return bytes(x ^ y for x, y in zip(a, b))
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
 def _rot(x: bytes, bits: int) -> bytes:

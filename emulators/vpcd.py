@@ -5,7 +5,9 @@ The vsmartcard ``vpcd`` driver (Debian package ``vsmartcard-vpcd``) makes pcscd 
 connecting to it. Frames in both directions are a 2-byte big-endian length and the payload.
 A 1-byte frame from the reader is a control code: 0 power off, 1 power on, 2 reset, 4 send the
 ATR (answered with the ATR); every other frame is a command APDU, answered with the card's
-response APDU. Closing the connection removes the card.
+response APDU. Closing the connection removes the card. A power cycle or reset (a program ending
+its PC/SC transaction with ``SCARD_RESET_CARD``, as gw does after a PIN verification) resets the
+VirtualUsim, which forgets that PIN1 was verified; the PIN retry counter stays.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class VpcdCard:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> "VpcdCard":
+    def start(self) -> VpcdCard:
         """Start the card thread (returns at once; see :meth:`wait_connected`)."""
         if self._thread is None:
             self._stop.clear()
@@ -54,7 +56,7 @@ class VpcdCard:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "VpcdCard":
+    def __enter__(self) -> VpcdCard:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -1,8 +1,10 @@
 """SORACOM Krypton: credentials from a SIM (the ``krypton`` step type and ``gw krypton`` command).
 
-Layers: :mod:`.sim` talks to the SIM (PC/SC, modem, emulated), :mod:`.protocol`
-speaks Krypton over HTTPS, and this module turns an operation's answer into a
-gw credential. Nothing heavy is imported at module level.
+Layers: :mod:`.sim` talks to the SIM (PC/SC, modem, or a reader another plugin
+offers through the ``gw_krypton_readers`` hook of :mod:`.hookspecs`), :mod:`.protocol`
+speaks Krypton over HTTPS, :mod:`.pin` handles the SIM's PIN1 (the second factor), and
+this module turns an operation's answer into a gw credential. Nothing heavy is imported
+at module level.
 """
 
 from __future__ import annotations
@@ -10,15 +12,30 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gw.plugin import hookimpl
-from gw.plugin import AWS, IOT_CERTIFICATE, JSON_DOCUMENT, OPENID_TOKEN, Credential
-from gw.plugin import StepError
-from gw.plugin import Command, Option, StepType
+from gw.plugin import (
+    AWS,
+    IOT_CERTIFICATE,
+    JSON_DOCUMENT,
+    OPENID_TOKEN,
+    Command,
+    Credential,
+    Option,
+    StepError,
+    StepType,
+    hookimpl,
+)
 
-from .protocol import CELLULAR_ENDPOINT, DEFAULT_TIMEOUT, OPERATION_PATHS, KryptonSession
+from . import hookspecs
+from .protocol import (
+    CELLULAR_ENDPOINT,
+    DEFAULT_TIMEOUT,
+    OPERATION_PATHS,
+    KryptonSession,
+)
 
 #: operation -> credential kind it yields.
 OPERATION_KINDS: dict[str, str] = {
@@ -27,8 +44,18 @@ OPERATION_KINDS: dict[str, str] = {
     "aws-iot-bootstrap": IOT_CERTIFICATE,
     "subscriber-metadata": JSON_DOCUMENT,
     "userdata": JSON_DOCUMENT,
+    "arc-bootstrap": JSON_DOCUMENT,
+    "inventory-bootstrap": JSON_DOCUMENT,
+    "azure-iot-register": JSON_DOCUMENT,
+    "azure-iot-registration-status": JSON_DOCUMENT,
 }
-_READER = re.compile(r"(auto|emulated|cellular|pcsc:.+|modem:.+)\Z")
+#: answer fields that are secrets (scrubbed from every message) per operation
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "arc-bootstrap": ("arcClientPeerPrivateKey",),
+    "inventory-bootstrap": ("applicationKey",),
+    "azure-iot-registration-status": ("privateKey",),
+}
+_READER = re.compile(r"(auto|cellular|pcsc:.+|modem:.+|[a-z][a-z0-9_-]*)\Z")
 
 OPTIONS: dict[str, Option] = {
     "operation": Option(str, required=True, choices=tuple(OPERATION_KINDS), help="Krypton operation to call"),
@@ -37,7 +64,12 @@ OPTIONS: dict[str, Option] = {
     "reader": Option(
         str, default="auto", help="auto | pcsc:<name or index> | modem:<device> | cellular | emulated"
     ),
-    "sim_file": Option(str, help="virtual SIM JSON file for reader = \"emulated\""),
+    "sim_file": Option(str, help="virtual SIM JSON file for reader = \"emulated\" (demo plugin)"),
+    "pin": Option(
+        str,
+        help='the SIM\'s PIN1 when it is enabled: "prompt" (asked each time: two factors), or a '
+        "vault:/op:// reference (one factor); never the PIN itself",
+    ),
     "cellular_endpoint": Option(str, default=CELLULAR_ENDPOINT, help="endpoint for reader = \"cellular\""),
     "request_parameters": Option(dict, help="requestParameters sent with the operation"),
     "timeout": Option((int, float), default=DEFAULT_TIMEOUT, help="HTTP timeout in seconds"),
@@ -51,9 +83,21 @@ def _produces(options: dict[str, Any]) -> str:
 def _check(options: dict[str, Any]) -> None:
     reader = options.get("reader") or "auto"
     if not _READER.match(reader):
-        raise ValueError(f"reader must be auto, emulated, cellular, pcsc:<name> or modem:<device>, not {reader!r}")
+        raise ValueError(
+            f"reader must be auto, cellular, pcsc:<name>, modem:<device> or a plugin's reader name "
+            f"(emulated: the demo plugin), not {reader!r}"
+        )
     if options.get("timeout") is not None and options["timeout"] <= 0:
         raise ValueError("timeout must be a positive number of seconds")
+    pin = options.get("pin")
+    if pin and reader == "cellular":
+        raise ValueError("pin is for a SIM in a reader; reader = \"cellular\" does not use the SIM")
+    params = options.get("request_parameters") or {}
+    operation = options.get("operation")
+    if operation == "inventory-bootstrap" and not isinstance(params.get("endpoint"), str):
+        raise ValueError("inventory-bootstrap needs request_parameters.endpoint (the device's name), as krypton-cli")
+    if operation == "azure-iot-registration-status" and not isinstance(params.get("operationId"), str):
+        raise ValueError("azure-iot-registration-status needs request_parameters.operationId")
 
 
 class StateSessionStore:
@@ -75,13 +119,64 @@ class StateSessionStore:
         self.ctx.state_delete(f"session-{imsi}")
 
 
-def perform(ctx: Any, options: dict[str, Any]) -> tuple[Any, str | None]:
-    """Call the operation in ``options``; returns (protocol.Reply, IMSI or None on cellular)."""
-    from .protocol import CellularClient, KryptonClient, endpoint_for, fetch
+def plugin_readers(ctx: Any) -> dict[str, Any]:
+    """SIM readers other plugins offer (``gw_krypton_readers``), by name."""
+    found: dict[str, Any] = {}
+    for readers in ctx.call_hook("gw_krypton_readers"):
+        for reader in readers or ():
+            name = getattr(reader, "name", None)
+            if isinstance(name, str) and name and callable(getattr(reader, "open", None)):
+                found.setdefault(name, reader)
+    return found
+
+
+def open_step_sim(ctx: Any, options: dict[str, Any]) -> Any:
+    """Open the SIM the step's ``reader`` names; one StepError line when it cannot."""
+    from .sim import SimError, open_sim
+
+    reader = options.get("reader") or "auto"
+    try:
+        return open_sim(reader, options=options, readers=plugin_readers(ctx), status=ctx.status)
+    except SimError as exc:
+        raise StepError(f"cannot open the SIM ({reader}): {exc}") from None
+
+
+def _operation_call(options: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+    """(path, requestParameters, top-level endpoint) of the step's operation, as krypton-cli sends them."""
+    from urllib.parse import quote
 
     operation = options["operation"]
+    params = dict(options.get("request_parameters") or {}) or None
     path = OPERATION_PATHS[operation]
-    params = options.get("request_parameters") or None
+    endpoint = None
+    if operation == "inventory-bootstrap":
+        endpoint = str((params or {}).get("endpoint") or "")
+        if not endpoint:
+            raise StepError("inventory-bootstrap needs request_parameters.endpoint (the device's name)")
+    if "{operationId}" in path:
+        operation_id = str((params or {}).pop("operationId", "") or "")
+        if not operation_id:
+            raise StepError(f"{operation} needs request_parameters.operationId (from azure-iot-register)")
+        path = path.replace("{operationId}", quote(operation_id, safe=""))
+        params = params or None
+    return path, params, endpoint
+
+
+@dataclass
+class Outcome:
+    """What one Krypton call gave: the answer, the SIM's IMSI (None on cellular) and the session."""
+
+    reply: Any
+    imsi: str | None
+    session: KryptonSession | None
+
+
+def perform(ctx: Any, options: dict[str, Any]) -> Outcome:
+    """Call the operation in ``options`` (unlocking the SIM's PIN1 first when it needs it)."""
+    from .pin import read_imsi, unlock
+    from .protocol import CellularClient, KryptonClient, endpoint_for, fetch
+
+    path, params, inventory_endpoint = _operation_call(options)
     timeout = float(options.get("timeout") or DEFAULT_TIMEOUT)
     reader = options.get("reader") or "auto"
     if reader == "cellular":
@@ -91,25 +186,23 @@ def perform(ctx: Any, options: dict[str, Any]) -> tuple[Any, str | None]:
             timeout=timeout,
             status=ctx.status,
         )
+        method = "GET" if options["operation"] == "azure-iot-registration-status" else "POST"
         try:
-            return cellular.call(path, params), None
+            return Outcome(cellular.call(path, params, endpoint=inventory_endpoint, method=method), None, None)
         finally:
             cellular.close()
 
-    from .sim import SimError, open_sim
-
     endpoint = endpoint_for(options.get("coverage"), options.get("endpoint"))
-    try:
-        sim = open_sim(reader, sim_file=options.get("sim_file"), status=ctx.status)
-    except SimError as exc:
-        raise StepError(f"cannot open the SIM ({reader}): {exc}") from None
+    sim = open_step_sim(ctx, options)
     client = KryptonClient(endpoint, verify=ctx.tls_verify, timeout=timeout, status=ctx.status)
     try:
-        reply, session = fetch(client, sim, path, params, StateSessionStore(ctx))
+        unlock(ctx, sim, options.get("pin"))
+        read_imsi(sim, options.get("pin"))
+        reply, session = fetch(client, sim, path, params, StateSessionStore(ctx), endpoint=inventory_endpoint)
     finally:
         client.close()
         sim.close()
-    return reply, session.imsi
+    return Outcome(reply, session.imsi, session)
 
 
 def _field(doc: Any, key: str, what: str) -> str:
@@ -175,12 +268,50 @@ def _jwt_expiry(token: str) -> Any:
         return None
 
 
-def to_credential(ctx: Any, operation: str, reply: Any, imsi: str | None) -> Credential:
+def answer_document(ctx: Any, operation: str, outcome: Outcome) -> Any:
+    """The operation's answer as the official client prints it (inventory: with its applicationKey)."""
+    reply = outcome.reply
+    if operation == "userdata":
+        return reply.document()
+    doc = reply.json()
+    if operation == "inventory-bootstrap":
+        doc = _inventory_answer(doc, outcome.session)
+    for key in SECRET_FIELDS.get(operation, ()):
+        if isinstance(doc, dict) and isinstance(doc.get(key), str):
+            ctx.add_secret(doc[key])
+    return doc
+
+
+def _inventory_answer(doc: Any, session: KryptonSession | None) -> dict[str, Any]:
+    """``applicationKey``, ``serverUri`` and ``pskId``, as ``OperationBootstrapInventoryDevice`` keeps them.
+
+    When the server sends no applicationKey but a ``nonce`` and ``timestamp``, the key is
+    derived from them and the SIM's CK (krypton-client-go krypton/operations.go).
+    """
+    from .protocol import inventory_application_key
+
+    if not isinstance(doc, dict):
+        raise StepError("Krypton inventory-bootstrap answer is not a JSON object")
+    app_key = doc.get("applicationKey")
+    if not isinstance(app_key, str):
+        nonce, timestamp = doc.get("nonce"), doc.get("timestamp")
+        if not isinstance(nonce, str) or not isinstance(timestamp, str):
+            raise StepError("Krypton inventory-bootstrap answer has neither an applicationKey nor a nonce and timestamp")
+        if session is None:
+            raise StepError("inventory-bootstrap derives its applicationKey from the SIM: it needs a SIM reader, not cellular")
+        app_key = inventory_application_key(nonce, timestamp, session.ck)
+    result = {k: doc[k] for k in ("serverUri", "pskId") if k in doc}
+    result["applicationKey"] = app_key
+    return dict(sorted(result.items()))
+
+
+def to_credential(ctx: Any, operation: str, outcome: Outcome) -> Credential:
     """Turn an operation's answer into its credential kind."""
     from gw.plugin import AwsCredentials, JsonDocument, OpenIdToken, parse_time, utcnow
 
-    if operation in ("subscriber-metadata", "userdata"):
-        return JsonDocument(document=reply.document() if operation == "userdata" else reply.json())
+    reply, imsi = outcome.reply, outcome.imsi
+    if OPERATION_KINDS[operation] == JSON_DOCUMENT:
+        return JsonDocument(document=answer_document(ctx, operation, outcome))
     doc = reply.json()
     if not isinstance(doc, dict):
         raise StepError(f"Krypton {operation} answer is not a JSON object")
@@ -204,6 +335,7 @@ def to_credential(ctx: Any, operation: str, reply: Any, imsi: str | None) -> Cre
             issued_at=utcnow(),
             origin="cognito-identity",
             role_chained=False,
+            region=doc["region"] if isinstance(doc.get("region"), str) and doc["region"] else None,
         )
     if operation == "cognito-openid-token":
         token = _field(doc, "token", operation)
@@ -219,8 +351,7 @@ def to_credential(ctx: Any, operation: str, reply: Any, imsi: str | None) -> Cre
 
 
 def _run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    reply, imsi = perform(ctx, options)
-    return to_credential(ctx, options["operation"], reply, imsi)
+    return to_credential(ctx, options["operation"], perform(ctx, options))
 
 
 # -- gw krypton probe / call ----------------------------------------------------
@@ -237,6 +368,9 @@ def _configure(parser: Any) -> None:
     call.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE", help="a requestParameters entry (repeatable)"
     )
+    from .pin import configure_pin_parser
+
+    configure_pin_parser(actions)
 
 
 def _probe(args: Any, app: Any) -> int:
@@ -255,7 +389,12 @@ def _probe(args: Any, app: Any) -> int:
         return 0
     for row in rows:
         where = row.get("reader") or row.get("name") or "?"
-        found = f"IMSI {row['imsi']}" if row.get("imsi") else f"no SIM ({row.get('error') or 'unknown'})"
+        if row.get("imsi"):
+            found = f"IMSI {row['imsi']}"
+        elif row.get("pin_locked"):
+            found = f"SIM locked ({row['error']})"
+        else:
+            found = f"no SIM ({row.get('error') or 'unknown'})"
         app.emit(f"{where}\t{row.get('kind') or ''}\t{found}")
     return 0
 
@@ -263,7 +402,8 @@ def _probe(args: Any, app: Any) -> int:
 def _call(args: Any, app: Any) -> int:
     from gw.plugin import UsageError
 
-    options = app.step_options(args.profile, "krypton", operation=args.operation)
+    options = app.step_options(args.profile, "krypton")  # checked with --operation below, after --param
+    options["operation"] = args.operation
     params = dict(options.get("request_parameters") or {})
     for item in args.param:
         key, sep, value = item.partition("=")
@@ -271,9 +411,10 @@ def _call(args: Any, app: Any) -> int:
             raise UsageError(f"--param wants KEY=VALUE, not {item!r}")
         params[key] = value
     options["request_parameters"] = params or None
+    _check(options)  # the same rules as in a profile (inventory endpoint, Azure operationId ...)
     # The krypton step's own context: the Krypton session it keeps is the profile's.
-    reply, _imsi = perform(app.step_context(args.profile, step="krypton"), options)
-    document = reply.document()
+    ctx = app.step_context(args.profile, step="krypton")
+    document = answer_document(ctx, args.operation, perform(ctx, options))
     app.emit(document if isinstance(document, str) else json.dumps(document, indent=2))
     return 0
 
@@ -281,7 +422,16 @@ def _call(args: Any, app: Any) -> int:
 def _command(args: Any, app: Any) -> int:
     if args.krypton_action == "probe":
         return _probe(args, app)
-    return _call(args, app)
+    if args.krypton_action == "pin":
+        from .pin import run_pin_command
+
+        return run_pin_command(args, app)
+    try:
+        return _call(args, app)
+    except ValueError as exc:
+        from gw.plugin import UsageError
+
+        raise UsageError(str(exc)) from None
 
 
 @hookimpl
@@ -294,8 +444,8 @@ def gw_step_types() -> list[StepType]:
             consumes=(),
             options=OPTIONS,
             check=_check,
-            help="Credentials from SORACOM Krypton, authenticated by the SIM "
-            "(cognito-credentials, cognito-openid-token, aws-iot-bootstrap, subscriber-metadata, userdata)",
+            help="Credentials from SORACOM Krypton, authenticated by the SIM (and its PIN1 when enabled): "
+            + ", ".join(OPERATION_KINDS),
         )
     ]
 
@@ -305,9 +455,18 @@ def gw_commands() -> list[Command]:
     return [
         Command(
             name="krypton",
-            help="SORACOM Krypton: probe SIM readers, call an operation",
+            help="SORACOM Krypton: probe SIM readers, call an operation, manage the SIM PIN",
             configure=_configure,
             run=_command,
+            epilog="examples:\n  gw krypton probe\n  gw krypton call --profile sim --operation subscriber-metadata\n"
+            "  gw krypton call --profile sim --operation inventory-bootstrap --param endpoint=dev1\n"
+            "  gw krypton pin status --profile sim\n  gw krypton pin change --profile sim",
         )
     ]
+
+
+@hookimpl
+def gw_add_hookspecs(pluginmanager: Any) -> None:
+    """Offer ``gw_krypton_readers`` (see :mod:`.hookspecs`) to other plugins."""
+    pluginmanager.add_hookspecs(hookspecs)
 

@@ -26,8 +26,10 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from gw.plugin import StepError
@@ -39,14 +41,21 @@ SESSION_SECONDS = 3600
 DEFAULT_TIMEOUT = 20.0
 DIGEST_ALGORITHM = "SHA-256"
 
-#: Krypton operation name -> provisioning path.
+#: Krypton operation name -> provisioning path (``{operationId}`` is filled from the parameters).
+#: The official client's names (krypton-client-go ``krypton/operations.go``) are in the comments.
 OPERATION_PATHS: dict[str, str] = {
-    "cognito-credentials": "/v1/provisioning/aws/cognito/credentials",
-    "cognito-openid-token": "/v1/provisioning/aws/cognito/open_id_tokens",
-    "aws-iot-bootstrap": "/v1/provisioning/aws/iot/bootstrap",
-    "subscriber-metadata": "/v1/provisioning/soracom/air/subscriber_metadata",
-    "userdata": "/v1/provisioning/soracom/air/userdata",
+    "cognito-credentials": "/v1/provisioning/aws/cognito/credentials",  # generateAmazonCognitoSessionCredentials
+    "cognito-openid-token": "/v1/provisioning/aws/cognito/open_id_tokens",  # generateAmazonCognitoOpenIdToken
+    "aws-iot-bootstrap": "/v1/provisioning/aws/iot/bootstrap",  # bootstrapAwsIotThing
+    "subscriber-metadata": "/v1/provisioning/soracom/air/subscriber_metadata",  # getSubscriberMetadata
+    "userdata": "/v1/provisioning/soracom/air/userdata",  # getUserData
+    "arc-bootstrap": "/v1/provisioning/soracom/arc/bootstrap",  # bootstrapArc
+    "inventory-bootstrap": "/v1/provisioning/soracom/inventory/bootstrap",  # bootstrapInventoryDevice
+    # Azure: krypton's Python sample for Azure IoT (register, then poll the registration)
+    "azure-iot-register": "/v1/provisioning/azure/iot/register",
+    "azure-iot-registration-status": "/v1/provisioning/azure/iot/registrations/{operationId}",
 }
+INVENTORY_KEY_BYTES = 16  # inventoryApplicationKeyLength in krypton-client-go krypton/operations.go
 
 StatusFn = Callable[[str], ContextManager[None]]
 
@@ -86,11 +95,63 @@ def signed_headers(body: bytes, ck: bytes, now_ms: int | None = None) -> dict[st
     }
 
 
-def call_body(key_id: str | None, request_parameters: dict[str, Any] | None) -> bytes:
-    """The JSON body of a provisioning call (no ``keyId`` on the cellular link)."""
+def go_json(value: Any) -> bytes:
+    """JSON bytes as Go's ``encoding/json.Marshal`` writes them, for byte-identical bodies.
+
+    Go sorts map keys, writes no spaces, leaves non-ASCII as UTF-8 and escapes ``<``, ``>``,
+    ``&``, U+2028 and U+2029 (``encode.go``: HTMLEscape is on for Marshal). Struct fields keep
+    their declared order, which the callers here reproduce with ordered dicts at the top level.
+    """
+
+    def sort(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: sort(obj[k]) for k in sorted(obj)}
+        if isinstance(obj, list):
+            return [sort(v) for v in obj]
+        if isinstance(obj, float) and obj.is_integer() and abs(obj) < 1e21:
+            return int(obj)  # Go formats an integral float64 without a fraction
+        return obj
+
+    top = value if not isinstance(value, dict) else {k: sort(v) for k, v in value.items()}
+    text = json.dumps(top, separators=(",", ":"), ensure_ascii=False)
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return text.encode("utf-8")
+
+
+def call_body(
+    key_id: str | None,
+    request_parameters: dict[str, Any] | None,
+    *,
+    endpoint: str | None = None,
+) -> bytes:
+    """The body of a provisioning call, byte for byte as krypton-client-go builds it.
+
+    ``simpleOperation`` and ``OperationBootstrapAWSIoTThing`` (krypton/operations.go) marshal
+    ``struct{KeyID "keyId"; RequestParameters map "requestParameters,omitempty"}``: an empty or
+    absent map leaves ``requestParameters`` out. ``OperationBootstrapInventoryDevice`` puts
+    ``endpoint`` between the two. On the cellular link there is no ``keyId``.
+    """
     doc: dict[str, Any] = {} if key_id is None else {"keyId": key_id}
-    doc["requestParameters"] = request_parameters or None
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    if endpoint is not None:
+        doc["endpoint"] = endpoint
+    if request_parameters:
+        doc["requestParameters"] = request_parameters
+    return go_json(doc)
+
+
+def inventory_application_key(nonce_b64: str, timestamp: str, ck: bytes) -> str:
+    """The Inventory applicationKey: base64 of the first 16 bytes of SHA-256(nonce || timestamp || CK).
+
+    As ``calculateInventoryApplicationKey`` in krypton-client-go krypton/operations.go.
+    """
+    try:
+        nonce = base64.b64decode(nonce_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise KryptonError("Krypton inventory-bootstrap returned a nonce that is not base64") from None
+    digest = hashlib.sha256(nonce + timestamp.encode("utf-8") + ck).digest()
+    return base64.b64encode(digest[:INVENTORY_KEY_BYTES]).decode("ascii")
 
 
 @dataclass
@@ -240,6 +301,18 @@ class _Http:
         except requests.RequestException as exc:
             raise KryptonError(f"Krypton {what}: request to {host} failed ({type(exc).__name__})") from None
 
+    def get(self, url: str, what: str) -> Any:
+        requests = self._requests
+        host = urlsplit(url).netloc
+        try:
+            return self.session.get(url, timeout=self.timeout, verify=self.verify)
+        except requests.Timeout:
+            raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
+        except requests.exceptions.SSLError:
+            raise KryptonError(f"Krypton {what}: TLS verification of {host} failed") from None
+        except requests.RequestException:
+            raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
+
     def close(self) -> None:
         self.session.close()
 
@@ -273,7 +346,7 @@ class KryptonClient:
     def __enter__(self) -> KryptonClient:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- handshake ----------------------------------------------------------
@@ -338,9 +411,16 @@ class KryptonClient:
         return KryptonSession(imsi, key_id, ck, self.endpoint, started + SESSION_SECONDS)
 
     # -- signed calls -------------------------------------------------------
-    def call(self, session: KryptonSession, path: str, request_parameters: dict[str, Any] | None = None) -> Reply:
+    def call(
+        self,
+        session: KryptonSession,
+        path: str,
+        request_parameters: dict[str, Any] | None = None,
+        *,
+        endpoint: str | None = None,
+    ) -> Reply:
         """A signed provisioning call; 4xx raises :class:`KeyRejected`, 5xx :class:`KryptonError`."""
-        body = call_body(session.key_id, request_parameters)
+        body = call_body(session.key_id, request_parameters, endpoint=endpoint)
         with self.status(f"Calling Krypton {path.rsplit('/provisioning/', 1)[-1]} ..."):
             response = self._http.post(
                 f"{self.endpoint}{path}", path, body=body, headers=signed_headers(body, session.ck)
@@ -371,12 +451,19 @@ class CellularClient:
         self.status = status or _no_status
         self._http = _Http(verify=verify, timeout=timeout)
 
-    def call(self, path: str, request_parameters: dict[str, Any] | None = None) -> Reply:
-        body = call_body(None, request_parameters)
+    def call(
+        self, path: str, request_parameters: dict[str, Any] | None = None, *, endpoint: str | None = None,
+        method: str = "POST",
+    ) -> Reply:
+        """A provisioning call over the cellular link (``GET`` without a body for a status poll)."""
         with self.status("Calling Krypton over the cellular link ..."):
-            response = self._http.post(
-                f"{self.endpoint}{path}", path, body=body, headers={"Content-Type": "application/json"}
-            )
+            if method == "GET":
+                response = self._http.get(f"{self.endpoint}{path}", path)
+            else:
+                body = call_body(None, request_parameters, endpoint=endpoint)
+                response = self._http.post(
+                    f"{self.endpoint}{path}", path, body=body, headers={"Content-Type": "application/json"}
+                )
         return _reply(response, path)
 
     def close(self) -> None:
@@ -389,6 +476,8 @@ def fetch(
     path: str,
     request_parameters: dict[str, Any] | None,
     store: SessionStore,
+    *,
+    endpoint: str | None = None,
 ) -> tuple[Reply, KryptonSession]:
     """One provisioning call, reusing a stored session when there is one.
 
@@ -404,9 +493,9 @@ def fetch(
     session = store.load(imsi)
     if session is not None and session.endpoint == client.endpoint:
         try:
-            return client.call(session, path, request_parameters), session
+            return client.call(session, path, request_parameters, endpoint=endpoint), session
         except KeyRejected:
             store.drop(imsi)
     session = client.handshake(sim)
     store.save(session)
-    return client.call(session, path, request_parameters), session
+    return client.call(session, path, request_parameters, endpoint=endpoint), session

@@ -1,28 +1,46 @@
 """The SIM side of SORACOM Krypton: read the IMSI and run AUTHENTICATE (protocols.md section 6).
 
-No HTTP here. :func:`open_sim` picks a transport (PC/SC reader, modem, or an emulated SIM for
-demos) and returns a :class:`Sim`, which speaks T=0 APDUs with CLA 00:
+No HTTP here. :func:`open_sim` picks a transport (PC/SC reader, modem, or a reader another
+plugin offers through the ``gw_krypton_readers`` hook, such as the demo plugin's emulated SIM)
+and returns a :class:`Sim`, which speaks T=0 APDUs with CLA 00.
 
-* USIM selection: SELECT MF 3F00, SELECT EF_DIR 2F00, READ RECORD until a ``61 / 4F`` entry
-  holds an AID starting ``A0000000871002``, SELECT that AID.
-* IMSI: SELECT EF_IMSI 6F07, READ BINARY 9 bytes, decode swapped-nibble BCD (modems: AT+CIMI).
-* AUTHENTICATE ``00 88 00 81 22 10 RAND 10 AUTN`` -> ``DB`` (RES, CK, IK, optional Kc), ``DC``
-  (AUTS: :class:`SyncFailure`) or status 9862 (:class:`MacFailure`).
+The APDU sequence follows krypton-client-go's (``endorse/iso7816.go`` in
+github.com/soracom/endorse-client-go, vendored by soracom/krypton-client-go): GET RESPONSE only
+where the answer's data is used, and the IMSI read once per run. A cold handshake costs
 
-Status ``61 xx`` is followed by GET RESPONSE ``00 C0 00 00 xx``; ``6C xx`` re-sends the command
-with Le = xx.
+==  ======================================  =============================================
+ 1  SELECT MF 3F00                          status only (no GET RESPONSE)
+ 2  SELECT EF_DIR 2F00                      its FCP gives EF_DIR's record length ...
+ 3  GET RESPONSE                            ... so this one is fetched
+ 4  READ RECORD 1                           ``61 / 4F`` = the USIM AID (A0000000871002...)
+ 5  SELECT ADF USIM by AID                  status only
+ 6  SELECT EF_IMSI 6F07                     status only
+ 7  READ BINARY 9 bytes                     swapped-nibble BCD IMSI (modems: AT+CIMI)
+ 8  AUTHENTICATE 00 88 00 81 22 ...         ``DB`` RES CK IK [Kc] | ``DC`` AUTS | 9862
+ 9  GET RESPONSE                            the AUTHENTICATE answer
+==  ======================================  =============================================
+
+9 APDUs where krypton-cli needs 11 (it fetches the ADF's FCP and re-selects the ADF before
+AUTHENTICATE), and 7 with a stored Krypton session (no AUTHENTICATE), as krypton-cli.
+
+PIN1 (ETSI TS 102 221 section 11.1.9-11.1.13): while it is enabled and not verified the card
+answers ``69 82`` to READ BINARY of EF_IMSI and to AUTHENTICATE (:class:`PinRequired`).
+:meth:`Sim.pin_tries` asks the card (VERIFY without data, no try spent); :meth:`Sim.verify_pin`
+sends the one VERIFY; a wrong PIN is :class:`WrongPin` with the tries left, a blocked one
+:class:`PinBlocked`. A SIM whose PIN was verified is reset when closed, so the verification
+does not outlive the run.
 """
 
 from __future__ import annotations
 
 import glob
-import sys
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Iterable
+from typing import Any
 
 from .transports import (
     MODEM_GLOBS,
-    InProcessTransport,
     ModemTransport,
     PcscTransport,
     SimError,
@@ -31,15 +49,19 @@ from .transports import (
 )
 
 __all__ = [
+    "USIM_AID_PREFIX",
+    "AuthResult",
+    "MacFailure",
+    "PinBlocked",
+    "PinRequired",
+    "PinState",
+    "Sim",
     "SimError",
     "SyncFailure",
-    "MacFailure",
-    "AuthResult",
-    "Sim",
-    "open_sim",
-    "list_readers",
+    "WrongPin",
     "decode_imsi",
-    "USIM_AID_PREFIX",
+    "list_readers",
+    "open_sim",
 ]
 
 USIM_AID_PREFIX = bytes.fromhex("A0000000871002")
@@ -48,6 +70,8 @@ _MAX_EXCHANGES = 16
 _SW_TEXT = {
     0x6700: "wrong length",
     0x6982: "security status not satisfied",
+    0x6983: "authentication method blocked",
+    0x6984: "referenced data invalidated",
     0x6985: "conditions of use not satisfied",
     0x6986: "no current EF",
     0x6A82: "file not found",
@@ -74,6 +98,38 @@ class MacFailure(SimError):
 
     def __init__(self) -> None:
         super().__init__("the SIM rejected the challenge: AUTN failed its MAC check (status 9862)")
+
+
+class PinRequired(SimError):
+    """The SIM's PIN1 is enabled and not verified: it refuses EF_IMSI and AUTHENTICATE (6982)."""
+
+
+class PinBlocked(SimError):
+    """PIN1 is blocked after too many wrong PINs (6983): only the PUK unblocks it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"the SIM in {name} has blocked its PIN1 after three wrong PINs; unblock it with its PUK "
+            "(from the SIM's card or your operator) in a phone or a SIM tool, then try again"
+        )
+
+
+class WrongPin(SimError):
+    """The card refused the PIN (63Cx); ``tries_left`` more wrong PINs block it."""
+
+    def __init__(self, name: str, tries_left: int) -> None:
+        plural = "try" if tries_left == 1 else "tries"
+        super().__init__(f"the SIM in {name} refused the PIN: {tries_left} {plural} left before it blocks")
+        self.tries_left = tries_left
+
+
+@dataclass
+class PinState:
+    """PIN1 as the card reports it; never the PIN itself."""
+
+    enabled: bool
+    tries_left: int | None  # None when the card does not say (e.g. PIN1 disabled)
+    blocked: bool = False
 
 
 @dataclass
@@ -128,20 +184,31 @@ class Sim:
 
     def __init__(self, transport: Transport | Any, *, name: str | None = None) -> None:
         self.transport = transport
-        self.name = name or getattr(transport, "name", "SIM")
+        self.name: str = str(name or getattr(transport, "name", None) or "SIM")
         self._aid: bytes | None = None
+        self._imsi: str | None = None
+        self._pin_verified = False
+        #: command APDUs sent so far (GET RESPONSE and re-sends included)
+        self.apdus = 0
 
     # -- APDU exchange ------------------------------------------------------------
-    def exchange(self, apdu: bytes) -> tuple[bytes, int]:
-        """Send a command, following 61xx (GET RESPONSE) and 6Cxx (re-send with Le); (data, SW)."""
+    def exchange(self, apdu: bytes, *, fetch: bool = True) -> tuple[bytes, int]:
+        """Send a command, following 61xx (GET RESPONSE) and 6Cxx (re-send with Le); (data, SW).
+
+        With ``fetch=False`` an answer announcing data (61xx) is taken as success (SW 9000)
+        without fetching it: the caller needs the status only.
+        """
         data = b""
         command = bytes(apdu)
         for _ in range(_MAX_EXCHANGES):
             resp = bytes(self.transport.transmit(command))
+            self.apdus += 1
             if len(resp) < 2:
                 raise SimError(f"the SIM in {self.name} gave a malformed answer (under 2 bytes)")
             data += resp[:-2]
             sw1, sw2 = resp[-2], resp[-1]
+            if sw1 in (0x61, 0x9F) and not fetch:
+                return data, 0x9000
             if sw1 in (0x61, 0x9F):
                 command = bytes([0x00, 0xC0, 0x00, 0x00, sw2])
             elif sw1 == 0x6C and len(command) == 5:  # wrong Le: re-send with Le = xx
@@ -157,12 +224,12 @@ class Sim:
         return data
 
     # -- USIM application -----------------------------------------------------------
-    def _select_fid(self, fid: int) -> tuple[bytes, int]:
-        return self.exchange(bytes([0x00, 0xA4, 0x00, 0x04, 0x02]) + fid.to_bytes(2, "big"))
+    def _select_fid(self, fid: int, *, fetch: bool = False) -> tuple[bytes, int]:
+        return self.exchange(bytes([0x00, 0xA4, 0x00, 0x04, 0x02]) + fid.to_bytes(2, "big"), fetch=fetch)
 
     def _find_usim_aid(self) -> bytes | None:
         """Read EF_DIR's records for the USIM application's AID."""
-        fcp, sw = self._select_fid(0x2F00)
+        fcp, sw = self._select_fid(0x2F00, fetch=True)  # the FCP's record length is used
         if sw != 0x9000:
             return None
         rec_len, count = 0, 16
@@ -193,7 +260,7 @@ class Sim:
         aid = self._find_usim_aid()
         # Without EF_DIR, try selecting by the USIM AID prefix (partial DF name).
         candidate = aid or USIM_AID_PREFIX
-        _, sw = self.exchange(bytes([0x00, 0xA4, 0x04, 0x04, len(candidate)]) + candidate)
+        _, sw = self.exchange(bytes([0x00, 0xA4, 0x04, 0x04, len(candidate)]) + candidate, fetch=False)
         if sw != 0x9000:
             raise SimError(f"the card in {self.name} has no USIM application")
         self._aid = candidate
@@ -201,7 +268,12 @@ class Sim:
 
     # -- public API -----------------------------------------------------------------
     def imsi(self) -> str:
-        """The IMSI: from EF_IMSI in the USIM application (modems: AT+CIMI)."""
+        """The IMSI: from EF_IMSI in the USIM application (modems: AT+CIMI); read once per Sim."""
+        if self._imsi is None:
+            self._imsi = self._read_imsi()
+        return self._imsi
+
+    def _read_imsi(self) -> str:
         cimi = getattr(self.transport, "cimi", None)
         if callable(cimi):
             imsi = str(cimi())
@@ -209,8 +281,95 @@ class Sim:
                 raise SimError(f"{self.name} reported an invalid IMSI")
             return imsi
         self.select_usim()
-        self._expect_ok(bytes([0x00, 0xA4, 0x00, 0x04, 0x02, 0x6F, 0x07]), "to select EF_IMSI")
-        return decode_imsi(self._expect_ok(bytes([0x00, 0xB0, 0x00, 0x00, 0x09]), "to read EF_IMSI"))
+        _, sw = self.exchange(bytes([0x00, 0xA4, 0x00, 0x04, 0x02, 0x6F, 0x07]), fetch=False)
+        if sw != 0x9000:
+            raise SimError(f"the SIM in {self.name} refused to select EF_IMSI (status {_sw_text(sw)})")
+        data, sw = self.exchange(bytes([0x00, 0xB0, 0x00, 0x00, 0x09]))
+        self._pin_status_check(sw)
+        if sw != 0x9000:
+            raise SimError(f"the SIM in {self.name} refused to read EF_IMSI (status {_sw_text(sw)})")
+        return decode_imsi(data)
+
+    def _pin_status_check(self, sw: int) -> None:
+        if sw == 0x6982:
+            raise PinRequired(f"the SIM in {self.name} has its PIN1 enabled and refuses to be read without it")
+        if sw == 0x6983:
+            raise PinBlocked(self.name)
+
+    # -- PIN1 ---------------------------------------------------------------------------
+    @staticmethod
+    def _pin_block(pin: str) -> bytes:
+        if not pin.isdigit() or not 4 <= len(pin) <= 8:
+            raise SimError("a SIM PIN is 4 to 8 digits")
+        return pin.encode("ascii").ljust(8, b"\xff")
+
+    def _pin_apdu(self, ins: int, data: bytes = b"") -> int:
+        self.select_usim()
+        _, sw = self.exchange(bytes([0x00, ins, 0x00, 0x01, len(data)]) + data if data else
+                              bytes([0x00, ins, 0x00, 0x01]), fetch=False)
+        return sw
+
+    def _pin_result(self, sw: int, what: str) -> None:
+        """Turn a PIN command's status into nothing (9000) or the matching error."""
+        if sw == 0x9000:
+            return
+        if sw == 0x6983 or sw == 0x63C0:
+            raise PinBlocked(self.name)
+        if sw & 0xFFF0 == 0x63C0:
+            raise WrongPin(self.name, sw & 0x0F)
+        raise SimError(f"the SIM in {self.name} refused {what} (status {_sw_text(sw)})")
+
+    def pin_tries(self) -> int | None:
+        """Tries left when PIN1 must be verified now; None when it need not be. Spends no try."""
+        sw = self._pin_apdu(0x20)
+        if sw == 0x9000:
+            return None
+        if sw == 0x6983 or sw == 0x63C0:
+            raise PinBlocked(self.name)
+        if sw & 0xFFF0 == 0x63C0:
+            return sw & 0x0F
+        raise SimError(f"the SIM in {self.name} did not report its PIN1 state (status {_sw_text(sw)})")
+
+    def pin_state(self) -> PinState:
+        """PIN1 enabled or not (the ADF's PIN status template) and its tries left."""
+        self.select_usim()
+        fcp, sw = self.exchange(bytes([0x00, 0xA4, 0x04, 0x04, len(self._aid or b"")]) + (self._aid or b""))
+        if sw != 0x9000:
+            raise SimError(f"the SIM in {self.name} refused to select its USIM (status {_sw_text(sw)})")
+        enabled = None
+        for tag, value in _tlvs(fcp[2:] if fcp[:1] == b"\x62" else b""):
+            if tag == 0xC6:
+                for inner, flags in _tlvs(value):
+                    if inner == 0x90 and flags:
+                        enabled = bool(flags[0] & 0x80)
+        try:
+            tries = self.pin_tries()
+        except PinBlocked:
+            return PinState(enabled=True, tries_left=0, blocked=True)
+        if enabled is None:  # no PIN status template: an unverified PIN answers 63Cx
+            enabled = tries is not None
+        return PinState(enabled=enabled, tries_left=tries)
+
+    def verify_pin(self, pin: str) -> None:
+        """Send VERIFY once (never retried): WrongPin with the tries left, or PinBlocked."""
+        self._pin_result(self._pin_apdu(0x20, self._pin_block(pin)), "the PIN")
+        self._pin_verified = True
+
+    def change_pin(self, old: str, new: str) -> None:
+        """CHANGE PIN1 from ``old`` to ``new`` (PIN1 must be enabled)."""
+        sw = self._pin_apdu(0x24, self._pin_block(old) + self._pin_block(new))
+        if sw == 0x6984:
+            raise SimError(f"the SIM in {self.name} cannot change a disabled PIN1: enable it first")
+        self._pin_result(sw, "to change the PIN")
+        self._pin_verified = True
+
+    def set_pin_enabled(self, pin: str, enabled: bool) -> None:
+        """ENABLE (28) or DISABLE (26) PIN1 with the current PIN."""
+        sw = self._pin_apdu(0x28 if enabled else 0x26, self._pin_block(pin))
+        if sw == 0x6985:
+            raise SimError(f"PIN1 of the SIM in {self.name} is already {'enabled' if enabled else 'disabled'}")
+        self._pin_result(sw, f"to {'enable' if enabled else 'disable'} the PIN")
+        self._pin_verified = True
 
     def authenticate(self, rand: bytes, autn: bytes) -> AuthResult:
         """Run AUTHENTICATE (3G context). Raises SyncFailure (with AUTS), MacFailure or SimError."""
@@ -221,6 +380,7 @@ class Sim:
         data, sw = self.exchange(bytes([0x00, 0x88, 0x00, 0x81, 0x22, 0x10]) + rand + b"\x10" + autn)
         if sw == 0x9862:
             raise MacFailure()
+        self._pin_status_check(sw)
         if sw != 0x9000:
             raise SimError(f"the SIM in {self.name} refused AUTHENTICATE (status {_sw_text(sw)})")
         return self._parse_auth(data)
@@ -233,7 +393,8 @@ class Sim:
             raise SyncFailure(data[2:16])
         if data[:1] != b"\xdb":
             raise bad
-        fields, i = [], 1
+        fields: list[bytes] = []
+        i = 1
         while i < len(data) and len(fields) < 4:
             size = data[i]
             if i + 1 + size > len(data):
@@ -246,9 +407,16 @@ class Sim:
         return AuthResult(res=fields[0], ck=fields[1], ik=fields[2], kc=kc)
 
     def close(self) -> None:
-        self.transport.close()
+        """Release the SIM; one whose PIN was verified is reset so the verification ends here."""
+        if self._pin_verified:
+            try:
+                self.transport.close(reset=True)
+            except TypeError:  # a transport that cannot reset
+                self.transport.close()
+        else:
+            self.transport.close()
 
-    def __enter__(self) -> "Sim":
+    def __enter__(self) -> Sim:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -288,17 +456,13 @@ def _open_pcsc(spec: str) -> Sim:
     return sim
 
 
-def _open_emulated(sim_file: str | None) -> Sim:
-    if not sim_file:
-        raise SimError("reader 'emulated' needs a sim_file (JSON {imsi, k, opc, sqn})")
-    from gw_emulators.usim import VirtualUsim
-
+def _open_plugin_reader(reader: Any, options: dict[str, Any]) -> Sim:
+    """A SIM behind a reader another plugin offers (``gw_krypton_readers``)."""
     try:
-        card = VirtualUsim.from_file(sim_file)
-    except ValueError as exc:
-        raise SimError(str(exc)) from None
-    print(f"gw: using an EMULATED SIM from {sim_file} (for demos and tests, not a real SIM)", file=sys.stderr)
-    return Sim(InProcessTransport(card, name=f"emulated SIM {sim_file}"))
+        transport = reader.open(dict(options))
+    except (ValueError, OSError) as exc:
+        raise SimError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    return Sim(transport)
 
 
 def _modem_devices() -> list[str]:
@@ -335,23 +499,38 @@ def _open_auto() -> Sim:
     raise SimError("no SIM found: " + "; ".join(reasons))
 
 
-def open_sim(reader: str, *, sim_file: str | None = None, status: StatusFn | None = None) -> Sim:
-    """Open a SIM: ``auto``, ``pcsc:<name or index>``, ``modem:<serial device>`` or ``emulated``."""
+def open_sim(
+    reader: str,
+    *,
+    options: dict[str, Any] | None = None,
+    readers: dict[str, Any] | None = None,
+    status: StatusFn | None = None,
+) -> Sim:
+    """Open a SIM: ``auto``, ``pcsc:<name or index>``, ``modem:<serial device>``, or a name in ``readers``.
+
+    ``readers`` maps names to the objects plugins return from ``gw_krypton_readers`` (see
+    :mod:`.hookspecs`); such a reader gets the step's ``options`` to open its transport.
+    """
     import contextlib
 
     show = status or (lambda message: contextlib.nullcontext())
     reader = (reader or "auto").strip()
     kind, _, arg = reader.partition(":")
+    extra = readers or {}
     with show("Looking for the SIM ..."):
         if reader == "auto":
             return _open_auto()
-        if reader == "emulated":
-            return _open_emulated(sim_file)
+        if reader in extra:
+            return _open_plugin_reader(extra[reader], options or {})
         if kind == "pcsc" and arg:
             return _open_pcsc(arg)
         if kind == "modem" and arg:
             return Sim(ModemTransport(arg))
-    raise SimError(f"unknown SIM reader '{reader}': use auto, pcsc:<name or index>, modem:<serial device> or emulated")
+    offered = "".join(f", {name}" for name in sorted(extra))
+    hint = "" if "emulated" in extra or reader != "emulated" else (
+        " (the emulated SIM is offered by the demo plugin, which is not installed or is disabled)"
+    )
+    raise SimError(f"unknown SIM reader '{reader}': use auto, pcsc:<name or index>, modem:<serial device>{offered}{hint}")
 
 
 def list_readers(*, modems: Iterable[str] | None = None) -> list[dict[str, Any]]:
@@ -367,6 +546,8 @@ def list_readers(*, modems: Iterable[str] | None = None) -> list[dict[str, Any]]
         try:
             with Sim(PcscTransport(name)) as sim:
                 entry["imsi"] = sim.imsi()
+        except PinRequired:
+            entry["error"], entry["pin_locked"] = "PIN1 enabled: the SIM shows its IMSI after the PIN", True
         except SimError as exc:
             entry["error"] = str(exc)
         found.append(entry)
@@ -375,6 +556,8 @@ def list_readers(*, modems: Iterable[str] | None = None) -> list[dict[str, Any]]
         try:
             with Sim(ModemTransport(device, timeout=3.0)) as sim:
                 entry["imsi"] = sim.imsi()
+        except PinRequired:
+            entry["error"], entry["pin_locked"] = "PIN1 enabled: the SIM shows its IMSI after the PIN", True
         except SimError as exc:
             entry["error"] = str(exc)
         found.append(entry)

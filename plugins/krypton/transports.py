@@ -15,13 +15,13 @@ from typing import Any, Protocol
 from gw.plugin import StepError
 
 __all__ = [
+    "MODEM_GLOBS",
+    "InProcessTransport",
+    "ModemTransport",
+    "PcscTransport",
     "SimError",
     "Transport",
-    "PcscTransport",
-    "ModemTransport",
-    "InProcessTransport",
     "pcsc_reader_names",
-    "MODEM_GLOBS",
 ]
 
 MODEM_GLOBS = ("/dev/ttyUSB*", "/dev/ttyACM*")
@@ -37,7 +37,8 @@ class Transport(Protocol):
 
     def transmit(self, apdu: bytes) -> bytes: ...
 
-    def close(self) -> None: ...
+    def close(self, reset: bool = False) -> None:
+        """Release the card; ``reset`` asks for a card reset (ends a PIN verification)."""
 
 
 # -- in-process --------------------------------------------------------------------
@@ -50,14 +51,15 @@ class InProcessTransport:
     def transmit(self, apdu: bytes) -> bytes:
         return bytes(self.card.transmit(bytes(apdu)))
 
-    def close(self) -> None:
-        pass
+    def close(self, reset: bool = False) -> None:
+        if reset and callable(getattr(self.card, "reset", None)):
+            self.card.reset()
 
 
 # -- PC/SC -------------------------------------------------------------------------
 def _import_pyscard() -> Any:
     try:
-        import smartcard.System  # noqa: F401
+        import smartcard.System
     except ImportError:
         raise SimError(f"PC/SC support needs pyscard, which is not installed; {_EXTRA_HINT}") from None
     import smartcard
@@ -118,7 +120,11 @@ class PcscTransport:
 
     def _begin_transaction(self) -> None:
         """Exclusive use of the card until :meth:`close` (pcsc-lite waits while another holds it)."""
-        from smartcard.scard import SCARD_S_SUCCESS, SCardBeginTransaction, SCardGetErrorMessage
+        from smartcard.scard import (
+            SCARD_S_SUCCESS,
+            SCardBeginTransaction,
+            SCardGetErrorMessage,
+        )
 
         hcard = getattr(getattr(self._conn, "component", self._conn), "hcard", None)
         if hcard is None:
@@ -142,14 +148,22 @@ class PcscTransport:
             raise SimError(f"the card in PC/SC reader '{self.name}' was removed or stopped answering") from None
         return bytes(data) + bytes([sw1, sw2])
 
-    def close(self) -> None:
-        """End the transaction, disconnect and release the PC/SC context now (not in a destructor)."""
+    def close(self, reset: bool = False) -> None:
+        """End the transaction, disconnect and release the PC/SC context now (not in a destructor).
+
+        ``reset`` ends the transaction with ``SCARD_RESET_CARD``: the card forgets a verified
+        PIN, so no later program finds the SIM unlocked.
+        """
         hcard, self._hcard = self._hcard, None
         if hcard is not None:
             try:
-                from smartcard.scard import SCARD_LEAVE_CARD, SCardEndTransaction
+                from smartcard.scard import (
+                    SCARD_LEAVE_CARD,
+                    SCARD_RESET_CARD,
+                    SCardEndTransaction,
+                )
 
-                SCardEndTransaction(hcard, SCARD_LEAVE_CARD)
+                SCardEndTransaction(hcard, SCARD_RESET_CARD if reset else SCARD_LEAVE_CARD)
             except Exception:
                 pass  # card removed: pcscd has ended the transaction already
         try:
@@ -200,7 +214,7 @@ class ModemTransport:
         except (serial.SerialException, OSError):
             raise SimError(f"modem {self.name} went away") from None
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        buf, lines = b"", []
+        buf, lines = b"", list[str]()
         while time.monotonic() < deadline:
             try:
                 chunk = self._port.read(max(1, self._port.in_waiting))
@@ -221,6 +235,10 @@ class ModemTransport:
         """The IMSI as the modem reports it (AT+CIMI)."""
         lines, final = self.command("AT+CIMI")
         digits = [ln for ln in lines if ln.isdigit()]
+        if "SIM PIN" in final.upper():  # 27.007 +CME ERROR 11: SIM PIN required
+            from .sim import PinRequired
+
+            raise PinRequired(f"the SIM in modem {self.name} has its PIN1 enabled and refuses to be read without it")
         if final != "OK" or not digits:
             raise SimError(f"modem {self.name} did not report an IMSI (AT+CIMI: {final})")
         return digits[0]
@@ -239,7 +257,8 @@ class ModemTransport:
                 return bytes.fromhex(payload)
         raise SimError(f"modem {self.name} gave no valid +CSIM answer")
 
-    def close(self) -> None:
+    def close(self, reset: bool = False) -> None:
+        # A modem keeps its SIM verified until it restarts (as after AT+CPIN); ``reset`` is not sent.
         try:
             self._port.close()
         except Exception:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,12 @@ class LocalContext:
 
     def state_delete(self, name: str) -> None:
         self.state.pop(name, None)
+
+    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        """The demo plugin's ``gw_krypton_readers``, as gw's plugin manager would call it."""
+        from gw_emulators import demo
+
+        return [demo.gw_krypton_readers()] if name == "gw_krypton_readers" else []
 
 
 @pytest.fixture

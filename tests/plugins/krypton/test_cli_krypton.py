@@ -1,69 +1,62 @@
 """Full CLI: `gw credential-process` (through the real AWS CLI), `gw krypton call` and `gw krypton probe`.
 
-Each test runs real `gw` subprocesses with an isolated GW_HOME/GW_CONFIG against the Krypton
-emulator (HTTPS, local CA) whose Cognito credentials come from a moto server.
+Each test runs real `gw` subprocesses in the shared isolated home (``aws_home`` of
+tests/conftest.py) against the Krypton emulator (HTTPS, local CA) whose Cognito credentials
+come from a moto server.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from gw.testing import gw_executable
 from gw_emulators.krypton import KryptonEmulator
 
-from .conftest import IMSI, K, OPC, write_sim
+from .conftest import IMSI, OPC, K, write_sim
 
-GW = str(Path(sys.executable).with_name("gw"))
+GW = gw_executable()
 AWS = str(Path(sys.executable).with_name("aws"))
 
 
 class Setup:
-    def __init__(self, tmp_path: Path, ca, krypton: KryptonEmulator, moto_endpoint: str) -> None:
-        self.dir = tmp_path
+    """A gw user (the shared ``aws_home`` harness) whose profile ``sim`` uses the emulated SIM."""
+
+    def __init__(self, home, krypton: KryptonEmulator) -> None:
+        self.home = home
+        self.dir = home.root
         self.krypton = krypton
-        self.sim = write_sim(tmp_path / "sim.json")
-        self.config = tmp_path / "config.toml"
-        self.write_config(ca)
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GW_", "SORACOM_"))
-        } | {
-            "GW_CONFIG": str(self.config),
-            "GW_HOME": str(tmp_path / "gw-home"),
-            "HOME": str(tmp_path),
-            "AWS_CONFIG_FILE": str(tmp_path / "aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "aws-credentials"),
-            "AWS_ENDPOINT_URL": moto_endpoint,
-            "AWS_DEFAULT_REGION": "ap-northeast-1",
-        }
-        (tmp_path / "aws-config").write_text(
+        self.sim = write_sim(home.root / "sim.json")
+        self.write_config()
+        home.env["AWS_DEFAULT_REGION"] = "ap-northeast-1"
+        home.aws_config.write_text(
             f"[profile sim]\ncredential_process = {GW} credential-process --profile sim\nregion = ap-northeast-1\n"
         )
 
-    def write_config(self, ca, sim_file: str | None = None) -> None:
-        self.config.write_text(
+    def write_config(self, sim_file: str | None = None) -> None:
+        self.home.write_config(
             f"""
-[settings]
-ca_bundle = "{ca.ca_path}"
-
-[profiles.sim]
-steps = [{{ use = "krypton", operation = "cognito-credentials", endpoint = "{self.krypton.url}", reader = "emulated", sim_file = "{sim_file or self.sim}" }}]
-"""
+            [profiles.sim]
+            steps = [{{ use = "krypton", operation = "cognito-credentials", endpoint = "{self.krypton.url}", reader = "emulated", sim_file = "{sim_file or self.sim}" }}]
+            """
         )
 
-    def run(self, *argv: str, exe: str = GW) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([exe, *argv], env=self.env, capture_output=True, text=True, timeout=120)
+    def run(self, *argv: str, exe: str | None = None) -> subprocess.CompletedProcess[str]:
+        if exe is None:
+            return self.home.run(*argv)
+        return subprocess.run([exe, *argv], env=self.home.env, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL, check=False)
 
 
 @pytest.fixture
-def setup(tmp_path: Path, ca, moto_endpoint: str):
+def setup(aws_home, ca, moto_endpoint: str):
     with KryptonEmulator(ca, aws_endpoint=moto_endpoint) as krypton:
         krypton.add_subscriber(IMSI, K, OPC)
-        yield Setup(tmp_path, ca, krypton, moto_endpoint)
+        yield Setup(aws_home, krypton)
 
 
 def test_credential_process_through_aws_cli(setup: Setup) -> None:
@@ -102,15 +95,15 @@ def test_revoked_key_renews_once(setup: Setup) -> None:
     assert setup.krypton.handshakes == 2
 
 
-def test_mac_failure_is_one_clear_line_and_nothing_cached(setup: Setup, ca) -> None:
+def test_mac_failure_is_one_clear_line_and_nothing_cached(setup: Setup) -> None:
     wrong = write_sim(setup.dir / "wrong.json", k=bytes(16))
-    setup.write_config(ca, sim_file=wrong)
+    setup.write_config(sim_file=wrong)
     failed = setup.run("credential-process", "--profile", "sim")
     assert failed.returncode == 1
     lines = [line for line in failed.stderr.splitlines() if not line.startswith("gw: using an EMULATED SIM")]
     assert len(lines) == 1 and "MAC failure" in lines[0], failed.stderr
     assert "Traceback" not in failed.stderr
-    setup.write_config(ca)
+    setup.write_config()
     ok = setup.run("credential-process", "--profile", "sim")
     assert ok.returncode == 0, ok.stderr
     assert setup.krypton.verifies == 1

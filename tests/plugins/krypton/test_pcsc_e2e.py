@@ -20,15 +20,16 @@ from pathlib import Path
 import pytest
 import requests
 
+from gw.testing import gw_executable
 from gw_emulators.federation import FederationEmulator
 from gw_emulators.krypton import KryptonEmulator
 from gw_emulators.usim import VirtualUsim
 
-from .conftest import IMSI, K, OPC
+from .conftest import IMSI, OPC, K
 
 READER = "Virtual PCD 00 00"
 EMPTY_READER = "Virtual PCD 00 01"
-GW = str(Path(sys.executable).with_name("gw"))
+GW = gw_executable()
 AWS = str(Path(sys.executable).with_name("aws"))
 PROFILE = "sim"
 
@@ -243,3 +244,239 @@ def test_probe_through_pcsc(device: Device, vpcd_insert, usim) -> None:
     for secret in (K, OPC, bytes.fromhex("b40ba9a3c58b2a05bbf0d987b21bf8cb")):
         assert secret.hex() not in everything.lower()
     assert usim.sqn == 0  # probing never authenticates
+
+
+# -- APDUs: as lean as krypton-cli (issue 12) ----------------------------------------------
+# krypton-client-go (github.com/soracom/endorse-client-go endorse/iso7816.go, vendored by
+# soracom/krypton-client-go) sends 11 APDUs for a cold handshake and 7 with a cached key.
+GO_CLIENT_COLD, GO_CLIENT_STORED = 11, 7
+VERIFY, VERIFY_STATUS = bytes.fromhex("0020000108"), bytes.fromhex("00200001")
+
+
+def inserted(vpcd_insert, usim: VirtualUsim, *, pin_tries: int | None = None) -> VirtualUsim:
+    """Insert ``usim`` and forget the APDUs the fixture's readiness check cost.
+
+    With ``pin_tries`` PIN1 is enabled (with that many tries left) once the card is in: the
+    shared fixture checks a card by reading its IMSI, which a locked SIM refuses.
+    """
+    vpcd_insert(usim)
+    if pin_tries is not None:
+        usim.set_pin(enabled=True, tries=pin_tries)
+    usim.log.clear()
+    return usim
+
+
+def test_apdus_cold_and_with_a_stored_session(device: Device, vpcd_insert, usim) -> None:
+    card = inserted(vpcd_insert, usim)
+    device.fetch()
+    cold = list(card.log)
+    assert device.krypton.handshakes == 1
+    assert len(cold) == 9 <= GO_CLIENT_COLD, [c.hex() for c in cold]
+    assert [c[1] for c in cold].count(0xB0) == 1  # EF_IMSI read once
+    assert [c[1] for c in cold].count(0xC0) == 2  # GET RESPONSE only for EF_DIR's FCP and AUTHENTICATE
+
+    card.log.clear()
+    device.clear_profile()
+    device.fetch()
+    assert device.krypton.handshakes == 1  # the stored Krypton session: no AUTHENTICATE
+    assert len(card.log) == 7 == GO_CLIENT_STORED, [c.hex() for c in card.log]
+
+
+# -- PIN1: the SIM login's second factor -------------------------------------------------
+PIN = "8251"  # not a substring of the IMSI or of any key, so scrubbing cannot hide a leak
+
+
+@pytest.fixture
+def locked_usim() -> VirtualUsim:
+    """A SIM whose PIN1 is PIN (enabled by ``inserted(..., pin_tries=3)``)."""
+    return VirtualUsim(IMSI, K, OPC, sqn=0, pin=PIN)
+
+
+def with_pin(device: Device, pin: str | None) -> None:
+    extra = "" if pin is None else f', pin = "{pin}"'
+    device.home.write_config(
+        f"""
+        [profiles.{PROFILE}]
+        steps = [{{ use = "krypton", operation = "cognito-credentials", endpoint = "{device.krypton.url}", reader = "pcsc:{READER}", timeout = 15{extra} }}]
+        """
+    )
+
+
+def verifies(card: VirtualUsim) -> list[bytes]:
+    """The VERIFY commands that carried a PIN (not the status queries)."""
+    return [c for c in card.log if c == VERIFY]
+
+
+def test_pin_enabled_without_pin_option_sends_no_verify(device: Device, vpcd_insert, locked_usim) -> None:
+    card = inserted(vpcd_insert, locked_usim, pin_tries=3)
+    with_pin(device, None)
+    out = device.gw("credential-process", "--profile", PROFILE)
+    lines = error_lines(out)
+    assert out.returncode == 1 and out.stdout == "" and len(lines) == 1, out.stderr
+    assert "PIN1 enabled" in lines[0] and 'pin = "prompt"' in lines[0] and "no PIN was sent" in lines[0]
+    assert not any(c[1] == 0x20 for c in card.log)  # no VERIFY of any kind
+    assert card.pin_tries == 3 and device.krypton.arrivals["keys"] == 0
+
+
+def test_right_pin_unlocks_once_and_the_card_is_reset(device: Device, vpcd_insert, locked_usim) -> None:
+    card = inserted(vpcd_insert, locked_usim, pin_tries=3)
+    device.home.vault_set("simpin", PIN)
+    with_pin(device, "vault:simpin")
+    out = device.gw("credential-process", "--profile", PROFILE)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["AccessKeyId"]
+    assert len(verifies(card)) == 1 and card.log.count(VERIFY_STATUS) == 1
+    assert len(card.log) == 9 + 2  # the lean handshake plus the PIN state query and the VERIFY
+    assert card.pin_tries == 3
+    assert not card.pin_verified  # gw reset the card: the verification ended with the run
+    everything = out.stdout + out.stderr
+    assert PIN not in everything and PIN.encode().hex() not in everything.lower()
+    # served from gw's cache (an MFA session): no SIM, no PIN
+    card.log.clear()
+    assert device.fetch()["AccessKeyId"] == json.loads(out.stdout)["AccessKeyId"]
+    assert card.log == []
+
+
+def test_wrong_pin_is_one_line_with_tries_left_and_never_retried(device: Device, vpcd_insert, locked_usim) -> None:
+    card = inserted(vpcd_insert, locked_usim, pin_tries=3)
+    device.home.vault_set("simpin", "1111")
+    with_pin(device, "vault:simpin")
+    out = device.gw("credential-process", "--profile", PROFILE)
+    lines = error_lines(out)
+    assert out.returncode == 1 and len(lines) == 1, out.stderr
+    assert "refused the PIN: 2 tries left" in lines[0]
+    assert len(verifies(card)) == 1 and card.pin_tries == 2
+    assert device.krypton.arrivals["keys"] == 0 and device.profile_entries() == []
+
+
+def test_last_try_needs_a_terminal(device: Device, vpcd_insert) -> None:
+    card = inserted(vpcd_insert, VirtualUsim(IMSI, K, OPC, sqn=0, pin=PIN), pin_tries=1)
+    device.home.vault_set("simpin", PIN)
+    with_pin(device, "vault:simpin")
+    out = device.gw("credential-process", "--profile", PROFILE)  # no terminal, no askpass
+    lines = error_lines(out)
+    assert out.returncode == 1 and len(lines) == 1, out.stderr
+    assert "one PIN try left" in lines[0] and "terminal" in lines[0]
+    assert verifies(card) == [] and card.pin_tries == 1
+
+
+def run_on_pty(home, args: list[str], answers: dict[bytes, bytes], timeout: float = 90) -> tuple[int, str]:
+    """Run gw with a pty as its controlling terminal (stdout to a pipe); answer prompts as they appear.
+
+    An answer to a secret prompt is typed once the terminal's echo is off: gw prints the label
+    first and then switches echo off with TCSAFLUSH, which drops anything typed ahead.
+    """
+    import os
+    import pty
+    import select
+    import termios
+
+    secret_prompts = {prompt for prompt in answers if b"PIN (" in prompt}
+
+    read_end, write_end = os.pipe()
+    pid, master = pty.fork()
+    if pid == 0:  # child: the pty is stdin, stderr and /dev/tty; stdout is the pipe
+        os.dup2(write_end, 1)
+        env = {k: v for k, v in home.env.items() if k != "GW_QUIET"} | {"TERM": "xterm"}
+        os.chdir(home.root)
+        os.execve(GW, [GW, *args], env)
+    os.close(write_end)
+    seen, pending = b"", dict(answers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.05)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        for prompt in list(pending):
+            echo_off = not termios.tcgetattr(master)[3] & termios.ECHO
+            if prompt in seen and (prompt not in secret_prompts or echo_off):
+                os.write(master, pending.pop(prompt))
+        if not ready and os.waitpid(pid, os.WNOHANG)[0]:
+            break
+    _, status = os.waitpid(pid, 0)
+    stdout = b""
+    while True:
+        chunk = os.read(read_end, 65536)
+        if not chunk:
+            break
+        stdout += chunk
+    os.close(read_end)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), (seen.decode(errors="replace"), stdout.decode())  # type: ignore[return-value]
+
+
+def test_last_try_is_confirmed_on_the_terminal(device: Device, vpcd_insert) -> None:
+    card = inserted(vpcd_insert, VirtualUsim(IMSI, K, OPC, sqn=0, pin=PIN), pin_tries=1)
+    device.home.extra_settings["prompt_timeout"] = 30  # a lost keystroke fails in 30 s, not 300
+    with_pin(device, "prompt")
+    # declined: nothing sent, the last try kept
+    code, (terminal, stdout) = run_on_pty(device.home, ["credential-process", "--profile", PROFILE], {b"[y/N]": b"n\n"})
+    assert code == 1 and "ONE PIN try left" in terminal and "keeps its last try" in terminal, terminal
+    assert stdout == "" and verifies(card) == [] and card.pin_tries == 1
+    # confirmed, then the PIN typed at the prompt (not echoed)
+    code, (terminal, stdout) = run_on_pty(
+        device.home, ["credential-process", "--profile", PROFILE], {b"[y/N]": b"y\n", b"SIM PIN (1 try left)": PIN.encode() + b"\n"}
+    )
+    assert code == 0, terminal
+    assert json.loads(stdout)["AccessKeyId"] and PIN not in terminal
+    assert len(verifies(card)) == 1 and card.pin_tries == 3
+
+
+def test_blocked_sim_is_explained(device: Device, vpcd_insert) -> None:
+    card = inserted(vpcd_insert, VirtualUsim(IMSI, K, OPC, sqn=0, pin=PIN), pin_tries=0)
+    device.home.vault_set("simpin", PIN)
+    with_pin(device, "vault:simpin")
+    out = device.gw("credential-process", "--profile", PROFILE)
+    lines = error_lines(out)
+    assert out.returncode == 1 and len(lines) == 1, out.stderr
+    assert "blocked its PIN1" in lines[0] and "PUK" in lines[0]
+    assert verifies(card) == []
+
+
+def pin_askpass(home, answers: list[tuple[str, str]]) -> None:
+    """settings.askpass answering by the prompt's label (first match wins); logs the labels."""
+    script = home.root / "pin-askpass.sh"
+    cases = "".join(f'  *"{label}"*) echo "{value}" ;;\n' for label, value in answers)
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{home.root}/askpass.log"\ncase "$1" in\n{cases}  *) exit 1 ;;\nesac\n')
+    script.chmod(0o700)
+    home.extra_settings["askpass"] = str(script)
+
+
+def test_pin_commands_through_pcsc(device: Device, vpcd_insert, locked_usim) -> None:
+    card = inserted(vpcd_insert, locked_usim, pin_tries=3)
+    with_pin(device, "prompt")
+    status = device.gw("krypton", "pin", "status", "--profile", PROFILE)
+    assert status.returncode == 0 and status.stdout.strip() == "PIN1 enabled, 3 tries left", status.stderr
+    assert verifies(card) == []  # status spends no try
+    probe = device.gw("krypton", "probe")
+    assert f"pcsc:{READER}\tpcsc\tSIM locked (PIN1 enabled" in probe.stdout, probe.stdout + probe.stderr
+
+    pin_askpass(device.home, [("Current", PIN), ("again", "24680"), ("New", "24680")])
+    with_pin(device, "prompt")
+    out = device.gw("krypton", "pin", "change", "--profile", PROFILE)
+    assert out.returncode == 0 and out.stdout.strip() == "PIN1 changed", out.stderr
+    assert card.pin_state["pin"] == "24680" and not card.pin_verified
+    assert PIN not in out.stdout + out.stderr and "24680" not in out.stdout + out.stderr
+
+    pin_askpass(device.home, [("Current", "24680")])
+    with_pin(device, "prompt")
+    out = device.gw("krypton", "pin", "disable", "--profile", PROFILE)
+    assert out.returncode == 0 and out.stdout.strip() == "PIN1 disabled", out.stderr
+    assert device.gw("krypton", "pin", "status", "--profile", PROFILE).stdout.strip().startswith("PIN1 disabled")
+    # with PIN1 disabled the step needs no PIN and sends no VERIFY with one
+    card.log.clear()
+    assert device.fetch()["AccessKeyId"] and verifies(card) == []
+
+    out = device.gw("krypton", "pin", "enable", "--profile", PROFILE)
+    assert out.returncode == 0 and out.stdout.strip() == "PIN1 enabled", out.stderr
+    pin_askpass(device.home, [("Current", "0000")])
+    with_pin(device, "prompt")
+    out = device.gw("krypton", "pin", "disable", "--profile", PROFILE)
+    assert out.returncode == 1 and "refused the PIN: 2 tries left" in out.stderr
+    assert device.gw("krypton", "pin", "status", "--profile", PROFILE).stdout.strip() == "PIN1 enabled, 2 tries left"

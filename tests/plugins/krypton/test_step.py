@@ -13,7 +13,7 @@ from gw.errors import StepError
 from gw_emulators.krypton import KryptonEmulator
 from gw_plugins import krypton as plugin
 
-from .conftest import IMSI, K, OPC, LocalContext, write_sim
+from .conftest import IMSI, OPC, K, LocalContext, write_sim
 
 
 def step():
@@ -41,7 +41,7 @@ def test_step_type_declaration() -> None:
     s.check({"reader": "pcsc:0"})
     s.check({"reader": "modem:/dev/ttyUSB2"})
     with pytest.raises(ValueError, match="reader must be"):
-        s.check({"reader": "usb"})
+        s.check({"reader": "bluetooth:phone"})
 
 
 def test_cognito_credentials_from_moto(

@@ -2,81 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import re
-import select
-import threading
-import tty
-
 import pytest
 
 from gw_emulators.milenage import Milenage, make_autn, recover_sqn_from_auts
+from gw_emulators.modem import FakeModem
 from gw_emulators.usim import VirtualUsim
 from gw_plugins.krypton.sim import SimError, SyncFailure, list_readers, open_sim
 
 pytest.importorskip("serial")
-
-CSIM = re.compile(r'^AT\+CSIM=(\d+),"([0-9A-Fa-f]*)"$')
-
-
-class FakeModem:
-    """Answers AT commands on a pty master like a cellular modem with echo on until ATE0."""
-
-    def __init__(self, usim: VirtualUsim | None, *, csim: bool = True) -> None:
-        self.usim, self.csim = usim, csim
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
-        self.echo = True
-        self.commands: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "FakeModem":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        os.close(self.master)
-        os.close(self.slave)
-
-    def _reply(self, line: str) -> str:
-        if line == "ATE0":
-            self.echo = False
-            return "\r\nOK\r\n"
-        if line == "AT":
-            return "\r\nOK\r\n"
-        if self.usim is None:
-            return "\r\n+CME ERROR: SIM not inserted\r\n"
-        if line == "AT+CIMI":
-            return f"\r\n{self.usim.imsi}\r\n\r\nOK\r\n"
-        m = CSIM.match(line)
-        if m and self.csim and int(m.group(1)) == len(m.group(2)):
-            out = self.usim.transmit(bytes.fromhex(m.group(2))).hex().upper()
-            return f'\r\n+CSIM: {len(out)},"{out}"\r\n\r\nOK\r\n'
-        return "\r\nERROR\r\n"
-
-    def _run(self) -> None:
-        buf = b""
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.master], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                buf += os.read(self.master, 4096)
-            except OSError:
-                return
-            while b"\r" in buf:
-                raw, buf = buf.split(b"\r", 1)
-                line = raw.decode().strip()
-                if not line:
-                    continue
-                self.commands.append(line)
-                answer = (line + "\r" if self.echo else "") + self._reply(line)
-                os.write(self.master, answer.encode())
-
 
 K, OPC = bytes.fromhex("0396eb317b6d1c36f19c1c84cd6ffd16"), bytes.fromhex("53c15671c60a4b731c55b4a441c0bde2")
 
@@ -122,3 +55,45 @@ def test_list_readers_reports_modems_without_keys():
     }
     assert modems[1]["imsi"] is None and "IMSI" in modems[1]["error"]
     assert K.hex() not in repr(found)
+
+
+def test_modem_pin_through_csim():
+    """A modem's AT+CIMI refuses while PIN1 waits (+CME ERROR: SIM PIN required); VERIFY goes by AT+CSIM."""
+    from gw_plugins.krypton.sim import PinRequired, WrongPin
+
+    usim = VirtualUsim("440103123456789", K, OPC, pin="8251", pin_enabled=True)
+    with FakeModem(usim) as modem:
+        sim = open_sim(f"modem:{modem.path}")
+        with pytest.raises(PinRequired):
+            sim.imsi()
+        assert sim.pin_tries() == 3
+        with pytest.raises(WrongPin, match="2 tries left"):
+            sim.verify_pin("1111")
+        sim.verify_pin("8251")
+        assert sim.imsi() == "440103123456789"
+        state = sim.pin_state()
+        assert state.enabled and state.tries_left is None  # verified: nothing to ask
+        sim.close()
+    verifies = [c for c in modem.commands if c.startswith('AT+CSIM=26,"0020000108')]
+    assert len(verifies) == 2 and b"8251".hex().upper() in verifies[1]
+
+
+def test_pin_commands_through_a_modem(gw_home):
+    """`gw krypton pin status|disable` against a modem's SIM, from the real gw executable."""
+    usim = VirtualUsim("440103123456789", K, OPC, pin="8251", pin_enabled=True)
+    script = gw_home.root / "askpass.sh"
+    script.write_text('#!/bin/sh\ncase "$1" in *Current*) echo 8251 ;; *) exit 1 ;; esac\n')
+    script.chmod(0o700)
+    gw_home.extra_settings["askpass"] = str(script)
+    with FakeModem(usim) as modem:
+        gw_home.write_config(
+            f"""
+            [profiles.sim]
+            steps = [{{ use = "krypton", operation = "subscriber-metadata", reader = "modem:{modem.path}", pin = "prompt" }}]
+            """
+        )
+        status = gw_home.run("krypton", "pin", "status", "--profile", "sim")
+        assert status.returncode == 0 and status.stdout.strip() == "PIN1 enabled, 3 tries left", status.stderr
+        out = gw_home.run("krypton", "pin", "disable", "--profile", "sim")
+        assert out.returncode == 0 and out.stdout.strip() == "PIN1 disabled", out.stderr
+        assert not usim.pin_state["pin_enabled"] and "8251" not in out.stdout + out.stderr

@@ -53,14 +53,16 @@ def test_imsi_walks_the_file_system(imsi):
     rec = Recording(VirtualUsim(imsi, bytes(16), bytes(16)))
     sim = Sim(rec)
     assert sim.imsi() == imsi
+    # krypton-client-go's walk (endorse/iso7816.go findADFUSIM + ReadIMSI), fetching only EF_DIR's FCP
     assert rec.sent == [
-        "00A40004023F00", "00C000000D",  # MF, FCP via GET RESPONSE
-        "00A40004022F00", "00C0000014",  # EF_DIR
+        "00A40004023F00",  # MF: status only
+        "00A40004022F00", "00C0000014",  # EF_DIR: its FCP gives the record length
         "00B2010426",  # record 1, length taken from EF_DIR's FCP
-        "00A4040410A0000000871002FF49FF058907090000", "00C000001B",  # USIM ADF by AID
-        "00A40004026F07", "00C0000011",  # EF_IMSI
+        "00A4040410A0000000871002FF49FF058907090000",  # USIM ADF by AID: status only
+        "00A40004026F07",  # EF_IMSI: status only
         "00B0000009",
     ]
+    assert sim.imsi() == imsi and len(rec.sent) == 7  # read once per Sim
     sim.close()
     assert rec.sent[-1] == "closed"
 
@@ -123,10 +125,18 @@ def test_decode_imsi():
             decode_imsi(h(bad))
 
 
+def emulated(path, **kwargs):
+    """The demo plugin's emulated reader, handed to open_sim as gw's plugin hook would."""
+    from gw_emulators.usim import EmulatedReader
+
+    options = {} if path is None else {"sim_file": str(path)}
+    return open_sim("emulated", options=options, readers={"emulated": EmulatedReader()}, **kwargs)
+
+
 def test_open_emulated(tmp_path, capsys):
     path = tmp_path / "sim.json"
     path.write_text(json.dumps({"imsi": "44010312345678", "k": "00" * 16, "opc": "11" * 16, "sqn": 9}))
-    sim = open_sim("emulated", sim_file=str(path))
+    sim = emulated(path)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "EMULATED SIM" in err and "00" * 16 not in err
     assert sim.imsi() == "44010312345678"
@@ -138,9 +148,12 @@ def test_open_emulated(tmp_path, capsys):
 
 def test_open_sim_errors(tmp_path):
     with pytest.raises(SimError, match="needs a sim_file"):
-        open_sim("emulated")
+        emulated(None)
     with pytest.raises(SimError, match="cannot load virtual SIM file"):
-        open_sim("emulated", sim_file=str(tmp_path / "none.json"))
+        emulated(tmp_path / "none.json")
+    # without the demo plugin's hook there is no emulated reader, and the line says why
+    with pytest.raises(SimError, match="offered by the demo plugin"):
+        open_sim("emulated", options={"sim_file": str(tmp_path / "none.json")})
     with pytest.raises(SimError, match="unknown SIM reader"):
         open_sim("bluetooth:phone")
     with pytest.raises(SimError, match="cannot open modem"):
@@ -158,5 +171,5 @@ def test_status_callable_is_used(tmp_path):
         shown.append(message)
         return contextlib.nullcontext()
 
-    open_sim("emulated", sim_file=str(path), status=status).close()
+    emulated(path, status=status).close()
     assert shown == ["Looking for the SIM ..."]

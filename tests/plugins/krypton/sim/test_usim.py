@@ -121,7 +121,7 @@ def test_authenticate_success_matches_vectors(card, vector):
 def test_worked_example_vector_set_1():
     """The exact bytes for test set 1, with the SIM's highest SQN just below the vector's."""
     card = VirtualUsim("440103123456789", h(K1), h(OPC1), SQN1 - 7)
-    assert tx(card, "00A4040407A0000000871002") == "611B"
+    assert tx(card, "00A4040407A0000000871002") == "6123"  # FCP with the PIN status template (C6)
     # AUTN = (SQN xor AK) || AMF || MAC-A = 55F328B43577 || B9B9 || 4A9FFAC354DFAFB3
     command = "0088008122" "10" "23553CBE9637A89D218AE64DAE47BF35" "10" "55F328B43577B9B94A9FFAC354DFAFB3"
     assert tx(card, command) == "6135"
@@ -215,3 +215,79 @@ def test_from_file_errors(tmp_path):
     bad.write_text('{"imsi": "1"}')
     with pytest.raises(ValueError, match="expected JSON"):
         VirtualUsim.from_file(str(bad))
+
+
+# -- PIN1 (ETSI TS 102 221 11.1.9 VERIFY, 11.1.10 CHANGE, 11.1.11/12 DISABLE/ENABLE, 11.1.13 UNBLOCK)
+def pin_block(pin: str) -> str:
+    return (pin.encode().ljust(8, b"\xff")).hex().upper()
+
+
+def test_pin1_guards_imsi_and_authenticate_until_verified():
+    card = VirtualUsim("440103123456789", h(K1), h(OPC1), SQN1 - 7, pin="8251", pin_enabled=True)
+    select_usim(card)
+    assert tx(card, "00 A4 00 0C 02 6F07") == "9000"
+    assert tx(card, "00 B0 00 00 09") == "6982"
+    command = "0088008122" "10" "23553CBE9637A89D218AE64DAE47BF35" "10" "55F328B43577B9B94A9FFAC354DFAFB3"
+    assert tx(card, command) == "6982"
+    assert tx(card, "00 20 00 01") == "63C3"  # the state, no try spent
+    assert tx(card, "00 20 00 01 08" + pin_block("1111")) == "63C2"
+    assert tx(card, "00 20 00 01") == "63C2"
+    assert tx(card, "00 20 00 01 08" + pin_block("8251")) == "9000"
+    assert card.pin_tries == 3 and card.pin_verified
+    assert tx(card, "00 20 00 01") == "9000"
+    assert tx(card, "00 B0 00 00 09") == encode_imsi("440103123456789").hex().upper() + "9000"
+    assert tx(card, command) == "6135"
+    card.reset()  # power cycle: verification forgotten
+    select_usim(card)
+    assert tx(card, "00 A4 00 0C 02 6F07") == "9000" and tx(card, "00 B0 00 00 09") == "6982"
+
+
+def test_third_wrong_pin_blocks_and_the_puk_unblocks():
+    card = VirtualUsim("440103123456789", h(K1), h(OPC1), pin="8251", pin_enabled=True, puk="11223344")
+    select_usim(card)
+    assert [tx(card, "00 20 00 01 08" + pin_block("0000")) for _ in range(3)] == ["63C2", "63C1", "6983"]
+    assert tx(card, "00 20 00 01 08" + pin_block("8251")) == "6983"  # even the right PIN: blocked
+    assert tx(card, "00 20 00 01") == "6983"
+    assert tx(card, "00 2C 00 01 10" + pin_block("99999999") + pin_block("1357")) == "6982"
+    assert tx(card, "00 2C 00 01 10" + pin_block("11223344") + pin_block("1357")) == "9000"
+    assert card.pin_state == {"pin": "1357", "pin_enabled": True, "pin_tries": 3, "puk": "11223344"}
+
+
+def test_change_disable_enable_and_the_status_template():
+    card = VirtualUsim("440103123456789", h(K1), h(OPC1), pin="8251", pin_enabled=True)
+    fcp, sw = full(card, "00 A4 04 04 10" + USIM_AID.hex())
+    assert sw == "9000" and bytes.fromhex("C6069001808301 01".replace(" ", "")) in fcp
+    assert tx(card, "00 24 00 01 10" + pin_block("8251") + pin_block("24680")) == "9000"
+    assert tx(card, "00 26 00 01 08" + pin_block("8251")) == "63C2"  # the old PIN no longer works
+    assert tx(card, "00 26 00 01 08" + pin_block("24680")) == "9000"
+    assert tx(card, "00 26 00 01 08" + pin_block("24680")) == "6985"  # already disabled
+    assert tx(card, "00 24 00 01 10" + pin_block("24680") + pin_block("1111")) == "6984"  # disabled: no change
+    fcp, _ = full(card, "00 A4 04 04 10" + USIM_AID.hex())
+    assert bytes.fromhex("C60690010083 0101".replace(" ", "")) in fcp
+    assert tx(card, "00 20 00 01") == "9000"  # nothing to verify
+    assert tx(card, "00 28 00 01 08" + pin_block("24680")) == "9000"
+    assert card.pin_state["pin_enabled"] and card.pin_tries == 3
+    assert tx(card, "00 20 00 01 04 31323334") == "6700"  # a PIN block is 8 bytes
+
+
+def test_pin_state_lives_in_the_state_file(tmp_path):
+    """Several processes (gw runs, pcscd's card thread) share one retry counter through the file."""
+    path = tmp_path / "sim.json"
+    path.write_text(json.dumps({"imsi": "440103123456789", "k": K1, "opc": OPC1, "sqn": 5,
+                                "pin": "8251", "pin_enabled": True}))
+    first = VirtualUsim.from_file(str(path))
+    select_usim(first)
+    assert tx(first, "00 20 00 01 08" + pin_block("0000")) == "63C2"
+    second = VirtualUsim.from_file(str(path))
+    assert second.pin_tries == 2
+    select_usim(second)
+    assert tx(second, "00 20 00 01 08" + pin_block("0000")) == "63C1"
+    assert first.pin_tries == 1
+    saved = json.loads(path.read_text())
+    assert saved["pin_tries"] == 1 and saved["sqn"] == 5 and oct(os.stat(path).st_mode & 0o777) == "0o600"
+
+
+def test_log_keeps_headers_only():
+    card = VirtualUsim("440103123456789", h(K1), h(OPC1), pin="8251", pin_enabled=True)
+    tx(card, "00 20 00 01 08" + pin_block("8251"))
+    assert card.log == [bytes.fromhex("0020000108")]  # never the PIN
