@@ -163,6 +163,9 @@ def _unknown_hook(pm: Any, plugin: object) -> str | None:
         if not attr.startswith("gw_") or not callable(getattr(plugin, attr, None)):
             continue
         caller = getattr(pm.hook, attr, None)
+        options = getattr(getattr(plugin, attr), "gw_impl", None) or {}
+        if options.get("optionalhook"):  # a hook of a plugin that may be absent (or disabled)
+            continue
         if caller is None or not caller.has_spec():
             close = difflib.get_close_matches(attr, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
