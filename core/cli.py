@@ -20,6 +20,15 @@ def main(argv: list[str] | None = None) -> int:
             if argv is None:
                 os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again
             return 1
+        except (OSError, AttributeError, ValueError) as exc:  # stdout closed (None) or full
+            reason = getattr(exc, "strerror", None) or "it is closed"
+            try:
+                os.write(2, f"gw: cannot write the credentials to stdout: {reason}\n".encode())
+            except OSError:
+                pass
+            if argv is None:
+                os._exit(1)
+            return 1
         if served:
             if argv is None:  # a real process, not a call from Python code
                 exit_now()
@@ -46,6 +55,9 @@ def run(args: list[str]) -> int:
         app.ui.error("cancelled")
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:  # e.g. stdout full or closed while printing a result
+        app.ui.error(f"{exc.strerror or type(exc).__name__}" + (f": {exc.filename}" if exc.filename else ""))
         return 1
     except Exception as exc:  # a bug: still one line, still scrubbed
         if os.environ.get("GW_DEBUG"):

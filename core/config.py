@@ -70,7 +70,7 @@ class Config:
     path: str
     settings: Settings
     profiles: dict[str, Profile]
-    stamp: tuple[int, int, int] = (0, 0, 0)
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def profile(self, name: str) -> Profile:
         try:
@@ -116,7 +116,7 @@ def load_config(path: str | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     config = parse_config(data, path)
-    config.stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    config.stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
     return config
 
 

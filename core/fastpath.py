@@ -1,10 +1,12 @@
 """The cache-hit path of ``gw credential-process``.
 
 Runs before argparse, config parsing, pluggy or any plugin is imported. It serves
-the cached output only when everything is certain: the entry is fresh, the
-config file is byte-for-byte the one the entry was made from (same mtime, size
-and inode), the key is a private key file, and the entry authenticates. In every
-other case it returns False and the ordinary path decides (and explains).
+the cached output only when everything is certain: the entry is fresh, it is
+bound (in its authenticated header) to this very profile name and config file,
+the config file is the one the entry was made from (same mtime, size, inode and
+ctime), the state and cache directories are private, the key is a private key
+file, and the entry authenticates. In every other case it returns False and the
+ordinary path decides (and explains).
 """
 
 import os
@@ -23,23 +25,41 @@ def _profile_arg(args: list[str]) -> str | None:
     return None
 
 
+def _private_dirs(cache_dir: str) -> bool:
+    """The state and cache directories are ours and not writable by others (one lstat each)."""
+    uid = os.getuid()
+    for directory in (paths.state_dir(), cache_dir):
+        try:
+            st = os.stat(directory)
+        except OSError:
+            return False
+        if st.st_uid != uid or st.st_mode & 0o022:
+            return False
+    try:
+        return not os.path.islink(cache_dir)
+    except OSError:
+        return False
+
+
 def serve_credential_process(args: list[str]) -> bool:
     """Print the cached credential_process JSON for ``args`` and return True, or return False."""
     profile = _profile_arg(args)
     if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
         return False
-    cache = Cache(paths.cache_dir())
+    config = os.path.abspath(paths.config_path())
+    cache = Cache(paths.cache_dir(), config)
     entry = read_entry(cache.path(profile))
     if entry is None:
         return False
     header, line, body = entry
-    config = os.path.abspath(paths.config_path())
     if (
         header.kind != "aws-credentials"
         or header.key_store != "file"
         or time.time() >= header.refresh_at
+        or header.name != profile
         or header.config_path != config
         or header.stamp != config_stamp(config)
+        or not _private_dirs(cache.directory)
     ):
         return False
     from .crypto import read_key_file, unseal

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gw.cache import EntryHeader, read_entry
+from gw.cache import Cache, EntryHeader, read_entry
 from gw.crypto import read_key_file, unseal
 
 GW = str(Path(sys.executable).parent / "gw")
@@ -92,7 +92,7 @@ def run_importtime(home, *args: str) -> subprocess.CompletedProcess:
 
 # -- the cache, seen from the outside ------------------------------------------------
 def cache_file(home, profile: str) -> Path:
-    return home.cache_dir / f"{profile}.gwc"
+    return Path(Cache(str(home.cache_dir), str(home.config_path)).path(profile))
 
 
 def cache_key(home) -> bytes:
