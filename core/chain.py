@@ -9,6 +9,7 @@ options are resolved just before their step runs.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from .config import Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, StepError
 from .steps import StepType
+from .totp import never_sent
 from .ui import UI
 
 
@@ -43,6 +45,9 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
             allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
             if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
                 problems.append(f"{key} must be {type_name(allowed[0]())}, not {type_name(value)}")
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{key} must be a finite number, not {value!r}")
                 continue
             if spec.choices is not None and value not in spec.choices:
                 problems.append(f"{key} must be one of {', '.join(map(str, spec.choices))}, not {value!r}")
@@ -138,6 +143,7 @@ class ChainContext:
         self.state_dir = Path(env.state_dir)
         self.secret_label = "secret"
         self.code_account: str | None = None
+        self.reservations: list = []  # one-time codes handed out during this step (gw.totp.Reservation)
 
     # -- environment --------------------------------------------------------
     @property
@@ -192,7 +198,7 @@ class ChainContext:
 
         return fresh_code(
             self.code_account or account, produce, self.env.state_dir, period=period,
-            lock_timeout=self.env.settings.lock_timeout, on_wait=waiting,
+            lock_timeout=self.env.settings.lock_timeout, on_wait=waiting, reservations=self.reservations,
         )
 
     def lock(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[bool]:
@@ -247,27 +253,37 @@ def run_step(self, name: str, options: dict[str, Any], upstream: Credential | No
         return run_step(self.app, self.profile, self.step_index, step, values, upstream)
 
 
+def _release_codes(ctx: ChainContext) -> None:
+    for reservation in ctx.reservations:
+        reservation.release()
+    ctx.reservations.clear()
+
+
 def run_step(
     env: ChainEnv, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
 ) -> Credential:
     """Resolve a step's secret options and run it, turning surprises into clear errors."""
     ctx = ChainContext(env, profile, index, step)
     resolved = dict(values)
-    for key, spec in step.options.items():
-        if spec.secret and resolved.get(key) is not None:
-            account = values.get(spec.account) if spec.account else None
-            ctx.code_account = f"{step.name}:{account}" if isinstance(account, str) and account else None
-            try:
-                resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
-            finally:
-                ctx.code_account = None
+    try:
+        for key, spec in step.options.items():
+            if spec.secret and resolved.get(key) is not None:
+                account = values.get(spec.account) if spec.account else None
+                ctx.code_account = f"{step.name}:{account}" if isinstance(account, str) and account else None
+                try:
+                    resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
+                finally:
+                    ctx.code_account = None
+    except BaseException:
+        _release_codes(ctx)  # the step never ran: no code was sent
+        raise
     try:
         result = step.run(ctx, resolved, upstream)
-    except GwError:
-        raise
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:
+    except BaseException as exc:
+        if never_sent(exc):
+            _release_codes(ctx)  # the upstream was never reached: its one-time code is still unused
+        if isinstance(exc, (GwError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+            raise
         raise StepError(f"profile {profile!r}, step {index} ({step.name}) failed: {type(exc).__name__}: {exc}") from exc
     expected = step.output_kind(values)
     if not isinstance(result, Credential) or result.KIND != expected:

@@ -37,6 +37,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: list[str]) -> int:
+    import _signal
+
+    if _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:  # set by the launcher for the first moments
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)  # Ctrl-C now cleans up and says "cancelled"
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # between the handler and _run's own try
+        print("gw: cancelled", file=sys.stderr)
+        return 130
+
+
+def _run(args: list[str]) -> int:
     from .app import App
     from .errors import GwError
 

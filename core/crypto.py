@@ -49,7 +49,9 @@ def unseal(key: bytes, blob: bytes, aad: bytes) -> bytes:
 
 
 def _refuse(message: str) -> Exception:
-    from .errors import CacheError  # imported only on failure: the cache-hit path never needs it
+    from .errors import (
+        CacheError,  # imported only on failure: the cache-hit path never needs it
+    )
 
     return CacheError(message)
 
@@ -59,7 +61,7 @@ def read_key_file(path: str) -> bytes | None:
 
     Never blocks (a FIFO at the path is refused) and never follows a symlink.
     """
-    from .paths import open_regular
+    from .paths import UnsafePath, open_regular
 
     try:
         fd = open_regular(path)
@@ -67,7 +69,7 @@ def read_key_file(path: str) -> bytes | None:
         return None
     except OSError as exc:
         raise _refuse(f"cannot read the key file {path}: {exc.strerror}") from None
-    except Exception as exc:  # CacheError: not a regular file / a symlink
+    except UnsafePath as exc:
         raise _refuse(f"refusing to use the encryption key: {exc}") from None
     try:
         problem = private_file_problem(path, os.fstat(fd))

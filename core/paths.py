@@ -40,8 +40,14 @@ def cache_dir() -> str:
     return os.path.join(home, "cache") if home else os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), "gw")
 
 
+class UnsafePath(Exception):
+    """A path gw must not read as it is (a symlink, FIFO or directory where a file belongs)."""
+
+
 def _unsafe(message: str) -> Exception:
-    from .errors import CacheError  # only on failure: the cache-hit path never imports it
+    from .errors import (
+        CacheError,  # only on failure: the cache-hit path never imports it
+    )
 
     return CacheError(message)
 
@@ -213,7 +219,7 @@ def open_regular(path: str, *, follow: bool = False) -> int:
     """Open ``path`` read-only without blocking on a FIFO or following a final symlink.
 
     Returns the descriptor of a regular file. Raises FileNotFoundError when missing,
-    :class:`gw.errors.CacheError` (one line) when the path is not a regular file,
+    :class:`UnsafePath` (one line) when the path is not a regular file or is a symlink,
     and OSError for other failures.
     """
     import stat as _stat
@@ -225,13 +231,13 @@ def open_regular(path: str, *, follow: bool = False) -> int:
         import errno
 
         if exc.errno == errno.ELOOP:  # a symlink under O_NOFOLLOW
-            raise _unsafe(f"{path} is a symlink; gw reads it only as a regular file: replace the link with the file") from None
+            raise UnsafePath(f"{path} is a symlink; gw reads it only as a regular file: replace the link with the file") from None
         raise
     st = os.fstat(fd)
     if not _stat.S_ISREG(st.st_mode):
         os.close(fd)
         what = "a directory" if _stat.S_ISDIR(st.st_mode) else "a FIFO" if _stat.S_ISFIFO(st.st_mode) else "not a regular file"
-        raise _unsafe(f"{path} is {what}, not a regular file; move it away")
+        raise UnsafePath(f"{path} is {what}, not a regular file; move it away")
     os.set_blocking(fd, True)
     return fd
 

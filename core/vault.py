@@ -14,7 +14,13 @@ import re
 from .crypto import seal, unseal
 from .errors import CacheError, SecretError
 from .locks import file_lock
-from .paths import atomic_write, ensure_dir, open_regular, private_file_problem
+from .paths import (
+    UnsafePath,
+    atomic_write,
+    ensure_dir,
+    open_regular,
+    private_file_problem,
+)
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}\Z")
 AAD = b"gw-vault-v1"
@@ -33,7 +39,7 @@ class Vault:
             return {}
         except OSError as exc:
             raise CacheError(f"cannot read the vault {self.path}: {exc.strerror}") from None
-        except CacheError as exc:
+        except UnsafePath as exc:
             raise CacheError(f"refusing to use the vault: {exc}") from None
         with os.fdopen(fd, "rb") as f:
             problem = private_file_problem(self.path, os.fstat(f.fileno()))
@@ -43,9 +49,9 @@ class Vault:
         try:
             data = json.loads(unseal(self._key_provider(), blob, AAD))
             if not isinstance(data, dict):
-                raise ValueError("not an object")
+                raise TypeError("not an object")
             return data
-        except ValueError:
+        except (ValueError, TypeError):
             raise CacheError(
                 f"the vault {self.path} cannot be decrypted (damaged, or made with another key)"
             ) from None
