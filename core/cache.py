@@ -271,6 +271,7 @@ class Cache:
 
     def names(self) -> list[str]:
         """Names of this config's profile entries and of every plugin state entry."""
+        self.check()
         try:
             files = os.listdir(self.directory)
         except OSError:

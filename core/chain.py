@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,7 @@ class ChainEnv:
     state_dir: str
     vault: Callable[[], Any]
     state: Any  # gw.app.StateStore: get/put/delete of plugin state entries
+    pending_codes: list = field(default_factory=list)  # gw.totp.Reservation carried by a result to the next step
 
 
 class ChainContext:
@@ -253,10 +254,29 @@ def run_step(self, name: str, options: dict[str, Any], upstream: Credential | No
         return run_step(self.app, self.profile, self.step_index, step, values, upstream)
 
 
-def _release_codes(ctx: ChainContext) -> None:
-    for reservation in ctx.reservations:
-        reservation.release()
+def _settle_codes(env: ChainEnv, ctx: ChainContext, *, release: bool) -> None:
+    """A step failed: release (or keep as used) every one-time code it held (see gw.totp)."""
+    held = env.pending_codes + ctx.reservations
+    env.pending_codes.clear()
     ctx.reservations.clear()
+    if release:
+        for reservation in held:
+            reservation.release()
+
+
+def _carry_codes(env: ChainEnv, ctx: ChainContext, result: Credential) -> None:
+    """A step succeeded: codes its result still carries stay pending for the next step; the rest were used."""
+    import json
+
+    held = env.pending_codes + ctx.reservations
+    ctx.reservations.clear()
+    if not held:
+        return
+    try:
+        carried = json.dumps(result.to_dict(), default=str)
+    except Exception:  # noqa: BLE001 - a result that cannot be serialised carries nothing we can see
+        carried = ""
+    env.pending_codes[:] = [r for r in held if r.code and r.code in carried]
 
 
 def run_step(
@@ -275,13 +295,13 @@ def run_step(
                 finally:
                     ctx.code_account = None
     except BaseException:
-        _release_codes(ctx)  # the step never ran: no code was sent
+        _settle_codes(env, ctx, release=True)  # the step never ran: no code was sent
         raise
     try:
         result = step.run(ctx, resolved, upstream)
     except BaseException as exc:
-        if never_sent(exc):
-            _release_codes(ctx)  # the upstream was never reached: its one-time code is still unused
+        # never reached its upstream: the codes it held are unused; otherwise they are spent
+        _settle_codes(env, ctx, release=never_sent(exc))
         if isinstance(exc, (GwError, KeyboardInterrupt)) or not isinstance(exc, Exception):
             raise
         raise StepError(f"profile {profile!r}, step {index} ({step.name}) failed: {type(exc).__name__}: {exc}") from exc
@@ -290,4 +310,5 @@ def run_step(
         raise StepError(f"step type {step.name!r} (plugin {step.plugin}) returned something other than {expected}")
     for value in result.secrets():
         ctx.add_secret(value)
+    _carry_codes(env, ctx, result)
     return result

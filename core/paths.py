@@ -129,6 +129,9 @@ def ensure_dir(path: str) -> str:
     writable by group or others. Raises OSError when it cannot be created.
     """
     path = os.path.abspath(path)
+    problem = check_dir(path)  # before creating anything: never create inside a planted symlink
+    if problem:
+        raise _unsafe(f"refusing to use {path}: {problem}")
     missing: list[str] = []
     probe = path
     while not os.path.lexists(probe):

@@ -7,12 +7,15 @@ step waits for the next one; parallel gw processes queue on the lock and each
 get their own step.
 
 Two phases: handing out a code *reserves* its step (recorded at once, so a
-parallel gw never gets the same code); the core then *confirms* the reservation
-when the step that used it returned or failed with an answer from the upstream,
-or *releases* it when the code provably never left this machine (the connection
-was refused or never opened: :func:`never_sent`). A released step is free again,
-so a retry after "connection refused" does not wait up to 30 s for a new code.
-Plugins see none of this: ``ctx.one_time_code(...)`` is unchanged.
+parallel gw never gets the same code). The chain runner (:func:`gw.chain.run_step`)
+then settles it: *confirmed* when a step that got the code failed with an answer
+from its upstream, or succeeded with a result that no longer carries the code
+(it was used); still *pending* while a result carries it on to the next step
+(``soracom-keys`` hands the code to ``soracom-auth``); *released* when the step
+holding it failed before sending anything (the connection was refused or never
+opened: :func:`never_sent`), or failed before running. A released step is free
+again, so a retry after "connection refused" does not wait up to 30 s for a new
+code. Plugins see none of this: ``ctx.one_time_code(...)`` is unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import GwError, SecretError
 from .locks import file_lock
@@ -59,6 +62,7 @@ class Reservation:
     step: int
     previous: int
     lock_timeout: float
+    code: str = field(repr=False, default="")  # only in memory: tells whether a credential still carries it
 
     def release(self) -> None:
         """Give the step back: the record returns to what it was, unless a later code moved it on."""
@@ -125,7 +129,10 @@ def fresh_code(
     The step is recorded as used at once; with ``reservations`` the caller also gets a
     :class:`Reservation` to release if the code is never sent.
     """
-    directory = ensure_dir(os.path.join(state_dir, "totp"))
+    try:
+        directory = ensure_dir(os.path.join(state_dir, "totp"))
+    except OSError:  # a read-only state dir: cannot remember, the upstream still rejects a reuse
+        return produce(int(time.time() // period) * period)
     ident = account_id(account)
     record = os.path.join(directory, ident + ".last")
     lock = os.path.join(directory, ident + ".lock")
@@ -146,5 +153,5 @@ def fresh_code(
             pass  # read-only state: cannot remember, the upstream will still reject a reuse
         else:
             if reservations is not None:
-                reservations.append(Reservation(record, lock, step, last, lock_timeout))
+                reservations.append(Reservation(record, lock, step, last, lock_timeout, code))
     return code

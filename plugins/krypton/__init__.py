@@ -8,7 +8,6 @@ gw credential. Nothing heavy is imported at module level.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,7 @@ def _write_private(path: Path, text: str) -> None:
 def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
     from cryptography import x509
 
-    from gw.plugin import IotCertificate
+    from gw.plugin import IotCertificate, private_dir
 
     certificate = _field(doc, "certificate", "aws-iot-bootstrap")
     private_key = _field(doc, "privateKey", "aws-iot-bootstrap")
@@ -140,9 +139,7 @@ def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "device"
     base = Path(ctx.state_dir) / "iot"
     directory = base / safe
-    for d in (Path(ctx.state_dir), base, directory):
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(d, 0o700)
+    private_dir(str(directory))  # 0700 all the way; a symlinked or foreign iot/ dir is refused
     cert_path, key_path = directory / "certificate.pem", directory / "private-key.pem"
     _write_private(cert_path, certificate)
     _write_private(key_path, private_key)
