@@ -55,11 +55,11 @@ def _read_tty(label: str, secret: bool, timeout: float) -> str:
         os.write(fd, label.encode())
         old = termios.tcgetattr(fd)
         with _signals_raise((signal.SIGTERM, signal.SIGHUP) if secret else ()):
-            if secret:
-                new = termios.tcgetattr(fd)
-                new[3] &= ~termios.ECHO
-                termios.tcsetattr(fd, termios.TCSAFLUSH, new)
             try:
+                if secret:  # inside the try: a signal right after this call still restores echo
+                    new = termios.tcgetattr(fd)
+                    new[3] &= ~termios.ECHO
+                    termios.tcsetattr(fd, termios.TCSAFLUSH, new)
                 chunks = b""
                 while not chunks.endswith(b"\n"):
                     ready, _, _ = select.select([fd], [], [], timeout)
