@@ -114,6 +114,9 @@ def load_config(path: str | None = None) -> Config:
         fd = open_regular(path, follow=True)  # a FIFO or directory at the path is refused, never waited on
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
+            problem = _config_file_problem(path, st)
+            if problem:
+                raise ConfigError(f"refusing to use the config: {problem}")
             if st.st_size > MAX_CONFIG:
                 raise ConfigError(f"{path} is {st.st_size} bytes; a gw config is at most {MAX_CONFIG} bytes")
             raw = f.read(MAX_CONFIG + 1)
@@ -141,6 +144,22 @@ def load_config(path: str | None = None) -> Config:
     config = parse_config(data, path)
     config.stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
     return config
+
+
+def _config_file_problem(path: str, st: os.stat_result) -> str | None:
+    """Why the config file is unsafe to obey, or None.
+
+    The config names programs gw runs (``askpass``), endpoints that receive your keys and
+    the CA bundle that vouches for them, so - like OpenSSH with ``~/.ssh/config``
+    (readconf.c, ``secure_permissions``) - it must be yours (or root's) and writable by
+    nobody else. Readable by others is fine: it holds no secrets.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if uid is not None and st.st_uid not in (uid, 0):
+        return f"{path} belongs to another user (uid {st.st_uid}); fix it with: chown {uid} {path}"
+    if st.st_mode & 0o022:
+        return f"{path} is writable by others (mode {st.st_mode & 0o777:04o}); fix it with: chmod go-w {path}"
+    return None
 
 
 def parse_config(data: dict[str, Any], path: str) -> Config:
