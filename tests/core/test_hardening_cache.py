@@ -12,8 +12,16 @@ import time
 from pathlib import Path
 
 from gw.cache import MAX_ENTRY, Cache
+
 from tests.core.core_helpers import parse_credential_process
-from tests.core.gw_test_support import ROLE, OTHER_ROLE, cache_file, keys_from_env, read_cached, role_profile
+from tests.core.gw_test_support import (
+    OTHER_ROLE,
+    ROLE,
+    cache_file,
+    keys_from_env,
+    read_cached,
+    role_profile,
+)
 
 
 def _two_roles(home, iam_user) -> None:

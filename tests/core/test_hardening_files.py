@@ -52,12 +52,12 @@ def test_every_directory_gw_creates_is_0700(gw_home, tmp_path, umask):
     env = dict(gw_home.env, GW_HOME=str(deep))
     old = os.umask(umask)
     try:
-        result = subprocess.run([GW, "vault", "set", "x"], input="value-1234", text=True, capture_output=True,
+        result = subprocess.run([GW, "vault", "set", "x"], check=False, input="value-1234", text=True, capture_output=True,
                                 env=env, timeout=TIMEOUT)
         assert result.returncode == 0, result.stderr
         env2 = {k: v for k, v in env.items() if k != "GW_HOME"} | {"XDG_STATE_HOME": str(xdg / "s"),
                                                                      "XDG_CACHE_HOME": str(xdg / "c")}
-        result = subprocess.run([GW, "vault", "set", "y"], input="value-5678", text=True, capture_output=True,
+        result = subprocess.run([GW, "vault", "set", "y"], check=False, input="value-5678", text=True, capture_output=True,
                                 env=env2, timeout=TIMEOUT)
         assert result.returncode == 0, result.stderr
     finally:
@@ -89,7 +89,7 @@ def test_an_unsafe_existing_directory_is_refused_with_the_fix(gw_home, tmp_path,
             pytest.skip("GW_HOME itself may be a link to a private directory (its target is checked)")
         elsewhere = tmp_path / f"elsewhere-{which}"
         elsewhere.mkdir(mode=0o700)
-        directory.rmdir() if not any(directory.iterdir()) else subprocess.run(["rm", "-rf", str(directory)])
+        directory.rmdir() if not any(directory.iterdir()) else subprocess.run(["rm", "-rf", str(directory)], check=False)
         directory.symlink_to(elsewhere)
     args = {"state": ("vault", "list"), "cache": ("cache", "list"), "locks": ("vault", "set", "y"),
             "totp": None}[which]
@@ -165,7 +165,7 @@ def _readonly_home(gw_home, tmp_path):
 
 
 def _run_as_nobody(args, env, root, input=None):
-    return subprocess.run(as_unprivileged([GW, *args]), env=env, capture_output=True, text=True, timeout=TIMEOUT,
+    return subprocess.run(as_unprivileged([GW, *args]), check=False, env=env, capture_output=True, text=True, timeout=TIMEOUT,
                           input=input, stdin=None if input is not None else subprocess.DEVNULL, cwd=root)
 
 
@@ -202,14 +202,14 @@ def _limited(limit: int):
 
 def test_a_full_disk_during_vault_set_and_key_creation_is_one_line_and_leaves_nothing(gw_home):
     home = gw_home
-    result = subprocess.run([GW, "vault", "set", "x"], input="value-1234", text=True, capture_output=True,
+    result = subprocess.run([GW, "vault", "set", "x"], check=False, input="value-1234", text=True, capture_output=True,
                             env=home.env, timeout=TIMEOUT, preexec_fn=_limited(16))
     line = assert_clean_failure(result)
     assert "key file" in line and "internal error" not in line
     assert sorted(p.name for p in home.state.iterdir() if p.is_file()) == []  # no key, no key.<pid>.new
     home.vault_set("x", "value-1234")  # with room: works, creates the key
     vault_before = (home.state / "vault").read_bytes()
-    result = subprocess.run([GW, "vault", "set", "big"], input="v" * 4096, text=True, capture_output=True,
+    result = subprocess.run([GW, "vault", "set", "big"], check=False, input="v" * 4096, text=True, capture_output=True,
                             env=home.env, timeout=TIMEOUT, preexec_fn=_limited(len(vault_before) + 10))
     line = assert_clean_failure(result)
     assert "cannot write the vault" in line and "unchanged" in line

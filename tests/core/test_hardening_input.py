@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.gw_test_support import GW, assert_clean_failure, keys_from_env, role_profile
+from tests.core.gw_test_support import (
+    GW,
+    assert_clean_failure,
+    keys_from_env,
+    role_profile,
+)
 from tests.core.hardening_upstream import ScriptedUpstream
 
 TIMEOUT = 30
@@ -134,14 +139,14 @@ def warm(aws_home, iam_user):
 
 def test_a_full_stdout_on_the_fast_path_is_one_line(warm):
     with open("/dev/full", "wb") as full:
-        result = subprocess.run([GW, "credential-process", "--profile", "p"], stdout=full, stderr=subprocess.PIPE,
+        result = subprocess.run([GW, "credential-process", "--profile", "p"], check=False, stdout=full, stderr=subprocess.PIPE,
                                 env=warm.env, timeout=TIMEOUT, text=True, stdin=subprocess.DEVNULL)
     assert result.returncode == 1
     assert result.stderr.startswith("gw: cannot write the credentials to stdout") and result.stderr.count("\n") == 1
 
 
 def test_a_closed_stdout_on_the_fast_path_is_one_line(warm):
-    result = subprocess.run([GW, "credential-process", "--profile", "p"], stdout=subprocess.DEVNULL,
+    result = subprocess.run([GW, "credential-process", "--profile", "p"], check=False, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=warm.env, timeout=TIMEOUT, text=True,
                             stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(1))
     assert result.returncode == 1

@@ -10,9 +10,9 @@ import subprocess
 from urllib.parse import quote, quote_plus
 
 import pytest
-
 from gw.envvars import CONFLICTING, POWERSHELL_SINGLE_QUOTES, render
 from gw.ui import Scrubber
+
 from tests.core.gw_test_support import ROLE
 
 SECRET = 'FwoGZXIvYXdzEJr//////////wEaDPäss"w\\ord+/=&%x'
@@ -154,13 +154,13 @@ def test_fish_output_keeps_hostile_values_inside_the_string(value):
 
 @pytest.mark.parametrize("shell", ["sh", "bash", "dash"])
 def test_sh_output_round_trips_hostile_values_in_a_real_shell(shell, tmp_path):
-    path = subprocess.run(["sh", "-c", f"command -v {shell}"], capture_output=True, text=True).stdout.strip()
+    path = subprocess.run(["sh", "-c", f"command -v {shell}"], check=False, capture_output=True, text=True).stdout.strip()
     if not path:
         pytest.skip(f"{shell} is not installed")
     values = {f"GWT_V{i}": v for i, v in enumerate(HOSTILE)}
     script = render(values, "sh")
     dump = "; ".join(f'printf "%s\\0" "${name}"' for name in values)
-    result = subprocess.run([path, "-c", f"eval \"$GWT_SCRIPT\"; {dump}"], cwd=tmp_path, capture_output=True,
+    result = subprocess.run([path, "-c", f"eval \"$GWT_SCRIPT\"; {dump}"], check=False, cwd=tmp_path, capture_output=True,
                             env={"PATH": os.environ["PATH"], "GWT_SCRIPT": script}, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().split("\0")[:-1] == list(values.values())

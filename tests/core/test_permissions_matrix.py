@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.gw_test_support import NOBODY, assert_clean_failure, cache_file, role_profile
+from tests.core.gw_test_support import (
+    NOBODY,
+    assert_clean_failure,
+    cache_file,
+    role_profile,
+)
 
 CONDITIONS = ("group-readable", "world-writable", "foreign", "symlink", "fifo", "directory")
 TOTP = """

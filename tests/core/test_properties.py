@@ -28,10 +28,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from gw.ui import Scrubber
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gw.ui import Scrubber
 from tests.core.hardening_upstream import ScriptedUpstream
 
 GW = str(Path(sys.executable).parent / "gw")
@@ -331,7 +331,7 @@ steps = [{{ use = "aws-keys", access_key_id = "env:GWT_A", secret_access_key = "
     env.update(GWT_A="AKIAEXAMPLEEXAMPLE01", GWT_S="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
     upstream.answer(200, sts_body(True, ["ASIAORIGINAL00000001", "s" * 40, "FwoG" + "t" * 60, "2999-01-01T00:00:00Z"],
                                   "", ""), {"Content-Type": "text/xml"})
-    code, out, err = run_gw(["credential-process", "--profile", "p"], env)
+    code, _out, err = run_gw(["credential-process", "--profile", "p"], env)
     assert code == 0, err
     entry = Path(Cache(str(Path(env["GW_HOME"]) / "cache"), env["GW_CONFIG"]).path("p"))
     yield env, entry, entry.read_bytes()
@@ -388,7 +388,7 @@ def test_the_real_executable_on_generated_configs(base_env, tmp_path, doc, data,
         text = repr(doc).encode()
     env = fresh_home(base_env, tmp_path, _mutate(text, data))
     env["GWT_SECRET"] = secret
-    result = subprocess.run([GW, "credential-process", "--profile", "p"], env=env, capture_output=True,
+    result = subprocess.run([GW, "credential-process", "--profile", "p"], check=False, env=env, capture_output=True,
                             stdin=subprocess.DEVNULL, timeout=60)
     assert_clean(result.returncode, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace"),
                  [secret], emits=True)
