@@ -79,16 +79,24 @@ class Scrubber:
         for form in self._forms:
             if len(form) <= cut:
                 continue
+            # the longest piece at the end that is a prefix of the form (found by its first characters)
             body = text.rstrip(self._TRAILERS)
-            for k in range(len(form) - 1, cut - 1, -1):
-                if body.endswith(form[:k]):
-                    text = body[: len(body) - k] + "****" + text[len(body):]
+            head, lo = form[:cut], max(0, len(body) - len(form))
+            at = body.find(head, lo)
+            while at != -1:
+                if form.startswith(body[at:]):
+                    text = body[:at] + "****" + text[len(body):]
                     break
-            for k in range(len(form) - 1, cut - 1, -1):
-                stripped = text.lstrip(self._TRAILERS)
-                if stripped.startswith(form[-k:]):
-                    text = text[: len(text) - len(stripped)] + "****" + stripped[k:]
+                at = body.find(head, at + 1)
+            # the longest piece at the start that is a suffix of the form (found by its last characters)
+            stripped = text.lstrip(self._TRAILERS)
+            lead, tail = len(text) - len(stripped), form[-cut:]
+            at = stripped.rfind(tail, 0, len(form))
+            while at != -1:
+                if form.endswith(stripped[: at + cut]):
+                    text = text[:lead] + "****" + stripped[at + cut:]
                     break
+                at = stripped.rfind(tail, 0, at + cut - 1)
         return text
 
 
