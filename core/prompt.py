@@ -52,7 +52,6 @@ def _read_tty(label: str, secret: bool, timeout: float) -> str:
 
     fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
     try:
-        os.write(fd, label.encode())
         old = termios.tcgetattr(fd)
         with _signals_raise((signal.SIGTERM, signal.SIGHUP) if secret else ()):
             try:
@@ -60,6 +59,9 @@ def _read_tty(label: str, secret: bool, timeout: float) -> str:
                     new = termios.tcgetattr(fd)
                     new[3] &= ~termios.ECHO
                     termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+                # the prompt only after the flush above (as getpass does): an answer typed as soon
+                # as the prompt shows is never discarded
+                os.write(fd, label.encode())
                 chunks = b""
                 while not chunks.endswith(b"\n"):
                     ready, _, _ = select.select([fd], [], [], timeout)
