@@ -12,7 +12,7 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] == "credential-process":
-        from .fastpath import exit_now, serve_credential_process
+        from .fastpath import StdoutFailed, exit_now, serve_credential_process
 
         try:
             served = serve_credential_process(args[1:])
@@ -20,10 +20,9 @@ def main(argv: list[str] | None = None) -> int:
             if argv is None:
                 os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again
             return 1
-        except (OSError, AttributeError, ValueError) as exc:  # stdout closed (None) or full
-            reason = getattr(exc, "strerror", None) or "it is closed"
+        except StdoutFailed as exc:  # stdout closed or full
             try:
-                os.write(2, f"gw: cannot write the credentials to stdout: {reason}\n".encode())
+                os.write(2, f"gw: cannot write the credentials to stdout: {exc}\n".encode())
             except OSError:
                 pass
             if argv is None:
@@ -69,7 +68,8 @@ def _run(args: list[str]) -> int:
     except BrokenPipeError:
         return 1
     except OSError as exc:  # e.g. stdout full or closed while printing a result
-        app.ui.error(f"{exc.strerror or type(exc).__name__}" + (f": {exc.filename}" if exc.filename else ""))
+        where = f" ({exc.filename})" if exc.filename else ""
+        app.ui.error(f"input/output failed{where}: {exc.strerror or type(exc).__name__}")
         return 1
     except Exception as exc:  # a bug: still one line, still scrubbed
         if os.environ.get("GW_DEBUG"):

@@ -17,6 +17,10 @@ from . import paths
 from .cache import Cache, config_stamp, read_entry
 
 
+class StdoutFailed(Exception):
+    """The credentials could not be written to stdout (the message says why)."""
+
+
 def _profile_arg(args: list[str]) -> str | None:
     if len(args) == 2 and args[0] == "--profile":
         return args[1]
@@ -73,8 +77,13 @@ def serve_credential_process(args: list[str]) -> bool:
         return False
     if not output:
         return False
-    sys.stdout.buffer.write(output + b"\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(output + b"\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except (OSError, AttributeError, ValueError) as exc:  # stdout full, or closed (None, or a closed file)
+        raise StdoutFailed(getattr(exc, "strerror", None) or "it is closed") from None
     return True
 
 
