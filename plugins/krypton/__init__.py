@@ -43,6 +43,9 @@ OPTIONS: dict[str, Option] = {
 }
 
 
+MAX_TIMEOUT = 3600
+
+
 def _produces(options: dict[str, Any]) -> str:
     return OPERATION_KINDS.get(options.get("operation") or "", JSON_DOCUMENT)
 
@@ -51,8 +54,9 @@ def _check(options: dict[str, Any]) -> None:
     reader = options.get("reader") or "auto"
     if not _READER.match(reader):
         raise ValueError(f"reader must be auto, emulated, cellular, pcsc:<name> or modem:<device>, not {reader!r}")
-    if options.get("timeout") is not None and options["timeout"] <= 0:
-        raise ValueError("timeout must be a positive number of seconds")
+    timeout = options.get("timeout")
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:  # NaN fails this too
+        raise ValueError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT}")
 
 
 class StateSessionStore:

@@ -45,8 +45,8 @@ def test_every_number_in_settings_is_finite_and_in_range(gw_home, setting):
     assert time.monotonic() - started < TIMEOUT
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
-def test_a_non_finite_step_option_is_refused(gw_home, value):
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "0"])
+def test_a_non_finite_or_out_of_range_krypton_timeout_is_refused(gw_home, value):
     gw_home.write_config(f"""
 [profiles.k]
 steps = [{{ use = "krypton", operation = "cognito-credentials", endpoint = "https://127.0.0.1:9", reader = "emulated", sim_file = "/nonexistent", timeout = {value} }}]
@@ -55,7 +55,7 @@ steps = [{{ use = "krypton", operation = "cognito-credentials", endpoint = "http
         result = gw_home.run(*args, timeout=TIMEOUT)
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and "internal error" not in result.stderr
-        assert "timeout must be a finite number" in result.stderr
+        assert "timeout must be a" in result.stderr
 
 
 def test_nan_lock_timeout_cannot_make_gw_wait_forever(gw_home):
