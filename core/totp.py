@@ -107,11 +107,19 @@ def never_sent(exc: BaseException | None) -> bool:
 
 
 def _read_last(record: str) -> int:
+    """The last used step in ``record``; -1 when missing or not a small regular file (never blocks)."""
+    from .paths import UnsafePath, open_regular
+
     try:
-        with open(record) as f:
-            return int(f.read().strip() or -1)
+        fd = open_regular(record)
+    except (OSError, UnsafePath):
+        return -1
+    try:
+        return int(os.read(fd, 64).strip() or -1)
     except (OSError, ValueError):
         return -1
+    finally:
+        os.close(fd)
 
 
 def fresh_code(

@@ -240,3 +240,24 @@ def test_temp_files_of_dead_writers_are_cleaned_up(aws_home, iam_user):
     assert home.run("credential-process", "--profile", "p").returncode == 0  # and a cache entry
     assert [p for p in stale if p.exists()] == []
     assert fresh.exists()  # too young to judge: its writer may still be at work
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
+def test_a_strange_totp_record_never_blocks_and_is_replaced(tmp_path, kind, monkeypatch):
+    """The one-time-code bookkeeping (<state>/totp/<account>.last) reads its record without blocking."""
+    from gw.totp import account_id, fresh_code
+
+    state = tmp_path / "state"
+    monkeypatch.setenv("GW_HOME", str(state))
+    (state / "totp").mkdir(parents=True, mode=0o700)
+    state.chmod(0o700)
+    record = state / "totp" / f"{account_id('acct')}.last"
+    target = tmp_path / "target"
+    target.write_text("999999999\n")
+    {"fifo": lambda: os.mkfifo(record, 0o600), "directory": lambda: record.mkdir(mode=0o700),
+     "symlink": lambda: record.symlink_to(target)}[kind]()
+    code = fresh_code("acct", lambda t: f"{int(t) % 1000000:06d}", str(state), period=30, lock_timeout=5)
+    assert len(code) == 6
+    assert target.read_text() == "999999999\n"  # a symlinked record is replaced, never written through
+    if kind != "directory":
+        assert stat.S_ISREG(os.lstat(record).st_mode) and int(record.read_text()) >= int(time.time() // 30) - 1
