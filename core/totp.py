@@ -147,6 +147,8 @@ def fresh_code(
     with file_lock(lock, lock_timeout, "a one-time code"):
         last = _read_last(record)
         step = int(time.time() // period)
+        if last > step + 1:  # recorded in the future (the clock went back): never wait for it
+            last = -1
         if step <= last:
             wait = (last + 1) * period - time.time()
             if wait > 0:
