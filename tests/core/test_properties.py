@@ -249,8 +249,10 @@ steps = [
     env.update(GWT_A="ASIAEXAMPLEEXAMPLE01", GWT_S="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", GWT_SECRET=secret)
     body = raw if junk else sts_body(ok and status == 200, fields, code, _echo(secret, how))
     upstream.answer(status, body, {"Content-Type": "text/xml"})
+    before = len(upstream.requests)
     code_, out, err = run_gw(["credential-process", "--profile", "p"], env)
     assert_clean(code_, out, err, [secret, env["GWT_S"]], emits=False)
+    assert len(upstream.requests) > before or code_ != 0  # a secret with CR/LF is refused before sending
     if code_ == 0:
         doc = json.loads(out)
         assert doc["Version"] == 1 and doc["AccessKeyId"] == fields[0]
@@ -276,7 +278,9 @@ login = {{ endpoint = "{upstream.url}/federation" }}
 """)
     env.update(GWT_A="ASIAEXAMPLEEXAMPLE01", GWT_S="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", GWT_SECRET=secret)
     upstream.answer(status, raw if junk else json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    before = len(upstream.requests)
     code, out, err = run_gw(["login", "--profile", "p", "--print"], env)
+    assert len(upstream.requests) == before + 1
     assert_clean(code, out, err, [secret, env["GWT_S"]], emits=False)  # the URL carries only the sign-in token
     if code == 0:
         assert out.startswith(f"{upstream.url}/federation?Action=login&") and out.count("\n") == 1
@@ -305,7 +309,9 @@ steps = [
     if how != "none" and status != 200:
         doc = dict(doc, message=f"auth key {_echo(secret, how)} is wrong")
     upstream.answer(status, raw if junk else json.dumps(doc).encode(), {"Content-Type": "application/json"})
+    before = len(upstream.requests)
     code, out, err = run_gw(["env", "--profile", "s", "--format", "json"], env)
+    assert len(upstream.requests) == before + 1
     assert_clean(code, out, err, [secret], emits=False)
     if code == 0:
         assert set(json.loads(out)) >= {"SORACOM_API_KEY", "SORACOM_TOKEN"}
@@ -392,3 +398,47 @@ def test_the_real_executable_on_generated_configs(base_env, tmp_path, doc, data,
                             stdin=subprocess.DEVNULL, timeout=60)
     assert_clean(result.returncode, result.stdout.decode("utf-8", "replace"), result.stderr.decode("utf-8", "replace"),
                  [secret], emits=True)
+
+
+# -- Krypton (POST /v1/keys and what follows) --------------------------------------------------------------------
+@settings(FAST, max_examples=20)
+@given(status=st.sampled_from([200, 400, 401, 500]), doc=st.one_of(
+    JSONISH, st.fixed_dictionaries({"keyId": JSONISH, "rand": st.one_of(JSONISH, st.binary(min_size=16, max_size=16)
+                                    .map(bytes.hex)), "autn": st.one_of(JSONISH, st.binary(min_size=16, max_size=16)
+                                    .map(bytes.hex))})), junk=st.booleans(), raw=st.binary(max_size=30))
+def test_any_krypton_answer_gives_gw_lines_only(base_env, tmp_path, upstream, ca, status, doc, junk, raw):
+    sim = tmp_path / "sim.json"
+    if not sim.exists():
+        sim.write_text(json.dumps({"imsi": "440103123456789", "k": "00112233445566778899aabbccddeeff",
+                                   "opc": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "sqn": 0}))
+    env = fresh_home(base_env, tmp_path, f"""
+[settings]
+ca_bundle = "{ca.ca_path}"
+[profiles.k]
+steps = [{{ use = "krypton", operation = "cognito-credentials", endpoint = "{upstream.url}", reader = "emulated", sim_file = "{sim}" }}]
+""")
+    upstream.answer(status, raw if junk else json.dumps(doc, default=str).encode(), {"Content-Type": "application/json"})
+    before = len(upstream.requests)
+    code, out, err = run_gw(["credential-process", "--profile", "k"], env)
+    assert_clean(code, out, err, ["00112233445566778899aabbccddeeff", "0f1e2d3c4b5a69788796a5b4c3d2e1f0"])
+    assert len(upstream.requests) > before and code != 0  # it asked, and nonsense never became credentials
+
+
+# -- 1Password: whatever the op CLI prints ------------------------------------------------------------------------
+@settings(FAST, max_examples=20)
+@given(out=st.binary(max_size=60), errout=st.binary(max_size=60), exit_code=st.sampled_from([0, 1, 2, 127]),
+       secret=secrets_strategy())
+def test_any_op_cli_output_gives_gw_lines_only(base_env, tmp_path, out, errout, exit_code, secret):
+    env = fresh_home(base_env, tmp_path, """
+[profiles.o]
+steps = [{ use = "aws-keys", access_key_id = "op://vault/item/akid", secret_access_key = "env:GWT_SECRET" }]
+""")
+    d = Path(env["GW_CONFIG"]).parent
+    (d / "out").write_bytes(out)
+    (d / "err").write_bytes(errout)
+    op = d / "op"
+    op.write_text(f'#!/bin/sh\ncat "{d}/out"\ncat "{d}/err" >&2\nexit {exit_code}\n')
+    op.chmod(0o700)
+    env.update(GW_OP_PATH=str(op), GWT_SECRET=secret)
+    code, stdout, err = run_gw(["credential-process", "--profile", "o"], env)
+    assert_clean(code, stdout, err, [secret], emits=True)
