@@ -30,19 +30,18 @@ def _profile_arg(args: list[str]) -> str | None:
 
 
 def _private_dirs(cache_dir: str) -> bool:
-    """The state and cache directories are ours and not writable by others (one lstat each)."""
+    """The state and cache directories are ours and not writable by others; a cache dir
+    inside the state dir is no symlink (the rules of :func:`gw.paths.check_dir`)."""
     uid = os.getuid()
-    for directory in (paths.state_dir(), cache_dir):
+    state = paths.state_dir()
+    for directory in (state, cache_dir):
         try:
             st = os.stat(directory)
         except OSError:
             return False
         if st.st_uid != uid or st.st_mode & 0o022:
             return False
-    try:
-        return not os.path.islink(cache_dir)
-    except OSError:
-        return False
+    return not (cache_dir.startswith(state.rstrip(os.sep) + os.sep) and os.path.islink(cache_dir))
 
 
 def serve_credential_process(args: list[str]) -> bool:
