@@ -215,8 +215,8 @@ def main() -> int:
 
             gw_argv = [GW, "credential-process", "--profile", PROFILE]
             modes = {
-                "cold": lambda: (drop(f"{PROFILE}.gwc"), drop("_state.*session-*")),
-                "warm-session": lambda: drop(f"{PROFILE}.gwc"),
+                "cold": lambda: (drop(f"{PROFILE}.*.gwc"), drop("_state.*session-*")),
+                "warm-session": lambda: drop(f"{PROFILE}.*.gwc"),
                 "cache-hit": lambda: None,
                 "python -c pass": None,
             }

@@ -33,7 +33,7 @@ class App:
         self._registry: Any = None
         self._key: bytes | None = None
         self.state_dir = paths.state_dir()
-        self.cache = Cache(paths.cache_dir())
+        self.cache = Cache(paths.cache_dir(), os.path.abspath(config_path or paths.config_path()))
         self._vault: Any = None
 
     # -- lazily loaded parts -------------------------------------------------
@@ -157,7 +157,7 @@ class App:
     # -- the cache -----------------------------------------------------------------
     def cached(self, profile: Profile, kind: str | None = None) -> Credential | None:
         """A fresh cached credential for ``profile`` (of ``kind``) or None; damaged entries are dropped."""
-        header = self.cache.header(profile.name)
+        header = self.cache.header(profile.name)  # None unless bound to this profile name and config
         if header is None or header.digest != profile.digest or not header.fresh():
             return None
         if kind is not None and header.kind != kind:
@@ -173,7 +173,7 @@ class App:
             loaded = self.cache.load(name, self.key())
         except ValueError:
             self.ui.warn(f"{what} were damaged; fetching new ones")
-            self.cache.remove(name)
+            self.cache.discard(name)
             return None
         if loaded is None:
             return None
@@ -183,7 +183,7 @@ class App:
             credential = self.credential_from_dict(doc["kind"], doc["data"])
         except (ValueError, KeyError, TypeError):
             self.ui.warn(f"{what} were unreadable; fetching new ones")
-            self.cache.remove(name)
+            self.cache.discard(name)
             return None
         for value in credential.secrets():
             self.ui.scrubber.add(value)
@@ -240,7 +240,7 @@ class App:
             pass
 
     @property
-    def config_stamp(self) -> tuple[int, int, int]:
+    def config_stamp(self) -> tuple[int, int, int, int]:
         return getattr(self.config, "stamp", None) or config_stamp(self.config.path)
 
     def _store(self, profile: Profile, credential: Credential, quiet: bool = False) -> None:
@@ -275,6 +275,7 @@ class App:
             stamp=stamp,
             digest=digest,
             config_path=config_path,
+            name=name,
         )
         body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
         try:
@@ -285,7 +286,7 @@ class App:
                 self.ui.warn(f"{what} were not cached ({reason})")
 
     def state_delete(self, plugin: str, name: str) -> None:
-        self.cache.remove(self.cache.state_name(plugin, name))
+        self.cache.discard(self.cache.state_name(plugin, name))
 
     def state_get(self, plugin: str, name: str) -> dict[str, Any] | None:
         entry_name = self.cache.state_name(plugin, name)
@@ -296,17 +297,17 @@ class App:
             loaded = self.cache.load(entry_name, self.key())
             return json.loads(loaded[1]) if loaded else None
         except ValueError:
-            self.cache.remove(entry_name)
+            self.cache.discard(entry_name)
             return None
 
     def state_put(self, plugin: str, name: str, data: dict[str, Any], expires_at: float) -> None:
         now = int(time.time())
         header = EntryHeader("state", int(expires_at), int(expires_at), now, self.config.settings.key_store,
-                             (0, 0, 0), "-", "-")
+                             (0, 0, 0, 0), "-", "-")
         try:
             self.cache.store(self.cache.state_name(plugin, name), header, json.dumps(data).encode(), self.key())
-        except OSError as exc:
-            self.ui.warn(f"cannot keep {plugin} state ({exc.strerror})")
+        except (OSError, CacheError) as exc:
+            self.ui.warn(f"cannot keep {plugin} state ({getattr(exc, 'strerror', None) or exc})")
 
     # -- resolving --------------------------------------------------------------
     def resolve(self, name: str, *, require: str | None = None, refresh: bool = False,

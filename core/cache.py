@@ -1,8 +1,8 @@
 """The encrypted credential cache.
 
-One file per profile, ``<cache>/<profile>.gwc``::
+One file per profile and config file, ``<cache>/<profile>.<tag>.gwc``::
 
-    gw1 <kind> <refresh_at> <expires_at> <issued_at> <key_store> <mtime_ns> <size> <ino> <digest> <config path>\\n
+    gw2 <kind> <refresh_at> <expires_at> <issued_at> <key_store> <mtime_ns> <size> <ino> <ctime_ns> <digest> <name> <config path>\\n
     <12-byte nonce><AES-256-GCM ciphertext, the header line as associated data>
 
 The plaintext header lets ``gw cache list`` and freshness checks work without the
@@ -10,10 +10,19 @@ key; authenticating it as AAD means a tampered header fails decryption. The
 plaintext is ``<credential_process JSON>\\n<credential JSON>``: the first line is
 the exact output of a cache hit, so the hot path does no JSON work at all.
 
-``digest`` is a SHA-256 of the profile's resolved configuration: an edited
-profile never gets stale credentials. ``mtime_ns size ino`` stamp the config
-file as it was; when the file is untouched the hot path can trust the digest
-without parsing TOML.
+Binding: ``name`` (the profile) and ``digest`` (a SHA-256 of the profile's
+resolved configuration) are in the authenticated header, and every reader checks
+them: an entry copied or renamed to another profile's file is a miss, never
+another profile's credentials. ``<tag>`` is a hash of the exact profile name and
+the config file's path, so ``Admin`` and ``admin`` never share a file on a
+case-insensitive filesystem and two config files sharing a profile name and one
+``GW_HOME`` keep separate entries. ``mtime_ns size ino ctime_ns`` stamp the
+config file as it was; when the file is untouched the hot path can trust the
+digest without parsing TOML (the ctime catches an in-place edit that restored
+the mtime: no user can set a ctime).
+
+Entries larger than :data:`MAX_ENTRY` and anything but regular files are
+ignored without being read (a FIFO never blocks a reader).
 
 Refresh rule (see :func:`refresh_margin`): an entry is handed out until
 ``refresh_at = expires_at - margin``. The margin is 16 minutes - one more than
@@ -31,7 +40,9 @@ import time
 from .crypto import seal, unseal
 from .paths import atomic_write, ensure_dir
 
-MAGIC = "gw1"
+MAGIC = "gw2"
+MAX_ENTRY = 256 * 1024  # bytes: far above any real entry (a few KiB), far below a slow read
+FIELDS = 13
 SUFFIX = ".gwc"
 BOTOCORE_WINDOW = 15 * 60
 MARGIN = BOTOCORE_WINDOW + 60
@@ -48,7 +59,7 @@ def refresh_margin(lifetime: float) -> float:
 class EntryHeader:
     """The plaintext first line of a cache file (a plain class: no dataclasses on the hot path)."""
 
-    __slots__ = ("kind", "refresh_at", "expires_at", "issued_at", "key_store", "stamp", "digest", "config_path")
+    __slots__ = ("kind", "refresh_at", "expires_at", "issued_at", "key_store", "stamp", "digest", "config_path", "name")
 
     def __init__(
         self,
@@ -57,9 +68,10 @@ class EntryHeader:
         expires_at: int,
         issued_at: int,
         key_store: str,
-        stamp: tuple[int, int, int],
+        stamp: tuple[int, int, int, int],
         digest: str,
         config_path: str,
+        name: str = "-",
     ) -> None:
         self.kind = kind
         self.refresh_at = refresh_at
@@ -69,6 +81,7 @@ class EntryHeader:
         self.stamp = stamp
         self.digest = digest
         self.config_path = config_path
+        self.name = name
 
     def line(self) -> bytes:
         fields = [
@@ -80,15 +93,18 @@ class EntryHeader:
             self.key_store,
             *(str(v) for v in self.stamp),
             self.digest,
+            self.name,
             self.config_path,
         ]
+        if any(not f or " " in f or "\n" in f for f in fields[:-1]) or "\n" in self.config_path:
+            raise ValueError("a cache header field is empty or holds a space or newline")
         return " ".join(fields).encode() + b"\n"
 
     @classmethod
     def parse(cls, line: bytes) -> "EntryHeader | None":
         try:
-            parts = line.decode().rstrip("\n").split(" ", 10)
-            if len(parts) != 11 or parts[0] != MAGIC:
+            parts = line.decode().rstrip("\n").split(" ", FIELDS - 1)
+            if len(parts) != FIELDS or parts[0] != MAGIC:
                 return None
             return cls(
                 kind=parts[1],
@@ -96,9 +112,10 @@ class EntryHeader:
                 expires_at=int(parts[3]),
                 issued_at=int(parts[4]),
                 key_store=parts[5],
-                stamp=(int(parts[6]), int(parts[7]), int(parts[8])),
-                digest=parts[9],
-                config_path=parts[10],
+                stamp=(int(parts[6]), int(parts[7]), int(parts[8]), int(parts[9])),
+                digest=parts[10],
+                name=parts[11],
+                config_path=parts[12],
             )
         except (UnicodeDecodeError, ValueError):
             return None
@@ -107,21 +124,55 @@ class EntryHeader:
         return (time.time() if now is None else now) < self.refresh_at
 
 
-def config_stamp(path: str) -> tuple[int, int, int]:
-    """(mtime_ns, size, inode) of the config file; zeros when it is missing."""
+def stamp_of(st: os.stat_result) -> tuple[int, int, int, int]:
+    """(mtime_ns, size, inode, ctime_ns): what identifies one version of the config file."""
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def config_stamp(path: str) -> tuple[int, int, int, int]:
+    """The :func:`stamp_of` the config file; zeros when it is missing."""
     try:
         st = os.stat(path)
     except OSError:
-        return (0, 0, 0)
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (0, 0, 0, 0)
+    return stamp_of(st)
+
+
+def entry_tag(name: str, scope: str) -> str:
+    """16 hex digits naming ``name`` within ``scope`` (a config path), exact in case.
+
+    FNV-1a (64 bit), not a cryptographic hash: the tag only keeps file names apart;
+    what an entry is for is checked against its authenticated header. Plain Python,
+    so the cache-hit path imports nothing for it.
+    """
+    h = 0xCBF29CE484222325
+    for byte in f"{scope}\0{name}".encode():
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
 
 
 def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
-    """(header, header line, sealed body) of a cache file, or None if absent/unreadable."""
+    """(header, header line, sealed body) of a cache file, or None if absent/unreadable.
+
+    Only a regular file of at most :data:`MAX_ENTRY` bytes is read; a FIFO,
+    directory or symlink at the path, or a huge file, is None without blocking.
+    """
+    import stat
+
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY:
+            return None
+        data = os.read(fd, MAX_ENTRY + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_ENTRY:
         return None
     line, sep, body = data.partition(b"\n")
     header = EntryHeader.parse(line + sep) if sep else None
@@ -131,13 +182,19 @@ def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
 
 
 class Cache:
-    """Profiles' cached credentials and plugins' private state entries."""
+    """Profiles' cached credentials and plugins' private state entries.
 
-    def __init__(self, directory: str) -> None:
+    ``config_path`` scopes profile entries to one config file (plugin state
+    entries, named ``_state.*``, are shared by every config).
+    """
+
+    def __init__(self, directory: str, config_path: str = "") -> None:
         self.directory = directory
+        self.config_path = config_path
 
     def path(self, name: str) -> str:
-        return os.path.join(self.directory, name + SUFFIX)
+        scope = "" if name.startswith("_") else self.config_path
+        return os.path.join(self.directory, f"{name}.{entry_tag(name, scope)}{SUFFIX}")
 
     @staticmethod
     def state_name(plugin: str, name: str) -> str:
@@ -145,35 +202,86 @@ class Cache:
         safe = "".join(c if c.isalnum() or c in "-." else "_" for c in f"{plugin}.{name}")
         return f"_state.{safe}"
 
+    def check(self) -> None:
+        """Raise CacheError when the cache directory is unsafe (symlink, foreign, group/other-writable)."""
+        from .paths import check_dir
+
+        problem = check_dir(self.directory)
+        if problem:
+            from .errors import CacheError
+
+            raise CacheError(f"refusing to use the cache: {problem}")
+
     def header(self, name: str) -> "EntryHeader | None":
+        """The entry's header, only when it is bound to ``name`` (and this config, for profiles)."""
+        self.check()
         entry = read_entry(self.path(name))
-        return entry[0] if entry else None
+        if entry is None or not self._bound(entry[0], name):
+            return None
+        return entry[0]
+
+    def _bound(self, header: EntryHeader, name: str) -> bool:
+        if header.name != name:
+            return False
+        return name.startswith("_") or header.config_path == self.config_path
 
     def load(self, name: str, key: bytes) -> "tuple[EntryHeader, bytes] | None":
-        """Decrypt an entry: (header, plaintext). Raises ValueError if it is damaged."""
-        entry = read_entry(self.path(name))
+        """Decrypt an entry: (header, plaintext). Raises ValueError if it is damaged or not this profile's."""
+        self.check()
+        path = self.path(name)
+        entry = read_entry(path)
         if entry is None:
-            if os.path.exists(self.path(name)):
-                raise ValueError("unreadable header")
+            if os.path.lexists(path):
+                raise ValueError("unreadable entry")
             return None
         header, line, body = entry
+        if not self._bound(header, name):
+            raise ValueError("the entry belongs to another profile or config")
         return header, unseal(key, body, line)
 
     def store(self, name: str, header: EntryHeader, plaintext: bytes, key: bytes) -> None:
+        """Seal and write an entry atomically. Raises OSError or CacheError when it cannot."""
+        from .errors import CacheError
+
         ensure_dir(self.directory)
-        line = header.line()
+        header.name = name
+        try:
+            line = header.line()
+        except ValueError as exc:
+            raise CacheError(str(exc)) from None
         atomic_write(self.path(name), line + seal(key, plaintext, line))
 
     def remove(self, name: str) -> bool:
+        """Delete an entry; False if there was none. Raises CacheError when it cannot be deleted."""
         try:
             os.unlink(self.path(name))
             return True
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            from .errors import CacheError
+
+            raise CacheError(f"cannot remove {self.path(name)}: {exc.strerror}") from None
+
+    def discard(self, name: str) -> None:
+        """Delete an entry if possible (a damaged entry in a read-only cache stays, harmlessly)."""
+        try:
+            os.unlink(self.path(name))
+        except OSError:
+            pass
 
     def names(self) -> list[str]:
+        """Names of this config's profile entries and of every plugin state entry."""
+        self.check()
         try:
             files = os.listdir(self.directory)
         except OSError:
             return []
-        return sorted(f[: -len(SUFFIX)] for f in files if f.endswith(SUFFIX) and not f.startswith("."))
+        found: set[str] = set()
+        for file in files:
+            if not file.endswith(SUFFIX) or file.startswith("."):
+                continue
+            name = file[: -len(SUFFIX)].rpartition(".")[0]
+            if name and os.path.join(self.directory, file) == self.path(name):
+                found.add(name)
+        return sorted(found)

@@ -9,8 +9,9 @@ options are resolved just before their step runs.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from .config import Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, StepError
 from .steps import StepType
+from .totp import never_sent
 from .ui import UI
 
 
@@ -49,6 +51,9 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
             allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
             if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
                 problems.append(f"{key} must be {type_name(allowed[0]())}, not {type_name(value)}")
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(f"{key} must be a finite number, not {value!r}")
                 continue
             if spec.choices is not None and value not in spec.choices:
                 problems.append(f"{key} must be one of {', '.join(map(str, spec.choices))}, not {value!r}")
@@ -151,6 +156,7 @@ class ChainEnv:
     state_dir: str
     vault: Callable[[], Any]
     state: Any  # gw.app.StateStore: get/put/delete of plugin state entries
+    pending_codes: list = field(default_factory=list)  # gw.totp.Reservation carried by a result to the next step
 
 
 class ChainContext:
@@ -165,6 +171,7 @@ class ChainContext:
         self.state_dir = Path(env.state_dir)
         self.secret_label = "secret"
         self.code_account: str | None = None
+        self.reservations: list = []  # one-time codes handed out during this step (gw.totp.Reservation)
 
     # -- environment --------------------------------------------------------
     @property
@@ -219,7 +226,7 @@ class ChainContext:
 
         return fresh_code(
             self.code_account or account, produce, self.env.state_dir, period=period,
-            lock_timeout=self.env.settings.lock_timeout, on_wait=waiting,
+            lock_timeout=self.env.settings.lock_timeout, on_wait=waiting, reservations=self.reservations,
         )
 
     def lock(self, name: str, timeout: float | None = None) -> contextlib.AbstractContextManager[bool]:
@@ -267,6 +274,31 @@ def find_step_type(registry: Any, name: str) -> StepType:
 
 
 
+def _settle_codes(env: ChainEnv, ctx: ChainContext, *, release: bool) -> None:
+    """A step failed: release (or keep as used) every one-time code it held (see gw.totp)."""
+    held = env.pending_codes + ctx.reservations
+    env.pending_codes.clear()
+    ctx.reservations.clear()
+    if release:
+        for reservation in held:
+            reservation.release()
+
+
+def _carry_codes(env: ChainEnv, ctx: ChainContext, result: Credential) -> None:
+    """A step succeeded: codes its result still carries stay pending for the next step; the rest were used."""
+    import json
+
+    held = env.pending_codes + ctx.reservations
+    ctx.reservations.clear()
+    if not held:
+        return
+    try:
+        carried = json.dumps(result.to_dict(), default=str)
+    except Exception:  # noqa: BLE001 - a result that cannot be serialised carries nothing we can see
+        carried = ""
+    env.pending_codes[:] = [r for r in held if r.code and r.code in carried]
+
+
 def run_step(
     env: ChainEnv, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
 ) -> Credential:
@@ -274,37 +306,42 @@ def run_step(
     ctx = ChainContext(env, profile, index, step)
     resolved = dict(values)
     referenced = False
-    for key, spec in step.options.items():  # plain options given as references first ...
-        if not spec.secret and _reference_in_plain_option(spec, resolved.get(key), ctx.schemes):
-            scheme = secrets.find_scheme(resolved[key], ctx.schemes)
-            assert scheme is not None
-            ctx.secret_label = key.replace("_", " ")
-            resolved[key] = scheme.resolve(ctx, resolved[key])
-            referenced = True
-    if referenced and step.check is not None:  # the rules a step checks, on the resolved values
-        try:
-            step.check(resolved)
-        except ValueError as exc:
-            raise ConfigError(f"profile {profile!r}, step {index} ({step.name}): {exc}") from None
-    for key, spec in step.options.items():  # ... so a one-time code knows its (resolved) account
-        if spec.secret and resolved.get(key) is not None:
-            account = resolved.get(spec.account) if spec.account else None
-            ctx.code_account = f"account:{account}" if isinstance(account, str) and account else None
+    try:
+        for key, spec in step.options.items():  # plain options given as references first ...
+            if not spec.secret and _reference_in_plain_option(spec, resolved.get(key), ctx.schemes):
+                scheme = secrets.find_scheme(resolved[key], ctx.schemes)
+                assert scheme is not None
+                ctx.secret_label = key.replace("_", " ")
+                resolved[key] = scheme.resolve(ctx, resolved[key])
+                referenced = True
+        if referenced and step.check is not None:  # the rules a step checks, on the resolved values
             try:
-                resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
-            finally:
-                ctx.code_account = None
+                step.check(resolved)
+            except ValueError as exc:
+                raise ConfigError(f"profile {profile!r}, step {index} ({step.name}): {exc}") from None
+        for key, spec in step.options.items():  # ... so a one-time code knows its (resolved) account
+            if spec.secret and resolved.get(key) is not None:
+                account = resolved.get(spec.account) if spec.account else None
+                ctx.code_account = f"account:{account}" if isinstance(account, str) and account else None
+                try:
+                    resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
+                finally:
+                    ctx.code_account = None
+    except BaseException:
+        _settle_codes(env, ctx, release=True)  # the step never ran: no code was sent
+        raise
     try:
         result = step.run(ctx, resolved, upstream)
-    except GwError:
-        raise
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:
+    except BaseException as exc:
+        # never reached its upstream: the codes it held are unused; otherwise they are spent
+        _settle_codes(env, ctx, release=never_sent(exc))
+        if isinstance(exc, (GwError, KeyboardInterrupt)) or not isinstance(exc, Exception):
+            raise
         raise StepError(f"profile {profile!r}, step {index} ({step.name}) failed: {type(exc).__name__}: {exc}") from exc
     expected = step.output_kind(values)
     if not isinstance(result, Credential) or result.KIND != expected:
         raise StepError(f"step type {step.name!r} (plugin {step.plugin}) returned something other than {expected}")
     for value in result.secrets():
         ctx.add_secret(value)
+    _carry_codes(env, ctx, result)
     return result

@@ -12,13 +12,21 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in ("credential-process", "token"):
-        from .fastpath import exit_now, serve_credential_process, serve_token
+        from .fastpath import StdoutFailed, exit_now, serve_credential_process, serve_token
 
         try:
             served = (serve_credential_process if args[0] == "credential-process" else serve_token)(args[1:])
         except BrokenPipeError:  # the reader went away: no traceback, like the ordinary path
             if argv is None:
                 os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again
+            return 1
+        except StdoutFailed as exc:  # stdout closed or full
+            try:
+                os.write(2, f"gw: cannot write the credentials to stdout: {exc}\n".encode())
+            except OSError:
+                pass
+            if argv is None:
+                os._exit(1)
             return 1
         if served:
             if argv is None:  # a real process, not a call from Python code
@@ -28,6 +36,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: list[str]) -> int:
+    import _signal
+
+    if _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:  # set by the launcher for the first moments
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)  # Ctrl-C now cleans up and says "cancelled"
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # between the handler and _run's own try
+        print("gw: cancelled", file=sys.stderr)
+        return 130
+
+
+def _run(args: list[str]) -> int:
     from .app import App
     from .errors import GwError
 
@@ -48,6 +68,10 @@ def run(args: list[str]) -> int:
         app.ui.error("cancelled")
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:  # e.g. stdout full or closed while printing a result
+        where = f" ({exc.filename})" if exc.filename else ""
+        app.ui.error(f"input/output failed{where}: {exc.strerror or type(exc).__name__}")
         return 1
     except Exception as exc:  # a bug: still one line, still scrubbed
         if os.environ.get("GW_DEBUG"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,6 +19,12 @@ from .errors import ConfigError
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
 PROFILE_KEYS = {"description", "steps", "region"}
+MAX_CONFIG = 1024 * 1024  # bytes
+# Every number in [settings]: (lowest, highest) allowed; NaN and infinities never are.
+SETTING_RANGES: dict[str, tuple[float, float]] = {
+    "lock_timeout": (0.001, 86400.0),
+    "prompt_timeout": (1.0, 86400.0),
+}
 KEY_STORES = ("file", "keyring")
 
 
@@ -70,7 +77,7 @@ class Config:
     path: str
     settings: Settings
     profiles: dict[str, Profile]
-    stamp: tuple[int, int, int] = (0, 0, 0)
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def profile(self, name: str) -> Profile:
         try:
@@ -100,24 +107,59 @@ def load_config(path: str | None = None) -> Config:
     """Read and structurally check the config file."""
     import tomllib
 
-    from .paths import config_path
+    from .paths import UnsafePath, config_path, open_regular
 
     path = os.path.abspath(path or config_path())
     try:
-        with open(path, "rb") as f:
+        fd = open_regular(path, follow=True)  # a FIFO or directory at the path is refused, never waited on
+        with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
-            data = tomllib.load(f)
+            problem = _config_file_problem(path, st)
+            if problem:
+                raise ConfigError(f"refusing to use the config: {problem}")
+            if st.st_size > MAX_CONFIG:
+                raise ConfigError(f"{path} is {st.st_size} bytes; a gw config is at most {MAX_CONFIG} bytes")
+            raw = f.read(MAX_CONFIG + 1)
     except FileNotFoundError:
         raise ConfigError(
             f"no config file at {path}; create one (see config.example.toml) or set GW_CONFIG"
         ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnsafePath as exc:
+        raise ConfigError(f"cannot read the config: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} (offset {exc.start}); save it as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     config = parse_config(data, path)
-    config.stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+    config.stamp = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
     return config
+
+
+def _config_file_problem(path: str, st: os.stat_result) -> str | None:
+    """Why the config file is unsafe to obey, or None.
+
+    The config names programs gw runs (``askpass``), endpoints that receive your keys and
+    the CA bundle that vouches for them, so - like OpenSSH with ``~/.ssh/config``
+    (readconf.c, ``secure_permissions``) - it must be yours (or root's) and writable by
+    nobody else. Readable by others is fine: it holds no secrets.
+    """
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    if uid is not None and st.st_uid not in (uid, 0):
+        return f"{path} belongs to another user (uid {st.st_uid}); fix it with: chown {uid} {path}"
+    if st.st_mode & 0o022:
+        return f"{path} is writable by others (mode {st.st_mode & 0o777:04o}); fix it with: chmod go-w {path}"
+    return None
 
 
 def parse_config(data: dict[str, Any], path: str) -> Config:
@@ -146,8 +188,10 @@ def _parse_settings(raw: Any, path: str) -> Settings:
         raise _fail(path, "settings.disable_plugins", "must be an array of plugin names")
     if settings.key_store not in KEY_STORES:
         raise _fail(path, "settings.key_store", f"must be one of {', '.join(KEY_STORES)}")
-    if settings.lock_timeout <= 0 or settings.prompt_timeout <= 0:
-        raise _fail(path, "settings", "timeouts must be positive")
+    for key, (low, high) in SETTING_RANGES.items():
+        value = getattr(settings, key)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise _fail(path, f"settings.{key}", f"must be a number of seconds from {low:g} to {high:g}, not {value!r}")
     if settings.ca_bundle:
         settings.ca_bundle = os.path.expanduser(settings.ca_bundle)
     return settings

@@ -235,7 +235,8 @@ class SoracomSession(Credential):
 
     KIND: ClassVar[str] = SORACOM_SESSION
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "token")
-    ENV_VARS: ClassVar[tuple[str, ...]] = ("SORACOM_API_KEY", "SORACOM_TOKEN", "SORACOM_PROFILE")
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("SORACOM_API_KEY", "SORACOM_TOKEN", "SORACOM_PROFILE",
+                                           "SORACOM_AUTH_KEY_ID", "SORACOM_AUTH_KEY")
 
     api_key: str
     token: str

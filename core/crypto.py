@@ -49,19 +49,28 @@ def unseal(key: bytes, blob: bytes, aad: bytes) -> bytes:
 
 
 def _refuse(message: str) -> Exception:
-    from .errors import CacheError  # imported only on failure: the cache-hit path never needs it
+    from .errors import (
+        CacheError,  # imported only on failure: the cache-hit path never needs it
+    )
 
     return CacheError(message)
 
 
 def read_key_file(path: str) -> bytes | None:
-    """The key in ``path``; None if missing. Raises CacheError if unsafe or damaged."""
+    """The key in ``path``; None if missing. Raises CacheError if unsafe or damaged.
+
+    Never blocks (a FIFO at the path is refused) and never follows a symlink.
+    """
+    from .paths import UnsafePath, open_regular
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_regular(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise _refuse(f"cannot read the key file {path}: {exc.strerror}") from None
+    except UnsafePath as exc:
+        raise _refuse(f"refusing to use the encryption key: {exc}") from None
     try:
         problem = private_file_problem(path, os.fstat(fd))
         if problem:
@@ -78,21 +87,30 @@ def read_key_file(path: str) -> bytes | None:
 
 
 def _create_key_file(path: str) -> bytes:
-    ensure_dir(os.path.dirname(path))
+    """Create the key atomically (complete or absent, never partial); no temp file survives a failure."""
+    directory = ensure_dir(os.path.dirname(path))
+    from .paths import clean_stale_temps
+
+    clean_stale_temps(directory)
     key = os.urandom(KEY_SIZE)
     tmp = f"{path}.{os.getpid()}.new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        os.write(fd, key)
-        os.fsync(fd)
+        try:
+            if os.write(fd, key) != KEY_SIZE:
+                raise OSError(28, "No space left on device")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # atomic "create if absent" with the full content
+        except FileExistsError:
+            key = read_key_file(path) or key
     finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # atomic "create if absent" with the full content
-    except FileExistsError:
-        key = read_key_file(path) or key
-    finally:
-        os.unlink(tmp)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
     return key
 
 
@@ -100,13 +118,19 @@ def load_key(state_dir: str, store: str = "file", *, create: bool = True) -> byt
     """The cache/vault key from the configured store, created on first use when ``create``."""
     if store == "keyring":
         return _keyring_key(create)
+    from .paths import check_dir
+
+    problem = check_dir(state_dir)
+    if problem:
+        raise _refuse(f"refusing to use the state directory: {problem}")
     path = os.path.join(state_dir, "key")
     key = read_key_file(path)
     if key is None and create:
         try:
             key = _create_key_file(path)
         except OSError as exc:
-            raise _refuse(f"cannot create the key file {path}: {exc.strerror}") from None
+            reason = exc.strerror or type(exc).__name__
+            raise _refuse(f"cannot create the key file {path}: {reason}") from None
     return key
 
 

@@ -21,12 +21,31 @@ def conflicting() -> tuple[str, ...]:
 FORMATS = ("sh", "fish", "powershell", "json")
 
 
+def _check_values(values: dict[str, str]) -> None:
+    from .errors import StepError
+
+    for name, value in values.items():
+        if "\0" in value or "\0" in name or "=" in name:
+            raise StepError(f"the value of {name} holds a NUL byte (or the name is invalid); it cannot be an environment variable")
+
+
 def child_environment(base: dict[str, str], values: dict[str, str]) -> dict[str, str]:
     """``base`` without conflicting credential variables, plus ``values``."""
     stale = conflicting()
     env = {k: v for k, v in base.items() if k not in stale}
     env.update(values)
     return env
+
+
+def powershell_quote(value: str) -> str:
+    """``value`` as a PowerShell single-quoted string literal.
+
+    Doubles every character PowerShell treats as a single quote, exactly as
+    PowerShell's own ``CodeGeneration.EscapeSingleQuotedStringContent`` does
+    (PowerShell/PowerShell, src/System.Management.Automation/engine/parser/
+    CodeGeneration.cs, with ``CharExtensions.IsSingleQuote``: ' and U+2018..U+201B).
+    """
+    return "'" + "".join(c + c if c in POWERSHELL_SINGLE_QUOTES else c for c in value) + "'"
 
 
 def _fish_quote(value: str) -> str:
@@ -48,7 +67,7 @@ def render(values: dict[str, str], fmt: str) -> str:
         lines += [f"set -gx {k} {_fish_quote(v)};" for k, v in values.items()]
     elif fmt == "powershell":
         lines += [f"Remove-Item Env:{name} -ErrorAction SilentlyContinue" for name in stale]
-        lines += [f"$Env:{k} = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in values.items()]
+        lines += [f"$Env:{k} = {powershell_quote(v)}" for k, v in values.items()]
     else:
         raise ValueError(fmt)
     return "\n".join(lines)

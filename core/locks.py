@@ -31,8 +31,8 @@ def file_lock(
     locking, reported through ``on_unavailable``, rather than failing the command.
     """
     try:
-        ensure_dir(os.path.dirname(path))
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        ensure_dir(os.path.dirname(path))  # an unsafe lock directory is refused (CacheError), not skipped
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
     except OSError as exc:
         if on_unavailable:
             on_unavailable(f"cannot create lock file {path} ({exc.strerror}); continuing without a lock")

@@ -21,19 +21,82 @@ def one_line(text: str) -> str:
 
 
 class Scrubber:
-    """Replaces known secret values in text with ``****``."""
+    """Replaces known secret values in text with ``****``, in every form a message can carry them.
+
+    For each secret it knows the raw value, the value without surrounding
+    whitespace/CR/LF, Python's ``repr`` of it as text and as bytes (what
+    ``http.client`` prints), its JSON escaping (ASCII and not), and its URL
+    encodings. A message that ends in a cut-off form (``message[:200]``: any
+    prefix of at least :data:`MIN_CUT` characters, before optional ``...``/quotes)
+    or starts with the tail of one (``message[-200:]``) is scrubbed too.
+    """
+
+    MIN_CUT = 8
+    _TRAILERS = " \t.\u2026'\")]}>,;"
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._forms: list[str] = []
 
     def add(self, value: str | None) -> None:
-        if value and len(value) >= 4:
-            self._secrets.add(value)
+        if not value or len(value) < 4 or value in self._secrets:
+            return
+        self._secrets.add(value)
+        forms = set(self.forms(value))
+        self._forms = sorted(set(self._forms) | {f for f in forms if len(f) >= 4}, key=len, reverse=True)
+
+    @staticmethod
+    def forms(value: str) -> list[str]:
+        """Every spelling of ``value`` a message may contain."""
+        import json
+        from urllib.parse import quote, quote_plus
+
+        found = []
+        for v in {value, value.strip(), value.strip("\r\n")}:
+            if not v:
+                continue
+            found += [
+                v,
+                repr(v)[1:-1],
+                repr(v.encode("utf-8", "surrogatepass"))[2:-1],
+                json.dumps(v)[1:-1],
+                json.dumps(v, ensure_ascii=False)[1:-1],
+                quote(v, safe=""),
+                quote(v),
+                quote_plus(v),
+                quote(v, safe="").lower(),
+            ]
+        return found
 
     def scrub(self, text: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, "****")
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, "****")
+        return self._scrub_cuts(text)
+
+    def _scrub_cuts(self, text: str) -> str:
+        cut = self.MIN_CUT
+        for form in self._forms:
+            if len(form) <= cut:
+                continue
+            # the longest piece at the end that is a prefix of the form (found by its first characters)
+            body = text.rstrip(self._TRAILERS)
+            head, lo = form[:cut], max(0, len(body) - len(form))
+            at = body.find(head, lo)
+            while at != -1:
+                if form.startswith(body[at:]):
+                    text = body[:at] + "****" + text[len(body):]
+                    break
+                at = body.find(head, at + 1)
+            # the longest piece at the start that is a suffix of the form (found by its last characters)
+            stripped = text.lstrip(self._TRAILERS)
+            lead, tail = len(text) - len(stripped), form[-cut:]
+            at = stripped.rfind(tail, 0, len(form))
+            while at != -1:
+                if form.endswith(stripped[: at + cut]):
+                    text = text[:lead] + "****" + stripped[at + cut:]
+                    break
+                at = stripped.rfind(tail, 0, at + cut - 1)
         return text
 
 

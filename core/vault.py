@@ -14,7 +14,13 @@ import re
 from .crypto import seal, unseal
 from .errors import CacheError, SecretError
 from .locks import file_lock
-from .paths import atomic_write, ensure_dir, private_file_problem
+from .paths import (
+    UnsafePath,
+    atomic_write,
+    ensure_dir,
+    open_regular,
+    private_file_problem,
+)
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}\Z")
 AAD = b"gw-vault-v1"
@@ -28,26 +34,36 @@ class Vault:
 
     def _read(self) -> dict[str, str]:
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            fd = open_regular(self.path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise CacheError(f"cannot read the vault {self.path}: {exc.strerror}") from None
+        except UnsafePath as exc:
+            raise CacheError(f"refusing to use the vault: {exc}") from None
         with os.fdopen(fd, "rb") as f:
             problem = private_file_problem(self.path, os.fstat(f.fileno()))
             if problem:
                 raise CacheError(f"refusing to use the vault: {problem}")
             blob = f.read()
         try:
-            return json.loads(unseal(self._key_provider(), blob, AAD))
-        except ValueError:
+            data = json.loads(unseal(self._key_provider(), blob, AAD))
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            return data
+        except (ValueError, TypeError):
             raise CacheError(
                 f"the vault {self.path} cannot be decrypted (damaged, or made with another key)"
             ) from None
 
     def _write(self, data: dict[str, str]) -> None:
-        ensure_dir(os.path.dirname(self.path))
-        atomic_write(self.path, seal(self._key_provider(), json.dumps(data).encode(), AAD))
+        sealed = seal(self._key_provider(), json.dumps(data).encode(), AAD)
+        try:
+            ensure_dir(os.path.dirname(self.path))
+            atomic_write(self.path, sealed)
+        except OSError as exc:  # full disk, read-only state dir, a directory at the path ...
+            reason = exc.strerror or type(exc).__name__
+            raise CacheError(f"cannot write the vault {self.path}: {reason}; it is unchanged") from None
 
     def names(self) -> list[str]:
         return sorted(self._read())

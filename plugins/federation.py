@@ -26,7 +26,9 @@ from gw.plugin import (
     Option,
     ProfileTable,
     StepError,
+    atomic_write,
     hookimpl,
+    private_dir,
 )
 
 
@@ -114,9 +116,13 @@ def signin_token(ctx, plan: LoginPlan, credentials: AwsCredentials, duration: in
     token = None
     if response.status_code == 200:
         try:
-            token = response.json().get("SigninToken")
+            doc = response.json()
         except ValueError:
-            token = None
+            doc = None
+        candidate = doc.get("SigninToken") if isinstance(doc, dict) else None
+        # A usable token is one non-empty printable string: anything else is a refusal.
+        if isinstance(candidate, str) and candidate and candidate.isprintable() and not any(c.isspace() for c in candidate):
+            token = candidate
     if not token:
         raise StepError(
             f"the federation endpoint refused the session (HTTP {response.status_code}); "
@@ -171,10 +177,43 @@ def run_login(args: Any, ctx: CommandContext) -> int:
         return 0
     import webbrowser
 
-    if not webbrowser.open(url):
+    page = redirect_page(str(ctx.state_dir), url)
+    if not webbrowser.open(f"file://{page}"):
         raise StepError("could not open a browser here; run again with --print to get the URL")
     ctx.info(f"opened the AWS console for profile {args.profile!r}")
     return 0
+
+
+REDIRECT_LIFETIME = 15 * 60  # seconds: a sign-in token is good for 15 minutes
+
+
+def redirect_page(state_dir: str, url: str) -> str:
+    """A private (0600) HTML page that forwards the browser to ``url``; returns its path.
+
+    The browser gets only this file's path on its command line: the sign-in token
+    never appears in any process's argv (readable by other users in /proc). Pages
+    older than a sign-in token's lifetime are removed on the way.
+    """
+    import html
+    import os
+    import secrets
+    import time
+
+    directory = private_dir(os.path.join(state_dir, "login"))
+    for name in os.listdir(directory):
+        full = os.path.join(directory, name)
+        try:
+            if name.endswith(".html") and time.time() - os.lstat(full).st_mtime > REDIRECT_LIFETIME:
+                os.unlink(full)
+        except OSError:
+            pass
+    path = os.path.join(directory, f"{secrets.token_hex(8)}.html")
+    target = html.escape(url, quote=True)
+    page = (f'<!doctype html><meta charset="utf-8"><meta name="referrer" content="no-referrer">'
+            f'<meta http-equiv="refresh" content="0;url={target}"><title>AWS console</title>'
+            f'<a href="{target}">Open the AWS console</a>\n')
+    atomic_write(path, page.encode(), 0o600)
+    return path
 
 
 def _configure(parser) -> None:

@@ -92,6 +92,7 @@ def run_op(argv: list[str], *, what: str, executable: str | None = None, timeout
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
+            errors="replace",  # op's output is not always UTF-8 (found by tests/core/test_properties.py)
             timeout=limit,
             check=False,
         )

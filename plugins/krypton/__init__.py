@@ -10,7 +10,6 @@ at module level.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +75,9 @@ OPTIONS: dict[str, Option] = {
 }
 
 
+MAX_TIMEOUT = 3600
+
+
 def _produces(options: dict[str, Any]) -> str:
     return OPERATION_KINDS.get(options.get("operation") or "", JSON_DOCUMENT)
 
@@ -87,8 +89,9 @@ def _check(options: dict[str, Any]) -> None:
             f"reader must be auto, cellular, pcsc:<name>, modem:<device> or a plugin's reader name "
             f"(emulated: the demo plugin), not {reader!r}"
         )
-    if options.get("timeout") is not None and options["timeout"] <= 0:
-        raise ValueError("timeout must be a positive number of seconds")
+    timeout = options.get("timeout")
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:  # NaN fails this too
+        raise ValueError(f"timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT}")
     pin = options.get("pin")
     if pin and reader == "cellular":
         raise ValueError("pin is for a SIM in a reader; reader = \"cellular\" does not use the SIM")
@@ -221,7 +224,7 @@ def _write_private(path: Path, text: str) -> None:
 def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
     from cryptography import x509
 
-    from gw.plugin import IotCertificate
+    from gw.plugin import IotCertificate, private_dir
 
     certificate = _field(doc, "certificate", "aws-iot-bootstrap")
     private_key = _field(doc, "privateKey", "aws-iot-bootstrap")
@@ -233,9 +236,7 @@ def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "device"
     base = Path(ctx.state_dir) / "iot"
     directory = base / safe
-    for d in (Path(ctx.state_dir), base, directory):
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(d, 0o700)
+    private_dir(str(directory))  # 0700 all the way; a symlinked or foreign iot/ dir is refused
     cert_path, key_path = directory / "certificate.pem", directory / "private-key.pem"
     _write_private(cert_path, certificate)
     _write_private(key_path, private_key)

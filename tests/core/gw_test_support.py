@@ -11,7 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gw.cache import EntryHeader, read_entry
+import pytest
+
+from gw.cache import Cache, EntryHeader, read_entry
 from gw.crypto import read_key_file, unseal
 from gw.testing import gw_executable
 
@@ -91,7 +93,7 @@ def run_importtime(home, *args: str) -> subprocess.CompletedProcess:
 
 # -- the cache, seen from the outside ------------------------------------------------
 def cache_file(home, profile: str) -> Path:
-    return home.cache_dir / f"{profile}.gwc"
+    return Path(Cache(str(home.cache_dir), str(home.config_path)).path(profile))
 
 
 def cache_key(home) -> bytes:

@@ -55,7 +55,7 @@ def _reseal(home, profile: str, **times: int) -> None:
     header, plaintext = read_cached(home, profile)
     fields = {name: getattr(header, name) for name in EntryHeader.__slots__}
     fields.update(times)
-    Cache(str(home.cache_dir)).store(profile, EntryHeader(**fields), plaintext, cache_key(home))
+    Cache(str(home.cache_dir), str(home.config_path)).store(profile, EntryHeader(**fields), plaintext, cache_key(home))
 
 
 # -- damaged entries -----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_a_read_only_state_dir_still_gives_credentials_with_a_warning(aws_home, 
         if populated:
             warm = run()  # creates the key and the lock file, caches the entry
             assert warm.returncode == 0, warm.stderr
-            (state / "cache" / "role.gwc").unlink()
+            Path(Cache(str(state / "cache"), str(root / "config.toml")).path("role")).unlink()
             os.chmod(state / "cache", 0o500)
         else:
             (state / "cache").rmdir()
@@ -192,7 +192,7 @@ def test_a_read_only_state_dir_still_gives_credentials_with_a_warning(aws_home, 
             assert lines and all(line.startswith("gw: warning: ") for line in lines), result.stderr
             assert any("were not cached" in line for line in lines), result.stderr
             assert moto.count("AssumeRole") == before + attempt  # nothing was cached
-        assert not (state / "cache" / "role.gwc").exists()
+        assert not list((state / "cache").glob("role.*gwc"))
     finally:
         for dirpath, dirs, _ in os.walk(root):
             os.chmod(dirpath, 0o700)
@@ -268,7 +268,7 @@ def test_editing_another_profile_keeps_the_entry_and_restamps_it(role_home, moto
     assert moto.count("AssumeRole") == before  # served from the cache all the same
     header, _ = read_cached(home, "role")
     st = os.stat(home.config_path)
-    assert header.stamp == (st.st_mtime_ns, st.st_size, st.st_ino)  # re-stamped
+    assert header.stamp == (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)  # re-stamped
     again = run_importtime(home, "credential-process", "--profile", "role")
     assert again.returncode == 0 and json.loads(again.stdout) == first
     assert "gw.config" not in imported_modules(again.stderr)  # the fast path serves it again

@@ -9,6 +9,7 @@ import pytest
 from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
     assert_clean_failure,
+    cache_file,
     imported_modules,
     keys_from_env,
     role_profile,
@@ -49,7 +50,7 @@ def test_a_cache_hit_imports_nothing_heavy(warm_home, moto):
 
 def test_the_slow_path_does_import_them(warm_home):
     """Guards the test above: the same probe does see heavy imports when the cache cannot serve."""
-    (warm_home.cache_dir / "role.gwc").unlink()
+    cache_file(warm_home, "role").unlink()
     miss = run_importtime(warm_home, "credential-process", "--profile", "role")
     assert miss.returncode == 0, miss.stderr
     modules = imported_modules(miss.stderr)

@@ -6,6 +6,7 @@ import fcntl
 import os
 
 from tests.core.core_helpers import admin_profile, parse_credential_process, store_user
+from tests.core.gw_test_support import cache_file
 
 
 def test_restamp_waits_for_a_free_profile_lock(aws_home, iam_user, askpass, moto):
@@ -15,7 +16,7 @@ def test_restamp_waits_for_a_free_profile_lock(aws_home, iam_user, askpass, moto
     store_user(home, iam_user)
     first = home.run("credential-process", "--profile", "admin")
     assert first.returncode == 0, first.stderr
-    entry = home.cache_dir / "admin.gwc"
+    entry = cache_file(home, "admin")
     stamped = entry.read_bytes()
 
     # Edit the file elsewhere: the fast path no longer trusts the entry, the slow path still serves it.

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.gw_test_support import assert_clean_failure
+from tests.core.gw_test_support import assert_clean_failure, cache_file
 
 PROJECT = Path(__file__).resolve().parent
 TOKEN = "example-token-Zq8-secret-value"
@@ -41,7 +41,7 @@ def test_a_profile_using_it_works_and_is_audited(plugin_home, tmp_path):
     first = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"GW_BEARER_TOKEN": TOKEN}  # rot13 decoded
-    assert (plugin_home.cache_dir / "tok.gwc").exists()
+    assert cache_file(plugin_home, "tok").exists()
     second = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert second.stdout == first.stdout
     audit = (tmp_path / "audit.log").read_text()

@@ -4,10 +4,11 @@
 #   libpcsclite-dev  headers, to build pyscard from source when no wheel fits
 #   vsmartcard-vpcd  the virtual reader driver (/etc/reader.conf.d/vpcd, TCP port 35963)
 #   swig             pyscard's build dependency
+#   gcc, libc6-dev   to build bind_loopback.so, which keeps vpcd on 127.0.0.1 (see pcscd.sh)
 # Idempotent: installs only what is missing, and only when run as root with apt-get.
 # Always exits 0 elsewhere (the tests then skip, or fail loudly under CI=true).
 set -u
-PKGS="pcscd libpcsclite-dev vsmartcard-vpcd swig"
+PKGS="pcscd libpcsclite-dev vsmartcard-vpcd swig gcc libc6-dev"
 
 missing=""
 for p in $PKGS; do
@@ -16,8 +17,18 @@ for p in $PKGS; do
     fi
 done
 
+build_shim() {
+    # vpcd listens on every interface; pcscd.sh preloads this shim to keep it on loopback (issue 8).
+    here=$(dirname "$0")
+    if [ ! -f "$here/build/bind_loopback.so" ] || [ "$here/bind_loopback.c" -nt "$here/build/bind_loopback.so" ]; then
+        mkdir -p "$here/build" && cc -shared -fPIC -O2 -Wall -o "$here/build/bind_loopback.so" "$here/bind_loopback.c" -ldl \
+            && echo "pcsc: built $here/build/bind_loopback.so"
+    fi
+}
+
 if [ -z "$missing" ]; then
     echo "pcsc: all packages present ($PKGS)"
+    build_shim || true
     exit 0
 fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -30,3 +41,4 @@ apt-get update -qq || true
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing
 echo "pcsc: installed:$missing"
+build_shim || true

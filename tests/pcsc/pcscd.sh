@@ -51,8 +51,20 @@ start)
         exit 1
     fi
     mkdir -p /run/pcscd 2>/dev/null || true
+    # -- vpcd on loopback only (issue 8) ---------------------------------------------------
+    # Debian's vpcd binds its card ports on every interface; bind_loopback.so (preloaded)
+    # turns that into 127.0.0.1, so no network peer can act as the smart card.
+    SHIM=$(cd "$(dirname "$0")" && pwd)/build/bind_loopback.so
+    if [ ! -f "$SHIM" ]; then
+        mkdir -p "$(dirname "$SHIM")"
+        cc -shared -fPIC -O2 -o "$SHIM" "$(dirname "$0")/bind_loopback.c" -ldl 2>/dev/null || {
+            echo "pcscd: cannot build $SHIM (needs cc; run tests/pcsc/install.sh); not starting vpcd on every interface" >&2
+            exit 1
+        }
+    fi
+    # -- end of the vpcd listen configuration -----------------------------------------------
     # -f: stay in the foreground (so the pid is ours), backgrounded here. No -a: APDUs carry keys.
-    "$PCSCD" -f >"$LOG" 2>&1 &
+    LD_PRELOAD="$SHIM" "$PCSCD" -f >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     i=0
     while [ $i -lt 100 ]; do

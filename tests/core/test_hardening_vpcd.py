@@ -1,0 +1,75 @@
+"""Issue 8: the test pcscd's vpcd listens on 127.0.0.1 only, never on every interface.
+
+tests/pcsc/pcscd.sh preloads tests/pcsc/bind_loopback.so into the pcscd it starts; the
+shim turns the vpcd driver's wildcard bind into a loopback bind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PCSC_IN_CI, pcsc_unavailable
+
+PCSC = Path(__file__).resolve().parents[1] / "pcsc"
+PROBE = "import socket; s = socket.socket(); s.bind(('0.0.0.0', 0)); print(s.getsockname()[0])"
+
+
+def _build(tmp_path: Path) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        if PCSC_IN_CI:
+            pytest.fail("no C compiler under CI=true (tests/pcsc/install.sh installs gcc)")
+        pytest.skip("no C compiler to build the shim")
+    shim = tmp_path / "bind_loopback.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(shim), str(PCSC / "bind_loopback.c"),
+                    "-ldl"], check=True, capture_output=True, timeout=60)
+    return shim
+
+
+def test_the_shim_turns_a_wildcard_bind_into_loopback(tmp_path):
+    shim = _build(tmp_path)
+    plain = subprocess.run([sys.executable, "-c", PROBE], check=False, capture_output=True, text=True, timeout=30)
+    assert plain.stdout.strip() == "0.0.0.0"  # the probe really binds the wildcard without the shim
+    shimmed = subprocess.run([sys.executable, "-c", PROBE], check=False, capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "LD_PRELOAD": str(shim)})
+    assert shimmed.returncode == 0, shimmed.stderr
+    assert shimmed.stdout.strip() == "127.0.0.1"
+
+
+def test_pcscd_sh_preloads_the_shim():
+    script = (PCSC / "pcscd.sh").read_text()
+    start = script[script.index("start)"): script.index("stop)")]
+    assert 'LD_PRELOAD="$SHIM" "$PCSCD" -f' in start
+
+
+def _listeners(port: int) -> list[str]:
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and local.endswith(f":{port:04X}"):
+                found.append(local)
+    return found
+
+
+def test_the_running_vpcd_listens_on_loopback_only(pcscd):
+    pid_file = Path(os.environ.get("GW_PCSCD_PIDFILE", "/tmp/gw-test-pcscd.pid"))
+    pid = pid_file.read_text().strip() if pid_file.exists() else ""
+    environ = Path(f"/proc/{pid}/environ").read_bytes() if pid and Path(f"/proc/{pid}").exists() else b""
+    if b"LD_PRELOAD=" not in environ:
+        pcsc_unavailable("the running pcscd was not started by tests/pcsc/pcscd.sh with the loopback shim "
+                         "(stop it and run: sh tests/pcsc/pcscd.sh start)")
+    for port in (35963, 35964):
+        listeners = _listeners(port)
+        assert listeners, f"nothing listens on {port}"
+        assert all(addr.startswith("0100007F:") for addr in listeners), listeners  # 127.0.0.1 only
