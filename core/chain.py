@@ -299,6 +299,15 @@ def _carry_codes(env: ChainEnv, ctx: ChainContext, result: Credential) -> None:
     env.pending_codes[:] = [r for r in held if r.code and r.code in carried]
 
 
+def _account(names: str | tuple[str, ...] | None, options: dict[str, Any]) -> str | None:
+    """The account a one-time code is for: the (resolved) values of the named options, joined by ``/``."""
+    if not names:
+        return None
+    values = [options.get(name) for name in ((names,) if isinstance(names, str) else names)]
+    present = [value for value in values if isinstance(value, str) and value]
+    return "/".join(present) or None
+
+
 def run_step(
     env: ChainEnv, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
 ) -> Credential:
@@ -321,8 +330,8 @@ def run_step(
                 raise ConfigError(f"profile {profile!r}, step {index} ({step.name}): {exc}") from None
         for key, spec in step.options.items():  # ... so a one-time code knows its (resolved) account
             if spec.secret and resolved.get(key) is not None:
-                account = resolved.get(spec.account) if spec.account else None
-                ctx.code_account = f"account:{account}" if isinstance(account, str) and account else None
+                account = _account(spec.account, resolved)
+                ctx.code_account = f"account:{account}" if account else None
                 try:
                     resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
                 finally:

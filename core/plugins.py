@@ -267,6 +267,10 @@ def _check_options(options: Any, what: str) -> None:
                                     f"not of its type {'/'.join(t.__name__ for t in allowed)}")
             if spec.choices is not None and spec.default not in spec.choices:
                 raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not one of its choices")
+        names = (spec.account,) if isinstance(spec.account, str) else spec.account or ()
+        unknown = [name for name in names if name not in options]
+        if unknown:
+            raise PluginProblem(f"{what}: option {key!r} names unknown option {unknown[0]!r} as its account")
         if spec.required and spec.default is not None:
             raise PluginProblem(f"{what}: option {key!r} is required and has a default")
 

@@ -28,8 +28,10 @@ class Option:
     integers; a tuple allows several types). ``secret`` options take a secret
     reference and reach ``run`` already resolved to a ``str``. ``choices`` limits
     a value to a fixed set. ``account`` (for one-time-code options) names the
-    option that says which account the code is for, e.g. ``"mfa_serial"``: a code
-    is never used twice for that account, whichever source it came from.
+    option that says which account the code is for, e.g. ``"mfa_serial"`` (or a
+    tuple of options whose present values, joined with ``/``, name it, e.g.
+    ``("email", "operator_id", "username")``): a code is never used twice for that
+    account, whichever source it came from.
     """
 
     type: type | tuple[type, ...] = str
@@ -38,7 +40,7 @@ class Option:
     secret: bool = False
     choices: tuple[Any, ...] | None = None
     help: str = ""
-    account: str | None = None
+    account: str | tuple[str, ...] | None = None
 
 
 class StepContext(Protocol):

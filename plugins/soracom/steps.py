@@ -154,11 +154,10 @@ def step_types() -> list[StepType]:
                 "password": Option(str, secret=True, help=SECRET_HELP),
                 "operator_id": Option(str, help="operator ID of a SAM user (OP...)"),
                 "username": Option(str, help="SAM user name"),
-                # The no-reuse record is keyed on the account the code is for. The core
-                # takes one option name: a root user's email. A SAM user's account is
-                # operator_id + username, which needs more than one option (asked of the
-                # core); until then a SAM user's codes are keyed on their source.
-                "mfa_code": Option(str, secret=True, account="email",
+                # The no-reuse record is keyed on the account the code is for: a root
+                # user's email, or a SAM user's operator_id/username (as the onepassword
+                # step names them), whichever source the code comes from.
+                "mfa_code": Option(str, secret=True, account=("email", "operator_id", "username"),
                                    help="one-time code for a root or SAM user: totp:vault:SEED or op-otp://VAULT/ITEM"),
                 "coverage": Option(str, default="jp", choices=("jp", "g")),
             },
