@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: demo test bench install install-sim clean help
+.PHONY: demo test bench lint install install-sim clean help
 
 help:
 	@echo "make demo   - gw end to end on local emulators (no accounts, no hardware)"
@@ -26,16 +26,28 @@ install: $(VENV)/.installed
 
 # System packages for the PC/SC tests (root + apt only), then the test extras.
 # pyscard builds from source against libpcsclite; without it the PC/SC tests skip
-# (and fail under CI=true, where they must run).
+# (and fail under CI=true, where they must run). tests/browser/install.sh adds mosquitto,
+# chromium + chromium-driver and vendors the npm mqtt browser bundle for the IoT/browser tests.
 install-sim: install
 	bash tests/pcsc/install.sh
+	bash tests/install-tools.sh
+	bash tests/browser/install.sh
 	$(BIN)/python -m pip install -q -e '.[test,sim]' || $(BIN)/python -m pip install -q -e '.[test]'
-	$(BIN)/python -m pip install -q --no-deps -e tests/example_plugin
 
 demo: install
 	$(BIN)/gw demo
 
-test: install-sim
+# ruff and mypy over the product code. mypy sees core/, plugins/ and emulators/ as the
+# packages gw, gw_plugins and gw_emulators through a tree of symlinks (.mypy-src/).
+lint: install-sim
+	mkdir -p .mypy-src
+	ln -sfn ../core .mypy-src/gw
+	ln -sfn ../plugins .mypy-src/gw_plugins
+	ln -sfn ../emulators .mypy-src/gw_emulators
+	$(BIN)/ruff check core plugins emulators
+	$(BIN)/mypy -p gw -p gw_plugins -p gw_emulators
+
+test: install-sim lint
 	bash tests/pcsc/pcscd.sh start || true
 	$(BIN)/python -m pytest tests; status=$$?; bash tests/pcsc/pcscd.sh stop || true; exit $$status
 

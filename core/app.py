@@ -162,11 +162,18 @@ class App:
             return None
         if kind is not None and header.kind != kind:
             return None
+        credential = self._load(profile.name, f"the cached credentials of profile {profile.name!r}")
+        if credential is not None and (header.stamp != self.config_stamp or header.config_path != self.config.path):
+            self._restamp(profile, credential, header)
+        return credential
+
+    def _load(self, name: str, what: str) -> Credential | None:
+        """Decrypt and rebuild the credential of entry ``name``; a damaged one is dropped with a warning."""
         try:
-            loaded = self.cache.load(profile.name, self.key())
+            loaded = self.cache.load(name, self.key())
         except ValueError:
-            self.ui.warn(f"the cached credentials of profile {profile.name!r} were damaged; fetching new ones")
-            self.cache.discard(profile.name)
+            self.ui.warn(f"{what} were damaged; fetching new ones")
+            self.cache.discard(name)
             return None
         if loaded is None:
             return None
@@ -175,14 +182,31 @@ class App:
             doc = json.loads(plaintext.partition(b"\n")[2])
             credential = self.credential_from_dict(doc["kind"], doc["data"])
         except (ValueError, KeyError, TypeError):
-            self.ui.warn(f"the cached credentials of profile {profile.name!r} were unreadable; fetching new ones")
-            self.cache.discard(profile.name)
+            self.ui.warn(f"{what} were unreadable; fetching new ones")
+            self.cache.discard(name)
             return None
         for value in credential.secrets():
             self.ui.scrubber.add(value)
-        if header.stamp != self.config_stamp or header.config_path != self.config.path:
-            self._restamp(profile, credential, header)
         return credential
+
+    # -- shared chain prefixes ----------------------------------------------------------
+    def cached_prefix(self, digest: str, kind: str) -> Credential | None:
+        """A fresh cached result of the chain prefix ``digest`` (shared by every profile starting so)."""
+        name = prefix_entry(digest)
+        header = self.cache.header(name)
+        if header is None or header.digest != digest or header.kind != kind or not header.fresh():
+            return None
+        return self._load(name, "cached credentials of a shared chain step")
+
+    def prefix_lock(self, digest: str):
+        """The lock that guards a shared chain prefix: one fetch (and one MFA prompt) for all its profiles."""
+        return file_lock(
+            os.path.join(self.state_dir, "locks", f"{prefix_entry(digest)}.lock"),
+            self.config.settings.lock_timeout,
+            "a chain step shared by several profiles",
+            on_wait=lambda: self.ui.info("another gw process is fetching a shared chain step; waiting for it"),
+            on_unavailable=self.ui.warn,
+        )
 
     def profile_lock(self, name: str, timeout: float | None = None):
         """The inter-process lock that guards a profile's cache entry."""
@@ -195,7 +219,7 @@ class App:
             os.path.join(self.state_dir, "locks", f"{name}.lock"),
             timeout,
             f"profile {name!r}",
-            on_wait=lambda: self.ui.info(f"another gw process is busy with {name!r}; waiting for it"),
+            on_wait=lambda: self.ui.wait(f"another gw process is busy with {name!r}; waiting for it"),
             on_unavailable=self.ui.warn,
         )
 
@@ -220,6 +244,18 @@ class App:
         return getattr(self.config, "stamp", None) or config_stamp(self.config.path)
 
     def _store(self, profile: Profile, credential: Credential, quiet: bool = False) -> None:
+        fast = credential.fast_output()
+        self._write(profile.name, credential, digest=profile.digest, stamp=self.config_stamp,
+                    config_path=self.config.path, fast="" if "\n" in fast else fast,
+                    what=None if quiet else f"credentials of profile {profile.name!r}")
+
+    def _store_prefix(self, digest: str, credential: Credential) -> None:
+        self._write(prefix_entry(digest), credential, digest=digest, stamp=(0, 0, 0, 0), config_path="-", fast="",
+                    what="credentials of a shared chain step")
+
+    def _write(self, name: str, credential: Credential, *, digest: str, stamp: tuple[int, int, int, int],
+               config_path: str, fast: str, what: str | None) -> None:
+        """Seal ``credential`` into entry ``name``; long-lived or nearly expired ones are not written."""
         expiration = getattr(credential, "expiration", None)
         if expiration is None:
             return
@@ -236,19 +272,17 @@ class App:
             expires_at=expires,
             issued_at=issued,
             key_store=self.config.settings.key_store,
-            stamp=self.config_stamp,
-            digest=profile.digest,
-            config_path=self.config.path,
-            name=profile.name,
+            stamp=stamp,
+            digest=digest,
+            config_path=config_path,
         )
-        fast = credential.credential_process_json() if isinstance(credential, AwsCredentials) else ""
         body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
         try:
-            self.cache.store(profile.name, header, f"{fast}\n{body}".encode(), self.key())
+            self.cache.store(name, header, f"{fast}\n{body}".encode(), self.key())
         except (OSError, CacheError) as exc:
-            if not quiet:
+            if what:
                 reason = getattr(exc, "strerror", None) or str(exc)
-                self.ui.warn(f"credentials of profile {profile.name!r} were not cached ({reason})")
+                self.ui.warn(f"{what} were not cached ({reason})")
 
     def state_delete(self, plugin: str, name: str) -> None:
         self.cache.discard(self.cache.state_name(plugin, name))
@@ -275,20 +309,23 @@ class App:
             self.ui.warn(f"cannot keep {plugin} state ({getattr(exc, 'strerror', None) or exc})")
 
     # -- resolving --------------------------------------------------------------
-    def resolve(self, name: str, *, require: str | None = None, refresh: bool = False) -> Credential:
+    def resolve(self, name: str, *, require: str | None = None, refresh: bool = False,
+                min_ttl: float = 0) -> Credential:
         """The profile's credential: from the cache when fresh, else by running the chain once.
 
-        A cache hit needs no plugin: the chain is planned (plugins loaded) only on a miss,
-        so callers that waited on the lock for another process's fetch stay cheap.
+        ``refresh`` skips the cache; ``min_ttl`` (seconds) treats a cached credential with
+        less left than that as stale. A cache hit needs no plugin: the chain is planned
+        (plugins loaded) only on a miss, so callers that waited on the lock for another
+        process's fetch stay cheap.
         """
         profile = self.config.profile(name)
         with chain_marker(name):
-            credential = None if refresh else self.cached(profile, require)
+            credential = None if refresh else _long_enough(self.cached(profile, require), min_ttl)
             if credential is not None:
                 self._issued(name, credential, True)
                 return credential
             with self.profile_lock(name):
-                credential = None if refresh else self.cached(profile, require)
+                credential = None if refresh else _long_enough(self.cached(profile, require), min_ttl)
                 if credential is not None:
                     self._issued(name, credential, True)
                     return credential
@@ -296,19 +333,46 @@ class App:
                 kind = planned[-1][0].output_kind(planned[-1][1])
                 if require and kind != require:
                     raise ConfigError(f"profile {name!r} yields {kind}, but this command needs {require}")
-                credential = self.run_chain(profile, planned)
+                credential = self.run_chain(profile, planned, refresh=refresh)
                 self._store(profile, credential)
         self._issued(name, credential, False)
         return credential
 
-    def run_chain(self, profile: Profile, planned=None) -> Credential:
+    def run_chain(self, profile: Profile, planned=None, refresh: bool = False) -> Credential:
+        """Run the chain from its longest prefix whose result is still cached.
+
+        Every step's temporary result is cached under the digest of the chain prefix
+        that made it, so profiles sharing ``keys -> session-token (MFA)`` share one MFA
+        session, and a 1-hour role under a 12-hour session asks for a code every 12
+        hours. Each shared step runs under its prefix lock: parallel callers of
+        different profiles make one upstream call and one prompt. Long-lived results
+        (IAM user keys) are never written.
+        """
         from .chain import run_step
 
         planned = planned or self.plan(profile)
-        upstream: Credential | None = None
+        digests = prefix_digests(profile.steps)
+        last = len(planned) - 1
+        kinds = [step.output_kind(values) for step, values in planned]
+        start, upstream = 0, None
+        if not refresh:
+            for index in range(last - 1, -1, -1):
+                found = self.cached_prefix(digests[index], kinds[index])
+                if found is not None:
+                    start, upstream = index + 1, found
+                    break
         env = self.chain_env
-        for index, (step, values) in enumerate(planned):
-            upstream = run_step(env, profile.name, index, step, values, upstream)
+        for index in range(start, last + 1):
+            step, values = planned[index]
+            if index == last:
+                upstream = run_step(env, profile.name, index, step, values, upstream)
+                continue
+            with self.prefix_lock(digests[index]):
+                found = None if refresh else self.cached_prefix(digests[index], kinds[index])
+                if found is None:
+                    found = run_step(env, profile.name, index, step, values, upstream)
+                    self._store_prefix(digests[index], found)
+            upstream = found
         assert upstream is not None
         if profile.region and isinstance(upstream, AwsCredentials) and not upstream.region:
             upstream.region = profile.region
@@ -329,6 +393,32 @@ class App:
         if from_cache and self._registry is None:
             return  # loading every plugin just to report a cache hit would defeat the cache
         self.registry.call("gw_credentials_issued", profile=name, credential=credential, from_cache=from_cache)
+
+
+def _long_enough(credential: Credential | None, min_ttl: float) -> Credential | None:
+    """``credential`` unless it has less than ``min_ttl`` seconds left (``--min-ttl``)."""
+    expiration = getattr(credential, "expiration", None)
+    if credential is None or not min_ttl or expiration is None:
+        return credential
+    return credential if expiration.timestamp() - time.time() >= min_ttl else None
+
+
+PREFIX = "_prefix."
+
+
+def prefix_digests(steps: list[dict[str, Any]]) -> list[str]:
+    """SHA-256 of each chain prefix ``steps[:i + 1]``: the cache key of step ``i``'s result."""
+    import hashlib
+
+    return [
+        hashlib.sha256(b"gw-prefix\0" + json.dumps(steps[: i + 1], sort_keys=True, default=str).encode()).hexdigest()
+        for i in range(len(steps))
+    ]
+
+
+def prefix_entry(digest: str) -> str:
+    """The cache entry name of a shared chain prefix."""
+    return PREFIX + digest[:40]
 
 
 @contextlib.contextmanager

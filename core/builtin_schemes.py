@@ -5,6 +5,10 @@
 - ``prompt``       asked on /dev/tty (or ``{ prompt = "label" }``)
 - ``totp:<ref>``   the current TOTP code for the base32 seed found at ``<ref>``;
                    ``{ totp = "<ref>", period = 30, digits = 6 }`` sets the parameters
+- ``cmd:ARGV``     the first line a command prints (pass, bw, keepassxc-cli, ykman ...):
+                   split like a shell would (shlex) but run without one, stdin /dev/null,
+                   bounded by a timeout (``{ cmd = "ARGV", timeout = 60 }``); its output
+                   never appears in a message
 
 They use only what any plugin's scheme gets: the :class:`gw.plugin.StepContext`.
 """
@@ -21,6 +25,8 @@ from .steps import SecretScheme, StepContext
 
 hookimpl = pluggy.HookimplMarker("gw")
 TOTP_KEYS = {"totp", "period", "digits"}
+CMD_KEYS = {"cmd", "timeout"}
+CMD_TIMEOUT = 60
 
 
 def _check_vault(ref: Any) -> None:
@@ -90,6 +96,65 @@ def _resolve_totp(ctx: StepContext, ref: Any) -> str:
     return ctx.one_time_code(seed_account(seed), make, period=period, label=label)
 
 
+def _cmd_parts(ref: Any) -> tuple[list[str], float]:
+    import shlex
+
+    text, timeout = (ref["cmd"], ref.get("timeout", CMD_TIMEOUT)) if isinstance(ref, dict) else (ref[4:], CMD_TIMEOUT)
+    if not isinstance(text, str):
+        raise ValueError("cmd must be a command line string")  # noqa: TRY004 - the scheme API's one error type
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 3600:
+        raise ValueError("cmd timeout must be a number of seconds from 1 to 3600")
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"cmd: cannot split the command line ({exc})") from None
+    if not argv:
+        raise ValueError("cmd: needs a command after it, e.g. cmd:pass show aws/secret")
+    return argv, float(timeout)
+
+
+def _check_cmd(ref: Any) -> None:
+    if isinstance(ref, dict):
+        unknown = set(ref) - CMD_KEYS
+        if unknown:
+            raise ValueError(f"unknown key {min(unknown)!r} in a cmd reference (cmd, timeout)")
+    _cmd_parts(ref)
+
+
+def _resolve_cmd(ctx: StepContext, ref: Any) -> str:
+    """Run the command (no shell, stdin /dev/null, bounded); its first output line is the secret."""
+    import subprocess
+
+    try:
+        argv, timeout = _cmd_parts(ref)
+    except ValueError as exc:
+        raise SecretError(str(exc)) from None
+    name = os.path.basename(argv[0])
+    label = getattr(ctx, "secret_label", "secret")
+    try:
+        with ctx.status(f"running {name} for the {label} ..."):
+            done = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  timeout=timeout, close_fds=True)
+    except FileNotFoundError:
+        raise SecretError(f"cmd: command not found: {argv[0]}") from None
+    except PermissionError:
+        raise SecretError(f"cmd: permission denied: {argv[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise SecretError(f"cmd: {name} did not finish within {timeout:g} s (raise it with "
+                          "{ cmd = \"...\", timeout = N })") from None
+    except OSError as exc:
+        raise SecretError(f"cmd: cannot run {name}: {exc.strerror}") from None
+    output = done.stdout.decode("utf-8", "replace")
+    value = output.splitlines()[0].strip() if output.strip() else ""
+    for line in output.splitlines():
+        ctx.add_secret(line.strip())  # whatever it printed stays out of every message
+    if done.returncode != 0:
+        raise SecretError(f"cmd: {name} exited with status {done.returncode} (run it yourself to see why)")
+    if not value:
+        raise SecretError(f"cmd: {name} printed nothing on its first line")
+    return value
+
+
 def vault_names(ref: Any, schemes: Any = None) -> list[str]:
     """The vault names a reference reads (for ``gw check``)."""
     if isinstance(ref, dict):
@@ -111,4 +176,6 @@ def gw_secret_schemes() -> list[SecretScheme]:
                      table_key="prompt", check=_check_prompt),
         SecretScheme("totp:", _resolve_totp, "a TOTP code from a seed reference: totp:<ref> or "
                      "{ totp = <ref>, period = 30, digits = 6 }", table_key="totp", check=_check_totp),
+        SecretScheme("cmd:", _resolve_cmd, "the first line a command prints (no shell, stdin /dev/null, "
+                     'timeout 60 s): cmd:ARGV or { cmd = "ARGV", timeout = 60 }', table_key="cmd", check=_check_cmd),
     ]

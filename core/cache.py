@@ -36,6 +36,7 @@ Long-lived credentials (no expiry) are never written.
 
 import os
 import time
+
 from .crypto import seal, unseal
 from .paths import atomic_write, ensure_dir
 

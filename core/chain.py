@@ -41,6 +41,12 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
                 continue
+        elif _reference_in_plain_option(spec, value, schemes):
+            try:
+                secrets.check_reference(value, schemes)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
+                continue
         else:
             allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
             if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
@@ -59,12 +65,27 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
                 problems.append(f"missing required option {key!r}")
             else:
                 values[key] = spec.default
-    if not problems and step.check is not None:
+    deferred = any(_reference_in_plain_option(spec, values.get(key), schemes)
+                   for key, spec in step.options.items() if not spec.secret)
+    if not problems and step.check is not None and not deferred:  # with references: checked when resolved
         try:
             step.check(values)
         except ValueError as exc:
             problems.append(str(exc))
     return values, problems
+
+
+def _reference_in_plain_option(spec: Any, value: Any, schemes: list) -> bool:
+    """A non-secret string option given as a reference (``operator_id = "env:OP"``).
+
+    Every string option accepts the schemes whose prefix ends in ``:`` or ``/``
+    (``vault:``, ``env:``, ``op://`` ...); a bare word such as ``prompt`` stays literal.
+    """
+    allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if str not in allowed or not isinstance(value, str):
+        return False
+    scheme = secrets.find_scheme(value, schemes)
+    return scheme is not None and scheme.prefix.endswith((":", "/"))
 
 
 def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tuple[StepType, dict]], list[str]]:
@@ -83,13 +104,15 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
         if step is None:
             hint = suggest(raw["use"], registry.step_types)
             if registry.failed:
-                hint += f" (plugins that failed to load: {', '.join(sorted(registry.failed))})"
+                hint += f" (plugins skipped: {', '.join(sorted(registry.failed))})"
+            if registry.disabled:
+                hint += f" (plugins disabled: {', '.join(registry.disabled)})"
             problems.append(f"{where}: unknown step type {raw['use']!r}{hint}")
             previous_kind = None
             continue
         values, option_problems = check_options(step, raw, registry.schemes)
         problems.extend(f"{where}: {p}" for p in option_problems)
-        if index == 0 and step.consumes:
+        if index == 0 and step.consumes and not step.may_start:
             problems.append(f"{where}: needs {' or '.join(step.consumes)} from a previous step, so it cannot come first")
         elif index > 0 and not step.consumes:
             problems.append(f"{where}: starts a chain (it takes no input), so it must be the first step")
@@ -113,9 +136,13 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
     return planned, problems
 
 
+def _no_run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
+    raise AssertionError("a profile table is never run")
+
+
 def check_table(spec: Any, table: dict[str, Any], schemes: list) -> tuple[dict[str, Any], list[str]]:
     """Validate a plugin-owned profile table like a step's options."""
-    shim = StepType(name=spec.name, run=lambda *a: None, produces="", options=spec.options, check=spec.check)
+    shim = StepType(name=spec.name, run=_no_run, produces="", options=spec.options, check=spec.check)
     return check_options(shim, {k: v for k, v in table.items() if k != "use"}, schemes)
 
 
@@ -195,7 +222,7 @@ class ChainContext:
         from .totp import fresh_code
 
         def waiting(seconds: float) -> None:
-            self.info(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
+            self.env.ui.wait(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
 
         return fresh_code(
             self.code_account or account, produce, self.env.state_dir, period=period,
@@ -246,13 +273,6 @@ def find_step_type(registry: Any, name: str) -> StepType:
         raise ConfigError(f"step type {name!r} is not available (is its plugin installed?)") from None
 
 
-def run_step(self, name: str, options: dict[str, Any], upstream: Credential | None) -> Credential:
-        step = self.find_step_type(name)
-        values, problems = check_options(step, options, self.schemes)
-        if problems:
-            raise ConfigError(f"{name}: {problems[0]}")
-        return run_step(self.app, self.profile, self.step_index, step, values, upstream)
-
 
 def _settle_codes(env: ChainEnv, ctx: ChainContext, *, release: bool) -> None:
     """A step failed: release (or keep as used) every one-time code it held (see gw.totp)."""
@@ -286,10 +306,23 @@ def run_step(
     ctx = ChainContext(env, profile, index, step)
     resolved = dict(values)
     try:
-        for key, spec in step.options.items():
+        referenced = False
+        for key, spec in step.options.items():  # plain options given as references first ...
+            if not spec.secret and _reference_in_plain_option(spec, resolved.get(key), ctx.schemes):
+                scheme = secrets.find_scheme(resolved[key], ctx.schemes)
+                assert scheme is not None
+                ctx.secret_label = key.replace("_", " ")
+                resolved[key] = scheme.resolve(ctx, resolved[key])
+                referenced = True
+        if referenced and step.check is not None:  # the rules a step checks, on the resolved values
+            try:
+                step.check(resolved)
+            except ValueError as exc:
+                raise ConfigError(f"profile {profile!r}, step {index} ({step.name}): {exc}") from None
+        for key, spec in step.options.items():  # ... so a one-time code knows its (resolved) account
             if spec.secret and resolved.get(key) is not None:
-                account = values.get(spec.account) if spec.account else None
-                ctx.code_account = f"{step.name}:{account}" if isinstance(account, str) and account else None
+                account = resolved.get(spec.account) if spec.account else None
+                ctx.code_account = f"account:{account}" if isinstance(account, str) and account else None
                 try:
                     resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
                 finally:

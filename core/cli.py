@@ -11,11 +11,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] == "credential-process":
-        from .fastpath import StdoutFailed, exit_now, serve_credential_process
+    if args and args[0] in ("credential-process", "token"):
+        from .fastpath import StdoutFailed, exit_now, serve_credential_process, serve_token
 
         try:
-            served = serve_credential_process(args[1:])
+            served = (serve_credential_process if args[0] == "credential-process" else serve_token)(args[1:])
         except BrokenPipeError:  # the reader went away: no traceback, like the ordinary path
             if argv is None:
                 os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again
@@ -79,11 +79,17 @@ def _run(args: list[str]) -> int:
 
 
 def _config_option(args: list[str]) -> str | None:
-    for i, arg in enumerate(args):
+    """gw's own ``--config`` (before the command): a command's ``--config`` is its own option."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg == "--config" and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith("--config="):
             return arg.split("=", 1)[1]
+        if not arg.startswith("-"):
+            return None  # the command name: what follows belongs to the command
+        i += 1
     return None
 
 
@@ -100,7 +106,8 @@ def build_parser(app, args: list[str]):
     from . import __version__, commands
 
     parser = argparse.ArgumentParser(
-        prog="gw", description="Short-lived AWS and SORACOM credentials from named profiles."
+        prog="gw", description="Short-lived AWS and SORACOM credentials from named profiles.",
+        epilog=_epilog(commands.EXIT_CODES), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gw {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $GW_CONFIG or ~/.config/gw/config.toml)")
@@ -123,12 +130,30 @@ def build_parser(app, args: list[str]):
                                       epilog=command.epilog or None,
                                       formatter_class=argparse.RawDescriptionHelpFormatter)
                 command.configure(p)
+                _profile_from_environment(p)
             except Exception as exc:  # a plugin's broken command must not take down gw --help
                 app.ui.warn(f"plugin {command.plugin!r}: command {command.full_name!r} skipped "
                             f"({type(exc).__name__}: {exc})")
                 continue
             p.set_defaults(handler=_plugin_handler(command.run, context))
     return parser
+
+
+def _epilog(exit_codes) -> str:
+    lines = ["environment:", "  GW_PROFILE   the profile when --profile is not given", "",
+             "exit status:"]
+    lines += [f"  {code:<4} {meaning}" for code, meaning in exit_codes]
+    return "\n".join(lines + ["", "examples:", "  gw setup aws --profile admin", "  gw exec --profile admin -- aws s3 ls",
+                               "  gw completion bash > ~/.local/share/bash-completion/completions/gw"])
+
+
+def _profile_from_environment(parser) -> None:
+    """A plugin command's required ``--profile`` defaults to ``GW_PROFILE`` when that is set."""
+    name = os.environ.get("GW_PROFILE")
+    for action in parser._actions:
+        if name and "--profile" in action.option_strings and action.required:
+            action.required = False
+            action.default = name
 
 
 def _plugin_handler(run, context):

@@ -38,7 +38,12 @@ class AppCommandContext:
 
     @property
     def config_path(self) -> str:
-        return self._app.config.path
+        """The config file's path, known even before the file exists (``gw import`` creates it)."""
+        import os
+
+        from .paths import config_path
+
+        return os.path.abspath(self._app._config_path or config_path())
 
     @property
     def tls_verify(self) -> bool | str:
@@ -56,8 +61,9 @@ class AppCommandContext:
     def output_kind(self, profile: str) -> str:
         return self._app.output_kind(self._app.config.profile(profile))
 
-    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False) -> Credential:
-        return self._app.resolve(profile, require=require, refresh=refresh)
+    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False,
+                min_ttl: float = 0) -> Credential:
+        return self._app.resolve(profile, require=require, refresh=refresh, min_ttl=min_ttl)
 
     def step_options(self, profile: str, step: str, **overrides: Any) -> dict[str, Any]:
         return self._app.step_options(profile, step, **overrides)
@@ -88,3 +94,15 @@ class AppCommandContext:
 
     def gw_executable(self) -> str:
         return self._app.gw_executable()
+
+    def vault_get(self, name: str) -> str | None:
+        vault = self._app.vault
+        return vault.get(name) if vault.has(name) else None
+
+    def vault_set(self, values: dict[str, str]) -> None:
+        for value in values.values():
+            self._app.ui.scrubber.add(value)
+        self._app.vault.update(values)
+
+    def vault_remove(self, name: str) -> bool:
+        return bool(self._app.vault.remove(name))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 AWS = "aws-credentials"
@@ -28,12 +28,12 @@ IOT_CERTIFICATE = "iot-certificate"
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC, second precision."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def to_rfc3339(value: datetime) -> str:
     """RFC 3339 UTC with a ``Z`` suffix, as botocore and the SDKs expect."""
-    return value.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -41,10 +41,10 @@ def parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = value / 1000 if value > 10**11 else value
-        return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=0)
+        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=0)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
@@ -52,7 +52,7 @@ def parse_time(value: Any) -> datetime | None:
         if text.endswith("Z"):
             text = text[:-1] + "+00:00"
         parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     raise ValueError(f"unreadable time value of type {type(value).__name__}")
 
 
@@ -67,6 +67,11 @@ class Credential:
 
     KIND: ClassVar[str] = ""
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # The environment variables that hand a credential of this kind to a program (the
+    # ones ``env()`` sets, and any that would make it pick other credentials of this kind);
+    # ``gw env``/``gw exec`` clear the union over all kinds first. Settings such as a
+    # region or an endpoint are not listed: a stale one points nowhere secret.
+    ENV_VARS: ClassVar[tuple[str, ...]] = ()
 
     def secrets(self) -> list[str]:
         """Secret values carried by this credential (used to scrub messages)."""
@@ -103,6 +108,10 @@ class Credential:
         """One line without secrets, for tables and logs."""
         return self.KIND
 
+    def fast_output(self) -> str:
+        """The line a cache hit prints as it is (no JSON work on the hot path), or ""."""
+        return ""
+
 
 @dataclass
 class AwsCredentials(Credential):
@@ -111,12 +120,33 @@ class AwsCredentials(Credential):
     ``origin`` tells how they were made: ``long-term``, ``session-token``,
     ``assume-role``, ``federation-token``, ``web-identity``, ``cognito-identity``
     or a plugin's own word. ``role_chained`` is True when an AssumeRole was made
-    with role credentials; the console federation endpoint then refuses a
-    SessionDuration.
+    with role credentials; ``made_from`` is the ``origin`` of the credentials an
+    STS call was made with (``long-term`` for IAM user keys): the console federation
+    endpoint accepts a SessionDuration only for roles assumed with long-term keys.
+    ``account_id`` is the AWS account when known (from an assumed-role or
+    federated-user ARN, or a GetCallerIdentity already made).
     """
 
     KIND: ClassVar[str] = AWS
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("secret_access_key", "session_token")
+    ENV_VARS: ClassVar[tuple[str, ...]] = (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CREDENTIAL_EXPIRATION",
+        "AWS_SESSION_EXPIRATION",
+        "AWS_ACCOUNT_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    )
 
     access_key_id: str
     secret_access_key: str
@@ -126,6 +156,8 @@ class AwsCredentials(Credential):
     origin: str = "long-term"
     role_chained: bool = False
     region: str | None = None
+    account_id: str | None = None
+    made_from: str | None = None
 
     def credential_process_json(self) -> str:
         """The exact stdout of ``credential_process`` (protocols.md section 1)."""
@@ -140,6 +172,8 @@ class AwsCredentials(Credential):
             doc["SessionToken"] = self.session_token
         if self.expiration is not None:
             doc["Expiration"] = to_rfc3339(self.expiration)
+        if self.account_id:
+            doc["AccountId"] = self.account_id
         return json.dumps(doc, separators=(",", ":"))
 
     def env(self) -> dict[str, str]:
@@ -148,6 +182,8 @@ class AwsCredentials(Credential):
             env["AWS_SESSION_TOKEN"] = self.session_token
         if self.expiration is not None:
             env["AWS_CREDENTIAL_EXPIRATION"] = to_rfc3339(self.expiration)
+        if self.account_id:
+            env["AWS_ACCOUNT_ID"] = self.account_id
         if self.region:
             env["AWS_REGION"] = self.region
             env["AWS_DEFAULT_REGION"] = self.region
@@ -155,6 +191,9 @@ class AwsCredentials(Credential):
 
     def summary(self) -> str:
         return f"AWS {self.origin} {self.access_key_id[:4]}…{self.access_key_id[-4:]}"
+
+    def fast_output(self) -> str:
+        return self.credential_process_json()
 
 
 @dataclass
@@ -185,18 +224,6 @@ class SoracomCredentials(Credential):
             return "root"
         return "sam"
 
-    def auth_body(self) -> dict[str, Any]:
-        """The JSON body of ``POST /v1/auth`` for these credentials (protocols.md section 3)."""
-        if self.auth_key_id:
-            body: dict[str, Any] = {"authKeyId": self.auth_key_id, "authKey": self.auth_key}
-        elif self.email:
-            body = {"email": self.email, "password": self.password}
-        else:
-            body = {"operatorId": self.operator_id, "userName": self.username, "password": self.password}
-        if self.mfa_code:
-            body["mfaOTPCode"] = self.mfa_code
-        return body
-
     def summary(self) -> str:
         who = self.auth_key_id or self.email or f"{self.operator_id}/{self.username}"
         return f"SORACOM {self.login_kind} {who}"
@@ -208,6 +235,7 @@ class SoracomSession(Credential):
 
     KIND: ClassVar[str] = SORACOM_SESSION
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "token")
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("SORACOM_API_KEY", "SORACOM_TOKEN", "SORACOM_PROFILE")
 
     api_key: str
     token: str
@@ -226,19 +254,27 @@ class SoracomSession(Credential):
 
 @dataclass
 class BearerToken(Credential):
-    """An OAuth 2.0 access token (for example Cognito client credentials)."""
+    """An OAuth 2.0 access token (for example Cognito client credentials).
+
+    ``env_name`` is the variable ``gw env`` / ``gw exec`` set to the token.
+    """
 
     KIND: ClassVar[str] = BEARER_TOKEN
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("access_token",)
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("GW_ACCESS_TOKEN", "GW_BEARER_TOKEN")
 
     access_token: str
     token_type: str = "Bearer"
     scope: str | None = None
     expiration: datetime | None = None
     issued_at: datetime | None = None
+    env_name: str = "GW_BEARER_TOKEN"
 
     def env(self) -> dict[str, str]:
-        return {"GW_ACCESS_TOKEN": self.access_token}
+        return {self.env_name: self.access_token}
+
+    def fast_output(self) -> str:
+        return self.access_token
 
 
 @dataclass
@@ -247,6 +283,7 @@ class OpenIdToken(Credential):
 
     KIND: ClassVar[str] = OPENID_TOKEN
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+    ENV_VARS: ClassVar[tuple[str, ...]] = ("GW_OPENID_TOKEN",)
 
     token: str
     identity_id: str | None = None
@@ -256,6 +293,9 @@ class OpenIdToken(Credential):
 
     def env(self) -> dict[str, str]:
         return {"GW_OPENID_TOKEN": self.token}
+
+    def fast_output(self) -> str:
+        return self.token
 
 
 @dataclass
@@ -308,13 +348,6 @@ KINDS: dict[str, type[Credential]] = {
         IotCertificate,
     )
 }
-
-
-def register_kind(cls: type[Credential]) -> None:
-    """Let a plugin add a credential kind of its own."""
-    if not cls.KIND:
-        raise ValueError("a credential kind needs a KIND name")
-    KINDS.setdefault(cls.KIND, cls)
 
 
 def credential_from_dict(kind: str, data: dict[str, Any]) -> Credential:

@@ -6,31 +6,26 @@ import json
 import os
 import shlex
 
-# Variables that would make a child program use other credentials than the ones gw hands it.
-CONFLICTING = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN",
-    "AWS_CREDENTIAL_EXPIRATION",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_ROLE_SESSION_NAME",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-    "AWS_SESSION_EXPIRATION",
-    "SORACOM_API_KEY",
-    "SORACOM_TOKEN",
-    "SORACOM_PROFILE",
-    "SORACOM_AUTH_KEY_ID",
-    "SORACOM_AUTH_KEY",
-)
+# Credential variables no kind emits but other tools read (soracom-cli's AuthKey pair; the
+# session expiry some SDKs honour): cleared for the child all the same (issue 8).
+ALSO_CONFLICTING = ("SORACOM_AUTH_KEY_ID", "SORACOM_AUTH_KEY", "AWS_SESSION_EXPIRATION")
 # The characters that open or close a PowerShell single-quoted string: ' and U+2018..U+201B.
 POWERSHELL_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def conflicting() -> tuple[str, ...]:
+    """Variables that would make a child program use other credentials than gw hands it:
+    the union of ``ENV_VARS`` over the credential kinds known now (plugin kinds included),
+    and :data:`ALSO_CONFLICTING`."""
+    from .credentials import KINDS
+
+    names: dict[str, None] = {}
+    for kind in KINDS.values():
+        names.update(dict.fromkeys(kind.ENV_VARS))
+    names.update(dict.fromkeys(ALSO_CONFLICTING))
+    return tuple(names)
+
+
 FORMATS = ("sh", "fish", "powershell", "json")
 
 
@@ -45,9 +40,14 @@ def _check_values(values: dict[str, str]) -> None:
 def child_environment(base: dict[str, str], values: dict[str, str]) -> dict[str, str]:
     """``base`` without conflicting credential variables, plus ``values``."""
     _check_values(values)
-    env = {k: v for k, v in base.items() if k not in CONFLICTING}
+    stale = conflicting()
+    env = {k: v for k, v in base.items() if k not in stale}
     env.update(values)
     return env
+
+
+def _fish_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def powershell_quote(value: str) -> str:
@@ -61,14 +61,10 @@ def powershell_quote(value: str) -> str:
     return "'" + "".join(c + c if c in POWERSHELL_SINGLE_QUOTES else c for c in value) + "'"
 
 
-def _fish_quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def render(values: dict[str, str], fmt: str) -> str:
     """Shell code (or JSON) that sets ``values`` and clears conflicting variables."""
     _check_values(values)
-    stale = [name for name in CONFLICTING if name not in values and name in os.environ]
+    stale = [name for name in conflicting() if name not in values and name in os.environ]
     if fmt == "json":
         return json.dumps(values, indent=2)
     lines: list[str] = []

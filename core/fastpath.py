@@ -1,4 +1,4 @@
-"""The cache-hit path of ``gw credential-process``.
+"""The cache-hit path of ``gw credential-process`` and ``gw token``.
 
 Runs before argparse, config parsing, pluggy or any plugin is imported. It serves
 the cached output only when everything is certain: the entry is fresh, it is
@@ -21,14 +21,6 @@ class StdoutFailed(Exception):
     """The credentials could not be written to stdout (the message says why)."""
 
 
-def _profile_arg(args: list[str]) -> str | None:
-    if len(args) == 2 and args[0] == "--profile":
-        return args[1]
-    if len(args) == 1 and args[0].startswith("--profile="):
-        return args[0][len("--profile=") :]
-    return None
-
-
 def _private_dirs(cache_dir: str) -> bool:
     """The state and cache directories are ours and not writable by others; a cache dir
     inside the state dir is no symlink (the rules of :func:`gw.paths.check_dir`)."""
@@ -44,9 +36,83 @@ def _private_dirs(cache_dir: str) -> bool:
     return not (cache_dir.startswith(state.rstrip(os.sep) + os.sep) and os.path.islink(cache_dir))
 
 
-def serve_credential_process(args: list[str]) -> bool:
+def _seconds(text: str) -> int | None:
+    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds; None when unsure (no ``re`` here)."""
+    total, number, units = 0, "", "hms"
+    for ch in text:
+        if ch.isdigit():
+            number += ch
+        elif ch in units and number:
+            total += int(number) * {"h": 3600, "m": 60, "s": 1}[ch]
+            units = units[units.index(ch) + 1:]
+            number = ""
+        else:
+            return None
+    if number:
+        if units != "hms" and "s" not in units:
+            return None
+        total += int(number)
+    return total if text else None
+
+
+def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
+    """(profile, min_ttl) when ``args`` are only --profile / --min-ttl, else None (argparse decides)."""
+    profile, min_ttl, i = None, 0, 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                return None
+            value = args[i + 1]
+            i += 1
+        i += 1
+        if name == "--profile":
+            profile = value
+        elif name == "--min-ttl":
+            seconds = _seconds(value)
+            if seconds is None:
+                return None
+            min_ttl = seconds
+        else:
+            return None
+    return profile or os.environ.get("GW_PROFILE") or None, min_ttl
+
+
+TOKEN_KINDS = ("bearer-token", "openid-token")
+
+
+def _token_args(args: list[str]) -> tuple[list[str], str] | None:
+    """``gw token`` arguments without ``--format raw|header`` (the formats served here)."""
+    rest = list(args)
+    fmt = "raw"
+    for i, arg in enumerate(rest):
+        if arg == "--format" and i + 1 < len(rest):
+            fmt = rest[i + 1]
+            del rest[i : i + 2]
+            break
+        if arg.startswith("--format="):
+            fmt = arg[len("--format=") :]
+            del rest[i]
+            break
+    return (rest, fmt) if fmt in ("raw", "header") else None
+
+
+def serve_token(args: list[str]) -> bool:
+    """Print a cached bearer/OpenID token (``raw`` or ``header``) and return True, or return False."""
+    parsed = _token_args(args)
+    if parsed is None:
+        return False
+    rest, fmt = parsed
+    return serve_credential_process(rest, kinds=TOKEN_KINDS, prefix=b"Authorization: Bearer " if fmt == "header" else b"")
+
+
+def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-credentials",), prefix: bytes = b"") -> bool:
     """Print the cached credential_process JSON for ``args`` and return True, or return False."""
-    profile = _profile_arg(args)
+    parsed = _fast_args(args)
+    if parsed is None:
+        return False
+    profile, min_ttl = parsed
     if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
         return False
     config = os.path.abspath(paths.config_path())
@@ -56,9 +122,10 @@ def serve_credential_process(args: list[str]) -> bool:
         return False
     header, line, body = entry
     if (
-        header.kind != "aws-credentials"
+        header.kind not in kinds
         or header.key_store != "file"
         or time.time() >= header.refresh_at
+        or header.expires_at - time.time() < min_ttl
         or header.name != profile
         or header.config_path != config
         or header.stamp != config_stamp(config)
@@ -77,7 +144,7 @@ def serve_credential_process(args: list[str]) -> bool:
     if not output:
         return False
     try:
-        sys.stdout.buffer.write(output + b"\n")
+        sys.stdout.buffer.write(prefix + output + b"\n")
         sys.stdout.flush()
     except BrokenPipeError:
         raise

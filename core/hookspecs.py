@@ -1,3 +1,4 @@
+# mypy: disable-error-code="empty-body"
 """The hooks a gw plugin can implement.
 
 A plugin is a module registered in the ``gw`` entry-point group::

@@ -9,6 +9,8 @@ stderr, shown by ``gw plugins`` with the reason, and skipped; the rest of gw
 works. Two plugins offering one step type break only the profiles that use it.
 
 ``GW_DISABLE_PLUGINS=a,b`` or ``settings.disable_plugins`` switch plugins off.
+``GW_PLUGINS=module,module`` loads extra plugin modules without installing them
+(like pytest's ``PYTEST_PLUGINS``): for developing and testing a plugin.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .credentials import KINDS, Credential
 from .steps import Command, Option, ProfileTable, SecretScheme, StepType
 
 ENTRY_POINT_GROUP = "gw"
-COMMAND_GROUPS = (None, "setup", "serve")
+COMMAND_GROUPS = (None, "setup", "serve", "import")
 
 
 class PluginProblem(Exception):
@@ -55,7 +57,7 @@ class Registry:
         return {c.full_name: c.plugin for c in self.commands}
 
     def plugin_names(self) -> list[str]:
-        return sorted(name for name, _ in self.pm.list_name_plugin() if name and not name.startswith("_"))
+        return sorted(name for name, plugin in self.pm.list_name_plugin() if name and plugin is not None)
 
     def call(self, hook: str, **kwargs: Any) -> list[Any]:
         """Call ``hook`` on every plugin; a plugin raising is named in a warning, not fatal."""
@@ -101,6 +103,17 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
             pm.register(module, name=ep.name)
         except Exception as exc:  # a broken plugin must not break gw
             _fail(registry, ep.name, f"cannot be loaded: {_describe(exc)}")
+    import importlib
+
+    for module_name in [n.strip() for n in os.environ.get("GW_PLUGINS", "").split(",") if n.strip()]:
+        if module_name in registry.disabled or pm.get_plugin(module_name) is not None:
+            continue
+        try:
+            module = importlib.import_module(module_name)
+            if not pm.is_registered(module):
+                pm.register(module, name=module_name)
+        except Exception as exc:
+            _fail(registry, module_name, f"cannot be loaded: {_describe(exc)}")
     for plugin in extra_plugins:
         try:
             pm.register(plugin)
@@ -145,7 +158,7 @@ def _drop(registry: Registry, name: str, plugin: object, reason: str) -> None:
 
 def _unknown_hook(pm: Any, plugin: object) -> str | None:
     """A problem line when ``plugin`` implements a hook nobody specified (a typo)."""
-    known = [n for n in dir(pm.hook) if n.startswith("gw_")]
+    known = [n for n in dir(pm.hook) if n.startswith("gw_") and getattr(pm.hook, n).has_spec()]
     for attr in dir(plugin):
         if not attr.startswith("gw_") or not callable(getattr(plugin, attr, None)):
             continue
@@ -214,7 +227,7 @@ def _collect(registry: Registry) -> None:
     registry.kinds = {k: v for k, v in kinds.items() if k in KINDS or any(
         v in found.get("gw_credential_kinds", []) for found in per_plugin.values())}
     owners: dict[str, list[StepType]] = {}
-    for name, found in per_plugin.items():
+    for found in per_plugin.values():
         for step in found.get("gw_step_types", []):
             owners.setdefault(step.name, []).append(step)
         registry.schemes.extend(found.get("gw_secret_schemes", []))
@@ -284,7 +297,7 @@ def _check_command(item: Any, plugin: str) -> Command:
     if not isinstance(item.name, str) or not item.name or not callable(item.run) or not callable(item.configure):
         raise PluginProblem("a command needs a name, configure and run")
     if item.group not in COMMAND_GROUPS:
-        raise PluginProblem(f"command {item.name!r}: group must be one of setup, serve or None")
+        raise PluginProblem(f"command {item.name!r}: group must be one of setup, serve, import or None")
     return item if item.plugin else replace(item, plugin=plugin)
 
 

@@ -110,7 +110,7 @@ def ask(label: str, *, secret: bool = True, askpass: str | None = None, timeout:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SecretError(f"settings.askpass program failed: {type(exc).__name__}") from None
         if done.returncode != 0:
-            raise Aborted(f"the askpass program cancelled (exit {done.returncode})")
+            raise Aborted(f"the askpass program cancelled (exit {done.returncode})") from None
         value = done.stdout.decode(errors="replace").strip()
     except KeyboardInterrupt:
         raise Aborted("cancelled") from None

@@ -10,9 +10,11 @@ plugin schemes) just before calling ``run``, and hands the step a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .credentials import Credential
@@ -134,8 +136,12 @@ class CommandContext(Protocol):
     def output_kind(self, profile: str) -> str:
         """The credential kind the profile's chain yields (checks the chain)."""
 
-    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False) -> Credential:
-        """The profile's credential: from the cache when fresh, else by running the chain once."""
+    def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False,
+                min_ttl: float = 0) -> Credential:
+        """The profile's credential: from the cache when fresh, else by running the chain once.
+
+        ``refresh=True`` fetches now; ``min_ttl`` (seconds) refetches when less is left.
+        """
 
     def step_options(self, profile: str, step: str, **overrides: Any) -> dict[str, Any]:
         """The checked options (defaults filled in) of the profile's first ``step`` step."""
@@ -164,6 +170,15 @@ class CommandContext(Protocol):
     def gw_executable(self) -> str:
         """Absolute path of the gw command (for lines written into other tools' configs)."""
 
+    def vault_get(self, name: str) -> str | None:
+        """A secret from gw's vault, or None when there is no such name."""
+
+    def vault_set(self, values: dict[str, str]) -> None:
+        """Store one or more secrets in gw's vault in a single atomic write."""
+
+    def vault_remove(self, name: str) -> bool:
+        """Remove a secret from the vault; False when it was not there."""
+
 
 RunFn = Callable[["StepContext", dict[str, Any], "Credential | None"], "Credential"]
 
@@ -176,7 +191,9 @@ class StepType:
     empty tuple makes it a source step that must come first. ``produces`` is a kind
     name, or a function of the step's options when the output depends on them.
     ``check`` runs at validation time for rules the option table cannot say; it
-    raises ``ValueError`` with a one-line message.
+    raises ``ValueError`` with a one-line message. ``may_start`` lets a step that
+    consumes a kind also come first (its ``run`` then gets ``upstream=None``), e.g.
+    ``iot-certificate`` reading certificate files or a Krypton bootstrap result.
     """
 
     name: str
@@ -187,6 +204,7 @@ class StepType:
     help: str = ""
     check: Callable[[dict[str, Any]], None] | None = None
     plugin: str = ""
+    may_start: bool = False
 
     def output_kind(self, options: dict[str, Any]) -> str:
         """The credential kind this step yields for these options."""
@@ -206,7 +224,7 @@ class SecretScheme:
     """
 
     prefix: str
-    resolve: Callable[["StepContext", Any], str]
+    resolve: Callable[[StepContext, Any], str]
     help: str = ""
     plugin: str = ""
     table_key: str = ""
@@ -219,7 +237,7 @@ class Command:
 
     ``configure`` adds arguments to the argparse parser; ``run`` gets the parsed
     arguments and a :class:`CommandContext` and returns an exit status.
-    ``group`` makes it ``gw <group> <name>`` (``"setup"`` or ``"serve"``) instead of
+    ``group`` makes it ``gw <group> <name>`` (``"setup"``, ``"serve"`` or ``"import"``) instead of
     a top-level command. ``description`` and ``epilog`` (examples) go to ``--help``.
     """
 

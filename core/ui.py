@@ -101,10 +101,24 @@ class Scrubber:
 
 
 class UI:
+    """gw's messages to people.
+
+    On a terminal's stderr: progress (``info``), spinners (``status``) and waits
+    (``wait``). When stderr is NOT a terminal (gw runs under an SDK, soracom-cli or a
+    script that captures it), a wait longer than a second and the final error line are
+    also written to ``/dev/tty`` when the process has a controlling terminal, so the
+    person sees why nothing happens (protocols.md sections 1 and 3). Everything passes
+    through the scrubber first; with no terminal nothing is written anywhere extra.
+    """
+
+    TTY_DELAY = 1.0  # seconds a wait must last before it is worth a line on /dev/tty
+
     def __init__(self) -> None:
         self.scrubber = Scrubber()
         self._console: Any = None
-        self.interactive = sys.stderr.isatty() and not os.environ.get("GW_QUIET")
+        self.quiet = bool(os.environ.get("GW_QUIET"))
+        self.stderr_is_tty = sys.stderr.isatty()
+        self.interactive = self.stderr_is_tty and not self.quiet
 
     @property
     def console(self) -> Any:
@@ -121,18 +135,62 @@ class UI:
 
             self.console.print(f"[dim]{escape(self.scrubber.scrub(message))}[/dim]")
 
+    def wait(self, message: str) -> None:
+        """Tell the person gw is waiting (a lock, a fresh one-time code, an approval).
+
+        On a terminal's stderr like :meth:`info`; when stderr is captured, on ``/dev/tty``.
+        """
+        if self.interactive:
+            self.info(message)
+        elif not self.quiet:
+            self.to_tty(f"gw: {message}")
+
     def warn(self, message: str) -> None:
         """A warning, always shown, plain text."""
         print(f"gw: warning: {one_line(self.scrubber.scrub(message))}", file=sys.stderr, flush=True)
 
     def error(self, message: str) -> None:
-        print(f"gw: {one_line(self.scrubber.scrub(message))}", file=sys.stderr, flush=True)
+        """The final one-line error: on stderr, and on ``/dev/tty`` when stderr is not a terminal."""
+        line = f"gw: {one_line(self.scrubber.scrub(message))}"
+        print(line, file=sys.stderr, flush=True)
+        self.to_tty(line)
+
+    def to_tty(self, line: str) -> bool:
+        """Write one scrubbed line to the controlling terminal when stderr is not that terminal.
+
+        Returns False (and writes nothing) when stderr is a terminal or there is none.
+        """
+        if self.stderr_is_tty:
+            return False
+        try:
+            fd = os.open("/dev/tty", os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:  # no controlling terminal (a daemon, CI, start_new_session)
+            return False
+        try:
+            os.write(fd, (one_line(self.scrubber.scrub(line)) + "\r\n").encode("utf-8", "replace"))
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def status(self, message: str) -> Iterator[None]:
-        """A spinner while the block runs, only on a terminal."""
+        """A spinner while the block runs on a terminal; when stderr is captured, a line on
+        ``/dev/tty`` if the block takes longer than :attr:`TTY_DELAY`."""
         if not self.interactive:
-            yield
+            if self.quiet or self.stderr_is_tty:
+                yield
+                return
+            import threading
+
+            timer = threading.Timer(self.TTY_DELAY, self.to_tty, args=(f"gw: {message}",))
+            timer.daemon = True
+            timer.start()
+            try:
+                yield
+            finally:
+                timer.cancel()
             return
         from rich.markup import escape
 

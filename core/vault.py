@@ -85,6 +85,16 @@ class Vault:
             data[name] = value
             self._write(data)
 
+    def update(self, values: dict[str, str]) -> None:
+        """Set several secrets in one atomic write (all or none, e.g. an access key's id and secret)."""
+        bad = [name for name in values if not NAME.match(name)]
+        if bad:
+            raise SecretError("vault names use letters, digits and _ . @ - (up to 128 characters)")
+        with file_lock(self._lock, 30, "the vault"):
+            data = self._read()
+            data.update(values)
+            self._write(data)
+
     def remove(self, name: str) -> bool:
         with file_lock(self._lock, 30, "the vault"):
             data = self._read()

@@ -28,6 +28,7 @@ import re
 import secrets
 import string
 import threading
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -191,6 +192,8 @@ class MotoStack:
         self.unique_temporary_keys = unique_temporary_keys
         self.calls: collections.Counter[str] = collections.Counter()
         self.issued: dict[str, IssuedCredential] = {}
+        #: (MFA serial, code, epoch seconds) of every successful STS call that carried an MFA code, in order
+        self.mfa_codes: list[tuple[str, str, float]] = []
         self.observer_errors = 0
         self.last_observer_error: str | None = None
         self._lock = threading.Lock()
@@ -253,6 +256,7 @@ class MotoStack:
         with self._lock:
             self.calls.clear()
             self.issued.clear()
+            self.mfa_codes.clear()
 
     # -- helpers for tests and the demo ----------------------------------------
     def client(
@@ -300,11 +304,15 @@ class MotoStack:
                 }
             ],
         }
-        role = self.client("iam").create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps(trust),
-            MaxSessionDuration=max_session_duration,
-        )
+        iam = self.client("iam")
+        try:
+            role = iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                MaxSessionDuration=max_session_duration,
+            )
+        except iam.exceptions.EntityAlreadyExistsException:  # one moto serves several tests and demo parts
+            role = iam.get_role(RoleName=name)
         return role["Role"]["Arn"]
 
     # -- the observer ----------------------------------------------------------
@@ -400,6 +408,10 @@ class MotoStack:
                 with self._lock:
                     self.issued.pop(key, None)
             return None
+        code = (watch.params.get("TokenCode") or [None])[0]
+        if service == "sts" and code:
+            with self._lock:
+                self.mfa_codes.append(((watch.params.get("SerialNumber") or [""])[0], code, time.time()))
         parsed = _parse_credentials(body)
         if not parsed or not parsed["AccessKeyId"] or not parsed["SecretAccessKey"]:
             return None

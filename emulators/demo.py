@@ -40,6 +40,7 @@ class Demo:
     env: dict[str, str] = field(default_factory=dict)
     services: dict[str, Any] = field(default_factory=dict)
     config_parts: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # vault entries the parts need
 
     def gw_run(self, *args: str, input: str | None = None) -> tuple[subprocess.CompletedProcess, float]:
         start = time.perf_counter()
@@ -220,12 +221,59 @@ def part_krypton(demo: Demo) -> None:
               f"{demo.services['federation'].last_session.arn}: no password, no MFA code typed")
 
 
+def part_cognito(demo: Demo) -> None:
+    """A machine with no person at it: Cognito client credentials for an API behind a JWT authorizer."""
+    import requests
+
+    api = demo.services["cognito_api"]
+    demo.step("Cognito client credentials: a bearer token for an API")
+    demo.show("Profile [bold]m2m[/bold]: OAuth 2.0 client-credentials grant against an (emulated) user pool.")
+    demo.command('curl -H "$(gw token --profile m2m --format header)" API/items')
+    header, cold = demo.gw_run("token", "--profile", "m2m", "--format", "header")
+    name, _, value = header.stdout.strip().partition(": ")
+    reply = requests.get(f"{api.url}/items", headers={name: value}, verify=demo.env["GW_DEMO_CA"], timeout=30)
+    if reply.status_code != 200:
+        raise DemoFailed(f"the API refused the token (HTTP {reply.status_code})")
+    demo.output(reply.text.strip()[:200])
+    _, warm = demo.gw_run("token", "--profile", "m2m", "--format", "header")
+    pool = demo.services["cognito"]
+    demo.show(f"first token: [bold]{cold * 1000:.0f} ms[/bold] ({pool.calls['token']} token request)   "
+              f"again: [bold]{warm * 1000:.0f} ms[/bold] (cached, no request)")
+
+
+def _part_iot(demo: Demo) -> None:
+    """An AWS IoT device certificate (from the SIM, through Krypton) gets AWS credentials by mutual TLS."""
+    from .iot import part_iot
+
+    part_iot(demo)
+
+
+def _part_endorse(demo: Demo) -> None:
+    """SIM identity: an Endorse token exchanged for AWS credentials and an IoT WebSocket URL."""
+    from .endorse import part_endorse
+
+    part_endorse(demo)
+
+
 PARTS: list[tuple[str, Callable[[Demo], None]]] = [
     ("aws", part_aws),
     ("login", part_login),
     ("soracom", part_soracom),
     ("krypton", part_krypton),
+    ("cognito", part_cognito),
+    ("iot", _part_iot),
+    ("endorse", _part_endorse),
 ]
+
+
+def _part_iot_ws(demo: Demo) -> None:
+    """The Endorse profile's credentials presign an MQTT-over-WebSocket URL the IoT emulator accepts."""
+    from .iot_data import part_iot_ws
+
+    part_iot_ws(demo, profile="endorse-device")
+
+
+PARTS.append(("iot-ws", _part_iot_ws))
 
 
 def admin_profile(federation_url: str) -> str:
@@ -269,7 +317,7 @@ def start_soracom(demo: Demo, stack: ExitStack) -> None:
     api = SoracomApiEmulator(demo.services["ca"], mfa_seed=SORACOM_SEED)
     api.add_root("root@example.com", "demo-root-Pa55word", "OP0000000001", mfa=True)
     api.add_sam_user("OP0000000001", "deploy", "demo-deploy-Pa55word", mfa=True)
-    api.add_subscriber("OP0000000001", "440103123456789")
+    api.add_subscriber("440103123456789", operator_id="OP0000000001")
     stack.enter_context(api)
     demo.services["soracom"] = api
     fixture = demo.root / "op-items.json"
@@ -302,6 +350,17 @@ def start_krypton(demo: Demo, stack: ExitStack) -> None:
         sim_file=sim_file, url=krypton.url, federation=demo.services["federation"].federation_url))
 
 
+def start_cognito(demo: Demo, stack: ExitStack) -> None:
+    from .cognito import demo_profile, start_cognito_demo
+
+    pool, api, client = start_cognito_demo(demo.services["ca"])
+    stack.callback(pool.stop)
+    stack.callback(api.stop)
+    demo.services.update(cognito=pool, cognito_api=api)
+    demo.secrets["gw-demo-m2m-secret"] = client.secret
+    demo.config_parts.append(demo_profile(pool, client))
+
+
 def start_services(demo: Demo, stack: ExitStack) -> None:
     from .aws import MotoStack
     from .federation import FederationEmulator
@@ -319,6 +378,16 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     demo.config_parts.append(admin_profile(federation.federation_url))
     start_soracom(demo, stack)
     start_krypton(demo, stack)
+    start_cognito(demo, stack)
+    from .endorse import start_endorse
+    from .iot import start_iot
+
+    start_iot(demo, stack)
+    from .iot_data import start_iot_demo
+
+    start_iot_demo(demo, stack)
+
+    start_endorse(demo, stack)
 
 
 def run_demo(args, app) -> int:
@@ -350,6 +419,8 @@ def run_demo(args, app) -> int:
             with console.status("starting moto (STS) and the emulators ..."):
                 start_services(demo, stack)
                 demo.write_config()
+                for name, value in demo.secrets.items():
+                    demo.gw_run("vault", "set", name, input=value)
             for name, part in PARTS:
                 if args.only and name not in args.only:
                     continue

@@ -3,8 +3,11 @@
 Turns a profile's AWS credentials into an AWS console sign-in URL through the
 federation endpoint (protocols.md section 2) and opens it in the browser, or
 prints it with ``--print``. Long-term IAM user keys are first exchanged with
-GetFederationToken (the endpoint refuses them); SessionDuration is left out for
-federation-token and role-chained credentials, which the endpoint refuses with it.
+GetFederationToken at the login partition's STS (the endpoint refuses them).
+SessionDuration is sent only for a role assumed directly with long-term IAM user
+keys, or a web-identity / Cognito result; the endpoint answers 400 for anything
+else (protocols.md section 2), and the console session then follows the
+credentials' own lifetime.
 """
 
 from __future__ import annotations
@@ -33,13 +36,17 @@ from gw.plugin import (
 class Partition:
     signin: str
     console: str
+    sts_region: str  # where GetFederationToken goes for IAM user keys of this partition
 
 
 PARTITIONS = {
-    "aws": Partition("signin.aws.amazon.com", "console.aws.amazon.com"),
-    "aws-us-gov": Partition("signin.amazonaws-us-gov.com", "console.amazonaws-us-gov.com"),
-    "aws-cn": Partition("signin.amazonaws.cn", "console.amazonaws.cn"),
+    "aws": Partition("signin.aws.amazon.com", "console.aws.amazon.com", "us-east-1"),
+    "aws-us-gov": Partition("signin.amazonaws-us-gov.com", "console.amazonaws-us-gov.com", "us-gov-west-1"),
+    "aws-cn": Partition("signin.amazonaws.cn", "console.amazonaws.cn", "cn-north-1"),
 }
+# Origins whose credentials the federation endpoint takes a SessionDuration with, when made
+# directly from long-term IAM user keys (assume-role) or from an OpenID token (the others).
+DURATION_OK = {"assume-role": {"long-term"}, "saml": None, "web-identity": None, "cognito-identity": None}
 
 
 @dataclass
@@ -64,16 +71,28 @@ def plan_login(login: dict[str, Any], args: Any) -> LoginPlan:
 
 
 def session_duration(credentials: AwsCredentials, requested: int | None, warn) -> int | None:
-    """The SessionDuration to send, or None when it must (or need not) be left out."""
+    """The SessionDuration to send, or None when it must (or need not) be left out.
+
+    The endpoint accepts it only for AssumeRole* results made directly with long-term
+    IAM user keys (AWS IAM guide, custom identity broker) and for web-identity /
+    Cognito results; for anything else it answers 400.
+    """
     if requested is None:
         return None
-    if credentials.origin == "federation-token":
-        warn("SessionDuration is not allowed with GetFederationToken credentials; the console session follows their lifetime")
-        return None
-    if credentials.role_chained:
-        warn("SessionDuration is not allowed with role-chained credentials; the console session follows their lifetime")
-        return None
-    return requested
+    sources = DURATION_OK.get(credentials.origin, set())
+    allowed = not credentials.role_chained and credentials.origin in DURATION_OK and (
+        sources is None or credentials.made_from in sources)
+    if allowed:
+        return requested
+    made = {"federation-token": "GetFederationToken credentials",
+            "session-token": "GetSessionToken credentials"}.get(credentials.origin)
+    if made is None and credentials.role_chained:
+        made = "role-chained credentials"
+    elif made is None and credentials.origin == "assume-role":
+        made = f"a role assumed with {credentials.made_from or 'unknown'} credentials, not long-term IAM user keys"
+    warn(f"SessionDuration is not allowed with {made or credentials.origin + ' credentials'}; "
+         "the console session follows their lifetime")
+    return None
 
 
 def signin_token(ctx, plan: LoginPlan, credentials: AwsCredentials, duration: int | None) -> str:
@@ -125,9 +144,9 @@ def login_url(plan: LoginPlan, token: str) -> str:
     return url
 
 
-def console_credentials(ctx: CommandContext, profile: str) -> AwsCredentials:
+def console_credentials(ctx: CommandContext, profile: str, refresh: bool = False, min_ttl: int = 0) -> AwsCredentials:
     """The profile's credentials in a form the federation endpoint accepts."""
-    credentials = ctx.resolve(profile, require=AWS)
+    credentials = ctx.resolve(profile, require=AWS, refresh=refresh, min_ttl=min_ttl)
     assert isinstance(credentials, AwsCredentials)
     if credentials.origin == "session-token":
         raise ConfigError(
@@ -135,8 +154,10 @@ def console_credentials(ctx: CommandContext, profile: str) -> AwsCredentials:
             "end the chain with assume-role instead"
         )
     if not credentials.session_token:
-        options: dict[str, Any] = {"duration": 43200}
         login = ctx.profile(profile).tables.get("login", {})
+        # IAM user keys of aws-cn / aws-us-gov only work at their own partition's STS.
+        options: dict[str, Any] = {"duration": 43200,
+                                   "region": PARTITIONS[login.get("partition") or "aws"].sts_region}
         if login.get("sts_endpoint"):
             options["endpoint"] = login["sts_endpoint"]
         result = ctx.step_context(profile).run_step("federation-token", options, credentials)
@@ -147,7 +168,7 @@ def console_credentials(ctx: CommandContext, profile: str) -> AwsCredentials:
 
 def run_login(args: Any, ctx: CommandContext) -> int:
     plan = plan_login(ctx.profile(args.profile).tables.get("login", {}), args)
-    credentials = console_credentials(ctx, args.profile)
+    credentials = console_credentials(ctx, args.profile, args.refresh, args.min_ttl)
     step_ctx = ctx.step_context(args.profile)
     token = signin_token(step_ctx, plan, credentials, session_duration(credentials, plan.duration, ctx.warn))
     url = login_url(plan, token)
@@ -202,6 +223,21 @@ def _configure(parser) -> None:
     parser.add_argument("--duration", type=_duration, help="console session length, 900..43200 s")
     parser.add_argument("--issuer", help="where the console's sign-out link goes")
     parser.add_argument("--logout-first", action="store_true", help="sign out of any console session first")
+    parser.add_argument("--refresh", action="store_true", help="fetch new credentials now, even if cached ones are fresh")
+    parser.add_argument("--min-ttl", type=_ttl, default=0, metavar="DURATION",
+                        help="fetch new credentials when less than this is left (e.g. 900, 30m, 2h)")
+
+
+def _ttl(text: str) -> int:
+    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (as the core's --min-ttl)."""
+    import argparse
+    import re
+
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _duration(text: str) -> int:
@@ -245,5 +281,6 @@ def gw_commands() -> list[Command]:
     return [Command(
         "login", "open the AWS console with the profile's credentials", _configure, run_login,
         description="Open the AWS console through the federation endpoint with the profile's credentials.",
-        epilog="examples:\n  gw login --profile console\n  gw login --profile console --print",
+        epilog="examples:\n  gw login --profile console\n  gw login --profile console --print\n"
+               "  gw login --profile console --duration 3600 --refresh",
     )]

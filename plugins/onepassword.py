@@ -8,30 +8,34 @@
 ``op`` always runs with an argv list, stdin = /dev/null (it may ask the desktop app
 for approval; it never gets our terminal), a timeout, and its stderr turned into
 one clear line. The executable is the step option ``op_path``, else ``GW_OP_PATH``,
-else ``op``. One-time codes are never handed out twice: a code equal to the last
-one used for the same item waits for the next time step.
+else ``op``. One-time codes go through ``ctx.one_time_code``: never handed out twice
+for the same account (the SORACOM user or root email the code is for, whichever
+source - vault seed or 1Password item - it came from); a used step waits for the next.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from gw.plugin import hookimpl
-from gw.plugin import AWS, SORACOM_CREDENTIALS
-from gw.plugin import SecretError, StepError
-from gw.plugin import Option, SecretScheme, StepType
+from gw.plugin import (
+    AWS,
+    SORACOM_CREDENTIALS,
+    Option,
+    SecretError,
+    SecretScheme,
+    StepError,
+    StepType,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
-    from gw.plugin import Credential
-    from gw.plugin import StepContext
+    from gw.plugin import Credential, StepContext
 
 DEFAULT_TIMEOUT = 60
-OTP_WAIT_LIMIT = 65.0  # longer than one 60 s time step
 
 SORACOM_FIELD_SETS = (("auth_key_id", "auth_key"), ("email", "password"), ("operator_id", "username", "password"))
 AWS_FIELDS = ("access_key_id", "secret_access_key")
@@ -90,6 +94,7 @@ def run_op(argv: list[str], *, what: str, executable: str | None = None, timeout
             text=True,
             errors="replace",  # op's output is not always UTF-8 (found by tests/core/test_properties.py)
             timeout=limit,
+            check=False,
         )
     except FileNotFoundError:
         raise StepError(f"1Password CLI not found: {exe!r} (install op or set GW_OP_PATH)") from None
@@ -104,41 +109,57 @@ def run_op(argv: list[str], *, what: str, executable: str | None = None, timeout
     return proc.stdout
 
 
-# -- no-reuse of one-time codes ---------------------------------------------------
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+# -- one-time codes -------------------------------------------------------------------
+def otp_period(field: dict[str, Any]) -> int:
+    """The time step of a 1Password OTP field: ``period`` of its otpauth:// URI, else 30 s."""
+    from urllib.parse import parse_qs, urlsplit
 
-
-def fresh_otp(ctx: StepContext, key: str, fetch: Any) -> tuple[str, Any]:
-    """Call ``fetch() -> (code, extra)`` until it yields a code other than the last one used for ``key``.
-
-    A salted hash of the last code sits in ``<state>/onepassword/``, guarded by gw's
-    bounded file lock so parallel gw processes wanting a code from the same item take turns.
-    """
-    from gw.plugin import atomic_write, private_dir as ensure_dir
-
-    directory = ensure_dir(str(ctx.state_dir / "onepassword"))
-    ident = _digest("gw-op-otp\0" + key)[:32]
-    record = os.path.join(directory, f"{ident}.last")
-    with ctx.lock(f"otp-{ident}", OTP_WAIT_LIMIT * 2):
+    value = field.get("value")
+    if isinstance(value, str) and value.startswith("otpauth://"):
         try:
-            with open(record) as f:
-                last = f.read().strip()
-        except OSError:
-            last = ""
-        deadline = time.monotonic() + OTP_WAIT_LIMIT
-        code, extra = fetch()
-        waited = False
-        while last and _digest(ident + code) == last:
-            if time.monotonic() > deadline:
-                raise StepError("1Password kept returning an already used one-time code")
-            if not waited:
-                ctx.info("waiting for the next one-time code (the current one was already used)")
-                waited = True
-            time.sleep(1.0)
+            period = parse_qs(urlsplit(value).query).get("period", ["30"])[0]
+            if period.isdigit() and 1 <= int(period) <= 300:
+                return int(period)
+        except ValueError:
+            pass
+    return 30
+
+
+def soracom_account(values: dict[str, str]) -> str | None:
+    """The account a SORACOM one-time code is for, named as the core names the account of
+    an option that declares one (``account:<value>``: soracom-keys' ``mfa_code`` declares
+    ``email``); a SAM user ``account:<operator_id>/<username>``."""
+    if values.get("email"):
+        return f"account:{values['email']}"
+    if values.get("operator_id") and values.get("username"):
+        return f"account:{values['operator_id']}/{values['username']}"
+    return None
+
+
+def fresh_otp(ctx: StepContext, account: str, first: tuple[float, float, str, Any], fetch: Any,
+              period: int) -> tuple[str, Any]:
+    """A code for ``account`` that gw never handed out before (``ctx.one_time_code``).
+
+    ``first`` is ``(started, ended, code, extra)`` of a read already made; it is used
+    only when that read lay wholly inside the time step gw picks, otherwise
+    ``fetch() -> (code, extra)`` reads again (after any wait for the next step). The
+    record of used codes is keyed on the account, so a vault seed and a 1Password item
+    for one account share it.
+    """
+    latest: dict[str, Any] = {"span": (first[0], first[1]), "code": first[2], "extra": first[3]}
+
+    def produce(t: float) -> str:
+        step = int(t // period)
+        while not all(int(moment // period) == step for moment in latest["span"]):
+            started = time.time()
             code, extra = fetch()
-        atomic_write(record, (_digest(ident + code) + "\n").encode())
-        return code, extra
+            latest.update(span=(started, time.time()), code=code, extra=extra)
+            if int(started // period) > step:  # 1Password is slower than the time step
+                raise StepError("1Password took longer than a one-time code's time step; retry")
+        return str(latest["code"])
+
+    code = ctx.one_time_code(account, produce, period=period, label="1Password one-time code")
+    return code, latest["extra"]
 
 
 # -- secret schemes -------------------------------------------------------------------
@@ -163,15 +184,18 @@ def resolve_op_read(ctx: StepContext, ref: str) -> str:
 
 def resolve_op_otp(ctx: StepContext, ref: str) -> str:
     vault, item = _split_otp_ref(ref)
-    what = f"one-time code of {vault}/{item}"
 
-    def fetch() -> tuple[str, None]:
-        code = run_op(["item", "get", item, "--vault", vault, "--otp"], what=what).strip()
-        if not code.isdigit():
-            raise StepError(f"1Password returned no one-time code ({what})")
-        return code, None
+    def fetch() -> tuple[str, int]:
+        doc = _read_item({"item": item, "vault": vault})
+        field = _otp_field(doc, True, item)
+        return _code_of(field, item), otp_period(field)
 
-    code, _ = fresh_otp(ctx, f"{vault}/{item}", fetch)
+    started = time.time()
+    code, period = fetch()
+    span = (started, time.time())
+    # The account is the one the option that holds this reference names (the core sets it);
+    # without one, the 1Password item stands for the account.
+    code, _ = fresh_otp(ctx, f"op-item:{vault}/{item}", (*span, code, period), fetch, period)
     ctx.add_secret(code)
     return code
 
@@ -214,6 +238,8 @@ def _check(options: dict[str, Any]) -> None:
             "soracom-credentials need exactly one of: fields auth_key_id + auth_key; "
             "email + password; operator_id + username + password"
         )
+    if "auth_key_id" in names and options.get("otp"):
+        raise ValueError("an AuthKey sign-in takes no MFA code: remove otp (it would burn a one-time code for nothing)")
 
 
 def _pick_field(fields: list[dict[str, Any]], selector: str, item: str) -> dict[str, Any]:
@@ -246,45 +272,27 @@ def _read_item(options: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _otp_from(doc: dict[str, Any], otp: Any, item: str) -> str:
+def _otp_field(doc: dict[str, Any], otp: Any, item: str) -> dict[str, Any]:
     fields = doc.get("fields") or []
     if isinstance(otp, str):
-        field = _pick_field(fields, otp, item)
-    else:
-        candidates = [f for f in fields if f.get("type") == "OTP"]
-        if len(candidates) != 1:
-            raise StepError(
-                f"1Password item {item!r} has {'no' if not candidates else 'several'} one-time password fields"
-                + ("" if not candidates else ": set otp to the field's label or id")
-            )
-        field = candidates[0]
+        return _pick_field(fields, otp, item)
+    candidates = [f for f in fields if f.get("type") == "OTP"]
+    if len(candidates) != 1:
+        raise StepError(
+            f"1Password item {item!r} has {'no' if not candidates else 'several'} one-time password fields"
+            + ("" if not candidates else ": set otp to the field's label or id")
+        )
+    return candidates[0]
+
+
+def _code_of(field: dict[str, Any], item: str) -> str:
     code = field.get("totp")
     if not isinstance(code, str) or not code.isdigit():
         raise StepError(f"1Password field {field.get('label')!r} of item {item!r} carries no current TOTP code")
     return code
 
 
-def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    from gw.plugin import AwsCredentials, SoracomCredentials
-
-    item = options["item"]
-    mapping: dict[str, str] = options["fields"]
-    otp = options.get("otp")
-
-    if otp:
-        def fetch() -> tuple[str, dict[str, Any]]:
-            doc = _read_item(options)
-            return _otp_from(doc, otp, item), doc
-
-        key = f"{options.get('vault') or ''}/{item}"
-        with ctx.status(f"reading {item} from 1Password"):
-            code, doc = fresh_otp(ctx, key, fetch)
-        ctx.add_secret(code)
-    else:
-        with ctx.status(f"reading {item} from 1Password"):
-            doc = _read_item(options)
-        code = None
-
+def _field_values(ctx: StepContext, doc: dict[str, Any], mapping: dict[str, str], item: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, selector in mapping.items():
         field = _pick_field(doc.get("fields") or [], selector, item)
@@ -294,6 +302,35 @@ def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None)
         if name in SECRET_FIELD_NAMES or field.get("type") == "CONCEALED":
             ctx.add_secret(value)
         values[name] = value
+    return values
+
+
+def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None) -> Credential:
+    from gw.plugin import AwsCredentials, SoracomCredentials
+
+    item = options["item"]
+    mapping: dict[str, str] = options["fields"]
+    otp = options.get("otp")
+
+    with ctx.status(f"reading {item} from 1Password"):
+        started = time.time()
+        doc = _read_item(options)
+        span = (started, time.time())
+    values = _field_values(ctx, doc, mapping, item)
+    code = None
+    if otp:
+        field = _otp_field(doc, otp, item)
+        period = otp_period(field)
+
+        def fetch() -> tuple[str, dict[str, Any]]:
+            again = _read_item(options)
+            if _field_values(ctx, again, mapping, item) != values:
+                raise StepError(f"1Password item {item!r} changed while gw waited for its next one-time code")
+            return _code_of(_otp_field(again, otp, item), item), again
+
+        account = soracom_account(values) or f"op-item:{options.get('vault') or ''}/{item}"
+        code, _ = fresh_otp(ctx, account, (*span, _code_of(field, item), doc), fetch, period)
+        ctx.add_secret(code)
 
     if _produces(options) == AWS:
         return AwsCredentials(

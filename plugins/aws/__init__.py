@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gw.plugin import (
@@ -79,11 +79,22 @@ def _call(ctx, what: str, fn, **kwargs) -> dict[str, Any]:
         raise StepError(f"{what} failed: {exc}") from None
 
 
-def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bool = False) -> AwsCredentials:
+def _account_of(data: dict[str, Any]) -> str | None:
+    """The account in an STS answer's AssumedRoleUser / FederatedUser ARN (None when absent)."""
+    for key in ("AssumedRoleUser", "FederatedUser"):
+        arn = (data.get(key) or {}).get("Arn")
+        parts = arn.split(":", 5) if isinstance(arn, str) else []
+        if len(parts) == 6 and parts[4].isdigit() and len(parts[4]) == 12:
+            return parts[4]
+    return None
+
+
+def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bool = False,
+              made_from: str | None = None, account_id: str | None = None) -> AwsCredentials:
     c = data["Credentials"]
     expiration = c["Expiration"]
     if isinstance(expiration, datetime) and expiration.tzinfo is None:
-        expiration = expiration.replace(tzinfo=timezone.utc)
+        expiration = expiration.replace(tzinfo=UTC)
     return AwsCredentials(
         access_key_id=c["AccessKeyId"],
         secret_access_key=c.get("SecretAccessKey") or c.get("SecretKey"),
@@ -93,6 +104,8 @@ def _from_sts(data: dict[str, Any], origin: str, region: str | None, chained: bo
         origin=origin,
         role_chained=chained,
         region=region,
+        account_id=_account_of(data) or account_id,
+        made_from=made_from,
     )
 
 
@@ -183,10 +196,11 @@ def run_aws_profile(ctx, options: dict[str, Any], upstream) -> AwsCredentials:
         access_key_id=frozen.access_key,
         secret_access_key=frozen.secret_key,
         session_token=frozen.token,
-        expiration=expiry.astimezone(timezone.utc) if isinstance(expiry, datetime) else None,
+        expiration=expiry.astimezone(UTC) if isinstance(expiry, datetime) else None,
         issued_at=utcnow() if expiry else None,
         origin="long-term" if not frozen.token else "aws-profile",
         region=options.get("region") or session.get_config_variable("region"),
+        account_id=getattr(frozen, "account_id", None) or None,
     )
 
 
@@ -213,7 +227,7 @@ def run_assume_role(ctx, options: dict[str, Any], upstream: AwsCredentials) -> A
         Policy=options.get("policy"),
         **_mfa(options),
     )
-    return _from_sts(data, "assume-role", options.get("region") or upstream.region, chained)
+    return _from_sts(data, "assume-role", options.get("region") or upstream.region, chained, upstream.origin)
 
 
 def _check_assume_role(options: dict[str, Any]) -> None:
@@ -233,7 +247,8 @@ def run_session_token(ctx, options: dict[str, Any], upstream: AwsCredentials) ->
         raise StepError("GetSessionToken needs long-term IAM user keys, but the previous step gave temporary ones")
     sts = _client(ctx, "sts", options, upstream)
     data = _call(ctx, "GetSessionToken", sts.get_session_token, DurationSeconds=options["duration"], **_mfa(options))
-    return _from_sts(data, "session-token", options.get("region") or upstream.region)
+    return _from_sts(data, "session-token", options.get("region") or upstream.region, made_from=upstream.origin,
+                     account_id=upstream.account_id)
 
 
 def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials) -> AwsCredentials:
@@ -251,7 +266,8 @@ def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials)
         Policy=options.get("policy") or (None if policy_arns else ALLOW_ALL),
         PolicyArns=policy_arns or None,
     )
-    return _from_sts(data, "federation-token", options.get("region") or upstream.region)
+    return _from_sts(data, "federation-token", options.get("region") or upstream.region,
+                     made_from=upstream.origin, account_id=upstream.account_id)
 
 
 def run_web_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
@@ -265,7 +281,7 @@ def run_web_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> Aws
         WebIdentityToken=upstream.token,
         DurationSeconds=options["duration"],
     )
-    return _from_sts(data, "web-identity", options.get("region") or upstream.region)
+    return _from_sts(data, "web-identity", options.get("region") or upstream.region, made_from="openid-token")
 
 
 def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
@@ -281,12 +297,12 @@ def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) ->
         IdentityId=identity_id,
         Logins={options["provider"]: upstream.token},
     )
-    return _from_sts(data, "cognito-identity", region)
+    return _from_sts(data, "cognito-identity", region, made_from="openid-token")
 
 
 MFA = {
     "mfa_serial": Option(str, help="ARN (or serial) of the MFA device"),
-    "mfa_code": Option((str, dict), secret=True, help="the MFA code: prompt, totp:<ref>, ..."),
+    "mfa_code": Option((str, dict), secret=True, account="mfa_serial", help="the MFA code: prompt, totp:<ref>, ..."),
 }
 
 
@@ -390,7 +406,11 @@ def _configure_setup(parser: Any) -> None:
 
 
 def _run_setup(args: Any, ctx: CommandContext) -> int:
-    from .awsconfig import aws_config_path, credential_process_command, set_credential_process
+    from .awsconfig import (
+        aws_config_path,
+        credential_process_command,
+        set_credential_process,
+    )
 
     kind = ctx.output_kind(args.profile)
     if kind != AWS:
@@ -404,12 +424,58 @@ def _run_setup(args: Any, ctx: CommandContext) -> int:
     return 0
 
 
+def _configure_import(parser: Any) -> None:
+    from .importer import configure_import
+
+    configure_import(parser)
+
+
+def _run_import(args: Any, ctx: CommandContext) -> int:
+    from .importer import run_import
+
+    return run_import(args, ctx)
+
+
+def _configure_rotate(parser: Any) -> None:
+    from .rotate import configure_rotate
+
+    configure_rotate(parser)
+
+
+def _run_rotate(args: Any, ctx: CommandContext) -> int:
+    from .rotate import run_rotate
+
+    return run_rotate(args, ctx)
+
+
 @hookimpl
 def gw_commands() -> list[Command]:
-    return [Command(
-        "aws", "add credential_process for a profile to ~/.aws/config", _configure_setup, _run_setup,
-        group="setup",
-        description="Add (or update) credential_process for a gw profile in ~/.aws/config. Comments and every "
-                    "other profile stay byte for byte; a backup is kept beside the file.",
-        epilog="example:\n  gw setup aws --profile admin --region eu-west-1\n  aws sts get-caller-identity --profile admin",
-    )]
+    return [
+        Command(
+            "aws", "add credential_process for a profile to ~/.aws/config", _configure_setup, _run_setup,
+            group="setup",
+            description="Add (or update) credential_process for a gw profile in ~/.aws/config. Comments and every "
+                        "other profile stay byte for byte; a backup is kept beside the file.",
+            epilog="example:\n  gw setup aws --profile admin --region eu-west-1\n"
+                   "  aws sts get-caller-identity --profile admin",
+        ),
+        Command(
+            "aws", "move a ~/.aws profile's plaintext keys into gw's vault", _configure_import, _run_import,
+            group="import",
+            description="Move the long-term keys of a profile in ~/.aws/credentials into gw's encrypted vault, add "
+                        "a gw profile that uses them, point the AWS profile's credential_process at gw, and offer "
+                        "to remove the plaintext keys (asked on the terminal, or --remove-plaintext / "
+                        "--keep-plaintext). gw's config and ~/.aws/config keep a backup; ~/.aws/credentials does "
+                        "not (it would keep the keys).",
+            epilog="examples:\n  gw import aws --aws-profile work\n"
+                   "  gw import aws --aws-profile default --profile personal --remove-plaintext\n"
+                   "  aws sts get-caller-identity --profile work",
+        ),
+        Command(
+            "rotate", "replace the IAM user access key gw keeps in its vault", _configure_rotate, _run_rotate,
+            description="Create a new access key for the profile's IAM user (through its MFA session when it has "
+                        "one), verify it, store it in the vault and delete the old one. An interrupted rotation "
+                        "leaves a working key in the vault; running gw rotate again finishes it.",
+            epilog="examples:\n  gw rotate --profile work\n  GW_PROFILE=work gw rotate",
+        ),
+    ]

@@ -1,7 +1,7 @@
 """Helpers and fixtures for the foundation tests (cache robustness, hot path, errors, login ...).
 
 Fixtures defined here are imported by the test modules that use them
-(``from gw_test_support import federation``), so no conftest is shared.
+(``from tests.core.gw_test_support import ...``); fixtures live in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gw.cache import Cache, EntryHeader, read_entry
 from gw.crypto import read_key_file, unseal
+from gw.testing import gw_executable
 
-GW = str(Path(sys.executable).parent / "gw")
+GW = gw_executable()
 ROLE = "arn:aws:iam::123456789012:role/Admin"
 OTHER_ROLE = "arn:aws:iam::123456789012:role/Other"
 NOBODY = 65534
@@ -125,12 +124,3 @@ def chown_tree(path: Path) -> None:
         os.chown(root, NOBODY, NOBODY)
         for name in dirs + files:
             os.chown(os.path.join(root, name), NOBODY, NOBODY, follow_symlinks=False)
-
-
-# -- the console federation emulator --------------------------------------------------------
-@pytest.fixture
-def federation(ca, moto):
-    from gw_emulators.federation import FederationEmulator
-
-    with FederationEmulator(ca, moto) as emulator:
-        yield emulator

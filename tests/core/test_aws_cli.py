@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
-
-import shutil, sys
+import sys
 from pathlib import Path
 
 AWS_CLI = shutil.which("aws", path=str(Path(sys.executable).parent))

@@ -72,7 +72,7 @@ def test_gw_check_lists_every_problem_one_per_line(gw_home):
         settings=False,
     )
     result = gw_home.run("check")
-    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert result.returncode == 3 and result.stdout == "" and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert lines[-1] == f"gw: 3 problem(s) in {gw_home.config_path}"
     assert any("profiles.p.steps[0] (assume-role): needs aws-credentials" in line for line in lines)
@@ -85,7 +85,7 @@ def test_gw_check_reports_a_missing_vault_secret(gw_home):
     gw_home.vault_set("akid", "AKIAEXAMPLEEXAMPLE00")
     gw_home.write_config(_steps('{ use = "aws-keys", access_key_id = "vault:akid", secret_access_key = "vault:nope" }'))
     result = gw_home.run("check")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 3 and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 2, result.stderr
     assert "profiles.p.steps[0] (aws-keys): secret_access_key: no secret 'nope' in the vault" in lines[0]

@@ -10,7 +10,7 @@ import subprocess
 from urllib.parse import quote, quote_plus
 
 import pytest
-from gw.envvars import CONFLICTING, POWERSHELL_SINGLE_QUOTES, render
+from gw.envvars import POWERSHELL_SINGLE_QUOTES, conflicting, render
 from gw.ui import Scrubber
 
 from tests.core.gw_test_support import ROLE
@@ -203,7 +203,7 @@ PARENT = {"SORACOM_AUTH_KEY_ID": "keyId-parent", "SORACOM_AUTH_KEY": "secret-par
 
 
 def test_the_parents_soracom_keys_and_session_expiration_are_cleared(aws_home, iam_user):
-    assert set(PARENT) <= set(CONFLICTING)
+    assert set(PARENT) <= set(conflicting())
     home = aws_home
     home.env.update(GWT_AKID=iam_user[0], GWT_SECRET=iam_user[1], **PARENT)
     home.write_config("""

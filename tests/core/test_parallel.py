@@ -73,13 +73,17 @@ def test_parallel_waiters_time_out_clearly(aws_home, iam_user, tmp_path, moto):
     """A caller waiting on a stuck lock holder gives up after settings.lock_timeout with one line."""
     home = aws_home
     slow = tmp_path / "slow-askpass.sh"
-    slow.write_text("#!/bin/sh\nsleep 20\necho 123456\n")
+    asked = tmp_path / "asked"
+    slow.write_text(f"#!/bin/sh\ntouch '{asked}'\nsleep 20\necho 123456\n")
     slow.chmod(0o700)
     home.extra_settings.update(askpass=str(slow), lock_timeout=1)
     home.write_config(admin_profile())
     store_user(home, iam_user)
     holder = home.popen("credential-process", "--profile", "admin")
-    time.sleep(1.0)
+    deadline = time.monotonic() + 30
+    while not asked.exists():  # the holder asks for the code only while it holds the profile lock
+        assert time.monotonic() < deadline and holder.poll() is None, "the holder never asked for a code"
+        time.sleep(0.05)
     waiter = home.run("credential-process", "--profile", "admin", timeout=30)
     holder.kill()
     holder.wait()

@@ -16,7 +16,7 @@ import pytest
 
 from gw.crypto import load_key
 from gw.vault import Vault
-from tests.core.gw_test_support import ROLE, assert_clean_failure, federation  # noqa: F401 (fixture)
+from tests.core.gw_test_support import ROLE, assert_clean_failure
 
 
 def _closed_port() -> int:
@@ -169,6 +169,6 @@ def test_gw_check_does_not_echo_a_plain_string_secret(secrets_home, moto):
     home, secrets = secrets_home
     home.write_config(_profile(f'{{ use = "aws-keys", access_key_id = "vault:akid", secret_access_key = "{secrets[0]}" }}'))
     result = home.run("check")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 3 and "Traceback" not in result.stderr
     assert "secret_access_key: not a secret reference" in result.stderr
     _assert_no_secret(result, secrets, moto)

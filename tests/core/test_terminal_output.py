@@ -10,13 +10,12 @@ import json
 import os
 import pty
 import select
-import sys
 import time
-from pathlib import Path
 
+from gw.testing import gw_executable
 from gw_emulators.krypton import KryptonEmulator
 
-GW = str(Path(sys.executable).parent / "gw")
+GW = gw_executable()
 IMSI = "440103123456789"
 
 

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-GW = str(Path(sys.executable).parent / "gw")
+from gw.testing import gw_executable
+
+GW = gw_executable()
 
 
 def test_demo_runs_end_to_end(tmp_path):
@@ -16,6 +18,7 @@ def test_demo_runs_end_to_end(tmp_path):
                             stdin=subprocess.DEVNULL, start_new_session=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
+    flat = " ".join(out.split())  # rich wraps lines at the terminal width
     assert "demo finished" in out
     assert re.search(r"cold: \d+ ms \(1 AssumeRole call\)\s+warm: \d+ ms \(same credentials, no STS call\)", out)
     assert "assumed-role/DemoAdmin/gw-admin" in out
@@ -23,5 +26,10 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "POST /v1/auth with that profile, as soracom-cli would: signed in" in out
     assert "still 1 handshake" in out
     assert "console sign-in URL accepted" in out
+    assert re.search(r"first token: \d+ ms \(1 token request\)\s+again: \d+ ms \(cached, no request\)", out)
+    assert "\"path\": \"/items\"" in out
+    assert "assumed-role/EndorseDevice/endorse-440101234567890" in flat
+    assert "the emulator verified the SigV4 signature and bridged the WebSocket" in flat
+    assert "1 Krypton bootstrap" in flat and "attempt 3: accepted" in flat
     assert "demo-root-Pa55word" not in out and "demo-deploy-Pa55word" not in out
     assert not list(tmp_path.glob("gw-demo-*")), "the demo left its temporary directory behind"

@@ -12,10 +12,18 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from gw.plugin import hookimpl
-from gw.plugin import BEARER_TOKEN, BearerToken, Credential, utcnow
-from gw.plugin import SecretError
-from gw.plugin import Command, Option, SecretScheme, StepType
+from gw.plugin import (
+    BEARER_TOKEN,
+    BearerToken,
+    Command,
+    Credential,
+    Option,
+    SecretError,
+    SecretScheme,
+    StepType,
+    hookimpl,
+    utcnow,
+)
 
 AUDIT_ENV = "GW_EXAMPLE_AUDIT"
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.core.gw_test_support import OTHER_ROLE, ROLE, assert_clean_failure, federation  # noqa: F401 (fixture)
+from tests.core.gw_test_support import OTHER_ROLE, ROLE, assert_clean_failure
 
 USER = '{ use = "aws-keys", access_key_id = "vault:akid", secret_access_key = "vault:secret" }'
 

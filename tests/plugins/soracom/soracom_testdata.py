@@ -1,4 +1,4 @@
-"""Shared test data for tests/soracom (a uniquely named module, imported by conftest and tests)."""
+"""Shared test data for tests/plugins/soracom and tests/plugins/onepassword (a uniquely named module, imported by conftest and tests)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import pyotp
 from gw_emulators.soracom_api import SoracomApiEmulator
 from gw_emulators.tls import LocalCA
 
+READER_PW = "reader-Pa55word!z"
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PERIOD = 2
 ROOT = ("root@example.com", "root-Pa55word!x", "OP0012345678")
 SAM = ("OP0012345678", "deploy", "sam-Pa55word!y")
+IMSIS = ("440103000000001", "440103000000002", "440103000000003", "440103000000004", "440103000000005")
 AUTHKEY = ("keyId-emulatorAAAAAAAAAAAAAAAAAAAAAAAA", "secret-emulatorBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", "OP0012345678")
 
 
@@ -18,8 +20,10 @@ def make_emulator(ca: LocalCA, period: int = PERIOD) -> SoracomApiEmulator:
     emu = SoracomApiEmulator(ca, mfa_seed=SEED, totp_period=period)
     emu.add_root(ROOT[0], ROOT[1], ROOT[2], mfa=True)
     emu.add_sam_user(SAM[0], SAM[1], SAM[2], mfa=True)
-    emu.add_auth_key(AUTHKEY[0], AUTHKEY[1], AUTHKEY[2], mfa=True)
-    emu.add_sam_user(SAM[0], "reader", "reader-Pa55word!z", mfa=False)
+    emu.add_auth_key(AUTHKEY[0], AUTHKEY[1], AUTHKEY[2])
+    emu.add_sam_user(SAM[0], "reader", READER_PW, mfa=False)
+    for imsi in IMSIS:
+        emu.add_subscriber(imsi, operator_id=ROOT[2], group_id="grp-1")
     return emu
 
 

@@ -1,51 +1,27 @@
-"""A third-party plugin (tests/example_plugin) registers through the ``gw`` entry points like built-ins.
+"""The example third-party plugin, tested the way a plugin author tests theirs: with gw.testing.
 
 It contributes a step type (``static-token``), a secret scheme (``rot13:``), a command
-(``gw example-hello``) and an audit hook writing to ``$GW_EXAMPLE_AUDIT``.
+(``gw example-hello``) and an audit hook writing to ``$GW_EXAMPLE_AUDIT``. It is loaded with
+``GwHome.load_plugin`` (``GW_PLUGINS``): nothing is installed into the running venv.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.core.gw_test_support import assert_clean_failure, cache_file
 
-PROJECT = Path(__file__).resolve().parent.parent / "example_plugin"
+PROJECT = Path(__file__).resolve().parent
 TOKEN = "example-token-Zq8-secret-value"
-
-
-def _installed() -> bool:
-    """Installed as a distribution with its entry point (not merely importable from the tree)."""
-    import importlib.metadata
-
-    return any(ep.value == "gw_example_plugin" for ep in importlib.metadata.entry_points(group="gw"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def example_plugin_installed():
-    """Install the example plugin into this venv if it is not there yet (the Makefile does it too)."""
-    if _installed():
-        return
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-    # --no-build-isolation needs the `wheel` package in the venv; a plain install builds
-    # in an isolated env from the configured (local) index.
-    done = subprocess.run([*pip, "--no-build-isolation", "-e", str(PROJECT)], capture_output=True, text=True)
-    if done.returncode != 0:
-        done = subprocess.run([*pip, "-e", str(PROJECT)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    # an editable install takes effect at interpreter start-up: check in a new interpreter
-    probe = subprocess.run([sys.executable, "-c", "import gw_example_plugin"], capture_output=True, text=True)
-    assert probe.returncode == 0, probe.stderr
 
 
 @pytest.fixture
 def plugin_home(gw_home, tmp_path):
+    gw_home.load_plugin("gw_example_plugin", PROJECT)
     gw_home.env["GWT_ROT13"] = codecs.encode(TOKEN, "rot13")
     gw_home.env["GW_EXAMPLE_AUDIT"] = str(tmp_path / "audit.log")
     gw_home.env["COLUMNS"] = "200"
@@ -56,7 +32,7 @@ def plugin_home(gw_home, tmp_path):
 def test_gw_plugins_lists_it(plugin_home):
     result = plugin_home.run("plugins", env={"COLUMNS": "160"})
     assert result.returncode == 0, result.stderr
-    row = next(line for line in result.stdout.splitlines() if " example " in line)
+    row = next(line for line in result.stdout.splitlines() if line.startswith("gw_example_plugin	"))  # plain on a pipe
     assert "static-token (source -> bearer-token)" in row and "rot13:" in row and "gw example-hello" in row
     assert "FAILED" not in result.stdout
 
@@ -64,7 +40,7 @@ def test_gw_plugins_lists_it(plugin_home):
 def test_a_profile_using_it_works_and_is_audited(plugin_home, tmp_path):
     first = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert first.returncode == 0, first.stderr
-    assert json.loads(first.stdout) == {"GW_ACCESS_TOKEN": TOKEN}  # rot13 decoded
+    assert json.loads(first.stdout) == {"GW_BEARER_TOKEN": TOKEN}  # rot13 decoded
     assert cache_file(plugin_home, "tok").exists()
     second = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert second.stdout == first.stdout
@@ -93,3 +69,32 @@ def test_its_command_runs(plugin_home):
     assert result.stdout == "hello, tester, from gw_example_plugin\n"
     helped = plugin_home.run("--help")
     assert "example-hello" in helped.stdout
+
+
+def test_gw_token_serves_it_and_a_cache_hit_loads_no_plugin(plugin_home, tmp_path):
+    raw = plugin_home.run("token", "--profile", "tok")
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stdout == TOKEN + "\n"
+    header = plugin_home.run("token", "--profile", "tok", "--format", "header", env={"PYTHONVERBOSE": "1"})
+    assert header.stdout == f"Authorization: Bearer {TOKEN}\n"
+    assert "gw_example_plugin" not in header.stderr and "pluggy" not in header.stderr  # served by the fast path
+    doc = json.loads(plugin_home.run("token", "--profile", "tok", "--format", "json").stdout)
+    assert doc["token"] == TOKEN and doc["token_type"] == "Bearer" and doc["expiration"].endswith("Z")
+    audit = (tmp_path / "audit.log").read_text().splitlines()
+    assert audit.count("tok\tbearer-token\tfrom_cache=false") == 1
+
+
+def test_gw_token_refuses_a_profile_without_a_token(plugin_home):
+    plugin_home.write_config(
+        '[profiles.keys]\nsteps = [{ use = "aws-keys", access_key_id = "env:A", secret_access_key = "env:B" }]\n'
+    )
+    result = plugin_home.run("token", "--profile", "keys", env={"A": "AKIAEXAMPLE", "B": "secret-value-123"})
+    assert_clean_failure(result, contains="not a bearer or OpenID token")
+
+
+def test_its_step_runs_in_the_stub_context(step_context):
+    from tests.example_plugin.gw_example_plugin import run_static_token
+
+    token = run_static_token(step_context, {"token": TOKEN, "lifetime": 600}, None)
+    assert token.access_token == TOKEN
+    assert (token.expiration - token.issued_at).total_seconds() == 600

@@ -1,0 +1,265 @@
+"""A testing kit for gw plugin authors: pytest fixtures and a step-context stand-in.
+
+Enable it in a plugin's ``conftest.py``::
+
+    pytest_plugins = ["gw.testing"]
+
+Fixtures:
+
+- ``gw_home``: a :class:`GwHome` - an isolated user (temporary ``HOME``,
+  ``GW_HOME``, ``GW_CONFIG``, ``~/.aws``), with ``write_config(text)``,
+  ``run(*args)`` (the real ``gw`` executable, stdin from /dev/null, no
+  controlling terminal), ``popen(*args)`` and ``vault_set(name, value)``. Plugins
+  that are not installed are loaded with ``gw_home.load_plugin("module")``
+  (``GW_PLUGINS``), so a test never installs anything into the running venv.
+- ``step_context``: a :class:`StubStepContext`, for calling a step's ``run``
+  directly in a unit test: secrets are resolved from a dict, state is kept in
+  memory, messages are recorded.
+
+Test through real parts wherever you can: run the real ``gw`` against a local
+emulator and count the calls it receives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Variables from the developer's own environment that must never leak into a test.
+SCRUBBED_PREFIXES = ("AWS_", "GW_", "XDG_", "SORACOM_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def gw_executable() -> str:
+    """The ``gw`` executable of the running interpreter's environment."""
+    return str(Path(sys.executable).parent / "gw")
+
+
+def clean_environ() -> dict[str, str]:
+    """``os.environ`` without any AWS, gw, XDG or SORACOM variable of the developer's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+
+
+@dataclass
+class GwHome:
+    """An isolated user: HOME, gw config and state, ~/.aws, and a way to run gw."""
+
+    root: Path
+    env: dict[str, str]
+    ca_path: str | None = None
+    extra_settings: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, root: Path, ca_path: str | None = None) -> GwHome:
+        """A new isolated home under ``root``."""
+        home = root / "home"
+        (home / ".aws").mkdir(parents=True, exist_ok=True)
+        env = clean_environ()
+        env.update(
+            HOME=str(home),
+            GW_HOME=str(root / "state"),
+            GW_CONFIG=str(root / "config.toml"),
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_CONFIG_FILE=str(home / ".aws" / "config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(home / ".aws" / "credentials"),
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            GW_QUIET="1",
+        )
+        return cls(root=root, env=env, ca_path=ca_path)
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def config_path(self) -> Path:
+        return Path(self.env["GW_CONFIG"])
+
+    @property
+    def state(self) -> Path:
+        return Path(self.env["GW_HOME"])
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state / "cache"
+
+    @property
+    def aws_config(self) -> Path:
+        return self.home / ".aws" / "config"
+
+    def load_plugin(self, module: str, path: str | Path | None = None) -> None:
+        """Load plugin ``module`` (importable from ``path``) in every gw this home runs."""
+        names = [n for n in self.env.get("GW_PLUGINS", "").split(",") if n]
+        self.env["GW_PLUGINS"] = ",".join([*names, module])
+        if path is not None:
+            self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), self.env.get("PYTHONPATH")) if p)
+
+    def write_config(self, text: str, settings: bool = True) -> Path:
+        """Write the gw config; a [settings] table with the test CA is prepended unless given."""
+        body = textwrap.dedent(text)
+        if settings and "[settings]" not in body:
+            lines = ["[settings]"]
+            if self.ca_path:
+                lines.append(f'ca_bundle = "{self.ca_path}"')
+            for key, value in self.extra_settings.items():
+                lines.append(f"{key} = {value!r}".replace("'", '"'))
+            body = "\n".join(lines) + "\n\n" + body
+        self.config_path.write_text(body)
+        return self.config_path
+
+    def run(self, *args: str, input: str | None = None, timeout: float = 120, env: dict | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+        """Run ``gw ARGS`` as this user; stdin is /dev/null unless ``input`` is given."""
+        result = subprocess.run(
+            [gw_executable(), *args],
+            env={**self.env, **(env or {})},
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+            start_new_session=True,  # no controlling terminal: prompts use settings.askpass
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    def vault_set(self, name: str, value: str) -> None:
+        """Store ``value`` in this home's vault."""
+        self.run("vault", "set", name, input=value, check=True)
+
+    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen:
+        """Start ``gw ARGS`` without waiting (pipes for stdout and stderr unless given)."""
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        env = {**self.env, **kwargs.pop("env", {})}
+        kwargs.setdefault("start_new_session", True)
+        return subprocess.Popen([gw_executable(), *args], env=env, cwd=self.root, text=True, **kwargs)
+
+
+class StubStepContext:
+    """A stand-in :class:`gw.plugin.StepContext` for unit tests of a step's ``run``.
+
+    ``secrets`` maps references to their values; ``answers`` are what ``ask``
+    returns, in order. Messages land in ``infos``/``warnings``; scrubbed values in
+    ``added_secrets``; state lives in ``state`` (name -> (data, expires_at)).
+    """
+
+    def __init__(self, state_dir: Path, *, profile: str = "test", step_type: str = "", plugin: str = "test",
+                 secrets: dict[str, str] | None = None, answers: list[str] | None = None,
+                 tls_verify: bool | str = True, hooks: dict[str, Callable[..., list[Any]]] | None = None) -> None:
+        self.profile = profile
+        self.step_index = 0
+        self.step_type = step_type
+        self.plugin = plugin
+        self.state_dir = state_dir
+        self._tls_verify = tls_verify
+        self.secrets = dict(secrets or {})
+        self.answers = list(answers or [])
+        self.hooks = dict(hooks or {})
+        self.infos: list[str] = []
+        self.warnings: list[str] = []
+        self.added_secrets: list[str] = []
+        self.state: dict[str, tuple[dict[str, Any], float]] = {}
+        self.used_codes: dict[str, int] = {}
+
+    @property
+    def ca_bundle(self) -> str | None:
+        return self._tls_verify if isinstance(self._tls_verify, str) else None
+
+    @property
+    def tls_verify(self) -> bool | str:
+        return self._tls_verify
+
+    @contextlib.contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        self.infos.append(message)
+        yield
+
+    def info(self, message: str) -> None:
+        self.infos.append(message)
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def resolve_secret(self, ref: Any, *, label: str = "secret") -> str:
+        try:
+            value = self.secrets[ref]
+        except (KeyError, TypeError):
+            from .errors import SecretError
+
+            raise SecretError(f"no value for the reference of {label} in the stub context") from None
+        self.add_secret(value)
+        return value
+
+    def add_secret(self, value: str | None) -> None:
+        if value:
+            self.added_secrets.append(value)
+
+    def ask(self, label: str, secret: bool = True) -> str:
+        from .errors import Aborted
+
+        if not self.answers:
+            raise Aborted("no answer left in the stub context")
+        return self.answers.pop(0)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float | None = None) -> Iterator[bool]:
+        yield True
+
+    def one_time_code(self, account: str, produce: Callable[[float], str], *, period: int = 30,
+                      label: str = "one-time code") -> str:
+        step = int(time.time() // period)
+        if self.used_codes.get(account, -1) >= step:
+            step = self.used_codes[account] + 1
+        self.used_codes[account] = step
+        return produce(step * period)
+
+    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        hook = self.hooks.get(name)
+        return hook(**kwargs) if hook else []
+
+    def state_get(self, name: str) -> dict[str, Any] | None:
+        entry = self.state.get(name)
+        if entry is None or entry[1] <= time.time():
+            return None
+        return entry[0]
+
+    def state_put(self, name: str, data: dict[str, Any], expires_at: float) -> None:
+        self.state[name] = (data, expires_at)
+
+    def state_delete(self, name: str) -> None:
+        self.state.pop(name, None)
+
+    def find_step_type(self, name: str) -> Any:
+        from .errors import ConfigError
+
+        raise ConfigError(f"the stub context runs no other step ({name})")
+
+    def run_step(self, name: str, options: dict[str, Any], upstream: Any) -> Any:
+        return self.find_step_type(name)
+
+
+@pytest.fixture
+def gw_home(tmp_path: Path) -> GwHome:
+    """An isolated gw user in a temporary directory."""
+    return GwHome.create(tmp_path)
+
+
+@pytest.fixture
+def step_context(tmp_path: Path) -> StubStepContext:
+    """A :class:`StubStepContext` with a private state directory."""
+    state = tmp_path / "stub-state"
+    state.mkdir(mode=0o700)
+    return StubStepContext(state)

@@ -1,0 +1,308 @@
+"""Amazon Cognito user pool emulator: the OAuth 2.0 token endpoint and the pool's JWKS.
+
+Follows protocols.md section 7 and the AWS developer guide page "The token issuer
+endpoint" (https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html):
+
+* ``POST /oauth2/token`` with ``Content-Type: application/x-www-form-urlencoded``;
+  the app client authenticates with ``Authorization: Basic b64(client_id:client_secret)``
+  (or ``client_id``/``client_secret`` in the form, which Cognito also accepts);
+  ``grant_type=client_credentials`` and an optional space-separated ``scope`` of
+  ``<resource server identifier>/<scope name>`` custom scopes. Without ``scope``
+  Cognito grants every custom scope the app client allows.
+* 200 ``{"access_token", "expires_in", "token_type": "Bearer"}``; every refusal is
+  400 ``{"error": "invalid_request|invalid_client|invalid_grant|invalid_scope|
+  unauthorized_client|unsupported_grant_type"}``.
+* Access tokens are RS256 JWTs with a ``kid`` header and Cognito's claims for a
+  client-credentials token: ``sub`` and ``client_id`` (the app client), ``token_use``
+  ``access``, ``scope``, ``iss`` ``https://cognito-idp.<region>.amazonaws.com/<pool id>``,
+  ``exp``, ``iat``, ``auth_time``, ``jti``, ``version`` 2.
+* The verification keys are at ``<iss>/.well-known/jwks.json``. Real Cognito serves
+  them from the ``cognito-idp`` host, not the pool's domain; the emulator serves
+  both on one port, so here ``iss`` is ``<emulator url>/<pool id>`` and a verifier
+  finds the JWKS exactly as it would upstream: ``iss + "/.well-known/jwks.json"``.
+
+Test hooks: the base class's clock (``clock``/``advance``) and per-route faults
+(``inject("token", status=503)``), plus :meth:`CognitoEmulator.refuse_next` for an
+OAuth error body that the request itself would not cause (``invalid_grant`` for a
+client-credentials request, say).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .httpserver import EmulatorServer, Request, Response, json_response
+from .tls import LocalCA
+
+OAUTH_ERRORS = (
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "invalid_scope",
+    "unauthorized_client",
+    "unsupported_grant_type",
+)
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# Cognito lets an app client's access tokens live 5 minutes to 1 day (default 60 minutes).
+MIN_LIFETIME, MAX_LIFETIME, DEFAULT_LIFETIME = 300, 86400, 3600
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass
+class AppClient:
+    """A user pool app client.
+
+    ``scopes`` are the custom scopes it may ask for; ``flows`` the OAuth grant types
+    enabled on it (``client_credentials`` for machine-to-machine clients);
+    ``lifetime`` its access-token validity in seconds. ``claim_lifetime`` is a test
+    knob: when set, the token's ``exp`` claim says this instead of ``lifetime``
+    (``expires_in`` still says ``lifetime``), to exercise a client's cross-check.
+    """
+
+    client_id: str
+    secret: str | None
+    scopes: tuple[str, ...] = ()
+    flows: tuple[str, ...] = ("client_credentials",)
+    lifetime: int = DEFAULT_LIFETIME
+    claim_lifetime: int | None = None
+
+
+@dataclass
+class IssuedToken:
+    client_id: str
+    scope: str
+    token: str
+    expires_at: int
+
+
+@dataclass
+class _Refusal:
+    error: str
+    status: int
+    count: int
+
+
+class CognitoEmulator(EmulatorServer):
+    """A Cognito user pool with a domain: app clients, resource servers, tokens, JWKS."""
+
+    name = "cognito"
+
+    def __init__(self, ca: LocalCA | None = None, *, pool_id: str = "us-east-1_gwEmu0001",
+                 region: str = "us-east-1", clock: Callable[[], float] | None = None) -> None:
+        super().__init__(ca, clock=clock)
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.pool_id = pool_id
+        self.region = region
+        self.resource_servers: dict[str, set[str]] = {}
+        self.clients: dict[str, AppClient] = {}
+        self.issued: list[IssuedToken] = []
+        self.kid = uuid.uuid4().hex
+        self._private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._refusals: list[_Refusal] = []
+        self._state = threading.Lock()
+        self.route("POST", "/oauth2/token", self._token, "token")
+        self.route("GET", rf"/{pool_id}/\.well-known/jwks\.json", self._jwks, "jwks")
+        self.route("GET", rf"/{pool_id}/\.well-known/openid-configuration", self._discovery, "openid-configuration")
+
+    # -- configuration ---------------------------------------------------------
+    def add_resource_server(self, identifier: str, scopes: list[str] | tuple[str, ...]) -> None:
+        """A resource server ``identifier`` with custom scopes ``identifier/<name>``."""
+        self.resource_servers.setdefault(identifier, set()).update(scopes)
+
+    def add_client(self, client_id: str | None = None, *, secret: str | None = "", scopes: tuple[str, ...] = (),
+                   flows: tuple[str, ...] = ("client_credentials",), lifetime: int = DEFAULT_LIFETIME,
+                   claim_lifetime: int | None = None) -> AppClient:
+        """Add an app client; ``secret=""`` generates one, ``None`` makes a public client."""
+        if not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+            raise ValueError(f"access token validity must be {MIN_LIFETIME}..{MAX_LIFETIME} s")
+        for scope in scopes:
+            server, _, name = scope.rpartition("/")
+            if name not in self.resource_servers.get(server, set()):
+                raise ValueError(f"{scope!r} is not a custom scope of a resource server of this pool")
+        client = AppClient(
+            client_id=client_id or secrets.token_hex(13)[:26],
+            secret=secrets.token_urlsafe(40) if secret == "" else secret,
+            scopes=tuple(scopes),
+            flows=tuple(flows),
+            lifetime=lifetime,
+            claim_lifetime=claim_lifetime,
+        )
+        self.clients[client.client_id] = client
+        return client
+
+    def refuse_next(self, error: str, *, status: int = 400, count: int = 1) -> None:
+        """Answer the next ``count`` token requests with ``{"error": error}`` and ``status``."""
+        with self._state:
+            self._refusals.append(_Refusal(error, status, count))
+
+    # -- addresses ---------------------------------------------------------------
+    @property
+    def token_url(self) -> str:
+        return f"{self.url}/oauth2/token"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/{self.pool_id}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    def public_jwk(self) -> dict[str, Any]:
+        from jwt.algorithms import RSAAlgorithm
+
+        jwk = RSAAlgorithm.to_jwk(self._private_key.public_key(), as_dict=True)
+        return {"alg": "RS256", "e": jwk["e"], "kid": self.kid, "kty": "RSA", "n": jwk["n"], "use": "sig"}
+
+    # -- handlers -------------------------------------------------------------------
+    def _jwks(self, request: Request) -> Response:
+        return json_response(200, {"keys": [self.public_jwk()]})
+
+    def _discovery(self, request: Request) -> Response:
+        return json_response(200, {
+            "issuer": self.issuer,
+            "jwks_uri": self.jwks_url,
+            "token_endpoint": self.token_url,
+            "grant_types_supported": list(GRANT_TYPES),
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        })
+
+    def _take_refusal(self) -> _Refusal | None:
+        with self._state:
+            if not self._refusals:
+                return None
+            refusal = self._refusals[0]
+            refusal.count -= 1
+            if refusal.count <= 0:
+                self._refusals.pop(0)
+            return refusal
+
+    def _token(self, request: Request) -> Response:
+        refusal = self._take_refusal()
+        if refusal is not None:
+            return _error(refusal.error, refusal.status)
+        content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return _error("invalid_request")
+        try:
+            form = {k: v[-1] for k, v in request.form().items()}
+        except UnicodeDecodeError:
+            return _error("invalid_request")
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            return _error("invalid_request")
+        client = self._authenticate(request, form)
+        if client is None:
+            return _error("invalid_client")
+        if grant_type not in GRANT_TYPES:
+            return _error("unsupported_grant_type")
+        if grant_type != "client_credentials":
+            # This pool issues no authorization codes or refresh tokens: any such grant is unknown.
+            return _error("invalid_grant" if grant_type in client.flows else "unauthorized_client")
+        if "client_credentials" not in client.flows or client.secret is None:
+            return _error("unauthorized_client")
+        requested = form.get("scope", "").split()
+        if requested:
+            if any(scope not in client.scopes for scope in requested):
+                return _error("invalid_scope")
+            granted = list(dict.fromkeys(requested))
+        else:
+            granted = list(client.scopes)
+        if not granted:
+            return _error("invalid_scope")
+        return self._issue(client, " ".join(granted))
+
+    def _authenticate(self, request: Request, form: dict[str, str]) -> AppClient | None:
+        """The app client the request authenticates as (HTTP Basic, or the form), or None."""
+        header = request.header("authorization")
+        if header:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() != "basic":
+                return None
+            try:
+                client_id, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            if not sep:
+                return None
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        client = self.clients.get(client_id)
+        if client is None or client.secret is None:
+            return None
+        if not hmac.compare_digest(client.secret.encode(), secret.encode()):
+            return None
+        return client
+
+    def _issue(self, client: AppClient, scope: str) -> Response:
+        import jwt
+
+        now = int(self.clock())
+        claim_lifetime = client.claim_lifetime if client.claim_lifetime is not None else client.lifetime
+        claims = {
+            "sub": client.client_id,
+            "token_use": "access",
+            "scope": scope,
+            "auth_time": now,
+            "iss": self.issuer,
+            "exp": now + claim_lifetime,
+            "iat": now,
+            "version": 2,
+            "jti": str(uuid.uuid4()),
+            "client_id": client.client_id,
+        }
+        token = jwt.encode(claims, self._private_key, algorithm="RS256", headers={"kid": self.kid})
+        with self._state:
+            self.issued.append(IssuedToken(client.client_id, scope, token, now + claim_lifetime))
+        body = {"access_token": token, "expires_in": client.lifetime, "token_type": "Bearer"}
+        return json_response(200, body, NO_STORE)
+
+
+def _error(error: str, status: int = 400) -> Response:
+    return json_response(status, {"error": error}, NO_STORE)
+
+
+def start_cognito_demo(ca: LocalCA, *, scopes: tuple[str, ...] = ("gw-demo/read",)) -> tuple[CognitoEmulator, Any, AppClient]:
+    """Start a user pool and a protected API for ``gw demo``: (pool, api, app client).
+
+    The pool has a resource server ``gw-demo`` with ``read`` and ``write`` scopes and one
+    machine-to-machine app client allowed ``scopes``; the API (see
+    :mod:`gw_emulators.cognito_api`) answers ``GET /items`` to tokens carrying
+    ``gw-demo/read``. The caller stops both (``.stop()``).
+    """
+    from .cognito_api import ProtectedApi
+
+    pool = CognitoEmulator(ca)
+    pool.add_resource_server("gw-demo", ["read", "write"])
+    client = pool.add_client("gwdemo", scopes=scopes)
+    pool.start()
+    api = ProtectedApi(ca, issuer=pool.issuer, audiences=(client.client_id,), routes={"/items": "gw-demo/read"})
+    api.start()
+    return pool, api, client
+
+
+def demo_profile(pool: CognitoEmulator, client: AppClient, *, name: str = "m2m",
+                 secret_ref: str = "vault:gw-demo-m2m-secret", scopes: tuple[str, ...] = ("gw-demo/read",)) -> str:
+    """A config snippet with a ``cognito-m2m`` profile ``name`` for ``client`` of ``pool``.
+
+    The caller stores ``client.secret`` where ``secret_ref`` points (``gw vault set``).
+    """
+    scope_list = ", ".join(f'"{scope}"' for scope in scopes)
+    return (
+        f"[profiles.{name}]\n"
+        f'description = "Cognito client credentials (emulated user pool {pool.pool_id})"\n'
+        f'steps = [{{ use = "cognito-m2m", token_url = "{pool.token_url}", client_id = "{client.client_id}", '
+        f'client_secret = "{secret_ref}", scopes = [{scope_list}] }}]\n'
+    )
+
+
+__all__ = ["OAUTH_ERRORS", "AppClient", "CognitoEmulator", "IssuedToken", "demo_profile", "start_cognito_demo"]

@@ -1,0 +1,324 @@
+"""A local stand-in for SORACOM Endorse and its public key bucket (protocols.md section 5).
+
+What it serves (HTTPS on 127.0.0.1, :class:`EmulatorServer`):
+
+* ``GET /`` and ``POST /`` (JSON object body) -> ``{"token": "<JWT>"}``. Extra query
+  parameters (and the POST body's members) land in the claim's ``requestParameters``.
+* ``GET /?redirect_url=<url>`` -> 302 to ``<url>?soracom_endorse_token=<JWT>`` when
+  ``url`` starts with one of :attr:`EndorseEmulator.authorized_redirects`, else 400.
+* ``GET /soracom-public-keys/<kid>`` -> the signing key as PEM: a ``CERTIFICATE``
+  (default, as the real ``-x509.pem`` name says) or, with ``key_form = "public-key"``,
+  a ``PUBLIC KEY``. :attr:`EndorseEmulator.key_store_url` is the bucket URL to configure.
+
+Which SIM asks: the real service knows the SIM from the cellular session. Here the
+request header ``X-Emulator-Imsi`` picks one of the configured SIMs (an IMSI that is
+not configured answers 403, like a request that does not come over SORACOM Air);
+without the header the :attr:`EndorseEmulator.default_imsi` SIM asks.
+
+Misbehaviour on demand: :attr:`EndorseEmulator.mode` (``"valid"`` by default) makes
+every later token ``"expired"``, ``"not-yet-valid"``, ``"wrong-signature"`` (signed by
+another key under the same kid), ``"wrong-audience"`` or ``"other-service"`` (the
+aud/sub of another SORACOM service sharing the key bucket; the exact Funk values are not
+public, these stand for them). :meth:`EndorseEmulator.mint` builds a token directly
+with any of those modes and claim overrides, for tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from .httpserver import EmulatorServer, Request, Response, json_response
+from .tls import LocalCA
+
+ISSUER = "https://soracom.io"
+AUDIENCE = "soracom-endorse-audience"
+SUBJECT = "soracom-endorse"
+OTHER_SERVICE_AUDIENCE = "soracom-funk-audience"  # stand-in: the real Funk values are not public
+OTHER_SERVICE_SUBJECT = "soracom-funk"
+MODES = ("valid", "expired", "not-yet-valid", "wrong-signature", "wrong-audience", "other-service")
+KEY_PATH = "/soracom-public-keys"
+
+
+@dataclass
+class Sim:
+    """A SIM the emulator issues tokens for."""
+
+    imsi: str
+    imei: str | None = None
+    msisdn: str | None = None
+    sim_id: str | None = None
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _sign(header: dict[str, Any], payload: dict[str, Any], key: Any) -> str:
+    """A JWS in compact form, signed RS256 by PyJWT's algorithm; claims are not checked, so tests
+    can mint tokens with any garbage in any field."""
+    import json
+
+    from jwt.algorithms import RSAAlgorithm
+
+    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
+    signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input.encode(), key)
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _rsa_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class EndorseEmulator(EmulatorServer):
+    """SORACOM Endorse: issues RS256 tokens for configured SIMs and serves its public key."""
+
+    name = "endorse"
+
+    def __init__(self, ca: LocalCA | None = None, *, sims: list[Sim] | None = None,
+                 default_imsi: str | None = None, lifetime: int = 3600,
+                 authorized_redirects: tuple[str, ...] = ()) -> None:
+        super().__init__(ca)
+        self.sims: dict[str, Sim] = {s.imsi: s for s in (sims or [Sim("440101234567890", "353456789012345", "819012345678")])}
+        self.default_imsi = default_imsi or next(iter(self.sims))
+        self.lifetime = lifetime
+        self.authorized_redirects = authorized_redirects
+        self.mode = "valid"
+        self.key_form = "certificate"
+        self.kid = f"v1-{secrets.token_hex(16)}-x509.pem"
+        self._key = _rsa_key()
+        self._rogue_key: Any = None
+        self._certificate_pem: bytes | None = None
+        self._lock_key = threading.Lock()
+        self.issued: list[str] = []  # jti of every token handed out
+        self.route("GET", r"/", self._token, "token")
+        self.route("POST", r"/", self._token, "token")
+        self.route("GET", KEY_PATH + r"/(?P<kid>[^/]+)", self._public_key, "public-key")
+
+    # -- set-up ------------------------------------------------------------------
+    def add_sim(self, imsi: str, imei: str | None = None, msisdn: str | None = None) -> Sim:
+        sim = Sim(imsi, imei, msisdn)
+        self.sims[imsi] = sim
+        return sim
+
+    @property
+    def key_store_url(self) -> str:
+        """The URL of the key bucket (what ``key_store_url`` must be set to)."""
+        return self.url + KEY_PATH
+
+    def rotate_key(self) -> None:
+        """A new key pair under a new kid (old tokens no longer verify against the new kid)."""
+        with self._lock_key:
+            self._key = _rsa_key()
+            self._certificate_pem = None
+            self.kid = f"v1-{secrets.token_hex(16)}-x509.pem"
+
+    def public_key_pem(self, form: str | None = None) -> bytes:
+        """The signing key as PEM: ``"certificate"`` or ``"public-key"``."""
+        from cryptography.hazmat.primitives import serialization
+
+        if (form or self.key_form) == "public-key":
+            return self._key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        with self._lock_key:
+            if self._certificate_pem is None:
+                self._certificate_pem = self._self_signed()
+            return self._certificate_pem
+
+    def _self_signed(self) -> bytes:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import NameOID
+
+        now = datetime.datetime.now(datetime.UTC)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "soracom-endorse emulator")])
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .sign(self._key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    # -- tokens ------------------------------------------------------------------
+    def mint(self, imsi: str | None = None, *, mode: str | None = None, request_parameters: dict[str, Any] | None = None,
+             claims: dict[str, Any] | None = None, header: dict[str, Any] | None = None,
+             now: float | None = None) -> str:
+        """A token as the service would issue it for SIM ``imsi``, bent by ``mode``.
+
+        ``claims`` overrides or adds top-level claims (a value of None removes one);
+        ``header`` overrides header fields.
+        """
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+        sim = self.sims[imsi or self.default_imsi]
+        iat = int(now if now is not None else self.clock())
+        if mode == "expired":
+            iat -= self.lifetime + 600
+        elif mode == "not-yet-valid":
+            iat += 3600
+        endorse_claim: dict[str, Any] = {"imsi": sim.imsi, "requestParameters": dict(request_parameters or {})}
+        if sim.imei:
+            endorse_claim["imei"] = sim.imei
+        if sim.msisdn:
+            endorse_claim["msisdn"] = sim.msisdn
+        if sim.sim_id:
+            endorse_claim["simId"] = sim.sim_id
+        payload: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": SUBJECT,
+            "iat": iat,
+            "nbf": iat - 60,
+            "exp": iat + self.lifetime,
+            "jti": str(uuid.uuid4()),
+            "soracom-endorse-claim": endorse_claim,
+        }
+        if mode == "wrong-audience":
+            payload["aud"] = "some-other-audience"
+        elif mode == "other-service":
+            payload["aud"], payload["sub"] = OTHER_SERVICE_AUDIENCE, OTHER_SERVICE_SUBJECT
+        for key, value in (claims or {}).items():
+            if value is None:
+                payload.pop(key, None)
+            else:
+                payload[key] = value
+        headers = {"alg": "RS256", "kid": self.kid, **(header or {})}
+        key = self._key
+        if mode == "wrong-signature":
+            with self._lock_key:
+                if self._rogue_key is None:
+                    self._rogue_key = _rsa_key()
+            key = self._rogue_key
+        token = _sign(headers, payload, key)
+        if "jti" in payload:
+            self.issued.append(payload["jti"])
+        return token
+
+    def _sim_for(self, request: Request) -> Sim | None:
+        imsi = request.header("x-emulator-imsi") or self.default_imsi
+        return self.sims.get(imsi)
+
+    def _token(self, request: Request) -> Response:
+        sim = self._sim_for(request)
+        if sim is None:
+            return json_response(403, {"code": "END0001", "message": "Request does not come from a SORACOM Air SIM."})
+        params = {k: v[0] for k, v in request.query.items() if k != "redirect_url"}
+        if request.method == "POST" and request.body:
+            try:
+                body = request.json()
+            except ValueError:
+                return json_response(400, {"code": "END0002", "message": "Request body must be JSON."})
+            if not isinstance(body, dict):
+                return json_response(400, {"code": "END0002", "message": "Request body must be a JSON object."})
+            params.update({str(k): v for k, v in body.items()})
+        token = self.mint(sim.imsi, request_parameters=params, now=time.time() if self.clock is time.time else None)
+        redirect = request.arg("redirect_url")
+        if redirect is not None:
+            if not any(redirect.startswith(prefix) for prefix in self.authorized_redirects):
+                return json_response(400, {"code": "END0003", "message": "redirect_url is not authorized."})
+            joiner = "&" if "?" in redirect else "?"
+            return Response(302, b"", {"Location": f"{redirect}{joiner}{urlencode({'soracom_endorse_token': token})}"})
+        return json_response(200, {"token": token})
+
+    def _public_key(self, request: Request) -> Response:
+        assert request.match is not None
+        if request.match.group("kid") != self.kid:
+            # S3 answers 403 AccessDenied for a missing key in a bucket that is not listable
+            return Response(403, b"<Error><Code>AccessDenied</Code></Error>", {"Content-Type": "application/xml"})
+        return Response(200, self.public_key_pem(), {"Content-Type": "application/x-pem-file"})
+
+
+# -- demo: device token -> exchange service -> AWS credentials -> AWS CLI --------------------
+# For the lead to add to emulators/demo.py: call start_endorse(demo, stack) at the end of
+# start_services() and add ("endorse", part_endorse) to PARTS.
+def start_endorse(demo: Any, stack: Any) -> None:
+    """Start the Endorse emulator and a real ``gw serve endorse-exchange`` for the demo.
+
+    ``demo`` is a :class:`gw_emulators.demo.Demo` whose ``services`` hold ``"ca"`` and
+    ``"moto"``; ``stack`` an ExitStack that stops both at the end. Adds the profile
+    ``device`` (endorse -> endorse-exchange) to the demo config.
+    """
+    import subprocess
+
+    ca, moto = demo.services["ca"], demo.services["moto"]
+    endorse = stack.enter_context(EndorseEmulator(ca))
+    demo.services["endorse"] = endorse
+    role_arn = moto.create_role("EndorseDevice")
+    config = demo.root / "endorse-exchange.toml"
+    config.write_text(
+        "[endorse_exchange]\n"
+        f'key_store_url = "{endorse.key_store_url}"\n'
+        f'allowed_imsis = ["{endorse.default_imsi}"]\n'
+        f'role_arn = "{role_arn}"\n'
+        f'sts_endpoint = "{moto.url}"\n'
+        'region = "us-east-1"\n'
+        f'ca_bundle = "{ca.ca_path}"\n'
+    )
+    # the service's own AWS identity (a Lambda function's role in production)
+    env = {**demo.env, "AWS_ACCESS_KEY_ID": "AKIAEXCHANGESERVICE0", "AWS_SECRET_ACCESS_KEY": "exchange-service-secret"}
+    service = subprocess.Popen(
+        [demo.gw, "serve", "endorse-exchange", "--config", str(config), "--listen", "127.0.0.1:0"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )
+    stack.callback(service.wait, 10)
+    stack.callback(service.terminate)
+    assert service.stdout is not None
+    url = service.stdout.readline().strip()  # printed once it listens
+    if not url.startswith("http://127.0.0.1:"):
+        from .demo import DemoFailed
+
+        raise DemoFailed("the Endorse exchange service did not start")
+    demo.services["endorse-exchange"] = url
+    demo.config_parts.append(
+        "[profiles.endorse-device]\n"
+        'description = "SIM-authenticated: a SORACOM Endorse token exchanged for an AWS role"\n'
+        'region = "us-east-1"\n'
+        f'steps = [ {{ use = "endorse", endpoint = "{endorse.url}", verify = true, '
+        f'key_store_url = "{endorse.key_store_url}" }},\n'
+        f'          {{ use = "endorse-exchange", url = "{url}/exchange" }} ]\n'
+    )
+
+
+def part_endorse(demo: Any) -> None:
+    """A device's Endorse token -> the exchange service -> AWS credentials -> the real AWS CLI."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    endorse = demo.services["endorse"]
+    demo.step("SORACOM Endorse: the SIM is the credential")
+    demo.show(f"Profile [bold]endorse-device[/bold]: a token from SORACOM Endorse for SIM {endorse.default_imsi} (verified "
+              f"locally, nonce checked) -> the exchange service ({demo.services['endorse-exchange']}) -> AWS credentials.")
+    aws_config = Path(demo.env["AWS_CONFIG_FILE"])
+    aws_config.parent.mkdir(parents=True, exist_ok=True)
+    with open(aws_config, "a") as f:
+        f.write(f"\n[profile endorse-device]\ncredential_process = {demo.gw} credential-process --profile endorse-device\n"
+                "region = us-east-1\n")
+    from .demo import DemoFailed
+
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+    if aws is None:
+        raise DemoFailed("the AWS CLI is not installed (pip install awscli)")
+    demo.command("aws sts get-caller-identity --profile endorse-device")
+    result = subprocess.run(check=False, args=[aws, "sts", "get-caller-identity", "--profile", "endorse-device", "--output", "json"],
+                            env=demo.env, capture_output=True, text=True, timeout=120, start_new_session=True)
+    if result.returncode != 0:
+        raise DemoFailed(f"aws sts get-caller-identity failed: {result.stderr.strip()[-300:]}")
+    arn = json.loads(result.stdout)["Arn"]
+    demo.show(f"caller identity: [green]{arn}[/green] (session named after the SIM's IMSI)")

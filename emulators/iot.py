@@ -1,0 +1,478 @@
+"""The AWS IoT credentials provider: mutual TLS, certificate registry, JITR, role aliases.
+
+:class:`IotCredentialsEmulator` is a real TLS server on 127.0.0.1 that requires a
+client certificate and serves ``GET /role-aliases/<alias>/credentials`` with the
+answer and error shapes of protocols.md section 8:
+
+- The TLS handshake trusts exactly the ACTIVE certificates the emulator knows
+  (OpenSSL partial-chain trust of each certificate) plus the CA certificates
+  registered with auto-registration or trusted as issuers. A certificate that is
+  unknown, revoked (and not under such a CA) or signed by another CA fails the
+  handshake with a real TLS alert; a connection without a certificate too.
+- JITR (just-in-time registration): a certificate signed by a CA registered with
+  ``auto_registration`` that the emulator has never seen is registered as
+  PENDING_ACTIVATION on its first connection, and that connection is closed right
+  after the handshake, as AWS IoT does. The "back-end Lambda" of the AWS recipe
+  activates it ``activation_delay`` seconds later on the emulator's ``clock``
+  (``None`` = never). A revoked or inactive certificate under such a CA is closed
+  the same way.
+- ``trust_issuer`` models a service that creates certificates in the account and
+  registers them ACTIVE as it makes them (SORACOM Krypton's aws-iot-bootstrap):
+  a certificate signed by that issuer is ACTIVE on first sight.
+- The server checks SNI: AWS IoT requires the endpoint host name in the TLS
+  ``host_name`` (developer guide, "Authorizing direct calls to AWS services");
+  without it the answer is 403 ``Certificate is invalid on this endpoint``.
+- 403 ``Invalid thing name passed`` when ``x-amzn-iot-thingname`` names a thing
+  not attached to the certificate; 403 ``Access Denied`` when the certificate's
+  policy does not allow the alias; 404 ``Role alias does not exist``; 400 when
+  the alias's credentialDurationSeconds exceeds the role's maximum session.
+- Credentials are minted by STS AssumeRole on a moto server (``aws_endpoint``), so
+  moto accepts them (``aws sts get-caller-identity``); without moto they are random.
+
+Route names for :meth:`inject` and :attr:`calls`: ``credentials``; the emulator also
+counts ``tls-handshake-failed``, ``refused-pending``, ``refused-revoked``,
+``jitr-registered``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .httpserver import EmulatorServer, Request, Response, json_response
+from .tls import IssuedCert, LocalCA
+
+ACTIVE = "ACTIVE"
+INACTIVE = "INACTIVE"
+REVOKED = "REVOKED"
+PENDING_ACTIVATION = "PENDING_ACTIVATION"
+
+MSG_THING = "Invalid thing name passed"
+MSG_DENIED = "Access Denied"
+MSG_ENDPOINT = "Certificate is invalid on this endpoint"
+MSG_NO_ALIAS = "Role alias does not exist"
+MSG_DURATION = "The requested credential duration exceeds the maximum session duration of the role"
+
+
+@dataclass
+class Certificate:
+    """One registered device certificate."""
+
+    cert_id: str  # hex SHA-256 of the DER, as AWS IoT's certificateId
+    pem: str
+    status: str = ACTIVE
+    things: set[str] = field(default_factory=set)
+    denied_aliases: set[str] = field(default_factory=set)
+    pending_since: float | None = None
+    activation_delay: float | None = None
+
+
+@dataclass
+class RegisteredCa:
+    """A CA certificate registered in the account."""
+
+    pem: str
+    auto_registration: bool = True
+    activation_delay: float | None = None
+    active_on_sight: bool = False  # an issuer that registers its certificates ACTIVE
+
+
+@dataclass
+class RoleAlias:
+    role_arn: str
+    duration: int = 3600
+    max_session: int = 3600
+
+
+def _pem(value: str | bytes | Path | IssuedCert) -> str:
+    """PEM text of a certificate given as PEM text, a path or an :class:`IssuedCert`."""
+    if isinstance(value, IssuedCert):
+        return value.cert_path.read_text()
+    if isinstance(value, Path):
+        return value.read_text()
+    if isinstance(value, bytes):
+        return value.decode()
+    if "-----BEGIN" not in value:
+        return Path(value).read_text()
+    return value
+
+
+def certificate_id(pem_or_der: str | bytes) -> str:
+    """AWS IoT's certificateId: the hex SHA-256 of the certificate's DER."""
+    der = ssl.PEM_cert_to_DER_cert(pem_or_der) if isinstance(pem_or_der, str) else pem_or_der
+    return hashlib.sha256(der).hexdigest()
+
+
+def _linger(tls: ssl.SSLSocket, seconds: float = 1.0) -> None:
+    """Read what the client already sent before closing, as servers do (a lingering close):
+    closing with unread data makes the kernel send a reset, which could overtake the TLS
+    alert and leave the client with "connection reset" instead of the alert's reason."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            socket.socket.settimeout(tls, left)
+            if not socket.socket.recv(tls, 65536):
+                break
+    except OSError:
+        pass
+    finally:
+        tls.close()
+
+
+class _PerConnectionTLS:
+    """Stands in for the base server's SSLContext: a fresh context per connection.
+
+    The trust store changes as certificates are registered, activated and
+    revoked, and OpenSSL cannot drop a trusted certificate from a live context.
+    """
+
+    def __init__(self, emulator: IotCredentialsEmulator) -> None:
+        self.emulator = emulator
+
+    def wrap_socket(self, sock: Any, server_side: bool = True) -> ssl.SSLSocket:
+        holder: dict[str, str | None] = {"sni": None}
+        context = self.emulator.server_context(holder)
+        tls = context.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False)
+        try:
+            tls.do_handshake()
+        except (ssl.SSLError, OSError):
+            _linger(tls)
+            raise
+        self.emulator._connection.sni = holder["sni"]
+        der = tls.getpeercert(binary_form=True)
+        if der is None or not self.emulator.admit(der):
+            # Closed without an answer, as AWS IoT does: end our side, then drain the request.
+            try:
+                socket.socket.shutdown(tls, socket.SHUT_WR)
+            except OSError:
+                pass
+            _linger(tls)
+            raise ssl.SSLError("client certificate not admitted after the handshake")
+        return tls
+
+
+class IotCredentialsEmulator(EmulatorServer):
+    """The AWS IoT credentials provider endpoint; see the module docstring."""
+
+    name = "iot-credentials"
+
+    def __init__(
+        self,
+        ca: LocalCA,
+        directory: Path | str,
+        *,
+        aws_endpoint: str | None = None,
+        region: str = "us-east-1",
+        host_name: str = "localhost",
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(ca, clock=clock)
+        self.aws_endpoint = aws_endpoint
+        self.region = region
+        self.host_name = host_name
+        #: the CA that signs certificates made by :meth:`create_certificate` (AWS's own CA);
+        #: it is NOT trusted as such: only each certificate it made, while ACTIVE.
+        self.device_ca = LocalCA(Path(directory) / "iot-device-ca", "AWS IoT emulator device CA")
+        # OpenSSL wants a non-empty trust store; this CA never signs a client certificate.
+        self._no_client_ca = LocalCA(Path(directory) / "no-client-ca", "AWS IoT emulator: trusts nobody")
+        self.certificates: dict[str, Certificate] = {}
+        self.cas: dict[str, RegisteredCa] = {}
+        self.role_aliases: dict[str, RoleAlias] = {}
+        self._registry = threading.RLock()
+        self._connection = threading.local()
+        self._sts: Any = None
+        self._server_cert: IssuedCert | None = None
+        self.route("GET", r"/role-aliases/(?P<alias>[^/]+)/credentials", self._credentials, "credentials")
+
+    # -- account set-up (what the AWS IoT control plane would do) -------------
+    def create_certificate(self, name: str, *, thing_name: str | None = None, status: str = ACTIVE) -> IssuedCert:
+        """CreateKeysAndCertificate: a new key pair and certificate, registered with ``status``."""
+        issued = self.device_ca.issue(name, server=False, common_name="AWS IoT Certificate")
+        self.register_certificate(issued, status=status, thing_name=thing_name)
+        return issued
+
+    def unregistered_certificate(self, name: str) -> IssuedCert:
+        """A certificate signed by the device CA that the account never registered (deleted)."""
+        return self.device_ca.issue(name, server=False, common_name="AWS IoT Certificate")
+
+    def register_certificate(self, cert: str | Path | IssuedCert, *, status: str = ACTIVE,
+                             thing_name: str | None = None) -> str:
+        """RegisterCertificate(WithoutCA): add a certificate; returns its certificateId."""
+        pem = _pem(cert)
+        cert_id = certificate_id(pem)
+        with self._registry:
+            record = self.certificates.setdefault(cert_id, Certificate(cert_id, pem))
+            record.status = status
+            if thing_name:
+                record.things.add(thing_name)
+        return cert_id
+
+    def register_ca(self, ca_cert: str | Path, *, auto_registration: bool = True,
+                    activation_delay: float | None = 0.0) -> str:
+        """RegisterCACertificate with auto-registration (JITR): unknown certificates it signed
+        become PENDING_ACTIVATION on first connection and ACTIVE ``activation_delay`` clock
+        seconds later (``None``: the back-end never activates them)."""
+        pem = _pem(ca_cert)
+        ca_id = certificate_id(pem)
+        with self._registry:
+            self.cas[ca_id] = RegisteredCa(pem, auto_registration, activation_delay)
+        return ca_id
+
+    def trust_issuer(self, ca_cert: str | Path) -> str:
+        """Certificates signed by ``ca_cert`` are ACTIVE when first seen (a provisioning
+        service such as Krypton's aws-iot-bootstrap registers each one as it creates it)."""
+        pem = _pem(ca_cert)
+        ca_id = certificate_id(pem)
+        with self._registry:
+            self.cas[ca_id] = RegisteredCa(pem, auto_registration=True, active_on_sight=True)
+        return ca_id
+
+    def set_status(self, cert: str | Path | IssuedCert, status: str) -> None:
+        """UpdateCertificate: ACTIVE, INACTIVE or REVOKED."""
+        cert_id = certificate_id(_pem(cert))
+        with self._registry:
+            self.certificates.setdefault(cert_id, Certificate(cert_id, _pem(cert))).status = status
+
+    def revoke(self, cert: str | Path | IssuedCert) -> None:
+        self.set_status(cert, REVOKED)
+
+    def status(self, cert: str | Path | IssuedCert) -> str | None:
+        """The certificate's status now (activation by the back-end applied), or None if unknown."""
+        with self._registry:
+            record = self.certificates.get(certificate_id(_pem(cert)))
+            return self._current_status(record) if record else None
+
+    def attach_thing(self, cert: str | Path | IssuedCert, thing_name: str) -> None:
+        """AttachThingPrincipal."""
+        cert_id = self.register_certificate(cert, status=self.status(cert) or ACTIVE)
+        with self._registry:
+            self.certificates[cert_id].things.add(thing_name)
+
+    def deny_role_alias(self, cert: str | Path | IssuedCert, alias: str) -> None:
+        """The certificate's IoT policy does not allow iot:AssumeRoleWithCertificate on ``alias``."""
+        cert_id = certificate_id(_pem(cert))
+        with self._registry:
+            self.certificates[cert_id].denied_aliases.add(alias)
+
+    def add_role_alias(self, alias: str, role_arn: str, *, duration: int = 3600, max_session: int = 3600) -> None:
+        """CreateRoleAlias; ``max_session`` is the referenced role's MaxSessionDuration."""
+        self.role_aliases[alias] = RoleAlias(role_arn, duration, max_session)
+
+    # -- TLS -------------------------------------------------------------------
+    def start(self, port: int = 0) -> IotCredentialsEmulator:
+        super().start(port)
+        assert self._httpd is not None and self.ca is not None
+        self._server_cert = self.ca.issue(f"{self.name}-server-{secrets.token_hex(3)}")
+        self._httpd.ssl_context = _PerConnectionTLS(self)  # type: ignore[assignment]
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` as a client should name it (the host name makes the client send SNI)."""
+        return f"{self.host_name}:{self.port}"
+
+    def server_context(self, holder: dict[str, str | None]) -> ssl.SSLContext:
+        """A server context trusting the ACTIVE certificates and the registered CAs now."""
+        assert self._server_cert is not None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self._server_cert.cert_path, self._server_cert.key_path)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        with self._registry:
+            trusted = [c.pem for c in self.certificates.values() if self._current_status(c) == ACTIVE]
+            trusted += [ca.pem for ca in self.cas.values() if ca.auto_registration]
+        trusted.append(Path(self._no_client_ca.ca_path).read_text())
+        context.load_verify_locations(cadata="\n".join(trusted))
+
+        def remember_sni(sock: Any, server_name: str | None, ctx: ssl.SSLContext) -> None:
+            holder["sni"] = server_name
+
+        context.sni_callback = remember_sni
+        return context
+
+    def _current_status(self, record: Certificate) -> str:
+        if (record.status == PENDING_ACTIVATION and record.activation_delay is not None
+                and record.pending_since is not None and self.clock() >= record.pending_since + record.activation_delay):
+            record.status = ACTIVE
+        return record.status
+
+    def admit(self, der: bytes) -> bool:
+        """After the handshake: True when the certificate may be served, else the
+        connection is closed (JITR registration happens here)."""
+        from cryptography import x509
+
+        cert_id = certificate_id(der)
+        with self._registry:
+            record = self.certificates.get(cert_id)
+            if record is None:
+                leaf = x509.load_der_x509_certificate(der)
+                ca = self._issuer_of(leaf)
+                if ca is None:  # cannot happen: the handshake verified a trusted chain
+                    return False
+                pem = ssl.DER_cert_to_PEM_cert(der)
+                if ca.active_on_sight:
+                    self.certificates[cert_id] = Certificate(cert_id, pem, ACTIVE)
+                    return True
+                self.certificates[cert_id] = Certificate(
+                    cert_id, pem, PENDING_ACTIVATION, pending_since=self.clock(), activation_delay=ca.activation_delay
+                )
+                self.count("jitr-registered")
+                self.count("refused-pending")
+                return False
+            status = self._current_status(record)
+        if status == ACTIVE:
+            return True
+        self.count("refused-pending" if status == PENDING_ACTIVATION else "refused-revoked")
+        return False
+
+    def _issuer_of(self, leaf: Any) -> RegisteredCa | None:
+        from cryptography import x509
+        from cryptography.exceptions import InvalidSignature
+
+        for ca in self.cas.values():
+            ca_cert = x509.load_pem_x509_certificate(ca.pem.encode())
+            try:
+                leaf.verify_directly_issued_by(ca_cert)
+            except (InvalidSignature, ValueError, TypeError):  # not this CA
+                continue
+            return ca
+        return None
+
+    # -- the credentials route -------------------------------------------------
+    def _credentials(self, request: Request) -> Response:
+        assert request.match is not None
+        alias_name = request.match.group("alias")
+        if getattr(self._connection, "sni", None) != self.host_name:
+            return _error(403, MSG_ENDPOINT, "AccessDeniedException")
+        if request.peer_cert_der is None:
+            return _error(403, MSG_ENDPOINT, "AccessDeniedException")
+        with self._registry:
+            record = self.certificates.get(certificate_id(request.peer_cert_der))
+            if record is None or self._current_status(record) != ACTIVE:
+                return _error(403, MSG_ENDPOINT, "AccessDeniedException")
+            thing = request.header("x-amzn-iot-thingname")
+            if thing is not None and thing not in record.things:
+                return _error(403, MSG_THING, "AccessDeniedException")
+            alias = self.role_aliases.get(alias_name)
+            if alias is None:
+                return _error(404, MSG_NO_ALIAS, "ResourceNotFoundException")
+            if alias_name in record.denied_aliases:
+                return _error(403, MSG_DENIED, "AccessDeniedException")
+            if alias.duration > alias.max_session:
+                return _error(400, MSG_DURATION, "InvalidRequestException")
+            cert_id = record.cert_id
+        return json_response(200, {"credentials": self._mint(alias, thing or cert_id)})
+
+    def _mint(self, alias: RoleAlias, session_name: str) -> dict[str, str]:
+        if self.aws_endpoint:
+            with self._registry:
+                if self._sts is None:
+                    import boto3
+
+                    self._sts = boto3.client(
+                        "sts", endpoint_url=self.aws_endpoint, region_name=self.region,
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                    )
+                sts = self._sts
+            answer = sts.assume_role(RoleArn=alias.role_arn, RoleSessionName=session_name,
+                                     DurationSeconds=alias.duration)["Credentials"]
+            expiration = answer["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ")
+            return {
+                "accessKeyId": answer["AccessKeyId"],
+                "secretAccessKey": answer["SecretAccessKey"],
+                "sessionToken": answer["SessionToken"],
+                "expiration": expiration,
+            }
+        return {
+            "accessKeyId": "ASIA" + secrets.token_hex(8).upper(),
+            "secretAccessKey": secrets.token_urlsafe(30),
+            "sessionToken": secrets.token_urlsafe(120),
+            "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + alias.duration)),
+        }
+
+
+def _error(status: int, message: str, error_type: str) -> Response:
+    return json_response(status, {"message": message}, {"x-amzn-ErrorType": error_type})
+
+
+# -- demo entry points (for gw_emulators.demo: start_iot in start_services, ("iot", part_iot) in PARTS) --
+
+
+def start_iot(demo: Any, stack: Any) -> None:
+    """Start the IoT credentials provider for ``gw demo``: a device certificate, a JITR CA,
+    and two profiles (``iot-device``: certificate files; ``iot-sim``: Krypton bootstrap, when
+    the demo runs the Krypton emulator with a virtual SIM at ``<root>/virtual-sim.json``)."""
+    moto = demo.services["moto"]
+    role_arn = moto.create_role("DemoIotDevice")
+    refusals: dict[str, IotCredentialsEmulator] = {}
+    # The demo's JITR back-end activates a certificate after two refused connections.
+    iot = IotCredentialsEmulator(demo.services["ca"], demo.root / "iot", aws_endpoint=moto.url,
+                                 clock=lambda: float(refusals["iot"].calls["refused-pending"]))
+    refusals["iot"] = iot
+    iot.add_role_alias("demo-device", role_arn)
+    stack.enter_context(iot)
+    demo.services["iot"] = iot
+    device = iot.create_certificate("demo-device", thing_name="demo-sensor")
+    demo.services["iot-jitr-ca"] = LocalCA(demo.root / "iot-jitr-ca", "demo device CA")
+    iot.register_ca(demo.services["iot-jitr-ca"].ca_path, activation_delay=2)
+    parts = [
+        "[profiles.iot-device]",
+        'description = "A device certificate exchanged for AWS credentials by the AWS IoT credentials provider"',
+        (f'steps = [{{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "demo-device", '
+        f'thing_name = "demo-sensor", certificate = "{device.cert_path}", private_key = "{device.key_path}" }}]'),
+    ]
+    krypton = demo.services.get("krypton")
+    sim_file = demo.root / "virtual-sim.json"
+    if krypton is not None and sim_file.exists():
+        iot.trust_issuer(demo.services["ca"].ca_path)  # Krypton's bootstrap certificates are ACTIVE
+        parts += [
+            "", "[profiles.iot-sim]",
+            'description = "The SIM gets a certificate once (Krypton), the certificate gets AWS credentials"',
+            (f'steps = [{{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "demo-device", '
+            f'bootstrap = {{ reader = "emulated", sim_file = "{sim_file}", endpoint = "{krypton.url}" }} }}]'),
+        ]
+    demo.config_parts.append("\n".join(parts) + "\n")
+
+
+def part_iot(demo: Any) -> None:
+    """Device certificates: AWS credentials over mutual TLS, a SIM-bootstrapped certificate, JITR."""
+    import json
+
+    iot = demo.services["iot"]
+    moto = demo.services["moto"]
+    demo.step("AWS IoT: a device certificate becomes AWS credentials")
+    demo.show("Profile [bold]iot-device[/bold]: certificate + key -> mutual TLS to the IoT credentials provider "
+              "-> role credentials.")
+    demo.command("gw credential-process --profile iot-device")
+    result, took = demo.gw_run("credential-process", "--profile", "iot-device")
+    doc = json.loads(result.stdout)
+    issued = moto.lookup(doc["AccessKeyId"])
+    demo.show(f"{took * 1000:.0f} ms: {doc['AccessKeyId']} is {issued.arn if issued else '?'}")
+    if "krypton" in demo.services and any("iot-sim" in p for p in demo.config_parts):
+        krypton = demo.services["krypton"]
+        before = krypton.calls["aws/iot/bootstrap"]
+        demo.command("gw credential-process --profile iot-sim   (twice, cache cleared in between)")
+        demo.gw_run("credential-process", "--profile", "iot-sim")
+        demo.gw_run("cache", "clear", "--profile", "iot-sim")
+        demo.gw_run("credential-process", "--profile", "iot-sim")
+        demo.show(f"two fetches, {krypton.calls['aws/iot/bootstrap'] - before} Krypton bootstrap: "
+                  "the SIM got the certificate once, the certificate did the rest")
+    ca = demo.services["iot-jitr-ca"]
+    device = ca.issue("jitr-device", server=False)
+    demo.show("Just-in-time registration: a certificate from the device's own CA is refused until "
+              "the back-end activates it.")
+    demo.command("gw iot register --certificate jitr-device.pem --key jitr-device.key "
+                 f"--ca-certificate ca.pem --endpoint {iot.endpoint}")
+    result, _ = demo.gw_run("iot", "register", "--certificate", str(device.cert_path), "--key",
+                            str(device.key_path), "--ca-certificate", str(ca.ca_path), "--endpoint", iot.endpoint,
+                            "--interval", "0.2", "--timeout", "30")
+    demo.output(result.stdout.strip())

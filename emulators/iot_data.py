@@ -1,0 +1,622 @@
+"""AWS IoT data plane, MQTT over WebSocket (protocols.md section 9), bridged to a real broker.
+
+:class:`IotDataEmulator` listens on 127.0.0.1 over TLS (a leaf from the suite's
+:class:`~gw_emulators.tls.LocalCA`) and accepts a WebSocket upgrade on ``/mqtt``
+only when the SigV4 query signature of the URL verifies:
+
+- ``X-Amz-Algorithm=AWS4-HMAC-SHA256``, ``X-Amz-SignedHeaders=host``, a credential
+  scope ``<akid>/<date>/<region>/iotdevicegateway/aws4_request`` for this emulator's
+  region, ``X-Amz-Date`` within ``X-Amz-Expires`` (1..604800 s) of the injectable clock;
+- the access key is known to the credentials lookup (moto's record of what it issued,
+  or any callable) and its credentials have not expired;
+- the signature, recomputed here independently with botocore's own SigV4 query signer
+  and the secret key from the lookup, over the ``Host`` header the client really sent;
+- ``X-Amz-Security-Token``, which AWS IoT wants appended AFTER signing (so it is not
+  part of the signature), equals the session token of those credentials (required
+  for temporary credentials, refused for long-term keys).
+
+Any failure answers the upgrade with HTTP 403 and nothing reaches the broker. A
+verified connection (subprotocol ``mqtt``) is bridged byte for byte to a real MQTT
+broker's TCP port: WebSocket binary frames to the broker, broker bytes back as binary
+frames (MQTT packets may span frames, as the MQTT spec allows for WebSocket).
+
+:func:`start_mosquitto` runs Debian's ``mosquitto`` on 127.0.0.1 with a free port and a
+config in a private temp dir; :func:`start_iot_stack` starts both for tests and the
+demo. The WebSocket framing is the ``websockets`` library's (not hand-written).
+
+How a client builds these URLs: ``gw_plugins.endorse.iot_url.presign_mqtt_url``; AWS's
+own reference is the AWS IoT Device SDK's presigner (aws-iot-device-sdk-python,
+``AWSIoTPythonSDK/core/protocol/connection/cores.py``, class ``SigV4Core``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import logging
+import re
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from .tls import LocalCA
+
+SERVICE = "iotdevicegateway"
+ALGORITHM = "AWS4-HMAC-SHA256"
+DEFAULT_REGION = "us-east-1"
+MAX_EXPIRES = 604800  # SigV4 presigned URLs live at most 7 days
+CLOCK_SKEW = 300  # a URL dated up to 5 minutes in the future is accepted, as AWS does
+SUBPROTOCOL = "mqtt"
+_AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
+_REQUIRED = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+             "X-Amz-SignedHeaders", "X-Amz-Signature")
+_AUTH_PARAMS = frozenset(_REQUIRED + ("X-Amz-Security-Token",))
+
+#: access key id -> an object with ``secret_access_key``, ``session_token`` (or None) and
+#: optionally ``expiration`` (an aware datetime, or None), or None when the key is unknown
+CredentialLookup = Callable[[str], Any]
+
+
+class Refused(Exception):
+    """The upgrade is refused; ``reason`` is a short code, the message one line without secrets."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _param_map(query: str) -> dict[str, str]:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise Refused("malformed", f"query parameter {key[:40]} is repeated")
+        params[key] = value
+    return params
+
+
+def _expected_signature(secret_access_key: str, access_key_id: str, host: str, path: str,
+                        other_params: dict[str, str], region: str, amz_date: str, expires: str) -> str:
+    """The X-Amz-Signature botocore's SigV4 query signer gives this request (no session token).
+
+    ``expires`` is the URL's own text: the canonical query is built from what was sent.
+    """
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    class _AtDate(SigV4QueryAuth):
+        # add_auth() stamps the request with the wall clock, then calls this hook, which
+        # writes X-Amz-Date: signing "as of" the URL's own date reuses botocore's code whole.
+        def _modify_request_before_signing(self, request: Any) -> None:
+            request.context["timestamp"] = amz_date
+            super()._modify_request_before_signing(request)
+
+    url = f"https://{host}{path}"
+    if other_params:
+        url += "?" + urlencode(other_params, quote_via=quote, safe="-_.~")
+    request = AWSRequest(method="GET", url=url)
+    _AtDate(Credentials(access_key_id, secret_access_key), SERVICE, region,
+            expires=expires).add_auth(request)  # botocore writes the text as given
+    signed = dict(parse_qsl(urlsplit(request.url).query, keep_blank_values=True))
+    return signed["X-Amz-Signature"]
+
+
+def verify_presigned(target: str, host: str, *, lookup: CredentialLookup, region: str, now: float) -> str:
+    """Check a presigned ``/mqtt`` request target as AWS IoT does; returns the access key id.
+
+    ``target`` is the path with its query, ``host`` the Host header as sent. Raises
+    :class:`Refused` with a reason code: ``path``, ``malformed``, ``scope``, ``expired``,
+    ``not-yet-valid``, ``unknown-key``, ``credentials-expired``, ``token-missing``,
+    ``token-mismatch``, ``signature``.
+    """
+    parts = urlsplit(target)
+    if parts.path != "/mqtt":
+        raise Refused("path", "only /mqtt accepts WebSocket connections")
+    params = _param_map(parts.query)
+    missing = [name for name in _REQUIRED if not params.get(name)]
+    if missing:
+        raise Refused("malformed", f"missing {', '.join(missing)}")
+    if params["X-Amz-Algorithm"] != ALGORITHM:
+        raise Refused("malformed", f"X-Amz-Algorithm must be {ALGORITHM}")
+    if params["X-Amz-SignedHeaders"] != "host":
+        raise Refused("malformed", "X-Amz-SignedHeaders must be host")
+    scope = params["X-Amz-Credential"].split("/")
+    if len(scope) != 5 or scope[4] != "aws4_request" or not scope[0]:
+        raise Refused("malformed", "X-Amz-Credential is not <key>/<date>/<region>/<service>/aws4_request")
+    access_key_id, scope_date, scope_region, scope_service, _ = scope
+    amz_date = params["X-Amz-Date"]
+    if not _AMZ_DATE.fullmatch(amz_date):
+        raise Refused("malformed", "X-Amz-Date is not YYYYMMDDTHHMMSSZ")
+    if scope_service != SERVICE:
+        raise Refused("scope", f"the credential scope's service must be {SERVICE}")
+    if scope_region != region:
+        raise Refused("scope", f"the credential scope's region must be {region}")
+    if scope_date != amz_date[:8]:
+        raise Refused("scope", "the credential scope's date is not X-Amz-Date's")
+    expires_text = params["X-Amz-Expires"]
+    if not expires_text.isdigit() or not 1 <= int(expires_text) <= MAX_EXPIRES:
+        raise Refused("malformed", f"X-Amz-Expires must be 1..{MAX_EXPIRES}")
+    expires = int(expires_text)
+    try:
+        signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        raise Refused("malformed", "X-Amz-Date is not a date") from None
+    if now > signed_at + expires:
+        raise Refused("expired", "the presigned URL has expired")
+    if now < signed_at - CLOCK_SKEW:
+        raise Refused("not-yet-valid", "the presigned URL is dated in the future")
+    credential = lookup(access_key_id)
+    if credential is None:
+        raise Refused("unknown-key", "the access key is not known")
+    expiration = getattr(credential, "expiration", None)
+    if expiration is not None and expiration.timestamp() <= now:
+        raise Refused("credentials-expired", "the credentials have expired")
+    expected_token = getattr(credential, "session_token", None)
+    token = params.get("X-Amz-Security-Token")
+    if expected_token:
+        if not token:
+            raise Refused("token-missing", "X-Amz-Security-Token is missing for temporary credentials")
+        if not hmac.compare_digest(token.encode(), expected_token.encode()):
+            raise Refused("token-mismatch", "X-Amz-Security-Token does not belong to the access key")
+    elif token:
+        raise Refused("token-mismatch", "X-Amz-Security-Token given for long-term credentials")
+    others = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
+    expected = _expected_signature(credential.secret_access_key, access_key_id, host, parts.path, others,
+                                   region, amz_date, expires_text)
+    if not hmac.compare_digest(expected.encode(), params["X-Amz-Signature"].encode()):
+        raise Refused("signature", "the request signature does not match")
+    return access_key_id
+
+
+def _quiet_logger() -> logging.Logger:
+    """websockets' logger for this emulator, held at WARNING: at DEBUG websockets logs the
+    request line, and the request line carries the session token and the signature."""
+    logger = logging.getLogger("gw_emulators.iot_data.websocket")
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
+class IotDataEmulator:
+    """``wss://127.0.0.1:<port>/mqtt`` with SigV4 presigned-URL checks, bridged to ``broker``.
+
+    ``lookup`` maps an access key id to its credentials (``MotoStack.lookup`` fits);
+    ``broker`` is the MQTT broker's ``(host, port)``; ``clock`` returns epoch seconds
+    (default ``time.time``). ``hosts`` are extra Host header values accepted besides
+    ``127.0.0.1:<port>`` and ``localhost:<port>``. ``calls`` counts ``accepted``,
+    ``bridged``, ``broker-unreachable``, ``closed`` and ``refused:<reason>``;
+    ``bytes_to_broker`` / ``bytes_to_client`` count bridged bytes.
+    """
+
+    name = "iot-data"
+
+    def __init__(self, ca: LocalCA, lookup: CredentialLookup, broker: tuple[str, int], *,
+                 region: str = DEFAULT_REGION, clock: Callable[[], float] | None = None,
+                 hosts: tuple[str, ...] = ()) -> None:
+        self.ca = ca
+        self.lookup = lookup
+        self.broker = broker
+        self.region = region
+        self.clock: Callable[[], float] = clock or time.time
+        self.extra_hosts = hosts
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.bytes_to_broker = 0
+        self.bytes_to_client = 0
+        self.cert_path: Path | None = None
+        self.certificate: Any = None
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+        self._error: BaseException | None = None
+
+    # -- properties ------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._port is not None, "start() first"
+        return self._port
+
+    @property
+    def endpoint(self) -> str:
+        """``127.0.0.1:<port>``: what an exchange service signs for (its ``iot_endpoint``)."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"wss://{self.endpoint}/mqtt"
+
+    def accepted_hosts(self) -> set[str]:
+        return {f"127.0.0.1:{self.port}", f"localhost:{self.port}", *self.extra_hosts}
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.calls[name] += n
+
+    def refusals(self) -> int:
+        with self._lock:
+            return sum(n for name, n in self.calls.items() if name.startswith("refused:"))
+
+    def advance(self, seconds: float) -> None:
+        """Move this emulator's clock forward."""
+        base = self.clock
+        self.clock = lambda: base() + seconds
+
+    # -- the handshake check -------------------------------------------------------
+    def _process_request(self, connection: Any, request: Any) -> Any:
+        from http import HTTPStatus
+
+        host = request.headers.get("Host", "")
+        try:
+            if host not in self.accepted_hosts():
+                raise Refused("host", "the Host header names another endpoint")
+            verify_presigned(request.path, host, lookup=self.lookup, region=self.region, now=self.clock())
+            offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
+            if SUBPROTOCOL not in [p.strip() for p in offered.split(",")]:
+                raise Refused("subprotocol", "the WebSocket subprotocol must be mqtt")
+        except Refused as refused:
+            self.count(f"refused:{refused.reason}")
+            return connection.respond(HTTPStatus.FORBIDDEN, f"Forbidden: {refused}\n")
+        self.count("accepted")
+        return None
+
+    # -- the bridge ------------------------------------------------------------
+    async def _bridge(self, websocket: Any) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.broker), timeout=5)
+        except (TimeoutError, OSError):
+            self.count("broker-unreachable")
+            await websocket.close(1011, "broker unavailable")
+            return
+        self.count("bridged")
+
+        async def to_broker() -> None:
+            async for message in websocket:
+                if isinstance(message, str):  # MQTT over WebSocket is binary frames only
+                    await websocket.close(1003, "binary frames only")
+                    return
+                writer.write(message)
+                await writer.drain()
+                self.count_bytes(to_broker=len(message))
+
+        async def to_client() -> None:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                await websocket.send(data)
+                self.count_bytes(to_client=len(data))
+
+        tasks = [asyncio.create_task(to_broker()), asyncio.create_task(to_client())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+            await websocket.close()
+            self.count("closed")
+
+    def count_bytes(self, *, to_broker: int = 0, to_client: int = 0) -> None:
+        with self._lock:
+            self.bytes_to_broker += to_broker
+            self.bytes_to_client += to_client
+
+    # -- lifecycle -------------------------------------------------------------
+    def _ssl_context(self) -> ssl.SSLContext:
+        issued = self.ca.issue(f"{self.name}-{secrets.token_hex(4)}")
+        self.cert_path, self.certificate = issued.cert_path, issued.certificate
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(issued.cert_path, issued.key_path)
+        return context
+
+    def start(self, port: int = 0) -> IotDataEmulator:
+        ready = threading.Event()
+        context = self._ssl_context()
+
+        async def main() -> None:
+            from websockets.asyncio.server import serve
+            from websockets.typing import Subprotocol
+
+            self._stopping = asyncio.Event()
+            try:
+                server = await serve(self._bridge, "127.0.0.1", port, ssl=context, subprotocols=[Subprotocol(SUBPROTOCOL)],
+                                     process_request=self._process_request, server_header="gw-iot-data-emulator",
+                                     max_size=1 << 20, ping_interval=None, logger=_quiet_logger())
+            except OSError as exc:  # start() reports it
+                self._error = exc
+                ready.set()
+                return
+            self._port = server.sockets[0].getsockname()[1]
+            ready.set()
+            async with server:
+                await self._stopping.wait()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout=10) or self._port is None:
+            raise RuntimeError(f"the IoT data emulator did not start: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None and self._thread is not None:
+            stopping = self._stopping
+            try:
+                self._loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # loop already closed
+                pass
+            self._thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+
+    def __enter__(self) -> Self:
+        if not self._thread:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- a real MQTT broker: Debian's mosquitto ------------------------------------------
+def mosquitto_path() -> str | None:
+    """The mosquitto executable (Debian installs it in /usr/sbin), or None."""
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class MosquittoBroker:
+    """A running mosquitto on ``host:port`` (plain MQTT over TCP, anonymous, no persistence).
+
+    A reader thread keeps draining its log (stderr) into :attr:`log`, so the broker never
+    blocks on a full pipe and tests can wait for what the broker itself saw
+    (:meth:`wait_for_log`).
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, directory: Path) -> None:
+        self.host = "127.0.0.1"
+        self.port = port
+        self.process = process
+        self.directory = directory
+        self.log: list[str] = []
+        self._eof = False
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._drain, name="mosquitto-log", daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for raw in iter(self.process.stderr.readline, b""):
+            with self._changed:
+                self.log.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._eof = True
+            self._changed.notify_all()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def lines(self, needle: str) -> list[str]:
+        """Log lines containing ``needle``."""
+        with self._changed:
+            return [line for line in self.log if needle in line]
+
+    def wait_for_log(self, needle: str, timeout: float = 10.0, count: int = 1) -> bool:
+        """Wait until ``count`` log lines contain ``needle``; False when the broker ends or time runs out."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while sum(needle in line for line in self.log) < count:
+                remaining = deadline - time.monotonic()
+                if self._eof or remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self._reader.join(timeout=5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+def start_mosquitto(directory: str | Path | None = None, *, timeout: float = 10.0,
+                    attempts: int = 3) -> MosquittoBroker:
+    """Start mosquitto on 127.0.0.1 with a free port; its config lives in ``directory`` (0700).
+
+    Waits until mosquitto logs that it is running (no sleep). Raises FileNotFoundError
+    when mosquitto is not installed, RuntimeError when it will not start.
+    """
+    executable = mosquitto_path()
+    if executable is None:
+        raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+    where = Path(directory) if directory is not None else Path(tempfile.mkdtemp(prefix="gw-mosquitto-"))
+    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    last: list[str] = []
+    for _ in range(attempts):  # another process may take the free port first: try another
+        port = _free_port()
+        config = where / "mosquitto.conf"
+        config.write_text(
+            "# written by gw_emulators.iot_data.start_mosquitto\n"
+            "allow_anonymous true\n"
+            "persistence false\n"
+            "log_dest stderr\n"  # unbuffered, unlike stdout into a pipe
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "connection_messages true\n"
+            f"listener {port} 127.0.0.1\n"
+        )
+        process = subprocess.Popen([executable, "-c", str(config)], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        broker = MosquittoBroker(process, port, where)
+        if broker.wait_for_log(" running", timeout=timeout):
+            return broker
+        broker.stop()
+        last = broker.log[-3:]
+    raise RuntimeError("mosquitto did not start: " + " | ".join(last))
+
+
+# -- both, for tests and the demo ----------------------------------------------------
+@dataclass
+class IotStack:
+    """The IoT data emulator bridged to a private mosquitto; ``stop()`` ends both."""
+
+    emulator: IotDataEmulator
+    broker: MosquittoBroker
+
+    @property
+    def url(self) -> str:
+        """``wss://127.0.0.1:<port>/mqtt`` (unsigned: the base of every presigned URL)."""
+        return self.emulator.url
+
+    @property
+    def endpoint(self) -> str:
+        """``127.0.0.1:<port>``: the exchange service's ``iot_endpoint``."""
+        return self.emulator.endpoint
+
+    @property
+    def region(self) -> str:
+        return self.emulator.region
+
+    def stop(self) -> None:
+        self.emulator.stop()
+        self.broker.stop()
+
+
+def start_iot_stack(ca: LocalCA, moto_or_lookup: Any, *, region: str = DEFAULT_REGION,
+                    clock: Callable[[], float] | None = None,
+                    directory: str | Path | None = None) -> IotStack:
+    """Start mosquitto and an :class:`IotDataEmulator` in front of it.
+
+    ``moto_or_lookup`` is a :class:`gw_emulators.aws.MotoStack` (its ``lookup`` tells
+    the secret of every key moto issued) or a lookup callable. Raises FileNotFoundError
+    when mosquitto is missing (the demo then skips its IoT part).
+    """
+    lookup = getattr(moto_or_lookup, "lookup", moto_or_lookup)
+    if not callable(lookup):
+        raise TypeError("moto_or_lookup must be a MotoStack or a callable")
+    broker = start_mosquitto(directory)
+    try:
+        emulator = IotDataEmulator(ca, lookup, broker.address, region=region, clock=clock).start()
+    except BaseException:
+        broker.stop()
+        raise
+    return IotStack(emulator, broker)
+
+
+# -- gw demo: for the lead to wire into emulators/demo.py ------------------------------
+def start_iot_demo(demo: Any, stack: Any) -> None:
+    """Start the IoT stack for ``gw demo`` (``demo.services["iot-ws"]``; None without mosquitto).
+
+    ``demo`` is a ``gw_emulators.demo.Demo`` whose ``services`` hold ``"ca"`` and ``"moto"``;
+    ``stack`` an ExitStack that stops the stack at the end.
+    """
+    try:
+        iot = start_iot_stack(demo.services["ca"], demo.services["moto"], directory=Path(demo.root) / "mosquitto")
+    except FileNotFoundError:
+        demo.services["iot-ws"] = None
+        return
+    stack.callback(iot.stop)
+    demo.services["iot-ws"] = iot
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"(X-Amz-(?:Security-Token|Signature)=)([^&]{0,6})[^&]*", r"\1\2…", url)
+
+
+def part_iot_ws(demo: Any, profile: str = "endorse-device") -> None:
+    """``gw iot-url`` presigns a wss:// URL with the profile's credentials; MQTT flows through it.
+
+    A paho-mqtt client connects over WebSocket+TLS through the emulator (SigV4 checked) to
+    mosquitto, and receives what a second client publishes on the broker.
+    """
+    import threading
+    import uuid
+
+    from .demo import DemoFailed
+
+    iot: IotStack | None = demo.services.get("iot-ws")
+    demo.step("AWS IoT over WebSocket: MQTT with a presigned URL")
+    if iot is None:
+        demo.show("[yellow]skipped[/yellow]: mosquitto is not installed (apt-get install mosquitto)")
+        return
+    try:
+        import paho.mqtt.client as paho
+    except ImportError:
+        raise DemoFailed('this part needs paho-mqtt: pip install "gw-credential-gateway[demo]"') from None
+    demo.command(f"gw iot-url --profile {profile} --endpoint {iot.endpoint}")
+    result, _ = demo.gw_run("iot-url", "--profile", profile, "--endpoint", iot.endpoint)
+    url = result.stdout.strip()
+    if not url.startswith(f"wss://{iot.endpoint}/mqtt?"):
+        raise DemoFailed("gw iot-url printed no wss:// URL for the IoT endpoint")
+    demo.output(_redact_url(url))
+
+    topic = f"demo/{uuid.uuid4().hex[:8]}"
+    got = threading.Event()
+    received: list[bytes] = []
+    device = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="demo-device", transport="websockets")
+    device.tls_set(ca_certs=str(demo.services["ca"].ca_path))
+    device.ws_set_options(path=url[url.index("/mqtt"):])
+    subscribed = threading.Event()
+    device.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+    device.on_subscribe = lambda *a: subscribed.set()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        received.append(bytes(message.payload))
+        got.set()
+
+    device.on_message = on_message
+    backend = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="demo-backend")
+    try:
+        device.connect("127.0.0.1", iot.emulator.port, keepalive=30)
+        device.loop_start()
+        if not subscribed.wait(15):
+            raise DemoFailed("the MQTT session through the IoT emulator did not start")
+        backend.connect(*iot.broker.address, keepalive=30)
+        backend.loop_start()
+        backend.publish(topic, b"hello, device", qos=1).wait_for_publish(10)
+        if not got.wait(15):
+            raise DemoFailed("the message did not come back through the bridge")
+    finally:
+        for client in (device, backend):
+            client.disconnect()
+            client.loop_stop()
+    demo.show(f"the emulator verified the SigV4 signature and bridged the WebSocket to mosquitto; "
+              f"on [bold]{topic}[/bold] the device received: [green]{received[0].decode()}[/green]")

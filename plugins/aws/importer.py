@@ -1,0 +1,201 @@
+"""``gw import aws``: move the plaintext keys of a ~/.aws profile into gw's vault.
+
+Order matters, so that an interruption never loses the keys: (1) store them in the
+vault (one atomic write) and read them back, (2) append the gw profile to gw's config
+(backup, atomic write, the result must parse), (3) point the AWS profile's
+``credential_process`` at gw (``gw setup aws``'s line editor: comments kept, backup,
+atomic), (4) only when the person says so (a ``/dev/tty`` question or
+``--remove-plaintext``) drop the two key lines from ~/.aws/credentials. That file gets
+no backup: a backup would keep the very keys being removed.
+
+The credentials file is read the way botocore reads it (``configparser``, section
+names without the ``profile`` prefix; botocore ``configloader.raw_config_parse``).
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from typing import Any
+
+from gw.plugin import CommandContext, ConfigError, GwError, atomic_write, private_dir
+
+from .awsconfig import (
+    KEY,
+    SECTION,
+    aws_config_path,
+    credential_process_command,
+    set_credential_process,
+)
+
+KEY_NAMES = ("aws_access_key_id", "aws_secret_access_key")
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+
+
+def credentials_path() -> str:
+    return os.path.expanduser(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials")
+
+
+def read_section(path: str, section: str) -> dict[str, str]:
+    """The keys of ``[section]`` in an AWS ini file (empty when the file or section is missing)."""
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read as an AWS ini file ({type(exc).__name__})") from None
+    return dict(parser.items(section)) if parser.has_section(section) else {}
+
+
+def vault_names(profile: str) -> tuple[str, str]:
+    return f"{profile}.aws_access_key_id", f"{profile}.aws_secret_access_key"
+
+
+def profile_steps(profile: str) -> list[dict[str, str]]:
+    akid, secret = vault_names(profile)
+    return [{"use": "aws-keys", "access_key_id": f"vault:{akid}", "secret_access_key": f"vault:{secret}"}]
+
+
+def profile_toml(name: str, description: str, region: str | None) -> str:
+    """The gw profile as TOML text (strings quoted with tomli-w)."""
+    import tomli_w
+
+    def q(value: str) -> str:
+        return tomli_w.dumps({"v": value})[4:].strip()
+
+    lines = [f"[profiles.{q(name) if not re.fullmatch(r'[A-Za-z0-9_-]+', name) else name}]",
+             f"description = {q(description)}"]
+    if region:
+        lines.append(f"region = {q(region)}")
+    lines.append("steps = [")
+    for step in profile_steps(name):
+        lines.append("  { " + ", ".join(f"{key} = {q(value)}" for key, value in step.items()) + " },")
+    lines.append("]")
+    return "\n".join(lines) + "\n"
+
+
+def append_profile(path: str, text: str, name: str) -> None:
+    """Append ``text`` to the gw config (created if missing), keeping every byte before it."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            before = f.read()
+        mode = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        before, mode = b"", 0o600
+    separator = b"" if not before else b"\n" if before.endswith(b"\n") else b"\n\n"
+    after = before + separator + text.encode()
+    try:
+        parsed = tomllib.loads(after.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} would not be valid TOML after adding profile {name!r} ({exc}); not touching it") from None
+    if parsed.get("profiles", {}).get(name, {}).get("steps") != profile_steps(name):
+        raise ConfigError(f"{path}: adding profile {name!r} would not give it the imported steps; not touching it")
+    private_dir(os.path.dirname(path))
+    if before:
+        atomic_write(path + ".gw-backup", before, 0o600)
+    atomic_write(path, after, mode)
+
+
+def remove_plaintext(path: str, section: str) -> int:
+    """Drop the key lines of ``[section]`` (and the header, if nothing else is left); returns lines removed."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    mode = os.stat(path).st_mode & 0o777
+    start = end = None
+    for i, line in enumerate(lines):
+        m = SECTION.match(line)
+        if m:
+            if start is not None:
+                end = i
+                break
+            if m.group(1) == section:
+                start = i
+    if start is None:
+        return 0
+    end = len(lines) if end is None else end
+    body = [line for line in lines[start + 1:end]
+            if not ((m := KEY.match(line)) and m.group(1).lower() in KEY_NAMES + ("aws_session_token",))]
+    removed = (end - start - 1) - len(body)
+    keep_header = any(line.strip() for line in body)
+    lines[start:end] = [lines[start], *body] if keep_header else []
+    atomic_write(path, "".join(lines).encode(), mode)
+    return removed + (0 if keep_header else 1)
+
+
+def _aws_region(aws_profile: str) -> str | None:
+    section = "default" if aws_profile == "default" else f"profile {aws_profile}"
+    return read_section(aws_config_path(), section).get("region") or None
+
+
+def _wants_removal(args: Any, ctx: CommandContext, path: str, section: str) -> bool:
+    if args.remove_plaintext:
+        return True
+    if args.keep_plaintext:
+        return False
+    try:
+        answer = ctx.ask(f"Remove the plaintext keys of [{section}] from {path} now? [y/N] ", secret=False)
+    except GwError:  # no terminal to ask on: never remove silently
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run_import(args: Any, ctx: CommandContext) -> int:
+    aws_profile = args.aws_profile
+    name = args.profile or aws_profile
+    if not PROFILE_NAME.match(name):
+        raise ConfigError(f"{name!r} cannot be a gw profile name (letters, digits, _ . @ -); choose one with --profile")
+    path = credentials_path()
+    section = read_section(path, aws_profile)
+    akid, secret = section.get(KEY_NAMES[0]), section.get(KEY_NAMES[1])
+    ctx.add_secret(secret)
+    if section.get("aws_session_token"):
+        raise ConfigError(f"[{aws_profile}] in {path} holds temporary keys (aws_session_token); nothing to import")
+    if not akid or not secret:
+        raise ConfigError(f"no [{aws_profile}] with aws_access_key_id and aws_secret_access_key in {path}")
+
+    names = vault_names(name)
+    for vault_name, value in zip(names, (akid, secret), strict=True):
+        held = ctx.vault_get(vault_name)
+        if held is not None and held != value:
+            raise ConfigError(f"the vault already holds a different {vault_name!r}; remove it first "
+                              f"(gw vault rm {vault_name}) or import under another --profile")
+    config_path = ctx.config_path
+    existing = ctx.profile_names() if os.path.exists(config_path) else []
+    if name in existing and list(ctx.profile(name).steps) != profile_steps(name):
+        raise ConfigError(f"gw profile {name!r} already exists in {config_path}; import under another --profile")
+
+    ctx.vault_set(dict(zip(names, (akid, secret), strict=True)))
+    if (ctx.vault_get(names[0]), ctx.vault_get(names[1])) != (akid, secret):
+        raise GwError("the vault did not keep the keys; nothing else was changed")
+    region = args.region or _aws_region(aws_profile)
+    if name not in existing:
+        append_profile(config_path, profile_toml(name, f"imported from AWS profile {aws_profile}", region), name)
+    ctx.emit(f"stored the keys of [{aws_profile}] in gw's vault as {names[0]}, {names[1]}; "
+             f"added profile {name!r} to {config_path}")
+
+    aws_config = aws_config_path()
+    command = credential_process_command(ctx.gw_executable(), name)
+    outcome = set_credential_process(aws_config, aws_profile, command)
+    ctx.emit(f"{outcome} [{'default' if aws_profile == 'default' else 'profile ' + aws_profile}] in {aws_config}: "
+             f"credential_process = {command}")
+
+    if _wants_removal(args, ctx, path, aws_profile):
+        remove_plaintext(path, aws_profile)
+        ctx.emit(f"removed the plaintext keys of [{aws_profile}] from {path} (no backup of that file is kept)")
+    else:
+        ctx.warn(f"the plaintext keys of [{aws_profile}] are still in {path}, and the AWS CLI and SDKs use them "
+                 f"before credential_process; remove them (gw import aws --aws-profile {aws_profile} "
+                 "--remove-plaintext) once gw works for you")
+    return 0
+
+
+def configure_import(parser: Any) -> None:
+    parser.add_argument("--aws-profile", required=True, help="the profile in ~/.aws/credentials whose keys move")
+    parser.add_argument("--profile", help="the gw profile to create (default: the AWS profile's name)")
+    parser.add_argument("--region", help="region for the gw profile (default: the AWS profile's region)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--remove-plaintext", action="store_true",
+                        help="remove the keys from ~/.aws/credentials without asking")
+    choice.add_argument("--keep-plaintext", action="store_true", help="leave ~/.aws/credentials as it is")

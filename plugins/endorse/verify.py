@@ -1,0 +1,257 @@
+"""Verifying SORACOM Endorse tokens (protocols.md section 5) with PyJWT.
+
+The rules, shared by the exchange service and the ``endorse`` step's ``verify = true``:
+the token is refused before parsing when it is larger than ``max_token_bytes`` or not
+in JWS compact form; the header must say ``alg = RS256`` (pinned: ``none``, HS256 and
+every other algorithm are refused) and carry a ``kid`` matching
+``^v1-[0-9a-f]{32}-x509\\.pem$`` before the kid goes into the key-store URL; the key
+(PEM ``PUBLIC KEY`` or ``CERTIFICATE``) is fetched over HTTPS and cached; ``iss``,
+``aud``, ``sub``, ``exp``, ``nbf``, ``iat`` and ``jti`` are required and checked with a
+small leeway; the ``soracom-endorse-claim`` must name an IMSI.
+
+Every refusal is an :class:`ExchangeError` (status 400, 401 or 502); nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ISSUER = "https://soracom.io"
+AUDIENCE = "soracom-endorse-audience"
+SUBJECT = "soracom-endorse"
+CLAIM = "soracom-endorse-claim"
+DEFAULT_KEY_STORE = "https://s3-ap-northeast-1.amazonaws.com/soracom-public-keys"
+KID_PATTERN = re.compile(r"v1-[0-9a-f]{32}-x509\.pem")
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]+")
+IMSI_PATTERN = re.compile(r"[0-9]{6,15}")
+KEY_TTL = 3600.0  # seconds a fetched key is trusted before it is fetched again
+MISSING_KEY_TTL = 60.0  # seconds an unknown kid is remembered as unknown
+MAX_KEY_BYTES = 16384
+
+
+class ExchangeError(Exception):
+    """The one error type of the exchange service: an HTTP status, a code and a safe message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def bad_token(message: str, code: str = "invalid_token") -> ExchangeError:
+    return ExchangeError(401, code, message)
+
+
+@dataclass(frozen=True)
+class EndorseClaims:
+    """What a verified token says."""
+
+    imsi: str
+    jti: str
+    exp: int
+    iat: int
+    imei: str | None = None
+    msisdn: str | None = None
+    sim_id: str | None = None
+    request_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_pem_key(pem: bytes) -> Any:
+    """An RSA public key from a PEM ``PUBLIC KEY`` or ``CERTIFICATE``; ValueError otherwise."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key: Any
+    if b"-----BEGIN CERTIFICATE-----" in pem:
+        key = x509.load_pem_x509_certificate(pem).public_key()
+    elif b"-----BEGIN PUBLIC KEY-----" in pem:
+        key = load_pem_public_key(pem)
+    else:
+        raise ValueError("neither a PEM public key nor a certificate")
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+        raise ValueError("not an RSA key of at least 2048 bits")
+    return key
+
+
+class KeyStore:
+    """Public keys by kid, fetched over HTTPS from ``base_url/<kid>`` and cached for ``ttl`` s.
+
+    One fetch per kid at a time: concurrent requests for a cold kid wait for the first
+    fetch instead of all hitting the bucket. An unknown kid (403/404) is remembered for
+    :data:`MISSING_KEY_TTL` s so garbage kids cannot make the service hammer the bucket.
+    """
+
+    def __init__(self, base_url: str, *, verify: bool | str = True, ttl: float = KEY_TTL,
+                 timeout: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.verify = verify
+        self.ttl = ttl
+        self.timeout = timeout
+        self.clock = clock
+        self.fetches = 0
+        self._keys: dict[str, tuple[Any, float]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._session: Any = None
+
+    def get(self, kid: str) -> Any:
+        """The key for ``kid`` (already checked against :data:`KID_PATTERN`)."""
+        if not KID_PATTERN.fullmatch(kid):
+            raise bad_token("the token's key id is not a SORACOM key id", "invalid_kid")
+        cached = self._cached(kid)
+        if cached is not None:
+            return self._unwrap(cached)
+        with self._guard:
+            lock = self._locks.setdefault(kid, threading.Lock())
+        with lock:
+            cached = self._cached(kid)
+            if cached is None:
+                cached = self._fetch(kid)
+                with self._guard:
+                    self._keys[kid] = (cached, self.clock())
+        return self._unwrap(cached)
+
+    def _cached(self, kid: str) -> Any:
+        with self._guard:
+            entry = self._keys.get(kid)
+        if entry is None:
+            return None
+        value, when = entry
+        ttl = MISSING_KEY_TTL if value is None else self.ttl
+        if self.clock() - when > ttl:
+            return None
+        return value if value is not None else _MISSING
+
+    @staticmethod
+    def _unwrap(value: Any) -> Any:
+        if value is _MISSING or value is None:
+            raise bad_token("the token's signing key is unknown", "unknown_kid")
+        return value
+
+    def _http(self) -> Any:
+        import requests
+
+        with self._guard:
+            if self._session is None:
+                self._session = requests.Session()
+            return self._session
+
+    def _fetch(self, kid: str) -> Any:
+        import requests
+
+        self.fetches += 1
+        url = f"{self.base_url}/{kid}"
+        try:
+            response = self._http().get(url, timeout=self.timeout, verify=self.verify, stream=True)
+            pem = response.raw.read(MAX_KEY_BYTES + 1, decode_content=True) if response.status_code == 200 else b""
+            response.close()
+        except requests.RequestException:
+            raise ExchangeError(502, "key_store_unreachable", "the SORACOM public key store could not be reached") from None
+        if response.status_code in (403, 404):
+            return _MISSING
+        if response.status_code != 200:
+            raise ExchangeError(502, "key_store_error", f"the SORACOM public key store answered HTTP {response.status_code}")
+        if len(pem) > MAX_KEY_BYTES:
+            raise ExchangeError(502, "key_store_error", "the SORACOM public key store answered an oversized key")
+        try:
+            return _load_pem_key(pem)
+        except (ValueError, TypeError):
+            raise ExchangeError(502, "key_store_error", "the SORACOM public key store answered an unusable key") from None
+
+
+_MISSING = object()
+
+
+@dataclass
+class Verifier:
+    """Checks a token's form, signature and claims; see the module docstring for the rules."""
+
+    keys: KeyStore
+    leeway: int = 30
+    max_token_bytes: int = 4096
+    clock: Callable[[], float] = time.time
+
+    def verify(self, token: Any) -> EndorseClaims:
+        """The token's claims, or :class:`ExchangeError` (400 oversized, 401 refused, 502 key store)."""
+        if not isinstance(token, str) or not token:
+            raise ExchangeError(400, "missing_token", "no Endorse token in the request")
+        if len(token) > self.max_token_bytes:
+            raise ExchangeError(400, "token_too_large", f"the token is larger than {self.max_token_bytes} bytes")
+        if not COMPACT_JWS.fullmatch(token):
+            raise bad_token("the token is not a signed JWT")
+        import jwt
+
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise bad_token("the token header is unreadable") from None
+        if header.get("alg") != "RS256":
+            raise bad_token("the token is not signed with RS256", "invalid_alg")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
+            raise bad_token("the token's key id is not a SORACOM key id", "invalid_kid")
+        key = self.keys.get(kid)
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                leeway=self.leeway,
+                options={"require": ["iss", "aud", "sub", "exp", "nbf", "iat", "jti"], "verify_iat": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise bad_token("the token has expired", "token_expired") from None
+        except jwt.ImmatureSignatureError:
+            raise bad_token("the token is not valid yet", "token_not_yet_valid") from None
+        except jwt.InvalidAudienceError:
+            raise bad_token("the token is not meant for SORACOM Endorse (audience)", "wrong_audience") from None
+        except jwt.InvalidIssuerError:
+            raise bad_token("the token was not issued by SORACOM", "wrong_issuer") from None
+        except jwt.InvalidSignatureError:
+            raise bad_token("the token's signature does not verify", "bad_signature") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise bad_token(f"the token lacks the {exc.claim} claim") from None
+        except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
+            raise bad_token("the token is invalid") from None
+        return self._claims(payload)
+
+    def _claims(self, payload: dict[str, Any]) -> EndorseClaims:
+        if payload.get("sub") != SUBJECT:
+            raise bad_token("the token is not a SORACOM Endorse token (subject)", "wrong_subject")
+        exp, iat, jti = payload.get("exp"), payload.get("iat"), payload.get("jti")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (exp, iat)):
+            raise bad_token("the token's times are not integers")
+        if not isinstance(jti, str) or not 0 < len(jti) <= 128:
+            raise bad_token("the token's jti is unusable")
+        claim = payload.get(CLAIM)
+        if not isinstance(claim, dict):
+            raise bad_token(f"the token has no {CLAIM}")
+        imsi = claim.get("imsi")
+        if not isinstance(imsi, str) or not IMSI_PATTERN.fullmatch(imsi):
+            raise bad_token("the token names no valid IMSI")
+        params = claim.get("requestParameters")
+
+        def text(name: str) -> str | None:
+            value = claim.get(name)
+            return value if isinstance(value, str) and value and len(value) <= 64 else None
+
+        imei = text("imei")
+        if imei is not None and not imei.isdigit():
+            imei = None
+        return EndorseClaims(
+            imsi=imsi, jti=jti, exp=int(exp), iat=int(iat),  # type: ignore[arg-type]
+            imei=imei, msisdn=text("msisdn"), sim_id=text("simId"),
+            request_parameters=params if isinstance(params, dict) else {},
+        )

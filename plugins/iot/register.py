@@ -1,0 +1,135 @@
+"""``gw iot register``: just-in-time registration (JITR) of a device certificate.
+
+The device connects with its certificate followed by the CA certificate that
+signed it (the CA is registered with auto-registration). AWS IoT registers the
+certificate as PENDING_ACTIVATION and closes that first connection; a back-end
+(the Lambda of the AWS JITR recipe) activates it, after which the handshake is
+accepted. This command retries with bounded exponential backoff until the
+endpoint accepts the certificate (any HTTP answer after the TLS handshake) or
+``--timeout`` runs out, printing one line per attempt.
+
+Modelled on the AWS IoT developer guide, "Register a client certificate when the
+client connects to AWS IoT just-in-time registration (JITR)"
+(docs.aws.amazon.com/iot/latest/developerguide/auto-register-device-cert.html): the
+first connection presents the device certificate and the CA certificate, and the
+device reconnects once the back-end has set the certificate ACTIVE. The endpoint's
+host name is sent as SNI (required; the CA certificate is then optional).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from gw.plugin import StepError, UsageError
+
+MAX_INTERVAL_S = 10.0
+
+
+def configure(parser: Any) -> None:
+    actions = parser.add_subparsers(dest="iot_action", metavar="ACTION")
+    actions.required = True
+    reg = actions.add_parser(
+        "register",
+        help="connect until AWS IoT activates a JITR certificate",
+        description="Connect with the device certificate and its CA (JITR) until AWS IoT accepts it.",
+    )
+    reg.add_argument("--certificate", required=True, help="device certificate PEM file")
+    reg.add_argument("--key", required=True,
+                     help="device private key PEM file (mode 0600); an encrypted key's passphrase is asked for")
+    reg.add_argument("--ca-certificate", required=True,
+                     help="PEM file of the CA that signed the device certificate (registered in AWS IoT)")
+    reg.add_argument("--endpoint", required=True, help="AWS IoT endpoint host[:port] (the ATS data endpoint)")
+    reg.add_argument("--ca", help="CA bundle to verify the endpoint (default settings.ca_bundle, the system store)")
+    reg.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds (default 60)")
+    reg.add_argument("--interval", type=float, default=1.0,
+                     help="first wait between attempts in seconds, doubled each time up to 10 (default 1)")
+
+
+def _chain_file(ctx: Any, certificate: str, ca_certificate: str) -> str:
+    """The device certificate followed by its CA certificate, in a private temporary file."""
+    import tempfile
+
+    from gw.plugin import private_dir
+
+    parts = []
+    for path, what in ((certificate, "certificate"), (ca_certificate, "CA certificate")):
+        try:
+            with open(path, encoding="ascii") as handle:
+                text = handle.read()
+        except (OSError, UnicodeDecodeError):
+            raise StepError(f"cannot read {what} {path}") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise StepError(f"{what} {path} is not a PEM certificate")
+        parts.append(text.strip() + "\n")
+    directory = private_dir(os.path.join(str(ctx.state_dir), "iot-register"))
+    fd, path = tempfile.mkstemp(prefix="chain-", suffix=".pem", dir=directory)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(parts))
+    return path
+
+
+def _attempt(context: Any, endpoint: Any, timeout: float) -> tuple[bool, str]:
+    """One connection: (accepted, what happened). Raises StepError for a failure that
+    retrying cannot fix (unreachable endpoint, untrusted server certificate)."""
+    import http.client
+
+    from .mtls import describe_failure, refused_in_handshake
+
+    conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, context=context, timeout=timeout)
+    try:
+        conn.request("GET", "/", headers={"Accept": "application/json"})
+        status = conn.getresponse().status
+        return True, f"accepted (TLS handshake done, HTTP {status})"
+    except Exception as exc:  # noqa: BLE001 - every failure is a refusal or one line
+        if refused_in_handshake(exc):
+            reason = getattr(exc, "reason", None) or "connection closed after the TLS handshake"
+            return False, f"refused ({reason}): the certificate is not active yet"
+        raise StepError(describe_failure(exc, endpoint, "AWS IoT", timeout)) from None
+    finally:
+        conn.close()
+
+
+def run(args: Any, ctx: Any) -> int:
+    from .mtls import Endpoint, client_context, key_is_encrypted
+
+    if args.timeout <= 0 or args.interval <= 0:
+        raise UsageError("--timeout and --interval must be positive numbers of seconds")
+    endpoint = Endpoint.parse(args.endpoint)
+    cafile = args.ca or (ctx.tls_verify if isinstance(ctx.tls_verify, str) else None)
+    key = os.path.abspath(args.key)
+    passphrase = None
+    if os.path.isfile(key) and key_is_encrypted(key):
+        # asked on /dev/tty (or settings.askpass) only after the key's permissions are checked
+        from .mtls import check_key_file
+
+        check_key_file(key)
+        passphrase = ctx.ask(f"Passphrase of {key}", secret=True)
+        ctx.add_secret(passphrase)
+    chain = _chain_file(ctx, os.path.abspath(args.certificate), os.path.abspath(args.ca_certificate))
+    try:
+        context = client_context(chain, key, cafile=cafile, passphrase=passphrase, key_option="the passphrase")
+        deadline = time.monotonic() + args.timeout
+        wait = args.interval
+        attempt = 0
+        while True:
+            attempt += 1
+            accepted, what = _attempt(context, endpoint, min(30.0, max(1.0, deadline - time.monotonic())))
+            if accepted:
+                ctx.emit(f"attempt {attempt}: {what}: the certificate is registered and ACTIVE")
+                return 0
+            left = deadline - time.monotonic()
+            if left <= 0:
+                ctx.emit(f"attempt {attempt}: {what}")
+                raise StepError(
+                    f"AWS IoT did not accept the certificate within {args.timeout:g} s ({attempt} attempts): "
+                    "check that the CA is registered with auto-registration on and that the back-end "
+                    "activates new certificates (aws iot describe-certificate shows its status)"
+                )
+            pause = min(wait, left)
+            ctx.emit(f"attempt {attempt}: {what}; next attempt in {pause:.1f} s")
+            time.sleep(pause)
+            wait = min(wait * 2, MAX_INTERVAL_S)
+    finally:
+        os.unlink(chain)

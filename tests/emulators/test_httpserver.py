@@ -1,0 +1,75 @@
+"""The shared emulator base: routes and counts, an injectable clock, and fault injection.
+
+Every HTTP emulator (federation, SORACOM API, Krypton, Cognito, IoT, Endorse ...) subclasses
+EmulatorServer, so what is tested here is what each of them offers the tests and the demo.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+
+from gw_emulators.httpserver import EmulatorServer, json_response
+
+
+class Echo(EmulatorServer):
+    name = "echo"
+
+    def __init__(self, ca, **kwargs):
+        super().__init__(ca, **kwargs)
+        self.route("GET", r"/now", lambda request: json_response(200, {"now": self.clock()}), name="now")
+
+
+@pytest.fixture
+def echo(ca):
+    with Echo(ca) as server:
+        yield server
+
+
+def get(server, ca, path="/now", timeout=10.0):
+    return requests.get(server.url + path, verify=str(ca.ca_path), timeout=timeout)
+
+
+def test_routes_are_counted_and_unknown_paths_are_404(echo, ca):
+    assert get(echo, ca).status_code == 200
+    assert get(echo, ca, "/nope").status_code == 404
+    assert echo.calls["now"] == 1
+
+
+def test_the_clock_is_injectable_and_can_be_advanced(ca):
+    with Echo(ca, clock=lambda: 1000.0) as server:
+        assert get(server, ca).json()["now"] == 1000.0
+        server.advance(3600)
+        assert get(server, ca).json()["now"] == 4600.0
+
+
+def test_an_injected_status_answers_the_next_calls_then_stops(echo, ca):
+    echo.inject("now", status=503, count=2)
+    assert [get(echo, ca).status_code for _ in range(3)] == [503, 503, 200]
+    assert echo.calls["now"] == 3
+
+
+def test_a_garbage_body(echo, ca):
+    echo.inject("now", garbage=True)
+    reply = get(echo, ca)
+    with pytest.raises(ValueError):
+        reply.json()
+
+
+def test_a_dropped_connection(echo, ca):
+    echo.inject("now", drop=True)
+    with pytest.raises(requests.ConnectionError):
+        get(echo, ca)
+    assert get(echo, ca).status_code == 200
+
+
+def test_a_delay(echo, ca):
+    echo.inject("now", delay=0.3)
+    started = time.monotonic()
+    assert get(echo, ca).status_code == 200
+    assert time.monotonic() - started >= 0.3
+    with pytest.raises(requests.Timeout):
+        echo.inject("now", delay=1.0)
+        get(echo, ca, timeout=0.2)

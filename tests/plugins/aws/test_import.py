@@ -1,0 +1,145 @@
+"""``gw import aws``: plaintext keys of a ~/.aws profile move into gw's vault.
+
+Real gw, real ~/.aws files, the real AWS CLI against moto, a pty for the question.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import uuid
+
+import pytest
+
+from tests.conftest import AWS_CLI
+from tests.core.gw_test_support import assert_clean_failure
+from tests.core.test_tty_notices import Terminal
+
+GW_CONFIG = """# my gw config: this comment must survive
+[profiles.existing]  # and this one
+steps = [{ use = "aws-keys", access_key_id = "env:X", secret_access_key = "env:Y" }]
+"""
+
+
+@pytest.fixture
+def user_name() -> str:
+    return f"import-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def user(moto, user_name):
+    """(akid, secret) of a fresh IAM user in moto."""
+    return moto.create_user(user_name)
+
+
+@pytest.fixture
+def home(aws_home, user):
+    akid, secret = user
+    aws_home.write_config(GW_CONFIG, settings=False)
+    credentials = aws_home.home / ".aws" / "credentials"
+    credentials.write_text(
+        "# credentials; keep this comment\n"
+        "[other]\naws_access_key_id = AKIAOTHEROTHEROTHER1\naws_secret_access_key = other-secret-stays-put\n\n"
+        f"[work]\n# the work keys\naws_access_key_id = {akid}\naws_secret_access_key = {secret}\n"
+        "region = eu-west-1\n"
+    )
+    credentials.chmod(0o600)
+    aws_home.aws_config.write_text("# aws config comment\n[profile work]\nregion = eu-west-1\noutput = json\n")
+    return aws_home
+
+
+def _files(home) -> dict[str, str]:
+    aws = home.home / ".aws"
+    return {p.name: p.read_text() for p in aws.iterdir()}
+
+
+def _who(home, profile: str = "work") -> str:
+    result = subprocess.run(check=False, args=[AWS_CLI, "sts", "get-caller-identity", "--profile", profile], env=home.env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["Arn"]
+
+
+def test_import_moves_the_keys_and_removes_the_plaintext(home, user, user_name):
+    akid, secret = user
+    result = home.run("import", "aws", "--aws-profile", "work", "--remove-plaintext")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "" and secret not in result.stdout
+    # the vault holds them, the gw profile reads them
+    values = json.loads(home.run("env", "--profile", "work", "--format", "json", check=True).stdout)
+    assert (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) == (akid, secret)
+    assert "work.aws_secret_access_key" in home.run("vault", "list").stdout
+    # the gw config: every original byte kept, the profile appended, a backup beside it
+    config = home.config_path.read_text()
+    assert config.startswith(GW_CONFIG)
+    profile = tomllib.loads(config)["profiles"]["work"]
+    assert profile["region"] == "eu-west-1" and profile["steps"][0]["use"] == "aws-keys"
+    assert (home.config_path.parent / "config.toml.gw-backup").read_text() == GW_CONFIG
+    assert home.run("check").returncode == 0
+    # ~/.aws: credential_process added, comments kept; the plaintext keys are gone everywhere
+    files = _files(home)
+    assert files["config"].startswith("# aws config comment\n[profile work]\nregion = eu-west-1\noutput = json\n")
+    assert "credential_process = " in files["config"] and "credential-process --profile work" in files["config"]
+    assert "# credentials; keep this comment" in files["credentials"] and "# the work keys" in files["credentials"]
+    assert "other-secret-stays-put" in files["credentials"] and "region = eu-west-1" in files["credentials"]
+    assert all(secret not in text and akid not in text for text in files.values())
+    assert (home.home / ".aws" / "credentials").stat().st_mode & 0o777 == 0o600
+    # the real AWS CLI now gets the keys through gw
+    assert _who(home) == f"arn:aws:iam::123456789012:user/{user_name}"
+
+
+def test_without_a_terminal_or_flag_the_plaintext_stays(home, user):
+    result = home.run("import", "aws", "--aws-profile", "work", "--profile", "job")
+    assert result.returncode == 0, result.stderr
+    assert "plaintext keys of [work] are still in" in result.stderr and user[1] not in result.stderr
+    assert user[1] in _files(home)["credentials"]  # never removed silently
+    assert "credential-process --profile job" in _files(home)["config"]
+
+
+@pytest.mark.parametrize("answer, removed", [("y", True), ("n", False)])
+def test_the_question_is_asked_on_the_terminal(home, user, answer, removed):
+    terminal = Terminal()
+    try:
+        env = {k: v for k, v in home.env.items() if k != "GW_QUIET"}
+        gw = str(os.path.join(os.path.dirname(sys.executable), "gw"))
+        proc = terminal.popen([gw, "import", "aws", "--aws-profile", "work"], env)
+        terminal.wait_for("Remove the plaintext keys of [work]")
+        os.write(terminal.master, f"{answer}\n".encode())
+        out, err = proc.communicate(timeout=60)
+    finally:
+        terminal.close()
+    assert proc.returncode == 0, err
+    assert (user[1] not in _files(home)["credentials"]) is removed
+    assert ("removed the plaintext keys" in out) is removed
+
+
+def test_rerunning_after_a_partial_import_finishes_it(home, user):
+    home.vault_set("work.aws_access_key_id", user[0])  # as if interrupted after the vault write
+    home.vault_set("work.aws_secret_access_key", user[1])
+    first = home.run("import", "aws", "--aws-profile", "work", "--keep-plaintext")
+    assert first.returncode == 0, first.stderr
+    again = home.run("import", "aws", "--aws-profile", "work", "--remove-plaintext")  # the profile is already there
+    assert again.returncode == 0, again.stderr
+    assert home.config_path.read_text().count("[profiles.work]") == 1
+    assert user[1] not in _files(home)["credentials"]
+
+
+def test_refusals_are_one_line_and_keep_secrets_out(home, user):
+    missing = home.run("import", "aws", "--aws-profile", "nope")
+    assert_clean_failure(missing, contains="no [nope] with aws_access_key_id and aws_secret_access_key")
+    clash = home.run("import", "aws", "--aws-profile", "work", "--profile", "existing")
+    assert_clean_failure(clash, contains="gw profile 'existing' already exists")
+    home.vault_set("other.aws_access_key_id", "AKIADIFFERENTDIFFER1")
+    different = home.run("import", "aws", "--aws-profile", "other")
+    assert_clean_failure(different, contains="the vault already holds a different 'other.aws_access_key_id'")
+    credentials = home.home / ".aws" / "credentials"
+    credentials.write_text(credentials.read_text() + "\n[temp]\naws_access_key_id = ASIATEMP\n"
+                           "aws_secret_access_key = temp-secret-value\naws_session_token = tok-tok-tok\n")
+    temporary = home.run("import", "aws", "--aws-profile", "temp")
+    assert_clean_failure(temporary, contains="holds temporary keys")
+    for result in (missing, clash, different, temporary):
+        assert user[1] not in result.stderr and "temp-secret-value" not in result.stderr
+    assert home.config_path.read_text() == GW_CONFIG  # nothing half-written

@@ -1,0 +1,414 @@
+"""The browser flow, end to end, in headless Chromium (Debian's chromium + chromedriver, selenium).
+
+The page (plugins/endorse/static/index.html + app.js + the vendored mqtt.js bundle) is
+clicked like a person would: "Connect with my SIM" -> SORACOM Endorse -> 302 back with a
+token -> the page trades it at /exchange for a presigned ``wss://`` URL -> mqtt.js connects
+through the IoT data emulator (SigV4 checked, bridged to a real mosquitto) -> a message
+published by paho-mqtt on the broker appears in the page, and a message typed in the page
+reaches paho.
+
+Which Endorse and which exchange site (the ``flow`` fixture):
+- once the endorse branch is merged (``gw_emulators.endorse`` and
+  ``gw_plugins.endorse.server`` importable), the REAL parts: the Endorse emulator and a real
+  ``gw serve endorse-exchange`` started with the endorse tests' own fixtures (``endorse``,
+  ``base_settings``, ``exchange_server`` from tests/plugins/endorse/conftest.py) and
+  ``iot_endpoint`` = this IoT emulator;
+- before that, or with GW_BROWSER_STANDINS=1, stand-ins defined here: ``EndorseStandIn``
+  (``GET /?redirect_url=<url>`` -> 302 ``<url>?soracom_endorse_token=<token>``, like
+  ``EndorseEmulator``) and ``SiteStandIn`` (``/``, ``/static/<file>`` and a one-use
+  ``/exchange?output=iot-wss`` answering the exchange service's JSON with a URL presigned by
+  botocore for moto-issued AssumeRole credentials).
+The tests themselves only talk to the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from gw_emulators.httpserver import EmulatorServer, Request, Response, json_response
+from gw_emulators.iot_data import IotDataEmulator
+from tests.browser import iot_fixtures as fx
+from tests.browser.iot_fixtures import (
+    MqttPeer,
+    assume_role,
+    chromium_paths,
+    presign,
+    require,
+)
+
+STATIC_DIR = Path(__file__).resolve().parents[3] / "plugins" / "endorse" / "static"
+VENDOR_BUNDLE = STATIC_DIR / "vendor" / "mqtt.min.js"
+REGION = "us-east-1"
+IMSI = "001019999999999"
+
+mosquitto = fx.mosquitto
+
+
+# -- stand-ins ---------------------------------------------------------------------------
+class EndorseStandIn(EmulatorServer):
+    """``GET /?redirect_url=`` of SORACOM Endorse (protocols.md section 5), opaque tokens."""
+
+    name = "browser-endorse"
+
+    def __init__(self, ca: Any, authorized: str) -> None:
+        super().__init__(ca)
+        self.authorized = authorized
+        self.issued: list[str] = []
+        self.route("GET", r"/", self.endorse, "endorse")
+
+    def endorse(self, request: Request) -> Response:
+        redirect = request.arg("redirect_url")
+        if redirect is None or not redirect.startswith(self.authorized):
+            return json_response(400, {"code": "END0003", "message": "redirect_url is not authorized."})
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self.issued.append(token)
+        joiner = "&" if "?" in redirect else "?"
+        return Response(302, b"", {"Location": f"{redirect}{joiner}soracom_endorse_token={token}"})
+
+
+class SiteStandIn(EmulatorServer):
+    """The exchange server's page routes and a one-use ``/exchange`` (output ``iot-wss``)."""
+
+    name = "browser-site"
+
+    def __init__(self, ca: Any, moto: Any, iot: IotDataEmulator, endorse: EndorseStandIn) -> None:
+        super().__init__(ca)
+        self.moto, self.iot, self.endorse = moto, iot, endorse
+        self.used: set[str] = set()
+        self.tamper = False  # True: answer a URL whose signature is wrong
+        self.route("GET", r"/", lambda r: self.static("index.html"), "page")
+        self.route("GET", r"/static/(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.-]*)?)",
+                   lambda r: self.static(r.match.group("name") if r.match else ""), "static")
+        self.route("GET", r"/exchange", self.exchange, "exchange")
+
+    @staticmethod
+    def static(name: str) -> Response:
+        file = STATIC_DIR / name
+        if ".." in name or not file.is_file():
+            return json_response(404, {"code": "not_found", "message": "no such file"})
+        kind = {".html": "text/html", ".js": "application/javascript", ".css": "text/css"}.get(file.suffix,
+                                                                                                "text/plain")
+        return Response(200, file.read_bytes(), {"Content-Type": f"{kind}; charset=utf-8", "Cache-Control": "no-cache"})
+
+    def exchange(self, request: Request) -> Response:
+        token = request.arg("soracom_endorse_token")
+        if request.arg("output") != "iot-wss":
+            return json_response(400, {"code": "unknown_output", "message": "output must be aws or iot-wss"})
+        with self._lock:
+            known = token in self.endorse.issued
+            replayed = token in self.used
+            if known:
+                self.used.add(token or "")
+        if not known:
+            return json_response(401, {"code": "invalid_token", "message": "the token is not valid"})
+        if replayed:
+            return json_response(401, {"code": "token_replayed", "message": "the token was used before"})
+        creds = assume_role(self.moto, uuid.uuid4().hex[:10])
+        now = datetime.now(UTC)
+        url = presign(creds, self.iot.endpoint, REGION, now=now, expires=300)
+        if self.tamper:
+            url = url.replace("X-Amz-Signature=", "X-Amz-Signature=0", 1)
+        return json_response(200, {
+            "url": url,
+            "expiration": (now + timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "clientId": IMSI,
+            "topic_prefix": f"endorse/{IMSI}/",
+        })
+
+
+def _spki_sha256(cert_pem: bytes) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)): what --ignore-certificate-errors-spki-list takes."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def _leaf(ca: Any, server: EmulatorServer) -> bytes:
+    return (Path(ca.directory) / f"{server.name}-server.pem").read_bytes()
+
+
+# -- fixtures ----------------------------------------------------------------------------
+@pytest.fixture
+def iot(ca: Any, moto: Any, mosquitto: Any) -> Iterator[IotDataEmulator]:
+    with IotDataEmulator(ca, moto.lookup, mosquitto.address, region=REGION) as emulator:
+        yield emulator
+
+
+@dataclass
+class Flow:
+    """What the browser test needs from Endorse + the exchange site, real or stand-in."""
+
+    site: Callable[[], str]  # the exchange site's root (serves the page, /static/, /exchange)
+    endorse_url: str  # Endorse's ``GET /?redirect_url=`` endpoint
+    pins: list[str]  # SPKI pins of every TLS leaf the browser meets
+    imsi: str  # the SIM's IMSI: the clientId the exchange hands out
+    tokens_issued: Callable[[], int]
+    exchanges: Callable[[], int]
+    fresh_token: Callable[[], str]  # a valid token that was already exchanged once
+    break_signatures: Callable[[], None]  # make the exchange hand out URLs the IoT emulator refuses
+
+
+def real_parts_available() -> bool:
+    """True once the endorse branch (Endorse emulator + ``gw serve endorse-exchange``) is merged."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(m) is not None
+                   for m in ("gw_emulators.endorse", "gw_plugins.endorse.server"))
+    except ModuleNotFoundError:
+        return False
+
+
+USE_REAL = real_parts_available() and os.environ.get("GW_BROWSER_STANDINS") != "1"
+
+
+def _stand_in_flow(ca: Any, moto: Any, iot: IotDataEmulator, stop: list[Callable[[], None]]) -> Flow:
+    endorse = EndorseStandIn(ca, authorized="https://127.0.0.1:")
+    endorse.start()
+    stop.append(endorse.stop)
+    pins = [_spki_sha256(_leaf(ca, endorse))]
+    site = SiteStandIn(ca, moto, iot, endorse)
+    site.start()
+    stop.append(site.stop)
+    pins.append(_spki_sha256(_leaf(ca, site)))
+
+    def used_token() -> str:
+        token = secrets.token_urlsafe(24)
+        with endorse._lock:
+            endorse.issued.append(token)
+        site.used.add(token)
+        return token
+
+    return Flow(lambda: site.url, endorse.url + "/", pins, IMSI,
+                tokens_issued=lambda: len(endorse.issued), exchanges=lambda: site.calls["exchange"],
+                fresh_token=used_token, break_signatures=lambda: setattr(site, "tamper", True))
+
+
+def _real_flow(request: pytest.FixtureRequest, ca: Any, iot: IotDataEmulator) -> Flow:
+    """The Endorse emulator and a real ``gw serve endorse-exchange`` (the endorse tests' fixtures)."""
+    endorse = request.getfixturevalue("endorse")
+    settings = dict(request.getfixturevalue("base_settings"))
+    settings.update(iot_endpoint=iot.endpoint, iot_region=REGION)
+    holder: dict[str, Any] = {}
+
+    def start_exchange(extra: dict[str, Any] | None = None) -> Any:
+        server = request.getfixturevalue("exchange_server")({**settings, **(extra or {})},
+                                                            name=f"exchange-{len(holder)}")
+        holder["server"] = server
+        endorse.authorized_redirects = (server.url + "/",)
+        return server
+
+    start_exchange()
+
+    def used_token() -> str:
+        import requests
+
+        answer = requests.get(endorse.url + "/", verify=str(ca.ca_path), timeout=10).json()["token"]
+        assert holder["server"].post(answer).status_code == 200
+        return str(answer)
+
+    def restart_with_another_region() -> None:
+        holder["server"].stop()
+        start_exchange({"iot_region": "eu-west-1"})  # its URLs are scoped to the wrong region
+
+    return Flow(
+        site=lambda: str(holder["server"].url),  # follows restarts
+        endorse_url=endorse.url + "/",
+        pins=[_spki_sha256(_leaf(ca, endorse))],
+        imsi=endorse.default_imsi,
+        tokens_issued=lambda: endorse.calls["token"],
+        exchanges=lambda: sum(1 for r in holder["server"].records() if r.get("output") == "iot-wss"),
+        fresh_token=used_token,
+        break_signatures=restart_with_another_region,
+    )
+
+
+@pytest.fixture
+def flow(request: pytest.FixtureRequest, ca: Any, moto: Any, iot: IotDataEmulator) -> Iterator[Flow]:
+    """Endorse + the exchange site: the real parts when merged (unless GW_BROWSER_STANDINS=1), else stand-ins."""
+    stop: list[Callable[[], None]] = []
+    try:
+        made = _real_flow(request, ca, iot) if USE_REAL else _stand_in_flow(ca, moto, iot, stop)
+        assert iot.cert_path is not None
+        made.pins.append(_spki_sha256(iot.cert_path.read_bytes()))
+        yield made
+    finally:
+        for action in reversed(stop):
+            action()
+
+
+@pytest.fixture
+def browser_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    chromium, chromedriver = chromium_paths()
+    require(chromium is not None, "chromium")
+    require(chromedriver is not None, "chromium-driver (chromedriver)")
+    require(VENDOR_BUNDLE.is_file(), "the vendored mqtt.js bundle (plugins/endorse/static/vendor/mqtt.min.js)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium must never try to download a driver
+    drivers: list[Any] = []
+
+    def start(pins: list[str]) -> Any:
+        options = webdriver.ChromeOptions()
+        options.binary_location = str(chromium)
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                    f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                    # trust exactly the test leaves, nothing else (no blanket --ignore-certificate-errors)
+                    "--ignore-certificate-errors-spki-list=" + ",".join(pins)):
+            options.add_argument(arg)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        driver = webdriver.Chrome(options=options, service=Service(executable_path=str(chromedriver)))
+        driver.set_page_load_timeout(30)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()
+
+
+FINAL_STATES = ("connected", "error", "closed")
+
+
+def _redact(text: str) -> str:
+    return re.sub(r"(X-Amz-(?:Security-Token|Signature|Credential)=|soracom_endorse_token=)[^&'\s\"]+",
+                  r"\1<redacted>", text)
+
+
+def _wait_state(driver: Any, state: str, timeout: float = 30) -> None:
+    """Wait until the page settles (connected, error or closed) and check it settled on ``state``."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def current() -> str | None:
+        return driver.find_element(By.ID, "status").get_attribute("data-state")
+
+    try:
+        WebDriverWait(driver, timeout).until(lambda d: current() in (state, *FINAL_STATES))
+    except TimeoutException:
+        pass
+    if current() != state:
+        text = driver.find_element(By.ID, "status").text
+        console = [entry.get("message") for entry in driver.get_log("browser")]
+        raise AssertionError(_redact(f"page state {current()!r} ({text!r}), wanted {state!r}; "
+                                     f"url {driver.current_url}; console {console}"))
+
+
+def _wait_message(driver: Any, text: str, timeout: float = 20) -> Any:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def found(d: Any) -> Any:
+        items = d.find_elements(By.CSS_SELECTOR, "#messages li")
+        return next((item for item in items if text in item.text), False)
+
+    return WebDriverWait(driver, timeout).until(found)
+
+
+# -- the tests ---------------------------------------------------------------------------
+def _page(flow: Flow, **params: str) -> str:
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
+    return f"{flow.site()}/" + (f"?{query}" if query else "")
+
+
+def test_page_chats_over_aws_iot_through_endorse(mosquitto, iot, flow, browser_factory, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    topic = f"chat/{uuid.uuid4().hex[:8]}"
+    peer = MqttPeer(f"paho-{uuid.uuid4().hex[:8]}").start(*mosquitto.address)
+    driver = browser_factory(flow.pins)
+    try:
+        peer.subscribe(topic)
+        driver.get(_page(flow, endorse=flow.endorse_url, topic=topic))
+        assert driver.find_element(By.ID, "status").get_attribute("data-state") == "idle"
+        driver.find_element(By.ID, "connect").click()  # -> Endorse -> 302 back with the token
+        _wait_state(driver, "connected")
+
+        # the one-time token is gone from the address bar; the page kept its own settings
+        assert "soracom_endorse_token" not in driver.current_url
+        assert f"topic={quote(topic, safe='')}" in driver.current_url
+        assert driver.find_element(By.ID, "topic").text == topic
+        assert driver.find_element(By.ID, "client-id").text == flow.imsi
+        assert mosquitto.wait_for_log(f"as {flow.imsi}"), "the broker never saw the page's MQTT client"
+
+        nonce = uuid.uuid4().hex[:8]
+        peer.client.publish(topic, f"hello from paho {nonce}".encode(), qos=1)
+        item = _wait_message(driver, f"hello from paho {nonce}")
+        assert topic in item.text
+
+        typed = f"hello from the page {nonce}"
+        driver.find_element(By.ID, "message").send_keys(typed)
+        driver.find_element(By.ID, "send").click()
+        assert peer.wait_for(typed.encode())[0] == topic
+        _wait_message(driver, typed)  # the page is subscribed to its own topic too
+
+        driver.save_screenshot(str(tmp_path / "chat.png"))
+        body = driver.find_element(By.TAG_NAME, "body").text
+    finally:
+        peer.stop()
+
+    assert flow.tokens_issued() == 1 and flow.exchanges() == 1
+    assert iot.calls["accepted"] == 1 and iot.calls["bridged"] == 1 and iot.refusals() == 0
+    assert "X-Amz-" not in body and "soracom_endorse_token" not in body  # nothing it was given is shown
+
+
+def test_page_shows_a_refused_token_and_does_not_connect(iot, flow, browser_factory):
+    from selenium.webdriver.common.by import By
+
+    token = flow.fresh_token()  # valid, but already exchanged once
+    driver = browser_factory(flow.pins)
+    driver.get(_page(flow, soracom_endorse_token=token))
+    _wait_state(driver, "error")
+
+    status = driver.find_element(By.ID, "status").text
+    assert "HTTP 401" in status and "token_replayed" in status
+    assert token not in driver.current_url and token not in status
+    assert driver.find_element(By.ID, "chat").get_attribute("hidden") is not None
+    assert iot.calls["accepted"] == 0 and iot.calls["bridged"] == 0
+
+
+def test_page_reports_a_refused_websocket_upgrade(mosquitto, iot, flow, browser_factory):
+    from selenium.webdriver.common.by import By
+
+    flow.break_signatures()
+    connections_before = len(mosquitto.lines("New connection from"))
+    driver = browser_factory(flow.pins)
+    driver.get(_page(flow, endorse=flow.endorse_url))
+    driver.find_element(By.ID, "connect").click()
+    _wait_state(driver, "error")
+
+    assert "Could not connect to AWS IoT" in driver.find_element(By.ID, "status").text
+    assert iot.refusals() == 1, dict(iot.calls)
+    assert iot.calls["accepted"] == 0 and iot.calls["bridged"] == 0
+    assert len(mosquitto.lines("New connection from")) == connections_before
+
+
+def test_page_refuses_a_plain_http_endorse_url(flow, browser_factory):
+    from selenium.webdriver.common.by import By
+
+    driver = browser_factory(flow.pins)
+    driver.get(_page(flow, endorse="http://127.0.0.1:9/"))
+    driver.find_element(By.ID, "connect").click()
+    _wait_state(driver, "error")
+    assert "https" in driver.find_element(By.ID, "status").text
+    assert flow.tokens_issued() == 0

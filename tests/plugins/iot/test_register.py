@@ -1,0 +1,103 @@
+"""gw iot register: the JITR dance against the emulator, whose activation delay runs on an
+injected clock (here: the number of refused connections), so no test waits for real time
+beyond gw's own short backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from gw_emulators.iot import IotCredentialsEmulator
+from gw_emulators.tls import LocalCA
+
+from .conftest import one_error_line
+
+
+@pytest.fixture
+def jitr(ca, tmp_path):
+    """(emulator, device CA) where the emulator's clock is the count of refused connections."""
+    holder: dict[str, IotCredentialsEmulator] = {}
+    emulator = IotCredentialsEmulator(ca, tmp_path / "iot", clock=lambda: float(holder["e"].calls["refused-pending"]))
+    holder["e"] = emulator
+    emulator.start()
+    try:
+        yield emulator, LocalCA(tmp_path / "device-ca", "my device CA")
+    finally:
+        emulator.stop()
+
+
+def register(home, emulator, device, device_ca, *extra: str):
+    return home.run("iot", "register", "--certificate", str(device.cert_path), "--key", str(device.key_path),
+                    "--ca-certificate", str(device_ca.ca_path), "--endpoint", emulator.endpoint,
+                    "--interval", "0.05", *extra, timeout=60)
+
+
+def test_refused_while_pending_then_accepted(gw_home, jitr):
+    emulator, device_ca = jitr
+    emulator.register_ca(device_ca.ca_path, activation_delay=3)  # activated after 3 refusals
+    device = device_ca.issue("device", server=False)
+    gw_home.write_config("")
+    result = register(gw_home, emulator, device, device_ca, "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 4, result.stdout
+    for number, line in enumerate(lines[:3], 1):
+        assert line.startswith(f"attempt {number}: refused (") and "not active yet; next attempt in" in line
+    assert lines[3] == "attempt 4: accepted (TLS handshake done, HTTP 404): the certificate is registered and ACTIVE"
+    assert emulator.status(device) == "ACTIVE" and emulator.calls["jitr-registered"] == 1
+    assert result.stderr == ""
+    # the temporary chain file is gone
+    assert not list((gw_home.state / "iot-register").glob("*"))
+
+
+def test_timeout_when_never_activated(gw_home, jitr):
+    emulator, device_ca = jitr
+    emulator.register_ca(device_ca.ca_path, activation_delay=None)
+    device = device_ca.issue("device", server=False)
+    gw_home.write_config("")
+    result = register(gw_home, emulator, device, device_ca, "--timeout", "0.5")
+    line = one_error_line(result)
+    assert line.startswith("gw: AWS IoT did not accept the certificate within 0.5 s (")
+    assert "auto-registration" in line
+    attempts = result.stdout.strip().splitlines()
+    assert len(attempts) >= 2 and all(" refused (" in a for a in attempts)
+    assert emulator.status(device) == "PENDING_ACTIVATION"
+
+
+def test_bad_input_is_one_line(gw_home, jitr, tmp_path):
+    emulator, device_ca = jitr
+    device = device_ca.issue("device", server=False)
+    gw_home.write_config("")
+    device.key_path.chmod(0o640)
+    line = one_error_line(register(gw_home, emulator, device, device_ca))
+    assert line == f"gw: private key {device.key_path} is readable by its group (mode 0640): run chmod 600 {device.key_path}"
+    device.key_path.chmod(0o600)
+    missing = tmp_path / "missing.pem"
+    line = one_error_line(gw_home.run("iot", "register", "--certificate", str(missing), "--key", str(device.key_path),
+                                      "--ca-certificate", str(device_ca.ca_path), "--endpoint", emulator.endpoint))
+    assert line == f"gw: cannot read certificate {missing}"
+    line = one_error_line(gw_home.run("iot", "register", "--certificate", str(device.cert_path), "--key",
+                                      str(device.key_path), "--ca-certificate", str(device_ca.ca_path),
+                                      "--endpoint", emulator.endpoint, "--timeout", "0"))
+    assert "--timeout and --interval must be positive" in line
+
+
+def test_encrypted_key_passphrase_is_asked_for(gw_home, jitr, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    emulator, device_ca = jitr
+    emulator.register_ca(device_ca.ca_path, activation_delay=0)  # active once seen (after one refusal)
+    device = device_ca.issue("device", server=False)
+    key = serialization.load_pem_private_key(device.key_path.read_bytes(), None)
+    device.key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.BestAvailableEncryption(b"s3cret-pass")))
+    log = tmp_path / "asked.log"
+    askpass = tmp_path / "askpass.sh"
+    askpass.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\necho s3cret-pass\n')
+    askpass.chmod(0o700)
+    gw_home.extra_settings["askpass"] = str(askpass)
+    gw_home.write_config("")
+    result = register(gw_home, emulator, device, device_ca, "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("attempt 2: accepted")
+    assert log.read_text().strip() == f"Passphrase of {device.key_path}"
+    assert "s3cret-pass" not in result.stdout + result.stderr
