@@ -250,10 +250,10 @@ class App:
                     what=None if quiet else f"credentials of profile {profile.name!r}")
 
     def _store_prefix(self, digest: str, credential: Credential) -> None:
-        self._write(prefix_entry(digest), credential, digest=digest, stamp=(0, 0, 0), config_path="-", fast="",
+        self._write(prefix_entry(digest), credential, digest=digest, stamp=(0, 0, 0, 0), config_path="-", fast="",
                     what="credentials of a shared chain step")
 
-    def _write(self, name: str, credential: Credential, *, digest: str, stamp: tuple[int, int, int],
+    def _write(self, name: str, credential: Credential, *, digest: str, stamp: tuple[int, int, int, int],
                config_path: str, fast: str, what: str | None) -> None:
         """Seal ``credential`` into entry ``name``; long-lived or nearly expired ones are not written."""
         expiration = getattr(credential, "expiration", None)
@@ -275,7 +275,6 @@ class App:
             stamp=stamp,
             digest=digest,
             config_path=config_path,
-            name=name,
         )
         body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
         try:
