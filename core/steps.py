@@ -182,7 +182,7 @@ class CommandContext(Protocol):
         """Remove a secret from the vault; False when it was not there."""
 
 
-RunFn = Callable[["StepContext", dict[str, Any], "Credential | None"], "Credential"]
+RunFn = Callable[["StepContext", dict[str, Any], Any], "Credential"]
 
 
 @dataclass(frozen=True)

@@ -75,28 +75,28 @@ class Scrubber:
         return self._scrub_cuts(text)
 
     def _scrub_cuts(self, text: str) -> str:
+        """Scrub a secret cut short anywhere (an upstream quoting ``message[:200]``, or half a
+        key): any run of at least ``MIN_CUT`` characters that is a prefix or a suffix of a form."""
         cut = self.MIN_CUT
         for form in self._forms:
             if len(form) <= cut:
                 continue
-            # the longest piece at the end that is a prefix of the form (found by its first characters)
-            body = text.rstrip(self._TRAILERS)
-            head, lo = form[:cut], max(0, len(body) - len(form))
-            at = body.find(head, lo)
+            head = form[:cut]
+            at = text.find(head)
             while at != -1:
-                if form.startswith(body[at:]):
-                    text = body[:at] + "****" + text[len(body):]
-                    break
-                at = body.find(head, at + 1)
-            # the longest piece at the start that is a suffix of the form (found by its last characters)
-            stripped = text.lstrip(self._TRAILERS)
-            lead, tail = len(text) - len(stripped), form[-cut:]
-            at = stripped.rfind(tail, 0, len(form))
+                end = at + cut
+                while end < len(text) and end - at < len(form) and text[end] == form[end - at]:
+                    end += 1
+                text = text[:at] + "****" + text[end:]
+                at = text.find(head, at + 4)
+            tail = form[-cut:]
+            at = text.find(tail)
             while at != -1:
-                if form.endswith(stripped[: at + cut]):
-                    text = text[:lead] + "****" + stripped[at + cut:]
-                    break
-                at = stripped.rfind(tail, 0, at + cut - 1)
+                start = at
+                while start > 0 and at + cut - start < len(form) and text[start - 1] == form[-(at + cut - start) - 1]:
+                    start -= 1
+                text = text[:start] + "****" + text[at + cut:]
+                at = text.find(tail, start + 4)
         return text
 
 

@@ -30,9 +30,10 @@ import string
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 ACCOUNT_ID = "123456789012"
@@ -109,11 +110,11 @@ def _parse_time(value: str | None) -> datetime | None:
         return None
     try:
         if re.fullmatch(r"\d+(\.\d+)?", value):
-            return datetime.fromtimestamp(float(value), timezone.utc)
+            return datetime.fromtimestamp(float(value), UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _caller_key(environ: dict[str, Any], query: dict[str, list[str]]) -> tuple[str | None, str | None]:
@@ -152,20 +153,20 @@ def _parse_credentials(body: bytes) -> dict[str, str | None] | None:
             "Arn": _text(user, "Arn"),
             "UserName": _text(creds, "UserName"),
         }
-    doc = json.loads(text)
+    doc: Any = json.loads(text)
     if isinstance(doc, dict) and len(doc) == 1 and isinstance(next(iter(doc.values())), dict):
         doc = next(iter(doc.values()))  # unwrap a "...Result" envelope
-    creds = doc.get("Credentials") or doc.get("AccessKey") if isinstance(doc, dict) else None
-    if not isinstance(creds, dict):
+    found: Any = doc.get("Credentials") or doc.get("AccessKey") if isinstance(doc, dict) else None
+    if not isinstance(found, dict):
         return None
-    user = doc.get("AssumedRoleUser") or doc.get("FederatedUser") or {}
+    who = doc.get("AssumedRoleUser") or doc.get("FederatedUser") or {}
     return {
-        "AccessKeyId": creds.get("AccessKeyId"),
-        "SecretAccessKey": creds.get("SecretAccessKey") or creds.get("SecretKey"),
-        "SessionToken": creds.get("SessionToken"),
-        "Expiration": str(creds["Expiration"]) if creds.get("Expiration") is not None else None,
-        "Arn": user.get("Arn"),
-        "UserName": creds.get("UserName"),
+        "AccessKeyId": found.get("AccessKeyId"),
+        "SecretAccessKey": found.get("SecretAccessKey") or found.get("SecretKey"),
+        "SessionToken": found.get("SessionToken"),
+        "Expiration": str(found["Expiration"]) if found.get("Expiration") is not None else None,
+        "Arn": who.get("Arn"),
+        "UserName": found.get("UserName"),
     }
 
 
@@ -210,7 +211,7 @@ class MotoStack:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
-        wsgi = server._server  # werkzeug server; handlers call self.server.app
+        wsgi: Any = server._server  # werkzeug server; handlers call self.server.app
         wsgi.app = self._observer(wsgi.app)
         self._server = server
         return self
@@ -403,12 +404,12 @@ class MotoStack:
     def _record(self, watch: _Watch, body: bytes) -> bytes | None:
         service, action, caller = watch.service, watch.action, watch.caller
         if service == "iam" and action == "DeleteAccessKey":
-            key = (watch.params.get("AccessKeyId") or [None])[0]
+            key = (watch.params.get("AccessKeyId") or [""])[0]
             if key:
                 with self._lock:
                     self.issued.pop(key, None)
             return None
-        code = (watch.params.get("TokenCode") or [None])[0]
+        code = (watch.params.get("TokenCode") or [""])[0]
         if service == "sts" and code:
             with self._lock:
                 self.mfa_codes.append(((watch.params.get("SerialNumber") or [""])[0], code, time.time()))

@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from gw.plugin import hookimpl
-from gw.plugin import Command
+from gw.plugin import Command, hookimpl
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # the demo's AWS MFA seed (base32, 160 bits)
 SORACOM_SEED = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU"  # the demo SORACOM account's MFA seed
@@ -357,7 +357,7 @@ def start_cognito(demo: Demo, stack: ExitStack) -> None:
     stack.callback(pool.stop)
     stack.callback(api.stop)
     demo.services.update(cognito=pool, cognito_api=api)
-    demo.secrets["gw-demo-m2m-secret"] = client.secret
+    demo.secrets["gw-demo-m2m-secret"] = client.secret or ""
     demo.config_parts.append(demo_profile(pool, client))
 
 

@@ -18,9 +18,9 @@ import html
 import json
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from .aws import KIND_FEDERATION_TOKEN, ROLE_KINDS, IssuedCredential, MotoStack
@@ -53,7 +53,7 @@ class ConsoleSession:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _error_page(message: str) -> Response:
@@ -86,7 +86,7 @@ class FederationEmulator(EmulatorServer):
 
     def now(self) -> datetime:
         """The emulator's clock as an aware UTC datetime."""
-        return datetime.fromtimestamp(self.clock(), timezone.utc)
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def __init__(
         self,

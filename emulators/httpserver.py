@@ -16,9 +16,10 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .tls import LocalCA
@@ -85,7 +86,7 @@ class _TLSServer(ThreadingHTTPServer):
     allow_reuse_address = True
     ssl_context: ssl.SSLContext | None = None
 
-    def finish_request(self, request: socket.socket, client_address: Any) -> None:
+    def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake happens here, in the per-connection thread.
         if self.ssl_context is not None:
             request.settimeout(10)

@@ -44,7 +44,7 @@ class LocalCA:
     def __init__(self, directory: Path | str, name: str = "gw emulator CA") -> None:
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         self._key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         self.certificate = (
@@ -67,7 +67,7 @@ class LocalCA:
 
     def issue(self, name: str, *, server: bool = True, common_name: str | None = None) -> IssuedCert:
         """Issue a leaf certificate; server certs cover localhost and 127.0.0.1."""
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
             x509.CertificateBuilder()

@@ -28,13 +28,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from gw.ui import Scrubber
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from gw.testing import gw_executable  # noqa: E402
+from gw.ui import Scrubber
 from tests.core.hardening_upstream import ScriptedUpstream
 
-GW = str(Path(sys.executable).parent / "gw")
+GW = gw_executable()
 FAST = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 ROLE = "arn:aws:iam::123456789012:role/Admin"
@@ -87,7 +88,7 @@ def assert_clean(code: int, out: str, err: str, secrets: list[str], *, emits: bo
                  report: str | None = None) -> None:
     """``report``: a config path whose ``gw check`` problem lines (``PATH: where: ...``) may appear too."""
     assert isinstance(code, int)
-    assert "Traceback" not in err and "internal error" not in err, err
+    assert "Traceback (most recent call last)" not in err and "gw: internal error" not in err, err
     lines = err.splitlines()
     prefixes = ("gw: ", f"{report}: ") if report else ("gw: ",)
     if lines and not all(line.startswith(prefixes) for line in lines):

@@ -10,16 +10,15 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from gw.testing import gw_executable  # noqa: E402
 from tests.conftest import AWS_CLI
 
-GW = str(Path(sys.executable).parent / "gw")
+GW = gw_executable()
 SECRET = "tty-notice-secret-value-0123456789"
 
 

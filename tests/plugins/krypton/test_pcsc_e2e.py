@@ -43,12 +43,6 @@ def krypton(ca, moto):
 
 
 @pytest.fixture
-def federation(ca, moto):
-    with FederationEmulator(ca, moto) as emulator:
-        yield emulator
-
-
-@pytest.fixture
 def usim() -> VirtualUsim:
     return VirtualUsim(IMSI, K, OPC, sqn=0)
 

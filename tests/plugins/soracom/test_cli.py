@@ -10,15 +10,15 @@ import shlex
 import stat
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 import requests
 
+from gw.testing import gw_executable  # noqa: E402
 from tests.plugins.soracom.conftest import sora_config
 from tests.plugins.soracom.soracom_testdata import IMSIS, SAM
 
-GW = str(Path(sys.executable).parent / "gw")  # as tests/conftest.py
+GW = gw_executable()
 
 
 def _setup(sora, profile: str, *extra: str):

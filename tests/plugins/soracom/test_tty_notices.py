@@ -1,7 +1,6 @@
 """soracom-cli hides a profileCommand's stderr (it shows only ``Error: exit status N``), so
 ``gw soracom-profile`` also writes its one-line error and long waits to /dev/tty when stderr
-is not a terminal. The notices are core/ui.py's (another branch): until that is merged these
-tests report xfail; then they must pass."""
+is not a terminal (core/ui.py does that for every command)."""
 
 from __future__ import annotations
 
@@ -11,13 +10,13 @@ import select
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from gw.testing import gw_executable
 from tests.plugins.soracom.conftest import sora_config
 
-GW = str(Path(sys.executable).parent / "gw")
+GW = gw_executable()
 
 
 def _run_with_tty(env: dict[str, str], *args: str, timeout: float = 60) -> tuple[int, str, str]:
@@ -49,15 +48,9 @@ def _run_with_tty(env: dict[str, str], *args: str, timeout: float = 60) -> tuple
     return proc.returncode, err.decode(), seen.decode(errors="replace")
 
 
-def _needs_core_tty_notices(tty: str) -> None:
-    if not tty.strip():
-        pytest.xfail("core/ui.py does not write notices to /dev/tty yet (another branch)")
-
-
 def test_error_reaches_the_terminal_when_stderr_is_a_pipe(sora):
     status, err, tty = _run_with_tty(sora.env, "soracom-profile", "--profile", "op-missing-item")
     assert status != 0 and "1Password item not found" in err
-    _needs_core_tty_notices(tty)
     assert "1Password item not found" in tty
     assert tty.count("\n") <= 2  # one line
 
@@ -72,7 +65,6 @@ def test_long_totp_wait_is_announced_on_the_terminal(sora):
     assert status == 0
     if waited < 1.5:
         pytest.skip("the next 5 s step came within a second: nothing to announce")
-    _needs_core_tty_notices(tty)
     assert "waiting" in tty.lower()
     for secret in sora.api.accepted_codes:
         assert secret not in tty
