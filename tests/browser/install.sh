@@ -14,23 +14,7 @@ MQTT_VERSION="5"
 VENDOR_DIR="plugins/endorse/static/vendor"
 NPM_DIR="build/npm-mqtt"
 
-missing=""
-for p in $PKGS; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $p"
-    fi
-done
-if [ -z "$missing" ]; then
-    echo "browser: all packages present ($PKGS)"
-elif [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "browser: missing:$missing (not root or no apt-get; install them yourself)"
-else
-    echo "browser: installing:$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || true
-    # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null || echo "browser: apt-get failed for:$missing"
-fi
+sh tests/apt-install.sh browser $PKGS
 # The Debian package enables a system-wide broker on 0.0.0.0:1883; the tests start their
 # own on 127.0.0.1 with a random port, so keep the system one from listening.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled mosquitto >/dev/null 2>&1; then

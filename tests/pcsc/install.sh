@@ -10,13 +10,6 @@
 set -u
 PKGS="pcscd libpcsclite-dev vsmartcard-vpcd swig gcc libc6-dev"
 
-missing=""
-for p in $PKGS; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $p"
-    fi
-done
-
 build_shim() {
     # vpcd listens on every interface; pcscd.sh preloads this shim to keep it on loopback (issue 8).
     here=$(dirname "$0")
@@ -26,19 +19,5 @@ build_shim() {
     fi
 }
 
-if [ -z "$missing" ]; then
-    echo "pcsc: all packages present ($PKGS)"
-    build_shim || true
-    exit 0
-fi
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "pcsc: missing:$missing (not root or no apt-get; install them yourself)"
-    exit 0
-fi
-echo "pcsc: installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq || true
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing
-echo "pcsc: installed:$missing"
+sh "$(dirname "$0")/../apt-install.sh" pcsc $PKGS
 build_shim || true
