@@ -87,7 +87,7 @@ def assert_clean(code: int, out: str, err: str, secrets: list[str], *, emits: bo
                  report: str | None = None) -> None:
     """``report``: a config path whose ``gw check`` problem lines (``PATH: where: ...``) may appear too."""
     assert isinstance(code, int)
-    assert "Traceback" not in err and "internal error" not in err, err
+    assert "Traceback (most recent call last)" not in err and "gw: internal error" not in err, err
     lines = err.splitlines()
     prefixes = ("gw: ", f"{report}: ") if report else ("gw: ",)
     if lines and not all(line.startswith(prefixes) for line in lines):
