@@ -28,10 +28,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from gw.ui import Scrubber
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from gw.ui import Scrubber
 from tests.core.hardening_upstream import ScriptedUpstream
 
 GW = str(Path(sys.executable).parent / "gw")
