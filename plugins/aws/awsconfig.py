@@ -24,7 +24,7 @@ import stat
 from gw.plugin import ConfigError, atomic_write, private_dir
 
 SECTION = re.compile(r"^\s*\[\s*(.+?)\s*\]\s*(?:[#;].*)?$")
-KEY = re.compile(r"^(\s*)([^=:\s\[#;][^=:]*?)\s*[=:]")
+KEY = re.compile(r"^\s*([^=:\s\[#;][^=:]*?)\s*[=:]")  # group 1: the option name (importer.py uses it too)
 REGION = re.compile(r"[a-z]{2}(?:-[a-z0-9]+){1,4}")
 MAX_SIZE = 4 * 1024 * 1024
 
@@ -142,12 +142,13 @@ def set_credential_process(path: str, aws_profile: str, command: str, extra: dic
         i = 0
         while i < len(body):
             m = KEY.match(body[i])
-            name = m.group(2).strip().lower() if m else None
+            name = m.group(1).strip().lower() if m else None
             if name in remaining:
                 key, value = remaining.pop(name)
                 ending = "\r\n" if body[i].endswith("\r\n") else newline
                 stop = _continuation_end(body, i)
-                body[i:stop] = [f"{m.group(1)}{key} = {value}{ending}"]  # type: ignore[union-attr]
+                indent = body[i][: len(body[i]) - len(body[i].lstrip(" \t"))]
+                body[i:stop] = [f"{indent}{key} = {value}{ending}"]
             elif name is not None and any(name == k for k in (s.lower() for s in settings)):
                 stop = _continuation_end(body, i)  # a second spelling of a key just written: drop it
                 del body[i:stop]

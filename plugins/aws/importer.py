@@ -116,7 +116,7 @@ def remove_plaintext(path: str, section: str) -> int:
         return 0
     end = len(lines) if end is None else end
     body = [line for line in lines[start + 1:end]
-            if not ((m := KEY.match(line)) and m.group(2).strip().lower() in KEY_NAMES + ("aws_session_token",))]
+            if not ((m := KEY.match(line)) and m.group(1).strip().lower() in KEY_NAMES + ("aws_session_token",))]
     removed = (end - start - 1) - len(body)
     keep_header = any(line.strip() for line in body)
     lines[start:end] = [lines[start], *body] if keep_header else []
