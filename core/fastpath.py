@@ -212,13 +212,14 @@ def seal_recipe(key: bytes, body: bytes) -> bytes:
 
 def open_recipe(key: bytes, data: bytes) -> dict | None:
     """The recipe in a recipe file's bytes when its MAC verifies with ``key``, else None."""
-    if not (data.startswith(_HEAD) and data.endswith(_TAIL)) or data[8 + _MAC_HEX : 8 + _MAC_HEX + len(_MID)] != _MID:
+    mac_end = len(_HEAD) + _MAC_HEX
+    if not (data.startswith(_HEAD) and data.endswith(_TAIL)) or data[mac_end : mac_end + len(_MID)] != _MID:
         return None
-    body = data[8 + _MAC_HEX + len(_MID) : -len(_TAIL)]
+    body = data[mac_end + len(_MID) : -len(_TAIL)]
     from .crypto import unseal
 
     try:
-        unseal(key, bytes.fromhex(data[8 : 8 + _MAC_HEX].decode("ascii")), _MAC_AAD + body)
+        unseal(key, bytes.fromhex(data[len(_HEAD) : mac_end].decode("ascii")), _MAC_AAD + body)
         recipe = parse_json(body.decode())
     except Exception:  # altered, or written with another key
         return None
