@@ -190,8 +190,9 @@ class CommandContext(Protocol):
         on top of gw's environment (None removes a variable). ``credential`` is what
         ``resolve(profile)`` returned. gw also records an exec recipe (no secrets), so the
         next ``gw NAME --profile P -- ARGS`` with a fresh cache entry execs at once without
-        loading plugins; ``depends_on`` names environment variables (never secret ones) the
-        choice of program or templates depends on: a change sends gw the slow way again.
+        loading plugins (so the program and templates must not depend on ``args``); ``depends_on``
+        names environment variables (never secret ones) the choice of program or templates
+        depends on: a change sends gw the slow way again.
         Never put a secret literally in ``argv`` or ``env``: use a placeholder. A program
         not found exits 127, one that cannot run 126 (one line each).
         """

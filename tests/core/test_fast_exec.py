@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gw.cache import Cache, read_entry
 from gw.crypto import unseal
@@ -385,6 +387,15 @@ def test_a_placeholder_naming_no_field_is_a_plugin_bug_without_a_secret(warm):
     assert not Path(recipe_path(str(warm.home.cache_dir), "pass-bad", "p", str(warm.home.config_path))).exists()
 
 
+def test_no_recipe_when_a_secret_is_written_literally(warm):
+    for _ in range(2):
+        proc = warm.run("pass-literal", "--profile", "p", "--", "x")
+        assert proc.returncode == 0, proc.stderr
+        assert warm.child_runs()[-1]["argv"] == [f"--secret={secret_of(1)}", "x"]  # it still runs
+    assert not Path(recipe_path(str(warm.home.cache_dir), "pass-literal", "p", str(warm.home.config_path))).exists()
+    assert warm.fetches == 1
+
+
 def test_no_recipe_with_the_key_in_a_keyring(px, askpass, tmp_path):
     px.home.env.update(PYTHON_KEYRING_BACKEND="gw_test_keyring.FileKeyring",
                        GW_TEST_KEYRING_FILE=str(tmp_path / "keyring.json"))
@@ -418,6 +429,15 @@ def test_fill():
     assert fill("plain", fields) == "plain"
     for bad in ("{missing}", "{none}", "{flag}", "{list}", "{api_key", "api_key}", "}", "{"):
         assert fill(bad, fields) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.dictionaries(st.from_regex(r"[a-z_]{1,8}", fullmatch=True), st.text() | st.integers()))
+def test_fill_escaped_text_is_the_text(text, fields):
+    """Any text, braces escaped, fills to itself; a placeholder of each field fills to its value."""
+    assert fill(text.replace("{", "{{").replace("}", "}}"), fields) == text
+    for name, value in fields.items():
+        assert fill(f"<{{{name}}}>", fields) == f"<{value}>"
 
 
 def test_parse_json_matches_json_loads():

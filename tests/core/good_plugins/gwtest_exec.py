@@ -8,6 +8,7 @@ plugin's command, not only ``gw soracom``.
   sees that the slow path ran), then execs ``$GWTEST_PROGRAM`` (default ``gwtest-child`` on
   PATH) with the secret in argv and environment.
 * command ``gw pass-bad --profile P -- ARGS``: a plugin bug (a placeholder naming no field).
+* command ``gw pass-literal --profile P -- ARGS``: the secret written literally into argv.
 """
 
 from __future__ import annotations
@@ -81,6 +82,12 @@ def _run_bad(args: Any, ctx) -> int:
     return 0  # pragma: no cover
 
 
+def _run_literal(args: Any, ctx) -> int:
+    cred = ctx.resolve(args.profile, require="test-pass")
+    ctx.exec_with(args.profile, cred, ["gwtest-child", f"--secret={cred.secret}"], {}, _pass_args(args))
+    return 0  # pragma: no cover
+
+
 @hookimpl
 def gw_credential_kinds() -> list[type[Credential]]:
     return [Pass]
@@ -96,4 +103,5 @@ def gw_step_types() -> list[StepType]:
 @hookimpl
 def gw_commands() -> list[Command]:
     return [Command("pass-run", "run gwtest-child with the pass", _configure, _run),
-            Command("pass-bad", "a command with a placeholder naming no field", _configure, _run_bad)]
+            Command("pass-bad", "a command with a placeholder naming no field", _configure, _run_bad),
+            Command("pass-literal", "a command putting the secret itself into argv", _configure, _run_literal)]
