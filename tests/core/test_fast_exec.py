@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from gw.cache import Cache, read_entry
 from gw.crypto import unseal
 from gw.fastpath import CORE_WORDS, command_word, fill, open_recipe, parse_json, recipe_path, seal_recipe
+from gw.testing import GwHome
 from tests.core.gw_test_support import GW, NOBODY, cache_file, cache_key, imported_modules, run_importtime
 
 PLUGINS = Path(__file__).resolve().parent / "good_plugins"
@@ -71,7 +72,7 @@ def install_child(directory: Path, name: str = "gwtest-child") -> Path:
 
 @dataclass
 class PassHome:
-    home: object  # tests/conftest.py GwHome
+    home: GwHome  # tests/conftest.py gw_home
     tmp: Path
 
     def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
