@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         # only in a real process: exec would replace a Python caller
         from .fastpath import serve_exec
 
-        serve_exec(args[0], args[1:])  # returns only when it did not exec
+        try:
+            serve_exec(args[0], args[1:])  # returns only when it did not exec
+        except Exception:  # any doubt, even a bug of the fast path: the ordinary path runs the command
+            pass
     return run(args)
 
 
