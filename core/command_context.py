@@ -125,7 +125,7 @@ class AppCommandContext:
         import os
         import sys
 
-        from .fastpath import child_argv_env, which
+        from .fastpath import child_argv_env, restore_signals, which
 
         argv, args = list(argv), list(args)
         if not argv or not isinstance(argv[0], str) or "{" in argv[0] or "}" in argv[0]:
@@ -144,6 +144,7 @@ class AppCommandContext:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
+            restore_signals()
             os.execve(program, made[0], made[1])
         except FileNotFoundError:
             raise _exec_failure(f"command not found: {argv[0]}", 127) from None

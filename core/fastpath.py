@@ -350,6 +350,17 @@ def child_argv_env(recipe: dict, fields: dict, args: list[str]) -> tuple[list[st
     return [a for a in argv if a is not None] + list(args), env
 
 
+def restore_signals() -> None:
+    """Give the program the signal dispositions a shell would: Python ignores SIGPIPE and
+    SIGXFSZ, and ignored signals stay ignored across exec (as ``subprocess``'s ``restore_signals``)."""
+    import _signal
+
+    for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):
+        number = getattr(_signal, name, None)
+        if number is not None:
+            _signal.signal(number, _signal.SIG_DFL)
+
+
 def _exec_args(args: list[str]) -> tuple[str, list[str]] | None:
     """(profile, pass-through args) when ``args`` are ``[--profile P | --profile=P] -- ARGS...``."""
     profile = None
@@ -409,6 +420,7 @@ def serve_exec(name: str, args: list[str]) -> bool:
     if made is None:
         return False
     try:
+        restore_signals()
         os.execve(program, made[0], made[1])
     except OSError:  # gone or not runnable since: the ordinary path explains
         return False

@@ -209,6 +209,22 @@ def test_the_child_exit_code_and_streams_are_gws(warm):
     assert warm.slow_runs == 1  # both served by the fast path
 
 
+def test_the_program_gets_default_signal_dispositions(px):
+    """Python ignores SIGPIPE; the program must not inherit that (``cmd | head`` must end it)."""
+    script = px.tmp / "sigs"
+    script.write_text(f"#!/bin/sh\ngrep SigIgn /proc/$$/status >> {px.tmp / 'sigs.log'}\n")
+    script.chmod(0o755)
+    env = {"GWTEST_PROGRAM": str(script)}
+    assert px.call("slow", env=env).returncode == 0
+    assert px.call("fast", env=env).returncode == 0
+    assert px.slow_runs == 1  # the second was the fast path's
+    masks = [int(line.split()[1], 16) for line in (px.tmp / "sigs.log").read_text().splitlines()]
+    assert len(masks) == 2
+    for mask in masks:
+        assert not mask & (1 << (13 - 1)), "SIGPIPE ignored"  # signal 13
+        assert not mask & (1 << (25 - 1)), "SIGXFSZ ignored"  # signal 25 on Linux
+
+
 def test_the_recipe_holds_no_secret_and_is_private(warm):
     path = warm.recipe()
     raw = path.read_bytes()
