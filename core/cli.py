@@ -1,7 +1,8 @@
 """The ``gw`` command line.
 
-``main`` first tries the cache-hit path of ``credential-process`` (no argparse, no
-config parsing, no plugins); everything else goes through argparse. Every
+``main`` first tries the cache-hit paths of ``credential-process``, ``token`` and
+plugin commands that exec a program (no argparse, no config parsing, no plugins);
+everything else goes through argparse. Every
 expected failure is a :class:`gw.errors.GwError` printed as one line.
 """
 
@@ -32,6 +33,15 @@ def main(argv: list[str] | None = None) -> int:
             if argv is None:  # a real process, not a call from Python code
                 exit_now()
             return 0
+    elif argv is None and len(args) >= 2 and (args[1] == "--" or args[1].startswith("--profile")):
+        # gw NAME [--profile P] -- ARGS of a plugin command that execs (its recipe decides);
+        # only in a real process: exec would replace a Python caller
+        from .fastpath import serve_exec
+
+        try:
+            serve_exec(args[0], args[1:])  # returns only when it did not exec
+        except Exception:  # any doubt, even a bug of the fast path: the ordinary path runs the command
+            pass
     return run(args)
 
 
@@ -124,7 +134,6 @@ def build_parser(app, args: list[str]):
         except ConfigError as exc:
             app.ui.warn(str(exc))
             plugin_commands = []
-        context = AppCommandContext(app)
         for command in plugin_commands:
             target = groups[command.group] if command.group else sub
             try:
@@ -137,7 +146,7 @@ def build_parser(app, args: list[str]):
                 app.ui.warn(f"plugin {command.plugin!r}: command {command.full_name!r} skipped "
                             f"({type(exc).__name__}: {exc})")
                 continue
-            p.set_defaults(handler=_plugin_handler(command.run, context))
+            p.set_defaults(handler=_plugin_handler(command.run, AppCommandContext(app, command.full_name)))
     return parser
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .app import App
@@ -27,10 +28,15 @@ class ProfileInfo:
 
 
 class AppCommandContext:
-    """Implements :class:`gw.plugin.CommandContext` on top of the App, exposing only that."""
+    """Implements :class:`gw.plugin.CommandContext` on top of the App, exposing only that.
 
-    def __init__(self, app: App) -> None:
+    ``command`` is the full name of the plugin command being run (``"soracom"``,
+    ``"setup soracom"``): :meth:`exec_with` names its exec recipe after it.
+    """
+
+    def __init__(self, app: App, command: str | None = None) -> None:
         self._app = app
+        self._command = command
 
     @property
     def state_dir(self) -> Path:
@@ -106,3 +112,91 @@ class AppCommandContext:
 
     def vault_remove(self, name: str) -> bool:
         return bool(self._app.vault.remove(name))
+
+    def exec_with(self, profile: str, credential: Credential, argv: Sequence[str],
+                  env: Mapping[str, str | None], args: Sequence[str], *,
+                  depends_on: Sequence[str] = ()) -> NoReturn:
+        """Replace gw with ``argv + args``, ``{field}`` placeholders filled from ``credential``.
+
+        Leaves an exec recipe (no secrets) so the next cache hit of this command is served
+        by the fast path (:mod:`gw.fastpath`) without loading plugins. Exec failures are
+        one line with exit status 127 (not found) or 126 (cannot run).
+        """
+        import os
+        import sys
+
+        from .fastpath import child_argv_env, restore_signals, which
+
+        argv, args = list(argv), list(args)
+        if not argv or not isinstance(argv[0], str) or "{" in argv[0] or "}" in argv[0]:
+            raise ValueError("exec_with: argv[0] must name the program, without placeholders")
+        recipe: dict[str, Any] = {
+            "argv": argv, "env": dict(env), "depends_on": {name: os.environ.get(name) for name in depends_on},
+        }
+        made = child_argv_env(recipe, credential.to_dict(), args)
+        if made is None:
+            raise ValueError("exec_with: a placeholder names no text field of the credential, or a brace is unpaired")
+        program = which(argv[0])
+        if program is None:
+            raise _exec_failure(f"command not found: {argv[0]}", 127)
+        self._record_exec(profile, credential.KIND, dict(recipe, program=program), program,
+                          credential.secrets())
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            restore_signals()
+            os.execve(program, made[0], made[1])
+        except FileNotFoundError:
+            raise _exec_failure(f"command not found: {argv[0]}", 127) from None
+        except OSError as exc:
+            raise _exec_failure(f"cannot run {program}: {exc.strerror or type(exc).__name__}", 126) from None
+        raise AssertionError("execve returned")  # pragma: no cover
+
+    def _record_exec(self, profile: str, kind: str, recipe: dict[str, Any], program: str,
+                     credential_secrets: Sequence[str]) -> None:
+        """Write this command's exec recipe for ``profile`` when the fast path could use it.
+
+        Only for a top-level command, a program found by an absolute path, the file key
+        store and a cache entry that is this profile's current one; an unchanged recipe
+        is left alone. Any failure just leaves the fast path without a recipe.
+        """
+        import json
+        import os
+
+        from .fastpath import RECIPE_VERSION, command_word, open_recipe, read_private, recipe_path, seal_recipe
+        from .paths import atomic_write
+
+        app = self._app
+        name = self._command or ""
+        if not command_word(name) or not os.path.isabs(program):
+            return
+        try:
+            config = app.config
+            header = app.cache.header(profile)
+            digest = config.profile(profile).digest
+            if config.settings.key_store != "file" or header is None or header.digest != digest or header.kind != kind:
+                return
+            recipe.update(version=RECIPE_VERSION, command=name, profile=profile, config=config.path, kind=kind, digest=digest)
+            path = recipe_path(app.cache.directory, name, profile, config.path)
+            key = app.key()
+            old = read_private(path)
+            if old is not None and open_recipe(key, old) == recipe:
+                return
+            body = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
+            scrubber = app.ui.scrubber
+            for value in credential_secrets:
+                scrubber.add(value)
+            if scrubber.scrub(body) != body:  # a secret written literally into argv or env: no recipe
+                return
+            atomic_write(path, seal_recipe(key, body.encode()), 0o600)
+        except Exception:  # an optimisation only: the command still runs
+            return
+
+
+def _exec_failure(message: str, code: int) -> Exception:
+    """A one-line GwError ending gw with ``code`` (the shell's 126/127 for exec failures)."""
+    from .errors import GwError
+
+    error = GwError(message)
+    error.exit_code = code
+    return error

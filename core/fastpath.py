@@ -1,4 +1,4 @@
-"""The cache-hit path of ``gw credential-process`` and ``gw token``.
+"""The cache-hit paths of ``gw credential-process``, ``gw token`` and plugin commands that exec.
 
 Runs before argparse, config parsing, pluggy or any plugin is imported. It serves
 the cached output only when everything is certain: the entry is fresh, it is
@@ -7,6 +7,10 @@ the config file is the one the entry was made from (same mtime, size, inode and
 ctime), the state and cache directories are private, the key is a private key
 file, and the entry authenticates. In every other case it returns False and the
 ordinary path decides (and explains).
+
+``gw NAME --profile P -- ARGS`` of a plugin command that execs a program with a
+credential (:meth:`gw.plugin.CommandContext.exec_with`) is served the same way from
+the exec recipe that command left (see "exec recipes" below).
 """
 
 import os
@@ -14,7 +18,7 @@ import sys
 import time
 
 from . import paths
-from .cache import Cache, config_stamp, read_entry
+from .cache import Cache, EntryHeader, config_stamp, entry_tag, read_entry
 
 
 class StdoutFailed(Exception):
@@ -107,22 +111,24 @@ def serve_token(args: list[str]) -> bool:
     return serve_credential_process(rest, kinds=TOKEN_KINDS, prefix=b"Authorization: Bearer " if fmt == "header" else b"")
 
 
-def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-credentials",), prefix: bytes = b"") -> bool:
-    """Print the cached credential_process JSON for ``args`` and return True, or return False."""
-    parsed = _fast_args(args)
-    if parsed is None:
-        return False
-    profile, min_ttl = parsed
+def _fresh_entry(profile: str | None, kinds: tuple[str, ...] | None, min_ttl: int = 0) -> "tuple[EntryHeader, bytes, bytes] | None":
+    """(header, plaintext, key) of ``profile``'s cache entry when the fast path may trust it, else None.
+
+    Everything must hold: a plain profile name, caching on, a fresh entry of one of
+    ``kinds`` (any kind: None) with ``min_ttl`` seconds left, bound to this profile and config file,
+    the config file untouched since, private directories, a private key file (not a
+    keyring) and an entry that authenticates.
+    """
     if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
-        return False
+        return None
     config = os.path.abspath(paths.config_path())
     cache = Cache(paths.cache_dir(), config)
     entry = read_entry(cache.path(profile))
     if entry is None:
-        return False
+        return None
     header, line, body = entry
     if (
-        header.kind not in kinds
+        (kinds is not None and header.kind not in kinds)
         or header.key_store != "file"
         or time.time() >= header.refresh_at
         or header.expires_at - time.time() < min_ttl
@@ -131,16 +137,28 @@ def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-cre
         or header.stamp != config_stamp(config)
         or not _private_dirs(cache.directory)
     ):
-        return False
+        return None
     from .crypto import read_key_file, unseal
 
     try:
         key = read_key_file(os.path.join(paths.state_dir(), "key"))
         if key is None:
-            return False
-        output = unseal(key, body, line).partition(b"\n")[0]
+            return None
+        return header, unseal(key, body, line), key
     except Exception:  # unsafe key or damaged entry: the ordinary path reports it
+        return None
+
+
+def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-credentials",), prefix: bytes = b"") -> bool:
+    """Print the cached credential_process JSON for ``args`` and return True, or return False."""
+    parsed = _fast_args(args)
+    if parsed is None:
         return False
+    profile, min_ttl = parsed
+    found = _fresh_entry(profile, kinds, min_ttl)
+    if found is None:
+        return False
+    output = found[1].partition(b"\n")[0]
     if not output:
         return False
     try:
@@ -151,6 +169,262 @@ def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-cre
     except (OSError, AttributeError, ValueError) as exc:  # stdout full, or closed (None, or a closed file)
         raise StdoutFailed(getattr(exc, "strerror", None) or "it is closed") from None
     return True
+
+
+# -- exec recipes: ``gw <plugin-command> --profile P -- ARGS`` --------------------------------
+#
+# A plugin command that ends by exec'ing a program with a credential (CommandContext.exec_with)
+# leaves a recipe in the cache directory: which program, the argv and environment templates
+# with ``{field}`` placeholders naming fields of the credential's cached JSON form, and what it
+# is bound to (command, profile, config file, credential kind, profile digest). It holds no
+# secret. It is authenticated with the cache key (AES-GCM over empty plaintext, the recipe as
+# associated data: a GMAC), so an edited recipe - another program, another kind, a placeholder
+# moved - is never trusted. On a later call the fast path fills the templates from the
+# profile's fresh cache entry and execs, without argparse, config parsing or any plugin.
+
+RECIPE_VERSION = 1
+RECIPE_MAX = 64 * 1024  # bytes: a recipe is a few hundred
+COMMAND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+# gw's own top-level words (tests/core/test_fast_exec.py checks them against the parser): never served here.
+CORE_WORDS = frozenset({"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache",
+                        "vault", "completion", "setup", "import", "serve"})
+_MAC_AAD = b"gw-exec-recipe\0"
+_HEAD, _MID, _TAIL = b'{"mac":"', b'","recipe":', b"}\n"
+_MAC_HEX = 2 * (12 + 16)  # hex of nonce + GCM tag (gw.crypto.seal of an empty plaintext)
+
+
+def command_word(name: str) -> bool:
+    """A plugin command name the fast path can serve: ``[a-z0-9-]+``, not one of gw's own words."""
+    return bool(name) and not name.startswith("-") and set(name) <= COMMAND_CHARS and name not in CORE_WORDS
+
+
+def recipe_path(cache_dir: str, command: str, profile: str, config: str) -> str:
+    """The recipe file of ``command`` for ``profile`` of config file ``config`` (case-safe, like entries)."""
+    return os.path.join(cache_dir, f"_exec.{command}.{entry_tag(command + chr(0) + profile, config)}.json")
+
+
+def seal_recipe(key: bytes, body: bytes) -> bytes:
+    """The recipe file's bytes: ``{"mac": "<hex>", "recipe": <body>}`` (``body``: the recipe as JSON)."""
+    from .crypto import seal
+
+    return _HEAD + seal(key, b"", _MAC_AAD + body).hex().encode() + _MID + body + _TAIL
+
+
+def open_recipe(key: bytes, data: bytes) -> dict | None:
+    """The recipe in a recipe file's bytes when its MAC verifies with ``key``, else None."""
+    mac_end = len(_HEAD) + _MAC_HEX
+    if not (data.startswith(_HEAD) and data.endswith(_TAIL)) or data[mac_end : mac_end + len(_MID)] != _MID:
+        return None
+    body = data[mac_end + len(_MID) : -len(_TAIL)]
+    from .crypto import unseal
+
+    try:
+        unseal(key, bytes.fromhex(data[len(_HEAD) : mac_end].decode("ascii")), _MAC_AAD + body)
+        recipe = parse_json(body.decode())
+    except Exception:  # altered, or written with another key
+        return None
+    return recipe if isinstance(recipe, dict) and recipe.get("version") == RECIPE_VERSION else None
+
+
+def read_private(path: str, limit: int = RECIPE_MAX) -> bytes | None:
+    """A small regular file that is ours and private (no group/other bits), else None. Never blocks."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None
+        data = os.read(fd, limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
+
+
+def _json_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a value gw writes")
+
+
+def parse_json(text: str) -> object:
+    """``json.loads`` for the documents gw writes, without importing :mod:`json` (which imports ``re``).
+
+    It drives CPython's own C scanner (``_json``) as :class:`json.JSONDecoder` does; where
+    that is missing it falls back to :mod:`json`. Raises ValueError (or StopIteration) when
+    ``text`` is not one JSON value.
+    """
+    try:
+        from _json import make_scanner
+    except ImportError:  # pragma: no cover - another Python implementation
+        import json
+
+        return json.loads(text)
+
+    class _Context:  # the attributes json.scanner reads from a JSONDecoder
+        strict = True
+        object_hook = None
+        object_pairs_hook = None
+        parse_float = float
+        parse_int = int
+        parse_constant = staticmethod(_json_constant)
+
+    start = len(text) - len(text.lstrip(" \t\r\n"))
+    value, end = make_scanner(_Context())(text, start)  # type: ignore[arg-type]
+    if text[end:].strip(" \t\r\n"):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def fill(template: str, fields: dict) -> str | None:
+    """``template`` with each ``{name}`` replaced by the credential field ``name`` (``{{``/``}}``: a brace).
+
+    None when a field is missing or not text/a number, or the template is malformed.
+    """
+    out, i, n = [], 0, len(template)
+    while i < n:
+        ch = template[i]
+        if (ch == "{" and template.startswith("{{", i)) or (ch == "}" and template.startswith("}}", i)):
+            out.append(ch)
+            i += 2
+        elif ch == "{":
+            end = template.find("}", i)
+            if end < 0:
+                return None
+            value = fields.get(template[i + 1 : end])
+            if isinstance(value, bool) or not isinstance(value, str | int):
+                return None
+            out.append(str(value))
+            i = end + 1
+        elif ch == "}":
+            return None
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def which(program: str) -> str | None:
+    """The file ``program`` names, as :func:`shutil.which` finds it (``$PATH`` when it has no slash).
+
+    The slow path records it and the fast path finds it again, so both run the same file.
+    """
+    def runnable(path: str) -> bool:
+        return os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path)
+
+    if os.path.dirname(program):
+        return program if runnable(program) else None
+    search = os.environ.get("PATH")
+    if search is None:
+        try:
+            search = os.confstr("CS_PATH") or os.defpath
+        except (AttributeError, ValueError):
+            search = os.defpath
+    seen = set()
+    for directory in search.split(os.pathsep) if search else []:
+        if directory not in seen:
+            seen.add(directory)
+            candidate = os.path.join(directory, program)
+            if runnable(candidate):
+                return candidate
+    return None
+
+
+def child_argv_env(recipe: dict, fields: dict, args: list[str]) -> tuple[list[str], dict[str, str]] | None:
+    """The argv and environment a recipe makes with ``fields`` (None when a placeholder cannot be filled)."""
+    argv = [fill(t, fields) if isinstance(t, str) else None for t in recipe["argv"]]
+    env = dict(os.environ)
+    for name, template in recipe["env"].items():
+        if template is None:
+            env.pop(name, None)
+            continue
+        value = fill(template, fields) if isinstance(template, str) else None
+        if value is None:
+            return None
+        env[name] = value
+    if not argv or None in argv:
+        return None
+    return [a for a in argv if a is not None] + list(args), env
+
+
+def restore_signals() -> None:
+    """Give the program the signal dispositions a shell would: Python ignores SIGPIPE and
+    SIGXFSZ, and ignored signals stay ignored across exec (as ``subprocess``'s ``restore_signals``)."""
+    import _signal
+
+    for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):
+        number = getattr(_signal, name, None)
+        if number is not None:
+            _signal.signal(number, _signal.SIG_DFL)
+
+
+def _exec_args(args: list[str]) -> tuple[str, list[str]] | None:
+    """(profile, pass-through args) when ``args`` are ``[--profile P | --profile=P] -- ARGS...``."""
+    profile = None
+    if args[:1] == ["--profile"] and len(args) >= 2:
+        profile, rest = args[1], args[2:]
+    elif args[:1] and args[0].startswith("--profile="):
+        profile, rest = args[0][len("--profile=") :], args[1:]
+    else:
+        rest = args
+    if rest[:1] != ["--"]:
+        return None
+    profile = profile if profile is not None else os.environ.get("GW_PROFILE")
+    if not profile or profile.startswith("-"):
+        return None
+    return profile, rest[1:]
+
+
+def serve_exec(name: str, args: list[str]) -> bool:
+    """Exec the program of ``gw NAME --profile P -- ARGS`` from its recipe and P's cache entry.
+
+    Returns False (having done nothing) whenever anything is not certain; the ordinary
+    path then runs the command, which writes a new recipe. Does not return otherwise.
+    """
+    parsed = _exec_args(args) if command_word(name) else None
+    if parsed is None:
+        return False
+    profile, rest = parsed
+    config = os.path.abspath(paths.config_path())
+    data = read_private(recipe_path(paths.cache_dir(), name, profile, config))
+    if data is None:
+        return False
+    found = _fresh_entry(profile, None)
+    if found is None:
+        return False
+    header, plaintext, key = found
+    recipe = open_recipe(key, data)
+    try:
+        if (
+            recipe is None
+            or recipe["command"] != name
+            or recipe["profile"] != profile
+            or recipe["config"] != config
+            or recipe["kind"] != header.kind
+            or recipe["digest"] != header.digest
+            or any(os.environ.get(var) != value for var, value in recipe["depends_on"].items())
+        ):
+            return False
+        program, argv0 = recipe["program"], recipe["argv"][0]
+        if not os.path.isabs(program) or which(argv0) != program:
+            return False
+        doc = parse_json(plaintext.partition(b"\n")[2].decode())
+        if not isinstance(doc, dict) or doc.get("kind") != header.kind or not isinstance(doc.get("data"), dict):
+            return False
+        made = child_argv_env(recipe, doc["data"], rest)
+    except Exception:  # a recipe or entry of an unexpected shape: the ordinary path decides
+        return False
+    if made is None:
+        return False
+    try:
+        restore_signals()
+        os.execve(program, made[0], made[1])
+    except OSError:  # gone or not runnable since: the ordinary path explains
+        return False
+    return False  # pragma: no cover - execve does not return
 
 
 def exit_now() -> None:

@@ -10,11 +10,11 @@ plugin schemes) just before calling ``run``, and hands the step a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 if TYPE_CHECKING:
     from .credentials import Credential
@@ -180,6 +180,24 @@ class CommandContext(Protocol):
 
     def vault_remove(self, name: str) -> bool:
         """Remove a secret from the vault; False when it was not there."""
+
+    def exec_with(self, profile: str, credential: Credential, argv: Sequence[str],
+                  env: Mapping[str, str | None], args: Sequence[str], *,
+                  depends_on: Sequence[str] = ()) -> NoReturn:
+        """Replace gw with the program ``argv[0]`` (found on ``PATH`` when it has no slash).
+
+        ``argv[1:]`` and ``env`` values may hold ``{field}`` placeholders naming fields of
+        ``credential.to_dict()`` (``{api_key}``, ``{token}``; ``{{``/``}}`` for a brace);
+        ``args`` (the user's pass-through arguments) are appended untouched; ``env`` is set
+        on top of gw's environment (None removes a variable). ``credential`` is what
+        ``resolve(profile)`` returned. gw also records an exec recipe (no secrets), so the
+        next ``gw NAME --profile P -- ARGS`` with a fresh cache entry execs at once without
+        loading plugins (so the program and templates must not depend on ``args``); ``depends_on``
+        names environment variables (never secret ones) the choice of program or templates
+        depends on: a change sends gw the slow way again.
+        Never put a secret literally in ``argv`` or ``env``: use a placeholder. A program
+        not found exits 127, one that cannot run 126 (one line each).
+        """
 
 
 RunFn = Callable[["StepContext", dict[str, Any], Any], "Credential"]

@@ -30,8 +30,9 @@ ADD_AUTH_STEP = 'add { use = "soracom-auth" } as its last step'
 
 
 # -- gw soracom ---------------------------------------------------------------------------
-def soracom_cli_path(ctx: CommandContext, profile: str) -> str:
-    """soracom-cli: ``$GW_SORACOM_CLI``, else the profile's soracom-auth ``cli`` option, else ``soracom`` on PATH."""
+def soracom_cli(ctx: CommandContext, profile: str) -> str:
+    """soracom-cli as chosen: ``$GW_SORACOM_CLI``, else the profile's soracom-auth ``cli`` option,
+    else ``soracom`` (a name without a slash is looked up on PATH). Refused when it is not found."""
     import shutil
 
     chosen = os.environ.get(CLI_ENV)
@@ -45,7 +46,7 @@ def soracom_cli_path(ctx: CommandContext, profile: str) -> str:
     if not found:
         raise UsageError(f"soracom-cli not found: {chosen!r} (from {origin}); install it, or set {CLI_ENV} "
                          "or the soracom-auth option cli to its path")
-    return found
+    return chosen
 
 
 def _needs_session(ctx: CommandContext, profile: str, command: str) -> None:
@@ -59,31 +60,31 @@ def _needs_session(ctx: CommandContext, profile: str, command: str) -> None:
 
 
 def _soracom_run(args: Any, ctx: CommandContext) -> int:
-    import sys
-
     from gw.plugin import SoracomSession
 
     argv = list(args.args)
     if argv[:1] == ["--"]:
         argv = argv[1:]
     _needs_session(ctx, args.profile, "gw soracom")
-    exe = soracom_cli_path(ctx, args.profile)
+    program = soracom_cli(ctx, args.profile)
     session = ctx.resolve(args.profile, require=SORACOM_SESSION)
     if not isinstance(session, SoracomSession):  # pragma: no cover - require= guarantees it
         raise StepError(f"profile {args.profile!r} did not yield a SORACOM session")
-    env = dict(os.environ)
-    env["SORACOM_ENDPOINT"] = api.normalise_endpoint(session.endpoint)
-    env.pop(CLI_ENV, None)
+    # soracom-cli appends /v1 itself; sessions keep the endpoint without it (steps.py), older ones may not.
+    endpoint = api.normalise_endpoint(session.endpoint)
+    endpoint_template = "{endpoint}" if endpoint == session.endpoint else endpoint.replace("{", "{{").replace("}", "}}")
     # soracom-cli reads no variable for a key or token: only these flags, which skip its sign-in.
     # They are visible in the process list to the same user while soracom-cli runs (docs).
-    command = [exe, "--api-key", session.api_key, "--api-token", session.token, *argv]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execve(exe, command, env)
-    except OSError as exc:
-        raise UsageError(f"cannot run soracom-cli {exe!r}: {exc.strerror or type(exc).__name__}") from None
-    return 0  # pragma: no cover - exec does not return
+    # The core fills the placeholders and records the recipe its fast path replays on a cache hit.
+    ctx.exec_with(
+        args.profile,
+        session,
+        [program, "--api-key", "{api_key}", "--api-token", "{token}"],
+        {"SORACOM_ENDPOINT": endpoint_template, CLI_ENV: None},
+        argv,
+        depends_on=(CLI_ENV,),
+    )
+    return 0  # pragma: no cover - exec_with does not return
 
 
 # -- gw soracom-profile -----------------------------------------------------------------------

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+from gw.testing import gw_executable
+from tests.plugins.soracom.conftest import SECRETS
 from tests.plugins.soracom.soracom_testdata import IMSIS, ROOT
+
+GW = gw_executable()
 
 
 def _soracom(sora, profile: str, *args: str, extra: dict | None = None):
@@ -108,3 +115,86 @@ def test_cli_option_of_the_step(sora, tmp_path):
     assert len(json.loads(proc.stdout)) == len(IMSIS)
 
 
+
+
+# -- the cache-hit fast path (core/fastpath.py, from the recipe exec_with leaves) ------------------
+def _verbose(sora, *args: str, extra: dict | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """``gw ARGS`` under ``python -v``: (the run, every module gw imported, importlib's too)."""
+    proc = subprocess.run([sys.executable, "-v", GW, *args], env={**sora.env, **(extra or {})}, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL, start_new_session=True, cwd=sora.home.root)
+    sora.stderr_seen.append(proc.stderr)
+    return proc, {line.split("'")[1] for line in proc.stderr.splitlines() if line.startswith("import '")}
+
+
+def _plugins_loaded(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in ("gw_plugins", "pluggy", "argparse", "tomllib"))
+
+
+def _recipe(sora) -> Path:
+    found = list(sora.home.cache_dir.glob("_exec.soracom.*.json"))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_cache_hit_runs_soracom_cli_without_loading_plugins(sora):
+    first = _soracom(sora, "sora-mfa-session", "subscribers", "list")
+    assert first.returncode == 0, first.stderr
+    odd = ["subscribers", "list", "--limit", "2", "--note={api_key} {{token}} $HOME ; |", "--", "-x"]
+    hit, modules = _verbose(sora, "soracom", "--profile", "sora-mfa-session", "--", *odd,
+                            extra={"SORACOM_ENDPOINT": "https://wrong.invalid"})
+    assert hit.returncode == 0, hit.stderr
+    assert {"gw.fastpath", "gw.crypto"} <= modules and _plugins_loaded(modules) == []
+    assert len(json.loads(hit.stdout)) == 2
+    runs = sora.cli_runs()
+    assert runs[-1]["rest"] == odd  # passed through untouched, placeholders in ARGS not filled
+    assert runs[-1]["argv"][:4] == runs[0]["argv"][:4]  # the same session: --api-key K --api-token T
+    assert runs[-1]["env_endpoint"] == runs[-1]["endpoint"] == sora.api.url  # pinned, whatever the user set
+    assert sora.api.calls["auth"] == 1 and len(sora.api.accepted_codes) == 1
+    # soracom-cli's exit status is gw's on the fast path too
+    missing, modules = _verbose(sora, "soracom", "--profile", "sora-mfa-session", "--", "subscribers", "get",
+                                "--imsi", "440109999999999")
+    assert missing.returncode == 1 and json.loads(missing.stdout)["code"] and _plugins_loaded(modules) == []
+
+
+def test_the_probe_sees_the_slow_path(sora):
+    """Guards the test above: a first call (no recipe yet) does load the plugins."""
+    proc, modules = _verbose(sora, "soracom", "--profile", "sora-session", "--", "subscribers", "list")
+    assert proc.returncode == 0, proc.stderr
+    assert {"gw_plugins.soracom", "pluggy", "argparse"} <= set(_plugins_loaded(modules))
+
+
+def test_the_recipe_holds_no_secret(sora):
+    assert _soracom(sora, "sora-mfa-session", "operator", "get").returncode == 0
+    path = _recipe(sora)
+    raw = path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    argv = sora.cli_runs()[-1]["argv"]
+    api_key, token = argv[1], argv[3]
+    for secret in [api_key, token, *SECRETS, *sora.api.accepted_codes]:
+        assert secret not in raw and json.dumps(secret)[1:-1] not in raw
+    recipe = json.loads(raw)["recipe"]
+    assert recipe["argv"][1:] == ["--api-key", "{api_key}", "--api-token", "{token}"]
+    assert recipe["env"] == {"SORACOM_ENDPOINT": "{endpoint}", "GW_SORACOM_CLI": None}
+    assert recipe["kind"] == "soracom-session" and recipe["command"] == "soracom"
+
+
+def test_a_changed_cli_variable_or_edited_recipe_goes_the_slow_way(sora, tmp_path):
+    from tests.plugins.soracom import soracom_cli_standin
+
+    assert _soracom(sora, "sora-session", "subscribers", "list").returncode == 0
+    elsewhere = soracom_cli_standin.install(tmp_path / "elsewhere")
+    proc, modules = _verbose(sora, "soracom", "--profile", "sora-session", "--", "subscribers", "list",
+                             extra={"GW_SORACOM_CLI": str(elsewhere)})
+    assert proc.returncode == 0 and "gw_plugins.soracom" in modules  # GW_SORACOM_CLI changed: slow path
+    # an edited recipe (another program) is never trusted: the slow path runs soracom-cli again
+    evil_log = tmp_path / "evil.log"
+    evil = tmp_path / "evil"
+    evil.write_text(f"#!/bin/sh\necho \"$@\" >> {evil_log}\n")
+    evil.chmod(0o755)
+    path = _recipe(sora)
+    path.write_text(path.read_text().replace(json.dumps(str(elsewhere)), json.dumps(str(evil))))
+    proc, modules = _verbose(sora, "soracom", "--profile", "sora-session", "--", "subscribers", "list",
+                             extra={"GW_SORACOM_CLI": str(elsewhere)})
+    assert proc.returncode == 0 and "gw_plugins.soracom" in modules
+    assert not evil_log.exists() and len(json.loads(proc.stdout)) == len(IMSIS)
+    assert sora.api.calls["auth"] == 1
