@@ -61,9 +61,8 @@ $(BENCH_VENV)/.installed: pyproject.toml $(shell find core plugins emulators -na
 
 bench: install-sim $(BENCH_VENV)/.installed
 	$(BIN)/python bench/bench_hot_path.py --gw-venv $(BENCH_VENV)
-	$(BIN)/python bench/bench_soracom.py --gw-venv $(BENCH_VENV)
 	$(BIN)/python bench/bench_krypton.py
-	$(BIN)/python bench/bench_soracom.py
+	$(BIN)/python bench/bench_soracom.py --gw-venv $(BENCH_VENV)
 	$(BIN)/python bench/bench_endorse.py
 
 clean:

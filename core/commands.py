@@ -631,10 +631,30 @@ def cmd_cache_clear(ns, app) -> int:
             continue
         with app.profile_lock(name):  # not while a fetch or a re-stamp of this profile is writing
             _revoke_and_remove(app, name)
+    _remove_recipes(app, ns.profile)
     cleared = len([n for n in names if not n.startswith("_state.")])
     extra = f" and {len(prefixes)} shared chain step(s)" if prefixes else ""
     app.emit(f"cleared {cleared} cached profile(s){extra}")
     return 0
+
+
+def _remove_recipes(app, profile: str | None) -> None:
+    """Drop the fast-path exec recipes (``CommandContext.exec_with``): all, or ``profile``'s."""
+    from .fastpath import recipe_path
+
+    directory = app.cache.directory
+    try:
+        files = [f for f in os.listdir(directory) if f.startswith("_exec.") and f.endswith(".json")]
+    except OSError:
+        return
+    for file in files:
+        command = file[len("_exec."):].rpartition(".")[0].rpartition(".")[0]
+        path = os.path.join(directory, file)
+        if profile is None or path == recipe_path(directory, command, profile, app.config.path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def _revoke_and_remove(app, name: str) -> None:

@@ -56,8 +56,9 @@ def gw_credentials_issued(profile: str, credential: Credential, from_cache: bool
 
     Always called when a chain ran and fetched new credentials (``from_cache``
     False). Cache hits are reported (``from_cache`` True) only by commands that
-    loaded the plugins anyway (``gw login``, plugin commands); the cache-hit paths
-    of ``credential-process``, ``env`` and ``exec`` load no plugin and stay silent.
+    loaded the plugins anyway (``gw login``, plugin commands on their slow path); the
+    cache-hit fast paths of ``credential-process``, ``token`` and plugin commands that
+    exec a program (``CommandContext.exec_with``) load no plugin and stay silent.
     Never log secret fields.
     """
 

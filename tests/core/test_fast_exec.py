@@ -476,3 +476,16 @@ def test_open_recipe_checks_the_mac():
     assert open_recipe(key, sealed[:-1]) is None
     assert open_recipe(key, b"") is None
     assert open_recipe(key, seal_recipe(key, b'{"version":2}')) is None
+
+
+
+def test_cache_clear_drops_the_recipes(warm):
+    """``gw cache clear`` (the profile's, or all) removes the exec recipes with the entries."""
+    assert warm.recipe().exists()
+    assert warm.run("cache", "clear", "--profile", "other").returncode == 0
+    assert warm.recipe().exists()
+    assert warm.run("cache", "clear", "--profile", "p").returncode == 0
+    assert not warm.recipe().exists()
+    assert warm.call("again").returncode == 0 and warm.recipe().exists()
+    assert warm.run("cache", "clear").returncode == 0
+    assert not warm.recipe().exists()
