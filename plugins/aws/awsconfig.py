@@ -29,6 +29,19 @@ REGION = re.compile(r"[a-z]{2}(?:-[a-z0-9]+){1,4}")
 MAX_SIZE = 4 * 1024 * 1024
 
 
+def section_span(lines: list[str], section: str) -> tuple[int, int] | None:
+    """(header line, end) of ``[section]`` in an INI file's lines, or None when it is absent."""
+    start = None
+    for i, line in enumerate(lines):
+        m = SECTION.match(line)
+        if m:
+            if start is not None:
+                return start, i
+            if m.group(1) == section:
+                start = i
+    return None if start is None else (start, len(lines))
+
+
 def aws_config_path() -> str:
     return os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
 
@@ -116,17 +129,7 @@ def set_credential_process(path: str, aws_profile: str, command: str, extra: dic
     lines = _lines(text or "")
     newline = "\r\n" if lines and lines[0].endswith("\r\n") else "\n"
 
-    start = end = None
-    for i, line in enumerate(lines):
-        m = SECTION.match(line)
-        if m:
-            if start is not None:
-                end = i
-                break
-            if m.group(1) == section:
-                start = i
-    if start is not None and end is None:
-        end = len(lines)
+    start, end = section_span(lines, section) or (None, None)
     if start is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += newline

@@ -23,9 +23,9 @@ from gw.plugin import CommandContext, ConfigError, GwError, atomic_write, privat
 
 from .awsconfig import (
     KEY,
-    SECTION,
     aws_config_path,
     credential_process_command,
+    section_span,
     set_credential_process,
 )
 
@@ -103,18 +103,10 @@ def remove_plaintext(path: str, section: str) -> int:
     with open(path, encoding="utf-8") as f:
         lines = f.read().splitlines(keepends=True)
     mode = os.stat(path).st_mode & 0o777
-    start = end = None
-    for i, line in enumerate(lines):
-        m = SECTION.match(line)
-        if m:
-            if start is not None:
-                end = i
-                break
-            if m.group(1) == section:
-                start = i
-    if start is None:
+    span = section_span(lines, section)
+    if span is None:
         return 0
-    end = len(lines) if end is None else end
+    start, end = span
     body = [line for line in lines[start + 1:end]
             if not ((m := KEY.match(line)) and m.group(1).strip().lower() in KEY_NAMES + ("aws_session_token",))]
     removed = (end - start - 1) - len(body)
