@@ -37,14 +37,15 @@ install-sim: install
 demo: install
 	$(BIN)/gw demo
 
-# ruff and mypy over the product code. mypy sees core/, plugins/ and emulators/ as the
+# ruff over the product code, the tests and the benchmarks; mypy over the product code.
+# mypy sees core/, plugins/ and emulators/ as the
 # packages gw, gw_plugins and gw_emulators through a tree of symlinks (.mypy-src/).
 lint: install-sim
 	mkdir -p .mypy-src
 	ln -sfn ../core .mypy-src/gw
 	ln -sfn ../plugins .mypy-src/gw_plugins
 	ln -sfn ../emulators .mypy-src/gw_emulators
-	$(BIN)/ruff check core plugins emulators
+	$(BIN)/ruff check core plugins emulators tests bench
 	$(BIN)/mypy -p gw -p gw_plugins -p gw_emulators
 
 test: install-sim lint

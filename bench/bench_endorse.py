@@ -82,6 +82,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import requests
+
     from gw_emulators.aws import MotoStack
     from gw_emulators.endorse import EndorseEmulator
     from gw_emulators.tls import LocalCA

@@ -111,7 +111,7 @@ def bench_parallel(gw: str, env: dict[str, str], moto, askpass_log: Path, client
              for _ in range(clients)]
     outputs = [p.communicate() for p in procs]
     wall = time.perf_counter() - start
-    ok = sum(1 for p, (out, _) in zip(procs, outputs) if p.returncode == 0 and json.loads(out)["Version"] == 1)
+    ok = sum(1 for p, (out, _) in zip(procs, outputs, strict=True) if p.returncode == 0 and json.loads(out)["Version"] == 1)
     return {
         "clients": clients,
         "ok": ok,

@@ -289,6 +289,9 @@ def cmd_exec(ns, app) -> int:
     env = child_environment(dict(os.environ), region_values(ns, app, values, dict(os.environ)))
     env["GW_PROFILE"] = ns.profile
     sys.stdout.flush()
+    from .fastpath import restore_signals
+
+    restore_signals()
     try:
         os.execvpe(command[0], command, env)
     except FileNotFoundError:

@@ -355,7 +355,7 @@ def restore_signals() -> None:
     SIGXFSZ, and ignored signals stay ignored across exec (as ``subprocess``'s ``restore_signals``)."""
     import _signal
 
-    for name in ("SIGPIPE", "SIGXFZ", "SIGXFSZ"):
+    for name in ("SIGPIPE", "SIGXFSZ"):
         number = getattr(_signal, name, None)
         if number is not None:
             _signal.signal(number, _signal.SIG_DFL)

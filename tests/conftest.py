@@ -13,14 +13,14 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["gw.testing"]
-
 from gw.testing import GwHome, StubStepContext, clean_environ, gw_executable  # noqa: F401 (re-exported)
+
+pytest_plugins = ["gw.testing"]
 
 VENV_BIN = Path(sys.executable).parent
 GW = gw_executable()
@@ -56,7 +56,7 @@ class Clock:
     offset: timedelta = field(default_factory=timedelta)
 
     def __call__(self) -> float:
-        return (datetime.now(timezone.utc) + self.offset).timestamp()
+        return (datetime.now(UTC) + self.offset).timestamp()
 
     def advance(self, **kwargs: float) -> None:
         self.offset += timedelta(**kwargs)

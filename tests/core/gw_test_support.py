@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from gw.cache import Cache, EntryHeader, read_entry
 from gw.crypto import read_key_file, unseal
 from gw.testing import gw_executable

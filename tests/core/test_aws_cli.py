@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-AWS_CLI = shutil.which("aws", path=str(Path(sys.executable).parent))
 from tests.core.core_helpers import ROLE, admin_profile, parse_credential_process, store_user
+
+AWS_CLI = shutil.which("aws", path=str(Path(sys.executable).parent))
 
 
 def setup_admin(home, iam_user, askpass, moto):

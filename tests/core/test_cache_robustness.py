@@ -194,7 +194,7 @@ def test_a_read_only_state_dir_still_gives_credentials_with_a_warning(aws_home, 
             assert moto.count("AssumeRole") == before + attempt  # nothing was cached
         assert not list((state / "cache").glob("role.*gwc"))
     finally:
-        for dirpath, dirs, _ in os.walk(root):
+        for dirpath, _dirs, _ in os.walk(root):
             os.chmod(dirpath, 0o700)
         subprocess.run(["rm", "-rf", str(root)], check=False)
 

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from gw.cache import MAX_ENTRY, Cache
-
 from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
     OTHER_ROLE,

@@ -10,9 +10,9 @@ import subprocess
 from urllib.parse import quote, quote_plus
 
 import pytest
+
 from gw.envvars import POWERSHELL_SINGLE_QUOTES, conflicting, render
 from gw.ui import Scrubber
-
 from tests.core.gw_test_support import ROLE
 
 SECRET = 'FwoGZXIvYXdzEJr//////////wEaDPäss"w\\ord+/=&%x'

@@ -90,7 +90,7 @@ steps = [
     sent = [(code, at) for serial, code, at in moto.mfa_codes if serial == SERIAL]
     assert len(sent) == 3
     steps = []
-    for (code, at), seed in zip(sent, (SEED, OTHER_SEED, SEED)):
+    for (code, at), seed in zip(sent, (SEED, OTHER_SEED, SEED), strict=True):
         totp = pyotp.TOTP(seed, interval=2)
         steps.append(next(k for k in range(int(at // 2) - 5, int(at // 2) + 2) if totp.at(k * 2) == code))
     assert len(set(steps)) == 3, steps  # one time step per code for the device, whatever the source

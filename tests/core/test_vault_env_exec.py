@@ -102,6 +102,18 @@ def test_exec_passes_the_childs_exit_status(keys_home):
     assert result.returncode == 3 and result.stderr == ""
 
 
+def test_exec_gives_the_child_a_shells_signal_dispositions(keys_home):
+    """Python ignores SIGPIPE, and an ignored signal stays ignored across exec: ``gw exec -- sh -c
+    'yes | head -n 1'`` must end ``yes`` by SIGPIPE, not leave it writing into a closed pipe."""
+    for _ in range(2):  # a cache miss, then a hit
+        result = keys_home.run("exec", "--profile", "k", "--", "sh", "-c",
+                               "grep SigIgn /proc/$$/status; yes | head -n 1")
+        assert result.returncode == 0, result.stderr
+        sig_ign, first = result.stdout.splitlines()
+        assert not int(sig_ign.split()[1], 16) & (1 << (13 - 1)), "SIGPIPE ignored"
+        assert first == "y" and "Broken pipe" not in result.stderr and "yes:" not in result.stderr
+
+
 def test_exec_of_a_missing_command(keys_home):
     result = keys_home.run("exec", "--profile", "k", "--", "gw-no-such-command")
     assert_clean_failure(result, contains="command not found: gw-no-such-command")

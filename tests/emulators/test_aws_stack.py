@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -38,7 +38,7 @@ def test_assume_role_from_user_keys(moto: MotoStack, user: tuple[str, str], role
     assert cred.arn == reply["AssumedRoleUser"]["Arn"]
     assert cred.expiration is not None and cred.expiration.tzinfo is not None
     assert abs(cred.expiration - creds["Expiration"]) < timedelta(seconds=1)
-    left = cred.expiration - datetime.now(timezone.utc)
+    left = cred.expiration - datetime.now(UTC)
     assert timedelta(minutes=115) < left <= timedelta(hours=2)
     assert moto.count("AssumeRole") == 1
     # moto itself still works with what it issued (observer is transparent)

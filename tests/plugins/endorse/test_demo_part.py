@@ -6,10 +6,10 @@ import io
 import os
 from contextlib import ExitStack
 
-from gw_emulators.demo import Demo
-from gw_emulators.endorse import part_endorse, start_endorse
 from rich.console import Console
 
+from gw_emulators.demo import Demo
+from gw_emulators.endorse import part_endorse, start_endorse
 from tests.conftest import GW
 
 

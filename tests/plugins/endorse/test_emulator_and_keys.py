@@ -5,6 +5,7 @@ from __future__ import annotations
 import jwt
 import pytest
 import requests
+
 from gw_plugins.endorse.verify import AUDIENCE, ExchangeError, KeyStore, Verifier
 
 

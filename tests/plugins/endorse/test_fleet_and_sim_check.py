@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import requests
-from gw_emulators.soracom_api import SoracomApiEmulator
 
+from gw_emulators.soracom_api import SoracomApiEmulator
 from tests.plugins.endorse.conftest import fetch_token, write_settings
 
 
@@ -176,7 +176,6 @@ def test_lambda_live_check_gets_its_session_from_gw_soracom_token(gw_home, endor
     from gw_plugins.endorse.lambda_handler import GwCliSession, handler
     from gw_plugins.endorse.service import ExchangeService
     from gw_plugins.endorse.settings import build
-
     from tests.conftest import GW
     from tests.plugins.endorse.conftest import SERVICE_KEYS
 

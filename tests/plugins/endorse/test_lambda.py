@@ -8,6 +8,7 @@ import json
 from urllib.parse import urlencode
 
 import pytest
+
 from gw_plugins.endorse import lambda_handler
 from gw_plugins.endorse.settings import SettingsError, load_env
 

@@ -8,12 +8,13 @@ import base64
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from gw_plugins.endorse.lambda_handler import request_from_event
 from gw_plugins.endorse.service import ExchangeService, HttpRequest, token_and_output
 from gw_plugins.endorse.settings import ExchangeSettings
 from gw_plugins.endorse.verify import EndorseClaims, ExchangeError, KeyStore, Verifier
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 

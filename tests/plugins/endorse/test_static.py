@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import requests
+
 from gw_plugins.endorse import server as server_module
 from gw_plugins.endorse.service import ExchangeService
 from gw_plugins.endorse.settings import ExchangeSettings

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gw_plugins.endorse
 import pytest
+
+import gw_plugins.endorse
 from gw_plugins.endorse.settings import KEYS
 
 TEMPLATE = Path(gw_plugins.endorse.__file__).parent / "template.yaml"

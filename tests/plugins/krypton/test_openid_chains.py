@@ -6,7 +6,7 @@ import json
 
 from gw_emulators.krypton import KryptonEmulator
 
-from .conftest import IMSI, K, OPC, write_sim
+from .conftest import IMSI, OPC, K, write_sim
 
 ROLE = "arn:aws:iam::123456789012:role/DeviceRole"
 
