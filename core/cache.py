@@ -41,6 +41,7 @@ from .crypto import seal, unseal
 from .paths import atomic_write, ensure_dir
 
 MAGIC = "gw2"
+LEGACY_MAGIC = b"gw1 "  # header of the entries of gw before entries were bound to their profile and config
 MAX_ENTRY = 256 * 1024  # bytes: far above any real entry (a few KiB), far below a slow read
 FIELDS = 13
 SUFFIX = ".gwc"
@@ -270,6 +271,25 @@ class Cache:
         except OSError:
             pass
 
+    def legacy_files(self, name: str | None = None) -> list[str]:
+        """Paths of entries an older gw wrote (``gw1`` headers, named ``<profile>.gwc``): all, or ``name``'s.
+
+        The current gw never reads them; only ``gw cache clear`` removes them.
+        """
+        self.check()
+        try:
+            files = os.listdir(self.directory)
+        except OSError:
+            return []
+        found = []
+        for file in files:
+            if file.startswith(".") or not file.endswith(SUFFIX) or (name is not None and file != name + SUFFIX):
+                continue
+            path = os.path.join(self.directory, file)
+            if _starts_with(path, LEGACY_MAGIC):
+                found.append(path)
+        return sorted(found)
+
     def names(self) -> list[str]:
         """Names of this config's profile entries and of every plugin state entry."""
         self.check()
@@ -285,3 +305,19 @@ class Cache:
             if name and os.path.join(self.directory, file) == self.path(name):
                 found.add(name)
         return sorted(found)
+
+
+def _starts_with(path: str, prefix: bytes) -> bool:
+    """True when ``path`` is a regular file (not followed through a link) beginning with ``prefix``."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(prefix)) == prefix
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -622,7 +622,7 @@ def cmd_cache_clear(ns, app) -> int:
         except GwError:
             own = set()
         prefixes = [n for n in prefixes if n in own]
-        if not names and not prefixes:
+        if not names and not prefixes and not app.cache.legacy_files(ns.profile):
             app.ui.info(f"nothing cached for profile {ns.profile!r}")
     else:
         names += [n for n in app.cache.names() if n.startswith("_state.")]
@@ -635,10 +635,20 @@ def cmd_cache_clear(ns, app) -> int:
         with app.profile_lock(name):  # not while a fetch or a re-stamp of this profile is writing
             _revoke_and_remove(app, name)
     _remove_recipes(app, ns.profile)
+    legacy = [path for path in app.cache.legacy_files(ns.profile) if _unlinked(path)]
     cleared = len([n for n in names if not n.startswith("_state.")])
     extra = f" and {len(prefixes)} shared chain step(s)" if prefixes else ""
+    extra += f" and {len(legacy)} entr{'y' if len(legacy) == 1 else 'ies'} of an older gw" if legacy else ""
     app.emit(f"cleared {cleared} cached profile(s){extra}")
     return 0
+
+
+def _unlinked(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
 
 
 def _remove_recipes(app, profile: str | None) -> None:

@@ -135,3 +135,26 @@ def test_two_configs_sharing_a_profile_name_and_gw_home_keep_their_entries(aws_h
         assert _get(home, "p") == a
         assert parse_credential_process(home.run("credential-process", "--profile", "p", env=env_other).stdout) == b
     assert moto.count("AssumeRole") == before  # neither evicts the other
+
+
+def test_cache_clear_removes_the_entries_an_older_gw_wrote(aws_home, iam_user, moto):
+    """Entries of the gw1 format (``<profile>.gwc``) are never read again; ``gw cache clear`` removes
+    them (all, or the named profile's) and leaves any other file alone."""
+    home = aws_home
+    _two_roles(home, iam_user)
+    _get(home, "admin")
+    cache = home.state / "cache"
+    old_admin, old_other, foreign = cache / "admin.gwc", cache / "old-profile.gwc", cache / "notes.gwc"
+    for path in (old_admin, old_other):
+        path.write_bytes(b"gw1 aws 1 2 3 file 4 5 6 digest /cfg\n" + os.urandom(64))
+        path.chmod(0o600)
+    foreign.write_bytes(b"not an entry")
+    result = home.run("cache", "clear", "--profile", "admin")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "cleared 1 cached profile(s) and 1 entry of an older gw"
+    assert not old_admin.exists() and old_other.exists() and foreign.exists()
+    result = home.run("cache", "clear")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "cleared 0 cached profile(s) and 1 entry of an older gw"
+    assert not old_other.exists() and foreign.exists()
+    assert home.run("cache", "clear").stdout.strip() == "cleared 0 cached profile(s)"
