@@ -237,7 +237,9 @@ class StubStepContext:
         return entry[0]
 
     def state_put(self, name: str, data: dict[str, Any], expires_at: float) -> None:
-        self.state[name] = (data, expires_at)
+        import json
+
+        self.state[name] = (json.loads(json.dumps(data)), expires_at)  # stored as JSON, as gw's cache does
 
     def state_delete(self, name: str) -> None:
         self.state.pop(name, None)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from gw.testing import StubStepContext
 from gw_emulators.krypton import KryptonEmulator
 from gw_emulators.tls import LocalCA
 
@@ -50,54 +49,10 @@ def sim_file(tmp_path: Path) -> str:
     return write_sim(tmp_path / "sim.json")
 
 
-class LocalContext:
-    """A StepContext for driving the step function directly: in-memory state, no terminal."""
-
-    def __init__(self, state_dir: Path, verify: str) -> None:
-        self.profile = "test"
-        self.step_index = 0
-        self.step_type = "krypton"
-        self.state_dir = state_dir
-        self.ca_bundle = verify
-        self.tls_verify = verify
-        self.state: dict[str, tuple[dict[str, Any], float]] = {}
-        self.secrets: list[str] = []
-        self.messages: list[str] = []
-
-    @contextlib.contextmanager
-    def status(self, message: str) -> Iterator[None]:
-        self.messages.append(message)
-        yield
-
-    def info(self, message: str) -> None:
-        self.messages.append(message)
-
-    def warn(self, message: str) -> None:
-        self.messages.append(message)
-
-    def add_secret(self, value: str | None) -> None:
-        if value:
-            self.secrets.append(value)
-
-    def state_get(self, name: str) -> dict[str, Any] | None:
-        import time
-
-        entry = self.state.get(name)
-        return entry[0] if entry and entry[1] > time.time() else None
-
-    def state_put(self, name: str, data: dict[str, Any], expires_at: float) -> None:
-        self.state[name] = (json.loads(json.dumps(data)), expires_at)
-
-    def state_delete(self, name: str) -> None:
-        self.state.pop(name, None)
-
-    def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
-        """The demo plugin's ``gw_krypton_readers``, as gw's plugin manager would call it."""
-        from gw_emulators import demo
-
-        return [demo.gw_krypton_readers()] if name == "gw_krypton_readers" else []
-
-
 @pytest.fixture
-def step_ctx(tmp_path: Path, ca: LocalCA) -> LocalContext:
-    return LocalContext(tmp_path / "state", str(ca.ca_path))
+def step_ctx(tmp_path: Path, ca: LocalCA) -> StubStepContext:
+    """gw.testing's stub context, with the demo plugin's ``gw_krypton_readers`` as gw would call it."""
+    from gw_emulators import demo
+
+    return StubStepContext(tmp_path / "state", step_type="krypton", plugin="krypton", tls_verify=str(ca.ca_path),
+                           hooks={"gw_krypton_readers": lambda **kwargs: [demo.gw_krypton_readers()]})

@@ -23,13 +23,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from gw.testing import StubStepContext
 from gw_emulators.krypton import KryptonEmulator
 from gw_emulators.usim import EmulatedReader
 from gw_plugins import krypton as plugin
 from gw_plugins.krypton.protocol import OPERATION_PATHS, KryptonClient, MemorySessionStore, fetch
 from gw_plugins.krypton.sim import open_sim
 
-from .conftest import IMSI, OPC, K, LocalContext
+from .conftest import IMSI, OPC, K
 
 METADATA = OPERATION_PATHS["subscriber-metadata"]
 
@@ -43,7 +44,7 @@ def options(krypton: KryptonEmulator, sim_file: str, operation: str, **extra) ->
     return values
 
 
-def run(ctx: LocalContext, krypton: KryptonEmulator, sim_file: str, operation: str, **extra):
+def run(ctx: StubStepContext, krypton: KryptonEmulator, sim_file: str, operation: str, **extra):
     (step,) = plugin.gw_step_types()
     return step.run(ctx, options(krypton, sim_file, operation, **extra), None)
 
@@ -79,7 +80,7 @@ def live_key(krypton: KryptonEmulator) -> str:
     ],
 )
 def test_bodies_are_byte_for_byte_the_go_clients(
-    krypton: KryptonEmulator, step_ctx: LocalContext, sim_file: str, operation, route, params, expected
+    krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str, operation, route, params, expected
 ) -> None:
     if operation == "cognito-credentials":
         pytest.importorskip("boto3")
@@ -87,26 +88,26 @@ def test_bodies_are_byte_for_byte_the_go_clients(
     assert last_body(krypton, route) == expected.replace("KEY", live_key(krypton)).encode()
 
 
-def test_cognito_region_is_kept(krypton: KryptonEmulator, step_ctx: LocalContext, sim_file: str) -> None:
+def test_cognito_region_is_kept(krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str) -> None:
     credential = run(step_ctx, krypton, sim_file, "cognito-credentials")
     assert credential.region == krypton.region == "ap-northeast-1"
     assert credential.env()["AWS_REGION"] == "ap-northeast-1"
 
 
-def test_arc_bootstrap(krypton: KryptonEmulator, step_ctx: LocalContext, sim_file: str) -> None:
+def test_arc_bootstrap(krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str) -> None:
     doc = run(step_ctx, krypton, sim_file, "arc-bootstrap").document
     assert doc["arcServerEndpoint"] and doc["arcClientPeerIpAddress"].startswith("10.128.0.")
-    assert doc["arcClientPeerPrivateKey"] in step_ctx.secrets  # scrubbed from every message
+    assert doc["arcClientPeerPrivateKey"] in step_ctx.added_secrets  # scrubbed from every message
 
 
-def test_inventory_bootstrap_derives_the_application_key(krypton: KryptonEmulator, step_ctx: LocalContext,
+def test_inventory_bootstrap_derives_the_application_key(krypton: KryptonEmulator, step_ctx: StubStepContext,
                                                         sim_file: str) -> None:
     doc = run(step_ctx, krypton, sim_file, "inventory-bootstrap", request_parameters={"endpoint": "dev-1"}).document
     assert sorted(doc) == ["applicationKey", "pskId", "serverUri"]  # filterMap in operations.go
     assert doc["pskId"] == f"{IMSI}-dev-1"
     assert doc["applicationKey"] == krypton.inventory_keys[IMSI]
     assert len(base64.b64decode(doc["applicationKey"])) == 16
-    assert doc["applicationKey"] in step_ctx.secrets
+    assert doc["applicationKey"] in step_ctx.added_secrets
     # a server that sends the key itself: krypton-cli passes it through
     krypton.inject("soracom/inventory/bootstrap",
                    body=json.dumps({"applicationKey": "c2VydmVy", "serverUri": "coaps://x", "pskId": "p", "extra": 1}))
@@ -131,7 +132,7 @@ def test_operations_needing_parameters_say_so(krypton: KryptonEmulator, sim_file
         options(krypton, sim_file, "azure-iot-registration-status")
 
 
-def test_azure_register_and_status(krypton: KryptonEmulator, step_ctx: LocalContext, sim_file: str) -> None:
+def test_azure_register_and_status(krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str) -> None:
     registered = run(step_ctx, krypton, sim_file, "azure-iot-register").document
     operation_id = registered["operationId"]
     assert last_body(krypton, "azure/iot/register") == f'{{"keyId":"{live_key(krypton)}"}}'.encode()
@@ -141,13 +142,13 @@ def test_azure_register_and_status(krypton: KryptonEmulator, step_ctx: LocalCont
     second = run(step_ctx, krypton, sim_file, "azure-iot-registration-status",
                  request_parameters={"operationId": operation_id}).document
     assert second["status"] == "assigned" and second["deviceId"] == IMSI
-    assert "BEGIN CERTIFICATE" in second["certificate"] and second["privateKey"] in step_ctx.secrets
+    assert "BEGIN CERTIFICATE" in second["certificate"] and second["privateKey"] in step_ctx.added_secrets
     # operationId goes in the path, not in the body
     assert json.loads(last_body(krypton, f"azure/iot/registrations/{operation_id}")) == {"keyId": live_key(krypton)}
     assert krypton.handshakes == 1  # one SIM handshake for all three calls
 
 
-def test_azure_status_over_the_cellular_link(ca, tmp_path: Path, step_ctx: LocalContext) -> None:
+def test_azure_status_over_the_cellular_link(ca, tmp_path: Path, step_ctx: StubStepContext) -> None:
     """krypton's Azure sample polls with a GET without a body on krypton.soracom.io:8036."""
     with KryptonEmulator(ca, cellular_imsi=IMSI) as krypton:
         krypton.add_subscriber(IMSI, K, OPC)
@@ -164,7 +165,7 @@ def test_azure_status_over_the_cellular_link(ca, tmp_path: Path, step_ctx: Local
 
 
 @pytest.mark.parametrize("challenge_status", [200, 401])
-def test_both_challenge_answers_work(ca, step_ctx: LocalContext, sim_file: str, challenge_status: int) -> None:
+def test_both_challenge_answers_work(ca, step_ctx: StubStepContext, sim_file: str, challenge_status: int) -> None:
     """The keys API answers its challenge with 200 or 401; krypton-cli's startAKA accepts both."""
     with KryptonEmulator(ca, challenge_status=challenge_status) as krypton:
         krypton.add_subscriber(IMSI, K, OPC)
@@ -233,7 +234,7 @@ def test_call_command_prints_inventory_and_refuses_missing_endpoint(gw_home, kry
     assert out.returncode == 0 and json.loads(out.stdout)["arcServerEndpoint"], out.stderr
 
 
-def test_emulator_clock_is_injectable(ca, step_ctx: LocalContext, sim_file: str) -> None:
+def test_emulator_clock_is_injectable(ca, step_ctx: StubStepContext, sim_file: str) -> None:
     """The shared base's clock drives key lifetime and the timestamp check."""
     import time
 

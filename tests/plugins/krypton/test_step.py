@@ -10,10 +10,11 @@ import pytest
 
 from gw.credentials import AWS, IOT_CERTIFICATE, JSON_DOCUMENT, OPENID_TOKEN, AwsCredentials, IotCertificate
 from gw.errors import StepError
+from gw.testing import StubStepContext
 from gw_emulators.krypton import KryptonEmulator
 from gw_plugins import krypton as plugin
 
-from .conftest import IMSI, OPC, K, LocalContext, write_sim
+from .conftest import IMSI, OPC, K, write_sim
 
 
 def step():
@@ -45,7 +46,7 @@ def test_step_type_declaration() -> None:
 
 
 def test_cognito_credentials_from_moto(
-    ca, moto_endpoint: str, step_ctx: LocalContext, sim_file: str
+    ca, moto_endpoint: str, step_ctx: StubStepContext, sim_file: str
 ) -> None:
     import boto3
 
@@ -56,7 +57,7 @@ def test_cognito_credentials_from_moto(
         assert creds.origin == "cognito-identity" and creds.role_chained is False
         assert creds.access_key_id.startswith("ASIA") and creds.session_token
         assert 3500 < (creds.expiration.timestamp() - time.time()) <= 3600
-        assert creds.secret_access_key in step_ctx.secrets and creds.session_token in step_ctx.secrets
+        assert creds.secret_access_key in step_ctx.added_secrets and creds.session_token in step_ctx.added_secrets
         # moto accepts them
         sts = boto3.client(
             "sts",
@@ -76,10 +77,10 @@ def test_cognito_credentials_from_moto(
         step().run(step_ctx, options(krypton, sim_file, "cognito-credentials"), None)
         assert krypton.handshakes == 1
         assert krypton.calls["aws/cognito/credentials"] == 2
-        assert "Authenticating the SIM ..." in step_ctx.messages
+        assert "Authenticating the SIM ..." in step_ctx.infos
 
 
-def test_openid_token(krypton: KryptonEmulator, step_ctx: LocalContext, sim_file: str) -> None:
+def test_openid_token(krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str) -> None:
     import jwt
 
     token = step().run(step_ctx, options(krypton, sim_file, "cognito-openid-token"), None)
@@ -91,7 +92,7 @@ def test_openid_token(krypton: KryptonEmulator, step_ctx: LocalContext, sim_file
     assert token.expiration is not None and 500 < token.expiration.timestamp() - time.time() <= 600
 
 
-def test_metadata_and_userdata(krypton: KryptonEmulator, step_ctx: LocalContext, sim_file: str) -> None:
+def test_metadata_and_userdata(krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str) -> None:
     meta = step().run(step_ctx, options(krypton, sim_file, "subscriber-metadata"), None)
     assert meta.document["imsi"] == IMSI and meta.expiration is None
     krypton.subscribers[IMSI].userdata = "plain text"
@@ -103,7 +104,7 @@ def test_metadata_and_userdata(krypton: KryptonEmulator, step_ctx: LocalContext,
     assert krypton.handshakes == 1
 
 
-def test_iot_bootstrap_files(krypton: KryptonEmulator, step_ctx: LocalContext, sim_file: str, ca) -> None:
+def test_iot_bootstrap_files(krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str, ca) -> None:
     from cryptography import x509
 
     cert = step().run(step_ctx, options(krypton, sim_file, "aws-iot-bootstrap"), None)
@@ -122,7 +123,7 @@ def test_iot_bootstrap_files(krypton: KryptonEmulator, step_ctx: LocalContext, s
     assert cert.expiration == loaded.not_valid_after_utc.replace(microsecond=0)
 
 
-def test_cellular_mode(ca, step_ctx: LocalContext) -> None:
+def test_cellular_mode(ca, step_ctx: StubStepContext) -> None:
     with KryptonEmulator(ca, cellular_imsi=IMSI) as krypton:
         krypton.add_subscriber(IMSI, K, OPC)
         cert = step().run(
@@ -134,7 +135,7 @@ def test_cellular_mode(ca, step_ctx: LocalContext) -> None:
         assert krypton.handshakes == 0 and step_ctx.state == {}
 
 
-def test_step_errors_are_one_line(krypton: KryptonEmulator, step_ctx: LocalContext, tmp_path: Path) -> None:
+def test_step_errors_are_one_line(krypton: KryptonEmulator, step_ctx: StubStepContext, tmp_path: Path) -> None:
     with pytest.raises(StepError, match=r"cannot open the SIM \(emulated\): reader 'emulated' needs a sim_file"):
         step().run(step_ctx, options(krypton, "", "userdata"), None)
     wrong = write_sim(tmp_path / "wrong.json", k=bytes(16))
