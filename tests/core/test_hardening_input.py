@@ -206,8 +206,9 @@ def test_sigint_in_the_first_milliseconds_prints_no_traceback_from_gw(warm):
     """From gw's first line on, an early Ctrl-C ends gw quietly (the launcher leaves SIGINT to the
     kernel until gw.cli installs its handler). Python's own start-up before that line (site and
     .pth files) is the interpreter's: a signal that arrives there is raised in the interpreter's
-    frames, or, when it lands after site, at the launcher's line 0 - the instruction before its
-    first line, which no code can guard. Either way no line of gw ran (see docs/security.md)."""
+    frames (a traceback, an "Exception ignored in" report, or a bare "KeyboardInterrupt" when no
+    frame ran), or, when it lands after site, at the launcher's line 0 - the instruction before
+    its first line, which no code can guard. In every case no line of gw ran (docs/security.md)."""
     gw_files = (GW, os.path.dirname(__import__("gw").__file__))
     frame = re.compile(r'File "([^"]+)", line (\d+)')
     for i in range(40):
@@ -217,11 +218,11 @@ def test_sigint_in_the_first_milliseconds_prints_no_traceback_from_gw(warm):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=TIMEOUT)
         if "Traceback" in err:
-            assert err.rstrip().endswith("KeyboardInterrupt"), err
+            assert "KeyboardInterrupt" in err and "gw: " not in err, err
             ran = [(path, line) for path, line in frame.findall(err) if path.startswith(gw_files)]
             assert ran in ([], [(GW, "0")]), err  # a gw line ran without the handler
-        else:
-            assert err in ("", "gw: cancelled\n"), err
+        else:  # quiet, gw's own line, or the interpreter's bare line for a signal caught in its C code
+            assert err in ("", "gw: cancelled\n", "KeyboardInterrupt\n"), err
 
 
 # -- one-time codes that never left ------------------------------------------------------------------------------
