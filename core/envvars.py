@@ -6,23 +6,20 @@ import json
 import os
 import shlex
 
-# Credential variables no kind emits but other tools read (soracom-cli's AuthKey pair; the
-# session expiry some SDKs honour): cleared for the child all the same (issue 8).
-ALSO_CONFLICTING = ("SORACOM_AUTH_KEY_ID", "SORACOM_AUTH_KEY", "AWS_SESSION_EXPIRATION")
 # The characters that open or close a PowerShell single-quoted string: ' and U+2018..U+201B.
 POWERSHELL_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
 
 
 def conflicting() -> tuple[str, ...]:
     """Variables that would make a child program use other credentials than gw hands it:
-    the union of ``ENV_VARS`` over the credential kinds known now (plugin kinds included),
-    and :data:`ALSO_CONFLICTING`."""
+    the union of ``ENV_VARS`` over the credential kinds known now (plugin kinds included).
+    Each kind lists the variables it sets and any others that name credentials of its kind
+    (soracom-cli's AuthKey pair, the session expiry some AWS SDKs honour)."""
     from .credentials import KINDS
 
     names: dict[str, None] = {}
     for kind in KINDS.values():
         names.update(dict.fromkeys(kind.ENV_VARS))
-    names.update(dict.fromkeys(ALSO_CONFLICTING))
     return tuple(names)
 
 
