@@ -26,29 +26,37 @@ class Scrubber:
     For each secret it knows the raw value, the value without surrounding
     whitespace/CR/LF, Python's ``repr`` of it as text and as bytes (what
     ``http.client`` prints), its JSON escaping (ASCII and not), and its URL
-    encodings. A message that ends in a cut-off form (``message[:200]``: any
-    prefix of at least :data:`MIN_CUT` characters, before optional ``...``/quotes)
-    or starts with the tail of one (``message[-200:]``) is scrubbed too.
+    encodings (upper- and lower-case escapes). Any run of text in which every
+    :data:`MIN_CUT`-character window is a piece of one of those forms is scrubbed
+    as a whole, so a form cut short at either end (``message[:200]``,
+    ``message[-200:]``), a slice from its middle, or pieces of two forms side by
+    side never leave a readable part behind.
     """
 
     MIN_CUT = 8
-    _TRAILERS = " \t.\u2026'\")]}>,;"
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
-        self._forms: list[str] = []
+        self._forms: list[str] = []  # shorter than MIN_CUT: replaced only where whole
+        self._pieces: set[str] = set()  # every MIN_CUT-character window of every longer form
 
     def add(self, value: str | None) -> None:
         if not value or len(value) < 4 or value in self._secrets:
             return
         self._secrets.add(value)
-        forms = set(self.forms(value))
-        self._forms = sorted(set(self._forms) | {f for f in forms if len(f) >= 4}, key=len, reverse=True)
+        cut = self.MIN_CUT
+        for form in self.forms(value):
+            if len(form) >= cut:
+                self._pieces.update(form[i:i + cut] for i in range(len(form) - cut + 1))
+            elif len(form) >= 4 and form not in self._forms:
+                self._forms.append(form)
+        self._forms.sort(key=len, reverse=True)
 
     @staticmethod
     def forms(value: str) -> list[str]:
         """Every spelling of ``value`` a message may contain."""
         import json
+        import re
         from urllib.parse import quote, quote_plus
 
         found = []
@@ -64,39 +72,25 @@ class Scrubber:
                 quote(v, safe=""),
                 quote(v),
                 quote_plus(v),
-                quote(v, safe="").lower(),
+                re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(v, safe="")),
             ]
         return found
 
     def scrub(self, text: str) -> str:
+        cut = self.MIN_CUT
+        if self._pieces and len(text) >= cut:
+            spans: list[list[int]] = []
+            for i in range(len(text) - cut + 1):
+                if text[i:i + cut] in self._pieces:
+                    if spans and i <= spans[-1][1]:
+                        spans[-1][1] = i + cut
+                    else:
+                        spans.append([i, i + cut])
+            for start, end in reversed(spans):
+                text = text[:start] + "****" + text[end:]
         for form in self._forms:
             if form in text:
                 text = text.replace(form, "****")
-        return self._scrub_cuts(text)
-
-    def _scrub_cuts(self, text: str) -> str:
-        """Scrub a secret cut short anywhere (an upstream quoting ``message[:200]``, or half a
-        key): any run of at least ``MIN_CUT`` characters that is a prefix or a suffix of a form."""
-        cut = self.MIN_CUT
-        for form in self._forms:
-            if len(form) <= cut:
-                continue
-            head = form[:cut]
-            at = text.find(head)
-            while at != -1:
-                end = at + cut
-                while end < len(text) and end - at < len(form) and text[end] == form[end - at]:
-                    end += 1
-                text = text[:at] + "****" + text[end:]
-                at = text.find(head, at + 4)
-            tail = form[-cut:]
-            at = text.find(tail)
-            while at != -1:
-                start = at
-                while start > 0 and at + cut - start < len(form) and text[start - 1] == form[-(at + cut - start) - 1]:
-                    start -= 1
-                text = text[:start] + "****" + text[at + cut:]
-                at = text.find(tail, start + 4)
         return text
 
 
