@@ -103,7 +103,17 @@ class App:
         from .chain import ChainEnv
 
         return ChainEnv(settings=self.config.settings, ui=self.ui, registry=self.registry,
-                        state_dir=self.state_dir, vault=lambda: self.vault, state=StateStore(self))
+                        state_dir=self.state_dir, vault=lambda: self.vault, state=StateStore(self),
+                        plugin_settings=self.plugin_settings)
+
+    def plugin_settings(self) -> dict[str, Any]:
+        """The ``[settings]`` keys plugins declared, checked, with defaults filled in."""
+        from .chain import check_settings
+
+        values, problems = check_settings(self.config.settings, self.registry, self.config.path)
+        if problems:
+            raise ConfigError(problems[0])
+        return values
 
     def context(self, profile: str, step: str | None = None):
         """A :class:`gw.plugin.StepContext`; with ``step``, the one that step type's runs get."""
@@ -142,9 +152,10 @@ class App:
 
     # -- checking --------------------------------------------------------------
     def plan(self, profile: Profile):
-        from .chain import check_profile
+        from .chain import check_profile, check_settings
 
         planned, problems = check_profile(profile, self.registry, self.config.path)
+        problems = check_settings(self.config.settings, self.registry, self.config.path)[1] + problems
         if problems:
             more = f" (and {len(problems) - 1} more: run gw check)" if len(problems) > 1 else ""
             raise ConfigError(problems[0] + more)

@@ -136,6 +136,42 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
     return planned, problems
 
 
+def check_settings(settings: Settings, registry: Any, config_path: str) -> tuple[dict[str, Any], list[str]]:
+    """The ``[settings]`` keys plugins declared (``gw_settings``): (values with defaults, problems)."""
+    from .config import SETTING_TYPES
+
+    values = {name: spec.option.default for name, spec in registry.settings.items()}
+    problems: list[str] = []
+    for key, value in settings.plugin_values.items():
+        where = f"{config_path}: settings.{key}"
+        spec = registry.settings.get(key)
+        if spec is None:
+            hint = suggest(key, [*SETTING_TYPES, *registry.settings])
+            skipped = sorted(registry.failed) + list(registry.disabled)
+            problems.append(f"{where}: unknown setting{hint}"
+                            + (f" (plugins skipped or disabled: {', '.join(skipped)})" if skipped else ""))
+            continue
+        allowed = spec.option.type if isinstance(spec.option.type, tuple) else (spec.option.type,)
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+            problems.append(f"{where}: must be {type_name(allowed[0]())}, not {type_name(value)}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{where}: must be a finite number, not {value!r}")
+        elif spec.option.choices is not None and value not in spec.option.choices:
+            problems.append(f"{where}: must be one of {', '.join(map(str, spec.option.choices))}, not {value!r}")
+        else:
+            values[key] = value
+    return values, problems
+
+
+def setting_value(values: dict[str, Any], name: str) -> Any:
+    """``values[name]``, or a one-line error when no loaded plugin declares ``settings.<name>``."""
+    if name not in values:
+        from .errors import ConfigError
+
+        raise ConfigError(f"settings.{name} is declared by no loaded plugin (gw_settings)")
+    return values[name]
+
+
 def _no_run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
     raise AssertionError("a profile table is never run")
 
@@ -157,6 +193,7 @@ class ChainEnv:
     vault: Callable[[], Any]
     state: Any  # gw.app.StateStore: get/put/delete of plugin state entries
     pending_codes: list = field(default_factory=list)  # gw.totp.Reservation carried by a result to the next step
+    plugin_settings: Callable[[], dict[str, Any]] = dict  # the [settings] keys plugins declared, checked
 
 
 class ChainContext:
@@ -240,6 +277,9 @@ class ChainContext:
         if getattr(self.env.registry.hook, name, None) is None:
             return []
         return self.env.registry.call(name, **kwargs)
+
+    def setting(self, name: str) -> Any:
+        return setting_value(self.env.plugin_settings(), name)
 
     # -- private state ------------------------------------------------------
     def state_get(self, name: str) -> dict[str, Any] | None:

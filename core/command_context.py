@@ -67,6 +67,11 @@ class AppCommandContext:
     def output_kind(self, profile: str) -> str:
         return self._app.output_kind(self._app.config.profile(profile))
 
+    def setting(self, name: str) -> Any:
+        from .chain import setting_value
+
+        return setting_value(self._app.plugin_settings(), name)
+
     def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False,
                 min_ttl: float = 0) -> Credential:
         return self._app.resolve(profile, require=require, refresh=refresh, min_ttl=min_ttl)

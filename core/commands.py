@@ -533,11 +533,11 @@ def cmd_check(ns, app) -> int:
 
 
 def _check_problems(app) -> list[str]:
-    from .chain import check_profile
+    from .chain import check_profile, check_settings
     from .secrets import vault_names
 
     config = app.config
-    problems: list[str] = []
+    problems: list[str] = check_settings(config.settings, app.registry, config.path)[1]
     vault: set[str] | None = None
     for profile in config.profiles.values():
         planned, found = check_profile(profile, app.registry, config.path)

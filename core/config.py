@@ -38,6 +38,7 @@ class Settings:
     askpass: str | None = None
     prompt_timeout: float = 300.0
     disable_plugins: list[str] = field(default_factory=list)
+    plugin_values: dict[str, Any] = field(default_factory=dict)  # keys plugins declare (gw_settings), unchecked
 
 
 SETTING_TYPES: dict[str, tuple[type, ...]] = {
@@ -179,8 +180,9 @@ def _parse_settings(raw: Any, path: str) -> Settings:
         raise _fail(path, "settings", "must be a table")
     settings = Settings()
     for key, value in raw.items():
-        if key not in SETTING_TYPES:
-            raise _fail(path, f"settings.{key}", f"unknown setting{suggest(key, SETTING_TYPES)}")
+        if key not in SETTING_TYPES:  # a plugin's, checked once the plugins are loaded (gw.chain)
+            settings.plugin_values[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, SETTING_TYPES[key]):
             raise _fail(path, f"settings.{key}", f"must be {type_name(SETTING_TYPES[key][0]())}, not {type_name(value)}")
         setattr(settings, key, value)

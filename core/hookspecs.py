@@ -18,7 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .credentials import Credential
-    from .steps import Command, ProfileTable, SecretScheme, StepType
+    from .steps import Command, ProfileTable, SecretScheme, Setting, StepType
 
 hookspec = pluggy.HookspecMarker("gw")
 
@@ -78,6 +78,15 @@ def gw_profile_tables() -> list[ProfileTable]:
 
     The core checks each table's options like a step's; a table no plugin owns
     is an error naming it. Commands read tables through ``ctx.profile(name).tables``.
+    """
+
+
+@hookspec
+def gw_settings() -> list[Setting]:
+    """Return the ``[settings]`` keys this plugin owns (:class:`gw.plugin.Setting`).
+
+    Each is checked like a step option; a name the core uses, or another plugin's,
+    is refused. Steps and commands read the value with ``ctx.setting(name)``.
     """
 
 

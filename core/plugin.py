@@ -10,7 +10,7 @@ What is here:
 - ``hookimpl``: the decorator for hook implementations (the hooks are in
   ``gw.hookspecs``, documented in docs/plugins.md).
 - Declarations a plugin returns: :class:`StepType`, :class:`Option`,
-  :class:`SecretScheme`, :class:`Command`, :class:`ProfileTable`.
+  :class:`SecretScheme`, :class:`Command`, :class:`ProfileTable`, :class:`Setting`.
 - What the core hands a plugin: :class:`StepContext` (a running step) and
   :class:`CommandContext` (a plugin command).
 - Credential kinds and classes, with the time helpers they use.
@@ -52,7 +52,16 @@ from .credentials import (
 )
 from .errors import ConfigError, GwError, SecretError, StepError, UsageError
 from .paths import atomic_write
-from .steps import Command, CommandContext, Option, ProfileTable, SecretScheme, StepContext, StepType
+from .steps import (
+    Command,
+    CommandContext,
+    Option,
+    ProfileTable,
+    SecretScheme,
+    Setting,
+    StepContext,
+    StepType,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -81,6 +90,7 @@ __all__ = [
     "OpenIdToken",
     "Option",
     "ProfileTable",
+    "Setting",
     "SecretError",
     "SecretScheme",
     "SoracomCredentials",

@@ -23,7 +23,7 @@ from typing import Any
 
 from . import hookspecs
 from .credentials import KINDS, Credential
-from .steps import Command, Option, ProfileTable, SecretScheme, StepType
+from .steps import Command, Option, ProfileTable, SecretScheme, Setting, StepType
 
 ENTRY_POINT_GROUP = "gw"
 COMMAND_GROUPS = (None, "setup", "serve", "import")
@@ -42,6 +42,7 @@ class Registry:
     schemes: list[SecretScheme] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     tables: dict[str, ProfileTable] = field(default_factory=dict)
+    settings: dict[str, Setting] = field(default_factory=dict)
     kinds: dict[str, type[Credential]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     disabled: list[str] = field(default_factory=list)
@@ -183,6 +184,7 @@ def _collect(registry: Registry) -> None:
         "gw_secret_schemes": _check_scheme,
         "gw_commands": _check_command,
         "gw_profile_tables": _check_table,
+        "gw_settings": _check_setting,
     }
     for name, plugin in list(pm.list_name_plugin()):
         if plugin is None:
@@ -236,6 +238,13 @@ def _collect(registry: Registry) -> None:
         registry.schemes.extend(found.get("gw_secret_schemes", []))
         for table in found.get("gw_profile_tables", []):
             registry.tables.setdefault(table.name, table)
+        for setting in found.get("gw_settings", []):
+            if setting.name in registry.settings:
+                print(f"gw: warning: settings.{setting.name} is declared by plugins "
+                      f"{registry.settings[setting.name].plugin!r} and {setting.plugin!r}; "
+                      f"the first is used", file=sys.stderr)
+                continue
+            registry.settings[setting.name] = setting
         registry.commands.extend(found.get("gw_commands", []))
     for step_name, steps in owners.items():
         if len(steps) == 1:
@@ -260,9 +269,9 @@ def _check_options(options: Any, what: str) -> None:
         if not all(isinstance(t, type) for t in allowed):
             raise PluginProblem(f"{what}: option {key!r} has a type that is not a type")
         if spec.default is not None:
-            if spec.secret:
-                continue
-            if (isinstance(spec.default, bool) and bool not in allowed) or not isinstance(spec.default, allowed):
+            if spec.secret:  # a secret's default is a reference (``prompt``), not a value of its type
+                pass
+            elif (isinstance(spec.default, bool) and bool not in allowed) or not isinstance(spec.default, allowed):
                 raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, "
                                     f"not of its type {'/'.join(t.__name__ for t in allowed)}")
             if spec.choices is not None and spec.default not in spec.choices:
@@ -314,6 +323,21 @@ def _check_table(item: Any, plugin: str) -> ProfileTable:
     if item.name in ("steps", "description", "region"):
         raise PluginProblem(f"profile table {item.name!r} clashes with a core profile key")
     _check_options(item.options, f"profile table {item.name!r}")
+    return item if item.plugin else replace(item, plugin=plugin)
+
+
+def _check_setting(item: Any, plugin: str) -> Setting:
+    from .config import SETTING_TYPES
+
+    if not isinstance(item, Setting):
+        raise PluginProblem(f"gw_settings returned {type(item).__name__}, not Setting")
+    if not isinstance(item.name, str) or not item.name.isidentifier():
+        raise PluginProblem(f"setting {item.name!r}: the name must be a TOML bare key of letters, digits and _")
+    if item.name in SETTING_TYPES:
+        raise PluginProblem(f"setting {item.name!r} is one of gw's own settings")
+    if not isinstance(item.option, Option) or item.option.secret or item.option.required:
+        raise PluginProblem(f"setting {item.name!r}: option must be an Option (not secret, not required)")
+    _check_options({item.name: item.option}, f"setting {item.name!r}")
     return item if item.plugin else replace(item, plugin=plugin)
 
 

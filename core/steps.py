@@ -101,6 +101,9 @@ class StepContext(Protocol):
     def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         """Call a hook that a plugin added with ``gw_add_hookspecs``; returns the results."""
 
+    def setting(self, name: str) -> Any:
+        """The value of a ``[settings]`` key a plugin declared (``gw_settings``), else its default."""
+
     def find_step_type(self, name: str) -> StepType:
         """Look up another step type by name (e.g. ``federation-token`` for login)."""
 
@@ -137,6 +140,9 @@ class CommandContext(Protocol):
 
     def output_kind(self, profile: str) -> str:
         """The credential kind the profile's chain yields (checks the chain)."""
+
+    def setting(self, name: str) -> Any:
+        """The value of a ``[settings]`` key a plugin declared (``gw_settings``), else its default."""
 
     def resolve(self, profile: str, *, require: str | None = None, refresh: bool = False,
                 min_ttl: float = 0) -> Credential:
@@ -274,6 +280,20 @@ class Command:
     def full_name(self) -> str:
         """``name`` or ``"<group> <name>"``."""
         return f"{self.group} {self.name}" if self.group else self.name
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A ``[settings]`` key a plugin owns, e.g. the soracom plugin's ``soracom_cli``.
+
+    ``option`` says its type, default and choices, checked like a step option's.
+    Steps and commands read it with ``ctx.setting(name)``. A key no loaded plugin
+    owns is an error naming it (``gw check``, and any command that resolves a profile).
+    """
+
+    name: str
+    option: Option = field(default_factory=Option)
+    plugin: str = ""
 
 
 @dataclass(frozen=True)

@@ -153,12 +153,14 @@ class StubStepContext:
 
     ``secrets`` maps references to their values; ``answers`` are what ``ask``
     returns, in order. Messages land in ``infos``/``warnings``; scrubbed values in
-    ``added_secrets``; state lives in ``state`` (name -> (data, expires_at)).
+    ``added_secrets``; state lives in ``state`` (name -> (data, expires_at));
+    ``settings`` are what ``setting`` returns (plugin-declared ``[settings]`` keys).
     """
 
     def __init__(self, state_dir: Path, *, profile: str = "test", step_type: str = "", plugin: str = "test",
                  secrets: dict[str, str] | None = None, answers: list[str] | None = None,
-                 tls_verify: bool | str = True, hooks: dict[str, Callable[..., list[Any]]] | None = None) -> None:
+                 tls_verify: bool | str = True, hooks: dict[str, Callable[..., list[Any]]] | None = None,
+                 settings: dict[str, Any] | None = None) -> None:
         self.profile = profile
         self.step_index = 0
         self.step_type = step_type
@@ -168,6 +170,7 @@ class StubStepContext:
         self.secrets = dict(secrets or {})
         self.answers = list(answers or [])
         self.hooks = dict(hooks or {})
+        self.settings = dict(settings or {})
         self.infos: list[str] = []
         self.warnings: list[str] = []
         self.added_secrets: list[str] = []
@@ -229,6 +232,13 @@ class StubStepContext:
     def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         hook = self.hooks.get(name)
         return hook(**kwargs) if hook else []
+
+    def setting(self, name: str) -> Any:
+        from .errors import ConfigError
+
+        if name not in self.settings:
+            raise ConfigError(f"settings.{name}: not given to the stub context (settings=...)")
+        return self.settings[name]
 
     def state_get(self, name: str) -> dict[str, Any] | None:
         entry = self.state.get(name)

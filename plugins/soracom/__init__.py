@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gw.plugin import Command, StepType, hookimpl
+from gw.plugin import Command, Option, Setting, StepType, hookimpl
 
 from .profile_command import (
     profile_command,
@@ -37,6 +37,12 @@ def gw_step_types() -> list[StepType]:
     from .steps import step_types
 
     return step_types()
+
+
+@hookimpl
+def gw_settings() -> list[Setting]:
+    return [Setting("soracom_cli", Option(str, help="soracom-cli for gw soracom: a path, or a name looked up on PATH "
+                                                     "(default: soracom)"))]
 
 
 @hookimpl

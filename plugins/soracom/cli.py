@@ -32,7 +32,8 @@ ADD_AUTH_STEP = 'add { use = "soracom-auth" } as its last step'
 # -- gw soracom ---------------------------------------------------------------------------
 def soracom_cli(ctx: CommandContext, profile: str) -> str:
     """soracom-cli as chosen: ``$GW_SORACOM_CLI``, else the profile's soracom-auth ``cli`` option,
-    else ``soracom`` (a name without a slash is looked up on PATH). Refused when it is not found."""
+    else ``settings.soracom_cli``, else ``soracom`` (a name without a slash is looked up on PATH).
+    Refused when it is not found."""
     import shutil
 
     chosen = os.environ.get(CLI_ENV)
@@ -41,11 +42,13 @@ def soracom_cli(ctx: CommandContext, profile: str) -> str:
         chosen = ctx.step_options(profile, "soracom-auth").get("cli")
         origin = "the soracom-auth option cli"
     if not chosen:
+        chosen, origin = ctx.setting("soracom_cli"), "settings.soracom_cli"
+    if not chosen:
         chosen, origin = "soracom", "PATH"
     found = shutil.which(chosen) if os.sep not in chosen else (chosen if os.access(chosen, os.X_OK) else None)
     if not found:
-        raise UsageError(f"soracom-cli not found: {chosen!r} (from {origin}); install it, or set {CLI_ENV} "
-                         "or the soracom-auth option cli to its path")
+        raise UsageError(f"soracom-cli not found: {chosen!r} (from {origin}); install it, or set {CLI_ENV}, "
+                         "settings.soracom_cli or the soracom-auth option cli to its path")
     return chosen
 
 

@@ -22,6 +22,8 @@ CASES = {
     "gwbad_misspelled": "implements unknown hook gw_secret_scheme (did you mean gw_secret_schemes?)",
     "gwbad_not_a_list": "gw_commands must return a list, not Command",
     "gwbad_default": "option 'retries' has default 'three', not of its type int",
+    "gwbad_choice": "option 'mode' has default 'fast', not one of its choices",
+    "gwbad_setting": "setting 'lock_timeout' is one of gw's own settings",
     "gwbad_kind": "names unknown credential kind 'aws-credential' (did you mean 'aws-credentials'?)",
     "gwbad_import": "cannot be loaded: RuntimeError: this plugin is broken at import",
     "gwbad_call": "gw_profile_tables raised KeyError",

@@ -117,6 +117,29 @@ def test_cli_option_of_the_step(sora, tmp_path):
 
 
 
+def test_settings_soracom_cli_names_the_program(sora, tmp_path):
+    """``[settings] soracom_cli`` (the soracom plugin's own setting) is used when neither
+    GW_SORACOM_CLI nor the step's cli option says otherwise; a bad value is one line."""
+    from tests.plugins.soracom import soracom_cli_standin
+    from tests.plugins.soracom.conftest import sora_config
+
+    elsewhere = soracom_cli_standin.install(tmp_path / "elsewhere")
+    settings = f'[settings]\nca_bundle = "{sora.home.ca_path}"\nsoracom_cli = "{elsewhere}"\n'
+    sora.home.write_config(settings + sora_config(sora.api.url))
+    proc = _soracom(sora, "sora-session", "subscribers", "list", extra={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == len(IMSIS)
+    assert sora.home.run("check").returncode == 0
+    sora.home.write_config(settings.replace(str(elsewhere), "/nonexistent/soracom") + sora_config(sora.api.url))
+    proc = _soracom(sora, "sora-session", "subscribers", "list", extra={"PATH": "/usr/bin:/bin"})
+    lines = sora.errors(proc)
+    assert proc.returncode == 2 and len(lines) == 1 and "(from settings.soracom_cli)" in lines[0], proc.stderr
+    sora.home.write_config(settings.replace(f'"{elsewhere}"', "7") + sora_config(sora.api.url))
+    proc = _soracom(sora, "sora-session", "subscribers", "list")
+    lines = sora.errors(proc)
+    assert proc.returncode == 2 and len(lines) == 1 and "settings.soracom_cli: must be a string" in lines[0]
+
+
 # -- the cache-hit fast path (core/fastpath.py, from the recipe exec_with leaves) ------------------
 def _verbose(sora, *args: str, extra: dict | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
     """``gw ARGS`` under ``python -v``: (the run, every module gw imported, importlib's too)."""
