@@ -215,7 +215,7 @@ class App:
             os.path.join(self.state_dir, "locks", f"{prefix_entry(digest)}.lock"),
             self.config.settings.lock_timeout,
             "a chain step shared by several profiles",
-            on_wait=lambda: self.ui.info("another gw process is fetching a shared chain step; waiting for it"),
+            on_wait=lambda: self.ui.wait("another gw process is fetching a shared chain step; waiting for it"),
             on_unavailable=self.ui.warn,
         )
 

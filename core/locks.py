@@ -24,8 +24,12 @@ def file_lock(
     what: str,
     on_wait: Callable[[], None] | None = None,
     on_unavailable: Callable[[str], None] | None = None,
+    notice_after: float = 1.0,
 ) -> Iterator[bool]:
     """Hold an exclusive lock on ``path``; yields True, or False if locking is impossible.
+
+    ``on_wait`` is called once, when the wait has lasted ``notice_after`` seconds (a
+    short wait is not worth a line).
 
     A state directory that cannot hold lock files (read-only) degrades to no
     locking, reported through ``on_unavailable``, rather than failing the command.
@@ -39,7 +43,8 @@ def file_lock(
         yield False
         return
     try:
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         waited = False
         delay = 0.01
         while True:
@@ -47,9 +52,9 @@ def file_lock(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if not waited and on_wait:
+                if not waited and on_wait and time.monotonic() - started >= notice_after:
                     on_wait()
-                waited = True
+                    waited = True
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
                         f"gave up after {timeout:g} s waiting for another gw process busy with {what}; "

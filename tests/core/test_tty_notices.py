@@ -140,6 +140,52 @@ def test_a_lock_wait_is_shown_on_the_terminal(gw_home, terminal):
     assert SECRET not in terminal.text
 
 
+def test_a_short_lock_wait_is_not_worth_a_line(gw_home, terminal):
+    """A wait of a fraction of a second (parallel callers, the common case) prints nothing."""
+    gw_home.env.update(GWT_AKID="AKIATTYNOTICEEXAMPLE", GWT_SECRET=SECRET)
+    gw_home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:GWT_AKID\", "
+                         "secret_access_key = \"env:GWT_SECRET\" }]\n")
+    locks = gw_home.state / "locks"
+    locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(locks / "p.lock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        proc = terminal.popen([GW, "env", "--profile", "p"], _env(gw_home))
+        time.sleep(0.3)  # the point of the test: a wait shorter than a second (gw waits at most this long)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "AKIATTYNOTICEEXAMPLE" in out and err == "", err
+    assert "waiting" not in terminal.text
+
+
+def test_a_wait_for_a_shared_chain_step_reaches_the_terminal(aws_home, iam_user, moto, terminal):
+    """Two SDK callers of different profiles sharing one MFA session: the second waits on the
+    shared step's lock, and the person sees why on /dev/tty although stderr is captured."""
+    import tomllib
+
+    from gw.app import prefix_digests, prefix_entry
+    from tests.core.core_helpers import store_user
+    from tests.core.gw_test_support import ROLE
+
+    store_user(aws_home, iam_user)
+    keys = '{ use = "aws-keys", access_key_id = "vault:akid", secret_access_key = "vault:secret" }'
+    session = '{ use = "session-token", duration = 3600 }'
+    aws_home.write_config(f'[profiles.admin]\nsteps = [ {keys}, {session}, {{ use = "assume-role", role_arn = "{ROLE}" }} ]\n')
+    steps = tomllib.loads(aws_home.config_path.read_text())["profiles"]["admin"]["steps"]
+    locks = aws_home.state / "locks"
+    locks.mkdir(parents=True, exist_ok=True, mode=0o700)
+    holders = [open(locks / f"{prefix_entry(d)}.lock", "a") for d in prefix_digests(steps)]
+    try:
+        for holder in holders:
+            fcntl.flock(holder, fcntl.LOCK_EX)  # "another gw process" fetching the shared steps
+        proc = terminal.popen([GW, "credential-process", "--profile", "admin"], _env(aws_home))
+        terminal.wait_for("gw: another gw process is fetching a shared chain step; waiting for it")
+    finally:
+        for holder in holders:
+            holder.close()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert '"AccessKeyId"' in out and "waiting" not in err
+
+
 def test_a_slow_secret_command_is_shown_after_a_second_and_its_output_is_not(gw_home, terminal, tmp_path):
     fifo = tmp_path / "go"
     os.mkfifo(fifo)
