@@ -25,7 +25,7 @@ from .steps import SecretScheme, StepContext
 
 hookimpl = pluggy.HookimplMarker("gw")
 TOTP_KEYS = {"totp", "period", "digits"}
-CMD_KEYS = {"cmd", "timeout"}
+CMD_KEYS = {"cmd", "timeout", "period"}
 CMD_TIMEOUT = 60
 
 
@@ -96,21 +96,24 @@ def _resolve_totp(ctx: StepContext, ref: Any) -> str:
     return ctx.one_time_code(seed_account(seed), make, period=period, label=label)
 
 
-def _cmd_parts(ref: Any) -> tuple[list[str], float]:
+def _cmd_parts(ref: Any) -> tuple[list[str], float, int]:
     import shlex
 
     text, timeout = (ref["cmd"], ref.get("timeout", CMD_TIMEOUT)) if isinstance(ref, dict) else (ref[4:], CMD_TIMEOUT)
+    period = ref.get("period", 30) if isinstance(ref, dict) else 30
     if not isinstance(text, str):
         raise ValueError("cmd must be a command line string")  # noqa: TRY004 - the scheme API's one error type
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 3600:
         raise ValueError("cmd timeout must be a number of seconds from 1 to 3600")
+    if isinstance(period, bool) or not isinstance(period, int) or not 1 <= period <= 300:
+        raise ValueError("cmd period (of the one-time codes it prints) must be an integer from 1 to 300 seconds")
     try:
         argv = shlex.split(text)
     except ValueError as exc:
         raise ValueError(f"cmd: cannot split the command line ({exc})") from None
     if not argv:
         raise ValueError("cmd: needs a command after it, e.g. cmd:pass show aws/secret")
-    return argv, float(timeout)
+    return argv, float(timeout), period
 
 
 def _check_cmd(ref: Any) -> None:
@@ -122,15 +125,27 @@ def _check_cmd(ref: Any) -> None:
 
 
 def _resolve_cmd(ctx: StepContext, ref: Any) -> str:
-    """Run the command (no shell, stdin /dev/null, bounded); its first output line is the secret."""
-    import subprocess
+    """Run the command (no shell, stdin /dev/null, bounded); its first output line is the secret.
 
+    For a one-time-code option (``mfa_code``; an option with an ``account``) the code goes
+    through the core's no-reuse record like a ``totp:`` one: if this time step's code was
+    already used for the account, gw waits for the next step and then runs the command.
+    """
     try:
-        argv, timeout = _cmd_parts(ref)
+        argv, timeout, period = _cmd_parts(ref)
     except ValueError as exc:
         raise SecretError(str(exc)) from None
-    name = os.path.basename(argv[0])
     label = getattr(ctx, "secret_label", "secret")
+    account = getattr(ctx, "code_account", None)
+    if account:
+        return ctx.one_time_code(account, lambda _at: _run_cmd(ctx, argv, timeout, label), period=period, label=label)
+    return _run_cmd(ctx, argv, timeout, label)
+
+
+def _run_cmd(ctx: StepContext, argv: list[str], timeout: float, label: str) -> str:
+    import subprocess
+
+    name = os.path.basename(argv[0])
     try:
         with ctx.status(f"running {name} for the {label} ..."):
             done = subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import boto3
 import pyotp
@@ -94,3 +95,34 @@ steps = [
         totp = pyotp.TOTP(seed, interval=2)
         steps.append(next(k for k in range(int(at // 2) - 5, int(at // 2) + 2) if totp.at(k * 2) == code))
     assert len(set(steps)) == 3, steps  # one time step per code for the device, whatever the source
+
+
+def test_a_code_from_a_command_is_never_reused_either(aws_home, iam_user, moto, tmp_path):
+    """``cmd:ykman oath accounts code ...`` is a source like any other: a code a vault seed
+    already gave for the device is not handed out again from the command (gw waits for the
+    next step, then runs it). The stand-in prints the device's current code, as ykman does."""
+    keys_from_env(aws_home, iam_user)
+    aws_home.vault_set("seed", SEED)
+    device = tmp_path / "device-code"
+    device.write_text(f"#!{sys.executable}\nimport pyotp\nprint(pyotp.TOTP({SEED!r}, interval=2).now())\n")
+    device.chmod(0o700)
+    aws_home.write_config(f"""
+[profiles.seed]
+steps = [
+  {{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = "env:GWT_SECRET" }},
+  {{ use = "session-token", mfa_serial = "{SERIAL}", mfa_code = {{ totp = "vault:seed", period = 2 }} }},
+]
+[profiles.device]
+steps = [
+  {{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = "env:GWT_SECRET" }},
+  {{ use = "session-token", mfa_serial = "{SERIAL}", mfa_code = {{ cmd = "{device}", period = 2 }} }},
+]
+""")
+    moto.mfa_codes.clear()
+    for profile in ("seed", "device", "device", "seed"):
+        aws_home.run("cache", "clear", check=True)
+        result = aws_home.run("env", "--profile", profile, "--format", "json")
+        assert result.returncode == 0, result.stderr
+    codes = [code for serial, code, _ in moto.mfa_codes if serial == SERIAL]
+    assert len(codes) == 4
+    assert all(a != b for a, b in zip(codes, codes[1:])), codes  # consecutive codes never repeat
