@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 
@@ -125,4 +126,4 @@ steps = [
         assert result.returncode == 0, result.stderr
     codes = [code for serial, code, _ in moto.mfa_codes if serial == SERIAL]
     assert len(codes) == 4
-    assert all(a != b for a, b in zip(codes, codes[1:])), codes  # consecutive codes never repeat
+    assert all(a != b for a, b in itertools.pairwise(codes)), codes  # consecutive codes never repeat
