@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+DOC = (ROOT / "docs" / "plugins.md").read_text()
 DOCUMENTED = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)", DOC))
 
 
@@ -71,4 +72,13 @@ def test_every_public_function_and_class_has_a_docstring():
 
     missing = [n for n in gw.plugin.__all__ if (inspect.isfunction(getattr(gw.plugin, n))
                or inspect.isclass(getattr(gw.plugin, n))) and not inspect.getdoc(getattr(gw.plugin, n))]
+    assert missing == []
+
+
+def test_architecture_names_every_module_of_the_core_and_the_emulators():
+    """docs/architecture.md keeps up with the code, module by module."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [f"{package}/{path.name}" for package in ("core", "emulators")
+               for path in sorted((ROOT / package).glob("*.py"))
+               if path.name != "__init__.py" and f"`{path.name}`" not in text]
     assert missing == []
