@@ -73,3 +73,30 @@ def test_the_running_vpcd_listens_on_loopback_only(pcscd):
         listeners = _listeners(port)
         assert listeners, f"nothing listens on {port}"
         assert all(addr.startswith("0100007F:") for addr in listeners), listeners  # 127.0.0.1 only
+
+
+@pytest.mark.parametrize("address, refused", [("0.0.0.0", True), ("[::]", True), ("192.0.2.7", True),
+                                              ("127.0.0.1", False), ("[::1]", False)])
+def test_pcscd_sh_refuses_a_running_pcscd_whose_vpcd_is_not_on_loopback(tmp_path, address, refused):
+    """A pcscd started elsewhere (the system's, without the shim) is not reused when its vpcd
+    listens beyond loopback. ``ss`` is a stand-in printing that listener (nothing real listens)."""
+    import socket
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    ss = bin_dir / "ss"
+    ss.write_text(f"#!/bin/sh\necho 'LISTEN 0 5 {address}:35963 0.0.0.0:*'\n")
+    ss.chmod(0o755)
+    pid_file = tmp_path / "pcscd.pid"
+    pid_file.write_text(str(os.getpid()))  # a live process stands for the running pcscd
+    sock_path = tmp_path / "pcscd.comm"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "GW_PCSCD_PIDFILE": str(pid_file),
+               "GW_PCSCD_SOCKET": str(sock_path)}
+        result = subprocess.run(["sh", str(PCSC / "pcscd.sh"), "start"], env=env, capture_output=True, text=True,
+                                timeout=30, check=False)
+    if refused:
+        assert result.returncode == 1 and "listening beyond 127.0.0.1" in result.stderr, result
+    else:
+        assert result.returncode == 0 and "already running" in result.stdout, result

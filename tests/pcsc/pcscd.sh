@@ -10,7 +10,7 @@
 set -u
 PIDFILE=${GW_PCSCD_PIDFILE:-/tmp/gw-test-pcscd.pid}
 LOG=${GW_PCSCD_LOG:-/tmp/gw-test-pcscd.log}
-SOCKET=/run/pcscd/pcscd.comm
+SOCKET=${GW_PCSCD_SOCKET:-/run/pcscd/pcscd.comm}
 PORT=35963
 
 listening() {
@@ -22,6 +22,23 @@ listening() {
 }
 
 ready() { [ -S "$SOCKET" ] && listening; }
+
+# vpcd's card ports listening anywhere but loopback (0.0.0.0, ::, a real address): a network
+# peer could then play the smart card (issue 8). Without ss, /proc/net/tcp[6] (hex addresses).
+exposed() {
+    if command -v ss >/dev/null 2>&1; then
+        ss -ltnH 2>/dev/null | awk '{print $4}' | grep -E ":($PORT|$((PORT + 1)))\$" \
+            | grep -vqE '^(127\.[0-9.]+|\[::1\]|\[::ffff:127\.[0-9.]+\]):'
+    else
+        for p in $PORT $((PORT + 1)); do
+            hex=$(printf '%04X' "$p")
+            grep -iE ":$hex [0-9A-F]+:0000 0A" /proc/net/tcp 2>/dev/null | grep -viqE '^ *[0-9]+: [0-9A-F]{6}7F:' && return 0
+            grep -iE ":$hex [0-9A-F]+:0000 0A" /proc/net/tcp6 2>/dev/null \
+                | grep -viqE '^ *[0-9]+: (0{31}1|0{16}FFFF0000[0-9A-F]{6}7F):' && return 0
+        done
+        return 1
+    fi
+}
 
 running_pid() {
     for f in "$PIDFILE" /run/pcscd/pcscd.pid; do
@@ -38,6 +55,11 @@ running_pid() {
 case "${1:-}" in
 start)
     if ready && running_pid >/dev/null; then
+        if exposed; then
+            echo "pcscd: a pcscd runs (pid $(running_pid)) with vpcd listening beyond 127.0.0.1; stop it" \
+                 "(systemctl stop pcscd.socket pcscd) and run again: this script starts one on loopback" >&2
+            exit 1
+        fi
         echo "pcscd: already running (pid $(running_pid))"
         exit 0
     fi
@@ -69,6 +91,12 @@ start)
     i=0
     while [ $i -lt 100 ]; do
         if ready; then
+            if exposed; then
+                echo "pcscd: vpcd listens beyond 127.0.0.1 despite the loopback shim; stopping it" >&2
+                kill "$(cat "$PIDFILE")" 2>/dev/null
+                rm -f "$PIDFILE"
+                exit 1
+            fi
             echo "pcscd: started (pid $(cat "$PIDFILE"), log $LOG)"
             exit 0
         fi
