@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tomllib
 import uuid
 
 import pytest
 
+from gw.testing import gw_executable
 from tests.conftest import AWS_CLI
 from tests.core.gw_test_support import assert_clean_failure
 from tests.core.test_tty_notices import Terminal
@@ -104,8 +104,7 @@ def test_the_question_is_asked_on_the_terminal(home, user, answer, removed):
     terminal = Terminal()
     try:
         env = {k: v for k, v in home.env.items() if k != "GW_QUIET"}
-        gw = str(os.path.join(os.path.dirname(sys.executable), "gw"))
-        proc = terminal.popen([gw, "import", "aws", "--aws-profile", "work"], env)
+        proc = terminal.popen([gw_executable(), "import", "aws", "--aws-profile", "work"], env)
         terminal.wait_for("Remove the plaintext keys of [work]")
         os.write(terminal.master, f"{answer}\n".encode())
         out, err = proc.communicate(timeout=60)
