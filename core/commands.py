@@ -13,6 +13,8 @@ from .errors import ConfigError, GwError, UsageError
 
 # Commands that need no plugin loaded to build their parser (``completion`` needs them all).
 CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
+#: every name the core's parser takes (a plugin command of one of these names is skipped)
+CORE_NAMES = CORE_COMMANDS | {"completion", "setup", "serve", "import"}
 
 #: exit statuses (also in ``gw --help`` and the README)
 EXIT_CODES = (
@@ -485,11 +487,15 @@ def cmd_plugins(ns, app) -> int:
     for name in registry.plugin_names():
         steps = [s for s in registry.step_types.values() if s.plugin == name]
         schemes = [s.prefix for s in registry.schemes if s.plugin == name]
-        commands = [f"gw {c}" for c, owner in registry.command_owners.items() if owner == name]
+        offered = [c for c in registry.commands if c.plugin == name]
+        commands = [f"gw {c.full_name}" for c in offered if c.group or c.name not in CORE_NAMES]
+        skipped = [f"gw {c.full_name} (SKIPPED: a core command of that name exists)" for c in offered
+                   if not c.group and c.name in CORE_NAMES]
         described = [f"{s.name} ({'source or ' if s.may_start else ''}{', '.join(s.consumes) or 'source'} -> "
                      f"{s.produces if isinstance(s.produces, str) else 'depends on options'})" for s in steps]
-        rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-", "\n".join(commands) or "-"])
-        docs.append({"name": name, "state": "loaded", "commands": commands, "secret_schemes": schemes,
+        rows.append([name, "\n".join(described) or "-", ", ".join(schemes) or "-", "\n".join(commands + skipped) or "-"])
+        docs.append({"name": name, "state": "loaded", "commands": commands, "skipped_commands": skipped,
+                     "secret_schemes": schemes,
                      "step_types": [{"name": s.name, "consumes": list(s.consumes),
                                      "produces": s.produces if isinstance(s.produces, str) else None}
                                     for s in steps]})

@@ -97,3 +97,15 @@ def test_a_plugin_can_be_switched_off(home):
     checked = home.run("check", env=ENV)
     assert checked.returncode != 0 and "unknown step type 'soracom-keys'" in checked.stderr
     assert "plugins disabled: soracom" in checked.stderr
+
+
+def test_a_command_clashing_with_a_core_command_is_skipped_and_listed_as_skipped(home):
+    env = {**ENV, "GW_PLUGINS": "gwbad_clash"}
+    listed = home.run("plugins", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (doc,) = [d for d in json.loads(listed.stdout) if d["name"] == "gwbad_clash"]
+    assert doc["commands"] == [] and doc["skipped_commands"] == ["gw env (SKIPPED: a core command of that name exists)"]
+    helped = home.run("--help", env=env)
+    assert helped.returncode == 0 and "plugin 'gwbad_clash': command 'env' skipped" in helped.stderr
+    served = home.run("env", "--profile", "keys", "--format", "json", env=env)
+    assert served.returncode == 0 and json.loads(served.stdout)["AWS_ACCESS_KEY_ID"] == ENV["GWT_A"]
