@@ -96,6 +96,12 @@ class GwHome:
     def aws_config(self) -> Path:
         return self.home / ".aws" / "config"
 
+    def cache_file(self, profile: str) -> Path:
+        """Where gw caches ``profile``'s credentials for this home's config (encrypted)."""
+        from .cache import Cache
+
+        return Path(Cache(str(self.cache_dir), str(self.config_path)).path(profile))
+
     def load_plugin(self, module: str, path: str | Path | None = None) -> None:
         """Load plugin ``module`` (importable from ``path``) in every gw this home runs."""
         names = [n for n in self.env.get("GW_PLUGINS", "").split(",") if n]
@@ -146,6 +152,24 @@ class GwHome:
         env = {**self.env, **kwargs.pop("env", {})}
         kwargs.setdefault("start_new_session", True)
         return subprocess.Popen([gw_executable(), *args], env=env, cwd=self.root, text=True, **kwargs)
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess, *, contains: str | None = None) -> str:
+    """A failed gw run: non-zero exit, nothing on stdout, one ``gw: `` error line, no traceback.
+
+    Warning lines (``gw: warning: ...``) may precede the error. Returns the error line.
+    """
+    assert result.returncode != 0, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stdout == "", result.stdout
+    lines = result.stderr.splitlines()
+    assert lines, "no error message"
+    assert all(line.startswith("gw: ") for line in lines), result.stderr
+    errors = [line for line in lines if not line.startswith("gw: warning: ")]
+    assert len(errors) == 1, result.stderr
+    if contains is not None:
+        assert contains in errors[0], errors[0]
+    return errors[0]
 
 
 class StubStepContext:

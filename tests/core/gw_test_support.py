@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gw.cache import Cache, EntryHeader, read_entry
+from gw.cache import EntryHeader, read_entry
 from gw.crypto import read_key_file, unseal
-from gw.testing import gw_executable
+from gw.testing import assert_clean_failure, gw_executable  # noqa: F401 (re-exported for the tests)
 
 GW = gw_executable()
 ROLE = "arn:aws:iam::123456789012:role/Admin"
@@ -52,24 +52,6 @@ steps = [
 """
 
 
-def assert_clean_failure(result: subprocess.CompletedProcess, *, contains: str | None = None) -> str:
-    """A failed gw run: non-zero exit, nothing on stdout, one ``gw: `` error line, no traceback.
-
-    Warning lines (``gw: warning: ...``) may precede the error. Returns the error line.
-    """
-    assert result.returncode != 0, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    assert result.stdout == "", result.stdout
-    lines = result.stderr.splitlines()
-    assert lines, "no error message"
-    assert all(line.startswith("gw: ") for line in lines), result.stderr
-    errors = [line for line in lines if not line.startswith("gw: warning: ")]
-    assert len(errors) == 1, result.stderr
-    if contains is not None:
-        assert contains in errors[0], errors[0]
-    return errors[0]
-
-
 def imported_modules(importtime_stderr: str) -> set[str]:
     """Module names from ``python -X importtime`` output."""
     modules = set()
@@ -91,7 +73,7 @@ def run_importtime(home, *args: str) -> subprocess.CompletedProcess:
 
 # -- the cache, seen from the outside ------------------------------------------------
 def cache_file(home, profile: str) -> Path:
-    return Path(Cache(str(home.cache_dir), str(home.config_path)).path(profile))
+    return home.cache_file(profile)
 
 
 def cache_key(home) -> bytes:

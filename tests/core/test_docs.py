@@ -82,3 +82,19 @@ def test_architecture_names_every_module_of_the_core_and_the_emulators():
                for path in sorted((ROOT / package).glob("*.py"))
                if path.name != "__init__.py" and f"`{path.name}`" not in text]
     assert missing == []
+
+
+def test_the_example_plugin_is_tested_with_the_kit_alone():
+    """The example plugin's tests need nothing from gw's own tests: run them the way a plugin
+    author's project would, with gw.testing as the only conftest (the repo's is cut off)."""
+    import subprocess
+    import sys
+
+    example = ROOT / "tests" / "example_plugin"
+    source = (example / "test_example_plugin.py").read_text()
+    assert "from tests." not in source and "import tests" not in source
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "gw.testing", "-p", "no:cacheprovider",
+                             "--confcutdir", str(example), "--rootdir", str(example), str(example)],
+                            capture_output=True, text=True, timeout=300, cwd=example, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and "skipped" not in result.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.gw_test_support import assert_clean_failure, cache_file
+from gw.testing import assert_clean_failure
 
 PROJECT = Path(__file__).resolve().parent
 TOKEN = "example-token-Zq8-secret-value"
@@ -41,7 +41,7 @@ def test_a_profile_using_it_works_and_is_audited(plugin_home, tmp_path):
     first = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout) == {"GW_BEARER_TOKEN": TOKEN}  # rot13 decoded
-    assert cache_file(plugin_home, "tok").exists()
+    assert plugin_home.cache_file("tok").exists()
     second = plugin_home.run("env", "--profile", "tok", "--format", "json")
     assert second.stdout == first.stdout
     audit = (tmp_path / "audit.log").read_text()
@@ -92,8 +92,9 @@ def test_gw_token_refuses_a_profile_without_a_token(plugin_home):
     assert_clean_failure(result, contains="not a bearer or OpenID token")
 
 
-def test_its_step_runs_in_the_stub_context(step_context):
-    from tests.example_plugin.gw_example_plugin import run_static_token
+def test_its_step_runs_in_the_stub_context(step_context, monkeypatch):
+    monkeypatch.syspath_prepend(str(PROJECT))
+    from gw_example_plugin import run_static_token
 
     token = run_static_token(step_context, {"token": TOKEN, "lifetime": 600}, None)
     assert token.access_token == TOKEN
