@@ -513,8 +513,9 @@ def cmd_plugins(ns, app) -> int:
 
 
 def cmd_check(ns, app) -> int:
+    advice: list[str] = []
     try:
-        problems, config = _check_problems(app), app.config
+        problems, config = _check_problems(app, advice), app.config
     except ConfigError as exc:  # the file itself cannot be read or parsed
         problems, config = [str(exc)], None
     if config is None:
@@ -524,9 +525,11 @@ def cmd_check(ns, app) -> int:
     else:
         path = config.path
     if ns.json:
-        _json(app, {"config": path, "ok": not problems, "problems": problems,
+        _json(app, {"config": path, "ok": not problems, "problems": problems, "warnings": advice,
                     "profiles": len(config.profiles) if config else 0})
         return CHECK_PROBLEMS if problems else 0
+    for line in advice:
+        app.ui.warn(line)
     for line in problems:
         print(line, file=sys.stderr)
     if problems and config is not None:
@@ -538,7 +541,8 @@ def cmd_check(ns, app) -> int:
     return 0
 
 
-def _check_problems(app) -> list[str]:
+def _check_problems(app, advice: list[str] | None = None) -> list[str]:
+    """Every problem of the config, one line each; ``advice`` gets the steps' warnings (``StepType.advise``)."""
     from .chain import check_profile, check_settings
     from .secrets import vault_names
 
@@ -549,6 +553,12 @@ def _check_problems(app) -> list[str]:
         planned, found = check_profile(profile, app.registry, config.path)
         problems += found
         for index, (step, values) in enumerate(planned):
+            if step.advise is not None and advice is not None and not found:
+                try:
+                    advice += [f"{config.path}: {profile.where(index)}: {line}" for line in step.advise(values)]
+                except Exception as exc:  # a plugin's bug must not hide the real problems
+                    advice.append(f"{config.path}: {profile.where(index)}: advice of plugin {step.plugin!r} failed "
+                                  f"({type(exc).__name__})")
             for key, spec in step.options.items():
                 names = vault_names(values.get(key), app.registry.schemes) if spec.secret else []
                 if names and vault is None:

@@ -217,7 +217,9 @@ class StepType:
     empty tuple makes it a source step that must come first. ``produces`` is a kind
     name, or a function of the step's options when the output depends on them.
     ``check`` runs at validation time for rules the option table cannot say; it
-    raises ``ValueError`` with a one-line message. ``may_start`` lets a step that
+    raises ``ValueError`` with a one-line message. ``advise`` returns advice for
+    options that work but are probably not what the user meant (``gw check`` prints
+    each as a warning; the profile still runs). ``may_start`` lets a step that
     consumes a kind also come first (its ``run`` then gets ``upstream=None``), e.g.
     ``iot-certificate`` reading certificate files or a Krypton bootstrap result.
     """
@@ -231,6 +233,7 @@ class StepType:
     check: Callable[[dict[str, Any]], None] | None = None
     plugin: str = ""
     may_start: bool = False
+    advise: Callable[[dict[str, Any]], list[str]] | None = None
 
     def output_kind(self, options: dict[str, Any]) -> str:
         """The credential kind this step yields for these options."""

@@ -1,5 +1,6 @@
 """``[settings]`` keys a plugin owns (``gw_settings``): read by its steps and commands with
-``ctx.setting``, checked like step options, and an unknown key is still one clear line."""
+``ctx.setting``, checked like step options, and an unknown key is still one clear line.
+And a step type's advice (``StepType.advise``): warnings of ``gw check``, not problems."""
 
 from __future__ import annotations
 
@@ -59,3 +60,17 @@ def test_the_setting_of_a_disabled_plugin_is_unknown_and_says_so(home):
     home.env.update(GW_DISABLE_PLUGINS="gwtest_setting", GWT_A="AKIAEXAMPLEEXAMPLE", GWT_B="settings-test-secret")
     failed = home.run("env", "--profile", "k", "--format", "json")
     assert_clean_failure(failed, contains="settings.gwtest_greeting: unknown setting (plugins skipped or disabled: gwtest_setting)")
+
+
+def test_advice_is_a_warning_of_gw_check_and_the_profile_still_runs(gw_home):
+    gw_home.env.update(PYTHONPATH=str(GOOD), GW_PLUGINS="gwtest_advice")
+    gw_home.write_config('[profiles.a]\nsteps = [{ use = "gwtest-advised", verbose = true }]\n'
+                         '[profiles.b]\nsteps = [{ use = "gwtest-advised" }]\n')
+    checked = gw_home.run("check")
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stderr.splitlines() == [
+        f"gw: warning: {gw_home.config_path}: profiles.a.steps[0] (gwtest-advised): verbose is ignored by this step; drop it"]
+    as_json = json.loads(gw_home.run("check", "--json").stdout)
+    assert as_json["ok"] is True and len(as_json["warnings"]) == 1
+    served = gw_home.run("env", "--profile", "a", "--format", "json")
+    assert served.returncode == 0 and json.loads(served.stdout)["AWS_ACCESS_KEY_ID"] == "AKIAGWTESTADVICE0000"
