@@ -307,3 +307,15 @@ def test_setup_offers_gw_soracom(sora):
     session = sora.run("setup", "soracom", "--profile", "sora-session")
     assert session.returncode == 0 and "gw soracom --profile sora-session --" in session.stdout
     assert not (sora.profile_dir / "sora-session.json").exists()
+
+
+@pytest.mark.parametrize("command", [("soracom",), ("soracom-profile",), ("soracom-token",), ("setup", "soracom")])
+def test_every_soracom_command_has_a_description_and_examples(gw_home, command):
+    # issue 9: every subcommand's --help has a description and examples of that very command
+    proc = gw_home.run(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    description = proc.stdout.split("\n\n")[1]  # usage, then the description paragraph
+    assert not description.startswith(("positional arguments", "options")) and len(description.split()) >= 20
+    examples = proc.stdout.split("\nexamples:\n", 1)[1].splitlines()
+    assert any(line.startswith("  gw " + " ".join(command) + " ") for line in examples), examples
+    assert all(line.startswith(("  gw ", "  alias ", "  soracom ")) for line in examples), examples
