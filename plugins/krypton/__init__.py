@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -359,11 +360,42 @@ def _run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Cred
 
 
 def _configure(parser: Any) -> None:
+    import argparse
+
+    raw = argparse.RawDescriptionHelpFormatter
     actions = parser.add_subparsers(dest="krypton_action", metavar="ACTION")
     actions.required = True
-    probe = actions.add_parser("probe", help="list SIM readers and modems with the IMSI they see")
+    probe = actions.add_parser(
+        "probe",
+        help="list SIM readers and modems with the IMSI they see",
+        description=textwrap.fill(
+            "List the SIM readers (PC/SC through pcscd) and modems gw can reach, with the IMSI each "
+            "SIM answers, or why none (no card, PIN1 enabled, no pcscd). It reads only the IMSI: "
+            "no PIN is sent and no key is ever shown. Use it to choose a krypton step's reader.",
+            width=88,
+        ),
+        epilog="examples:\n  gw krypton probe\n  gw krypton probe --json | jq -r '.[].reader'",
+        formatter_class=raw,
+    )
     probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    call = actions.add_parser("call", help="call a Krypton operation and print its JSON answer")
+    call = actions.add_parser(
+        "call",
+        help="call a Krypton operation and print its JSON answer",
+        description=textwrap.fill(
+            "Call one Krypton operation with the options of the profile's krypton step (reader, "
+            "endpoint, coverage, pin ...) and print the answer as JSON, without caching it. --param "
+            "entries are merged over the step's request_parameters. The step's stored Krypton session "
+            "is shared, so within its hour no SIM handshake is needed. The answer may hold secrets "
+            "(credentials, keys): it goes to stdout only.",
+            width=88,
+        ),
+        epilog="examples:\n  gw krypton call --profile sim --operation subscriber-metadata\n"
+               "  gw krypton call --profile sim --operation userdata\n"
+               "  gw krypton call --profile sim --operation inventory-bootstrap --param endpoint=dev1\n"
+               "  gw krypton call --profile sim --operation azure-iot-registration-status "
+               "--param operationId=OPERATION-ID   (from azure-iot-register)",
+        formatter_class=raw,
+    )
     call.add_argument("--profile", required=True, help="profile whose krypton step gives reader, endpoint ...")
     call.add_argument("--operation", required=True, choices=sorted(OPERATION_KINDS))
     call.add_argument(
@@ -459,6 +491,13 @@ def gw_commands() -> list[Command]:
             help="SORACOM Krypton: probe SIM readers, call an operation, manage the SIM PIN",
             configure=_configure,
             run=_command,
+            description=textwrap.fill(
+                "SORACOM Krypton with the SIM as the key: probe lists the readers and the IMSI each SIM "
+                "answers, call runs one Krypton operation with a profile's krypton step options, pin shows "
+                "or changes the SIM's PIN1 (the second factor of the SIM login). Profiles use Krypton "
+                "through the krypton step; these commands are for setting it up and trying it.",
+                width=88,
+            ),
             epilog="examples:\n  gw krypton probe\n  gw krypton call --profile sim --operation subscriber-metadata\n"
             "  gw krypton call --profile sim --operation inventory-bootstrap --param endpoint=dev1\n"
             "  gw krypton pin status --profile sim\n  gw krypton pin change --profile sim",

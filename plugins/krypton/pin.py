@@ -74,11 +74,24 @@ def read_imsi(sim: Any, ref: str | None) -> str:
 # -- gw krypton pin ---------------------------------------------------------------------
 def configure_pin_parser(actions: Any) -> None:
     """Add ``pin status|enable|disable|change`` under ``gw krypton``."""
+    import argparse
+    import textwrap
+
     pin = actions.add_parser(
         "pin",
         help="the SIM's PIN1: status (tries left), enable, disable, change",
-        description="Show or change the SIM's PIN1 (the second factor of the Krypton login). "
-        "gw never prints the PIN; it asks for it on the terminal.",
+        description=textwrap.fill(
+            "Show or change the SIM's PIN1 (the second factor of the Krypton login) in the reader of the "
+            "profile's krypton step (PC/SC or modem; --reader overrides it). status prints whether PIN1 "
+            "is enabled and the tries left, and spends no try; enable, disable and change ask for the "
+            "PIN(s) on the terminal, send one command, ask before the last try, and never print a PIN. "
+            "Three wrong PINs block the SIM: only its PUK unblocks it.",
+            width=88,
+        ),
+        epilog="examples:\n  gw krypton pin status --profile sim\n  gw krypton pin enable --profile sim\n"
+               "  gw krypton pin change --profile sim\n"
+               "  gw krypton pin status --profile sim --reader 'pcsc:Gemalto PC Twin Reader 00 00'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     pin.add_argument("pin_action", choices=("status", "enable", "disable", "change"), metavar="ACTION",
                      help="status | enable | disable | change")

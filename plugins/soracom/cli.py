@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,34 @@ from . import api
 from .profile_command import profile_command, soracom_profile_name_problem
 
 if TYPE_CHECKING:
-    from gw.plugin import CommandContext, SoracomCredentials
+    from gw.plugin import CommandContext, Credential, SoracomCredentials
 
 CLI_ENV = "GW_SORACOM_CLI"
 ADD_AUTH_STEP = 'add { use = "soracom-auth" } as its last step'
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
+
+
+def parse_duration(text: str) -> int:
+    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds, as the core's ``--min-ttl`` reads them."""
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def freshness_options(parser: Any) -> None:
+    """``--refresh`` and ``--min-ttl``, as on every core command that hands out credentials."""
+    parser.add_argument("--refresh", action="store_true",
+                        help="sign in now for a new session, even if the cached one is fresh")
+    parser.add_argument("--min-ttl", dest="min_ttl", type=parse_duration, default=0, metavar="DURATION",
+                        help="sign in again when the cached session has less than this left (e.g. 900, 30m, 2h)")
+
+
+def _resolve_session(args: Any, ctx: CommandContext) -> Credential:
+    """The profile's SORACOM session, honouring ``--refresh`` and ``--min-ttl``."""
+    return ctx.resolve(args.profile, require=SORACOM_SESSION, refresh=bool(getattr(args, "refresh", False)),
+                       min_ttl=getattr(args, "min_ttl", 0) or 0)
 
 
 # -- gw soracom ---------------------------------------------------------------------------
@@ -70,7 +95,7 @@ def _soracom_run(args: Any, ctx: CommandContext) -> int:
         argv = argv[1:]
     _needs_session(ctx, args.profile, "gw soracom")
     program = soracom_cli(ctx, args.profile)
-    session = ctx.resolve(args.profile, require=SORACOM_SESSION)
+    session = _resolve_session(args, ctx)
     if not isinstance(session, SoracomSession):  # pragma: no cover - require= guarantees it
         raise StepError(f"profile {args.profile!r} did not yield a SORACOM session")
     # soracom-cli appends /v1 itself; sessions keep the endpoint without it (steps.py), older ones may not.
@@ -119,7 +144,7 @@ def _soracom_token_run(args: Any, ctx: CommandContext) -> int:
 
     from gw.plugin import SoracomSession, to_rfc3339
 
-    cred = ctx.resolve(args.profile, require=SORACOM_SESSION)
+    cred = _resolve_session(args, ctx)
     if not isinstance(cred, SoracomSession):
         raise UsageError(f"profile {args.profile!r} does not produce a SORACOM session (end it with soracom-auth)")
     if args.format == "env":
@@ -217,7 +242,9 @@ def _setup_run(args: Any, ctx: CommandContext) -> int:
 
     directory = _profile_dir()
     if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
+        from gw.plugin import private_dir
+
+        private_dir(str(directory))  # every missing level 0700 (pathlib's parents=True would make them 0755)
     if directory.stat().st_mode & 0o077:
         directory.chmod(0o700)
     path = directory / f"{name}.json"
@@ -250,6 +277,7 @@ def _setup_run(args: Any, ctx: CommandContext) -> int:
 # -- argument parsers --------------------------------------------------------------------------
 def _configure_soracom(parser: Any) -> None:
     parser.add_argument("--profile", required=True, help="gw profile whose chain ends in soracom-auth")
+    freshness_options(parser)
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS",
                         help="soracom-cli arguments, passed through untouched")
 
@@ -264,6 +292,7 @@ def _configure_token(parser: Any) -> None:
     parser.add_argument("--profile", required=True, help="gw profile whose chain ends in soracom-auth")
     parser.add_argument("--format", choices=("json", "env", "args"), default="json",
                         help="json (default); args: --api-key K --api-token T; env: for scripts calling the API")
+    freshness_options(parser)
 
 
 def _configure_setup(parser: Any) -> None:
@@ -295,6 +324,7 @@ def commands() -> list[Command]:
             ),
             epilog="examples:\n  gw soracom --profile sora -- subscribers list\n"
                    "  gw soracom --profile sora -- operator get\n"
+                   "  gw soracom --profile sora --min-ttl 10m -- sims list   (sign in again if under 10 min left)\n"
                    "  alias sora='gw soracom --profile sora --'",
         ),
         Command(
@@ -302,14 +332,32 @@ def commands() -> list[Command]:
             "print a soracom-cli profile (JSON) with fresh credentials, for profileCommand",
             _configure_profile,
             _soracom_profile_run,
-            epilog="examples:\n  gw soracom-profile --profile sora-keys   (written by gw setup soracom)",
+            description=textwrap.fill(
+                "Print the JSON soracom-cli reads from a profile's profileCommand: the long-term credentials "
+                "of a chain ending in soracom-credentials (AuthKey, root or SAM user) with a fresh one-time "
+                "code when the account has MFA. Nothing is cached, so every call signs soracom-cli in anew; "
+                "gw soracom avoids that. gw setup soracom writes the profile file that runs it.",
+                width=88,
+            ),
+            epilog="examples:\n  gw soracom-profile --profile sora-keys   (written by gw setup soracom)\n"
+                   "  soracom --profile work subscribers list   (with profileCommand = gw soracom-profile ...)",
         ),
         Command(
             "soracom-token",
             "print a SORACOM API key and token (json, args, or env for scripts)",
             _configure_token,
             _soracom_token_run,
-            epilog="examples:\n  gw soracom-token --profile sora\n  gw soracom-token --profile sora --format args",
+            description=textwrap.fill(
+                "Print the API key and token of the profile's SORACOM API session (a chain ending in "
+                "soracom-auth), from gw's cache while fresh. json also gives the operator, endpoint and "
+                "expiry; args gives soracom-cli's --api-key/--api-token; env exports variables for scripts "
+                "that call the API (soracom-cli reads none: use gw soracom for it). --refresh signs in now; "
+                "--min-ttl signs in again when the cached session has less than that left.",
+                width=88,
+            ),
+            epilog="examples:\n  gw soracom-token --profile sora\n  gw soracom-token --profile sora --format args\n"
+                   "  gw soracom-token --profile sora --min-ttl 30m --format env\n"
+                   "  gw soracom-token --profile sora --refresh",
         ),
         Command(
             "soracom",
@@ -317,7 +365,16 @@ def commands() -> list[Command]:
             _configure_setup,
             _setup_run,
             group="setup",
+            description=textwrap.fill(
+                "For a profile ending in soracom-credentials, write ~/.soracom/NAME.json (or under "
+                "$SORACOM_PROFILE_DIR; missing directories are created 0700, the file 0600) whose "
+                "profileCommand runs gw soracom-profile, so soracom-cli signs in with fresh credentials. "
+                "For a profile ending in soracom-auth, write nothing and show the gw soracom line and a "
+                "shell alias, which sign in once per session.",
+                width=88,
+            ),
             epilog="examples:\n  gw setup soracom --profile sora-keys --soracom-profile work\n"
+                   "  gw setup soracom --profile sora-keys --endpoint https://g.api.soracom.io --coverage g\n"
                    "  gw setup soracom --profile sora",
         ),
     ]

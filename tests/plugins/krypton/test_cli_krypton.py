@@ -124,3 +124,15 @@ def test_probe_lists_readers_without_keys(setup: Setup) -> None:
     for row in rows:
         assert not ({"k", "opc", "ck", "key"} & set(row))
     assert K.hex() not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("command", [("krypton",), ("krypton", "probe"), ("krypton", "call"), ("krypton", "pin")])
+def test_every_krypton_command_has_a_description_and_examples(gw_home, command):
+    # issue 9: every subcommand's --help has a description and examples of that very command
+    proc = gw_home.run(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    description = text.split("\n\n")[1]  # usage, then the description paragraph
+    assert not description.startswith(("positional arguments", "options")) and len(description.split()) >= 20
+    examples = text.split("\nexamples:\n", 1)[1].splitlines()
+    assert examples and all(line.startswith("  gw " + " ".join(command)) for line in examples), examples

@@ -46,6 +46,24 @@ def test_vault_seed_and_1password_item_for_one_account_never_share_a_code(sora):
     assert sora.api.rejected_codes == []
 
 
+def test_vault_seed_and_1password_item_for_one_sam_user_never_share_a_code(sora):
+    # The same SAM user (OP.../deploy) three ways: a vault seed (sora-sam), the onepassword
+    # step (sora-op-item) and op-otp:// in soracom-keys (sam-op-otp). The no-reuse record is
+    # keyed on operator_id/username, whichever source the code came from.
+    from tests.plugins.soracom.conftest import sora_config
+
+    sora.home.write_config(sora_config(sora.api.url) + f'''
+[profiles.sam-op-otp]
+steps = [{{ use = "soracom-keys", operator_id = "{SAM[0]}", username = "{SAM[1]}", password = "vault:sam-pw", mfa_code = "op-otp://Private/SORACOM SAM deploy" }}]
+''')
+    for name in ("sora-sam", "sora-op-item", "sam-op-otp"):
+        _setup(sora, name)
+    for name in ("sora-sam", "sora-op-item", "sam-op-otp", "sora-sam", "sora-op-item", "sam-op-otp"):
+        assert _list(sora, name) == sorted(IMSIS)  # the emulator refuses a code used twice for one user
+    assert len(sora.api.accepted_codes) == 6 and len(set(sora.api.accepted_codes)) == 6
+    assert sora.api.rejected_codes == []
+
+
 def test_onepassword_aws_credentials(sora):
     proc = sora.run("env", "--profile", "aws-op", "--format", "json")
     assert proc.returncode == 0, proc.stderr

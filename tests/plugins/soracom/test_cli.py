@@ -131,6 +131,33 @@ def test_session_token_formats_cache_and_logout(sora):
     assert _subscribers(sora, doc["apiKey"], doc["token"]) == 401
 
 
+def test_soracom_token_refresh_and_min_ttl(sora):
+    # issue 9: --refresh signs in now; --min-ttl signs in again when the cached session
+    # (token_timeout = 900 s) has less than that left; otherwise the cache answers.
+    def token(*extra: str) -> dict:
+        proc = sora.run("soracom-token", "--profile", "sora-session", *extra)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    first = token()
+    assert token()["apiKey"] == first["apiKey"] and sora.api.calls["auth"] == 1
+    refreshed = token("--refresh")
+    assert sora.api.calls["auth"] == 2 and refreshed["apiKey"] != first["apiKey"]
+    assert _subscribers(sora, refreshed["apiKey"], refreshed["token"]) == 200
+    assert token("--min-ttl", "10m")["apiKey"] == refreshed["apiKey"]  # about 900 s left: enough
+    assert token("--min-ttl", "300")["apiKey"] == refreshed["apiKey"]
+    assert sora.api.calls["auth"] == 2
+    longer = token("--min-ttl", "15m")  # less than 900 s left: a new session
+    assert sora.api.calls["auth"] == 3 and longer["apiKey"] != refreshed["apiKey"]
+    assert token()["apiKey"] == longer["apiKey"]  # the new session is the cached one
+    args = sora.run("soracom-token", "--profile", "sora-session", "--format", "args", "--min-ttl", "1h").stdout
+    assert sora.api.calls["auth"] == 4 and shlex.split(args)[1] not in (first["apiKey"], longer["apiKey"])
+
+    bad = sora.run("soracom-token", "--profile", "sora-session", "--min-ttl", "soon")
+    assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr and bad.stdout == ""
+    assert "Traceback" not in bad.stderr and sora.api.calls["auth"] == 4
+
+
 def test_exec_clears_stale_soracom_variables(sora):
     # core/envvars.py takes the names from the credential kinds' ENV_VARS
     stale = {"SORACOM_API_KEY": "stale-key", "SORACOM_TOKEN": "stale-token", "SORACOM_PROFILE": "stale"}
@@ -239,6 +266,39 @@ def test_setup_refusals_endpoint_and_sandbox(sora):
     assert doc["sandbox"] is True and doc["endpoint"] == "https://g.api-sandbox.soracom.io"
 
 
+def test_setup_creates_every_missing_profile_dir_level_0700(sora, tmp_path):
+    # SORACOM_PROFILE_DIR three levels below an existing directory: each level gw creates
+    # is 0700 (pathlib's mkdir(parents=True) made the parents 0755), whatever the umask.
+    base = tmp_path / "existing"
+    base.mkdir(mode=0o755)
+    base.chmod(0o755)
+    target = base / "a" / "b" / "soracom"
+    extra = {"SORACOM_PROFILE_DIR": str(target)}
+    proc = sora.run("setup", "soracom", "--profile", "sora-key", "--soracom-profile", "nested",
+                    "--endpoint", sora.api.url, extra=extra)
+    assert proc.returncode == 0, proc.stderr
+    for level in (base / "a", base / "a" / "b", target):
+        assert stat.S_IMODE(level.stat().st_mode) == 0o700, level
+    assert stat.S_IMODE(base.stat().st_mode) == 0o755  # not gw's: left as it was
+    path = target / "nested.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and str(path) in proc.stdout
+    assert _list_with(sora, "nested", extra) == sorted(IMSIS)
+
+    # a dangling symlink where the directory should be: one line, nothing created behind it
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere" / "deeper")
+    proc = sora.run("setup", "soracom", "--profile", "sora-key", extra={"SORACOM_PROFILE_DIR": str(link)})
+    assert proc.returncode != 0 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert len(sora.errors(proc)) == 1 and "symlink" in proc.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def _list_with(sora, name: str, extra: dict):
+    proc = sora.soracom("--profile", name, "subscribers", "list", extra=extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [row["imsi"] for row in json.loads(proc.stdout)]
+
+
 def test_setup_offers_gw_soracom(sora):
     out = _setup(sora, "sora-root", "--endpoint", sora.api.url).stdout
     assert "sora-mfa-session" in out and "gw soracom --profile sora-mfa-session -- subscribers list" in out
@@ -247,3 +307,15 @@ def test_setup_offers_gw_soracom(sora):
     session = sora.run("setup", "soracom", "--profile", "sora-session")
     assert session.returncode == 0 and "gw soracom --profile sora-session --" in session.stdout
     assert not (sora.profile_dir / "sora-session.json").exists()
+
+
+@pytest.mark.parametrize("command", [("soracom",), ("soracom-profile",), ("soracom-token",), ("setup", "soracom")])
+def test_every_soracom_command_has_a_description_and_examples(gw_home, command):
+    # issue 9: every subcommand's --help has a description and examples of that very command
+    proc = gw_home.run(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    description = proc.stdout.split("\n\n")[1]  # usage, then the description paragraph
+    assert not description.startswith(("positional arguments", "options")) and len(description.split()) >= 20
+    examples = proc.stdout.split("\nexamples:\n", 1)[1].splitlines()
+    assert any(line.startswith("  gw " + " ".join(command) + " ") for line in examples), examples
+    assert all(line.startswith(("  gw ", "  alias ", "  soracom ")) for line in examples), examples

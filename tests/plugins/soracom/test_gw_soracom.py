@@ -55,6 +55,28 @@ def test_argv_passed_through_untouched_and_exit_code_returned(sora):
     assert sora.api.calls["auth"] == 1
 
 
+def test_refresh_and_min_ttl_sign_in_again(sora):
+    # issue 9: gw soracom hands soracom-cli a session, so it takes --refresh and --min-ttl
+    # (before the --); after the -- they belong to soracom-cli, untouched.
+    def key_of_last_run() -> str:
+        return sora.cli_runs()[-1]["argv"][1]
+
+    assert _soracom(sora, "sora-session", "subscribers", "list").returncode == 0
+    first = key_of_last_run()
+    proc = sora.run("soracom", "--profile", "sora-session", "--refresh", "--", "subscribers", "list")
+    assert proc.returncode == 0, proc.stderr
+    assert sora.api.calls["auth"] == 2 and key_of_last_run() != first
+    second = key_of_last_run()
+    proc = sora.run("soracom", "--profile", "sora-session", "--min-ttl", "5m", "--", "subscribers", "list")
+    assert proc.returncode == 0 and sora.api.calls["auth"] == 2 and key_of_last_run() == second
+    proc = sora.run("soracom", "--profile", "sora-session", "--min-ttl", "1h", "--", "subscribers", "list")
+    assert proc.returncode == 0 and sora.api.calls["auth"] == 3 and key_of_last_run() != second
+    third = key_of_last_run()
+    proc = _soracom(sora, "sora-session", "subscribers", "list", "--refresh")
+    assert sora.api.calls["auth"] == 3 and key_of_last_run() == third  # soracom-cli's own argument
+    assert sora.cli_runs()[-1]["rest"] == ["subscribers", "list", "--refresh"]
+
+
 def test_operator_get_reads_the_operator_id_from_the_token(sora):
     proc = _soracom(sora, "sora-mfa-session", "operator", "get")
     assert proc.returncode == 0, proc.stderr
