@@ -368,8 +368,11 @@ def run_step(
                 step.check(resolved)
             except ValueError as exc:
                 raise ConfigError(f"profile {profile!r}, step {index} ({step.name}): {exc}") from None
+        unused = set(step.unused(resolved)) if step.unused is not None else set()
         for key, spec in step.options.items():  # ... so a one-time code knows its (resolved) account
-            if spec.secret and resolved.get(key) is not None:
+            if key in unused:
+                resolved[key] = None  # the step ignores it: no prompt, no one-time code spent
+            elif spec.secret and resolved.get(key) is not None:
                 account = _account(spec.account, resolved)
                 ctx.code_account = f"account:{account}" if account else None
                 try:

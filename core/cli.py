@@ -159,12 +159,18 @@ def _epilog(exit_codes) -> str:
 
 
 def _profile_from_environment(parser) -> None:
-    """A plugin command's required ``--profile`` defaults to ``GW_PROFILE`` when that is set."""
+    """A plugin command's required ``--profile`` (its subcommands' too) defaults to ``GW_PROFILE``."""
     name = os.environ.get("GW_PROFILE")
+    if not name:
+        return
     for action in parser._actions:
-        if name and "--profile" in action.option_strings and action.required:
+        if "--profile" in action.option_strings and action.required:
             action.required = False
             action.default = name
+        choices = getattr(action, "choices", None)
+        for sub in choices.values() if isinstance(choices, dict) else ():
+            if hasattr(sub, "_actions"):  # a subcommand's parser
+                _profile_from_environment(sub)
 
 
 def _plugin_handler(run, context):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from datetime import UTC, datetime
 
+from .cli_options import freshness_options, profile_option
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
 
@@ -28,33 +28,6 @@ EXIT_CODES = (
     (130, "cancelled (Ctrl-C, or a prompt was dismissed)"),
 )
 CHECK_PROBLEMS = 3
-DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
-
-
-def parse_duration(text: str) -> int:
-    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (for ``--min-ttl``)."""
-    import argparse
-
-    match = DURATION.fullmatch(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
-
-
-def profile_option(parser, help: str = "the gw profile (default: $GW_PROFILE)") -> None:
-    """``--profile``, required unless ``GW_PROFILE`` names one."""
-    default = os.environ.get("GW_PROFILE") or None
-    parser.add_argument("--profile", default=default, required=default is None, help=help)
-
-
-def freshness_options(parser) -> None:
-    """``--refresh`` and ``--min-ttl`` for commands that hand out credentials."""
-    parser.add_argument("--refresh", action="store_true", help="fetch new credentials now, even if cached ones are fresh")
-    parser.add_argument("--min-ttl", type=parse_duration, default=0, metavar="DURATION",
-                        help="fetch new credentials when less than this is left (e.g. 900, 30m, 2h)")
-
-
 def _parser(sub, name: str, help: str, description: str, examples: str, formatter):
     return sub.add_parser(name, help=help, description=description, epilog="examples:\n" + examples,
                           formatter_class=formatter)

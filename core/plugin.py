@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
+from .cli_options import freshness_options, parse_duration, profile_option
 from .credentials import (
     AWS,
     BEARER_TOKEN,
@@ -100,11 +101,14 @@ __all__ = [
     "StepType",
     "UsageError",
     "atomic_write",
+    "freshness_options",
     "hookimpl",
     "http_request",
     "named_lock",
+    "parse_duration",
     "parse_time",
     "private_dir",
+    "profile_option",
     "to_rfc3339",
     "utcnow",
 ]

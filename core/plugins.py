@@ -295,7 +295,7 @@ def _check_step_type(item: Any, plugin: str) -> StepType:
         raise PluginProblem(f"step type {item.name!r}: produces must be a kind name or a function")
     if not isinstance(item.consumes, tuple) or not all(isinstance(k, str) for k in item.consumes):
         raise PluginProblem(f"step type {item.name!r}: consumes must be a tuple of kind names")
-    for hook in ("check", "advise"):
+    for hook in ("check", "advise", "unused"):
         if getattr(item, hook) is not None and not callable(getattr(item, hook)):
             raise PluginProblem(f"step type {item.name!r}: {hook} is not callable")
     _check_options(item.options, f"step type {item.name!r}")

@@ -10,7 +10,7 @@ plugin schemes) just before calling ``run``, and hands the step a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,7 +219,9 @@ class StepType:
     ``check`` runs at validation time for rules the option table cannot say; it
     raises ``ValueError`` with a one-line message. ``advise`` returns advice for
     options that work but are probably not what the user meant (``gw check`` prints
-    each as a warning; the profile still runs). ``may_start`` lets a step that
+    each as a warning; the profile still runs). ``unused`` names the secret options
+    the step ignores for these options: gw leaves them unresolved (no prompt, no
+    one-time code spent). ``may_start`` lets a step that
     consumes a kind also come first (its ``run`` then gets ``upstream=None``), e.g.
     ``iot-certificate`` reading certificate files or a Krypton bootstrap result.
     """
@@ -234,6 +236,7 @@ class StepType:
     plugin: str = ""
     may_start: bool = False
     advise: Callable[[dict[str, Any]], list[str]] | None = None
+    unused: Callable[[dict[str, Any]], Iterable[str]] | None = None
 
     def output_kind(self, options: dict[str, Any]) -> str:
         """The credential kind this step yields for these options."""

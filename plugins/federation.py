@@ -27,6 +27,7 @@ from gw.plugin import (
     ProfileTable,
     StepError,
     atomic_write,
+    freshness_options,
     hookimpl,
     private_dir,
 )
@@ -223,21 +224,7 @@ def _configure(parser) -> None:
     parser.add_argument("--duration", type=_duration, help="console session length, 900..43200 s")
     parser.add_argument("--issuer", help="where the console's sign-out link goes")
     parser.add_argument("--logout-first", action="store_true", help="sign out of any console session first")
-    parser.add_argument("--refresh", action="store_true", help="fetch new credentials now, even if cached ones are fresh")
-    parser.add_argument("--min-ttl", type=_ttl, default=0, metavar="DURATION",
-                        help="fetch new credentials when less than this is left (e.g. 900, 30m, 2h)")
-
-
-def _ttl(text: str) -> int:
-    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (as the core's --min-ttl)."""
-    import argparse
-    import re
-
-    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?", text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    freshness_options(parser)
 
 
 def _duration(text: str) -> int:

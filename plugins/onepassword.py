@@ -238,8 +238,18 @@ def _check(options: dict[str, Any]) -> None:
             "soracom-credentials need exactly one of: fields auth_key_id + auth_key; "
             "email + password; operator_id + username + password"
         )
-    if "auth_key_id" in names and options.get("otp"):
-        raise ValueError("an AuthKey sign-in takes no MFA code: remove otp (it would burn a one-time code for nothing)")
+
+
+def _authkey_with_otp(options: dict[str, Any]) -> bool:
+    fields = options.get("fields")
+    return isinstance(fields, dict) and "auth_key_id" in fields and bool(options.get("otp"))
+
+
+def _advise(options: dict[str, Any]) -> list[str]:
+    """``gw check``'s warning: an AuthKey item's one-time code is never read (nothing spent)."""
+    if _authkey_with_otp(options):
+        return ["an AuthKey sign-in takes no MFA code: otp is ignored (no one-time code is read); remove it"]
+    return []
 
 
 def _pick_field(fields: list[dict[str, Any]], selector: str, item: str) -> dict[str, Any]:
@@ -310,7 +320,7 @@ def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None)
 
     item = options["item"]
     mapping: dict[str, str] = options["fields"]
-    otp = options.get("otp")
+    otp = options.get("otp") if not _authkey_with_otp(options) else None  # AuthKey: no code spent
 
     with ctx.status(f"reading {item} from 1Password"):
         started = time.time()
@@ -361,6 +371,7 @@ def gw_step_types() -> list[StepType]:
             produces=_produces,
             consumes=(),
             check=_check,
+            advise=_advise,
             options={
                 "item": Option(str, required=True, help="item title or id"),
                 "vault": Option(str, help="vault name or id"),

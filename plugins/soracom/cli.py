@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from gw.plugin import (
     ConfigError,
     StepError,
     UsageError,
+    freshness_options,
 )
 
 from . import api
@@ -28,26 +28,6 @@ if TYPE_CHECKING:
 
 CLI_ENV = "GW_SORACOM_CLI"
 ADD_AUTH_STEP = 'add { use = "soracom-auth" } as its last step'
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
-
-
-def parse_duration(text: str) -> int:
-    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds, as the core's ``--min-ttl`` reads them."""
-    match = _DURATION.fullmatch(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
-
-
-def freshness_options(parser: Any) -> None:
-    """``--refresh`` and ``--min-ttl``, as on every core command that hands out credentials."""
-    parser.add_argument("--refresh", action="store_true",
-                        help="sign in now for a new session, even if the cached one is fresh")
-    parser.add_argument("--min-ttl", dest="min_ttl", type=parse_duration, default=0, metavar="DURATION",
-                        help="sign in again when the cached session has less than this left (e.g. 900, 30m, 2h)")
-
-
 def _resolve_session(args: Any, ctx: CommandContext) -> Credential:
     """The profile's SORACOM session, honouring ``--refresh`` and ``--min-ttl``."""
     return ctx.resolve(args.profile, require=SORACOM_SESSION, refresh=bool(getattr(args, "refresh", False)),

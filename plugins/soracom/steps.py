@@ -38,11 +38,24 @@ def credential_kind(present: set[str]) -> str:
 
 def keys_check(options: dict[str, Any]) -> None:
     present = {n for names in CREDENTIAL_SETS.values() for n in names if options.get(n) not in (None, "")}
-    kind = credential_kind(present)
-    if kind == "authkey" and options.get("mfa_code") is not None:
-        raise ValueError(
-            "an AuthKey sign-in takes no MFA code: remove mfa_code (it would burn a one-time code for nothing)"
-        )
+    credential_kind(present)
+
+
+def _authkey_with_code(options: dict[str, Any]) -> bool:
+    return bool(options.get("auth_key_id")) and options.get("mfa_code") is not None
+
+
+def keys_advise(options: dict[str, Any]) -> list[str]:
+    """``gw check``'s warning for an AuthKey profile that names an MFA code (it works, ignoring it)."""
+    if _authkey_with_code(options):
+        return ["an AuthKey sign-in takes no MFA code: mfa_code is ignored (never resolved, no one-time code "
+                "spent); remove it"]
+    return []
+
+
+def keys_unused(options: dict[str, Any]) -> list[str]:
+    """An AuthKey sign-in ignores mfa_code: gw does not resolve it (no prompt, no TOTP step burnt)."""
+    return ["mfa_code"] if _authkey_with_code(options) else []
 
 
 def keys_run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None) -> Credential:
@@ -50,7 +63,7 @@ def keys_run(ctx: StepContext, options: dict[str, Any], upstream: Credential | N
 
     mfa = options.get("mfa_code")
     if options.get("auth_key_id"):
-        mfa = None  # an AuthKey sign-in takes no MFA code (gw check refuses one)
+        mfa = None  # an AuthKey sign-in takes no MFA code (gw check warns; never resolved: keys_unused)
     if mfa is not None:
         mfa = str(mfa).strip()
         if not mfa:
@@ -147,6 +160,8 @@ def step_types() -> list[StepType]:
             produces=SORACOM_CREDENTIALS,
             consumes=(),
             check=keys_check,
+            advise=keys_advise,
+            unused=keys_unused,
             options={
                 "auth_key_id": Option(str, help="AuthKey ID (keyId-...)"),
                 "auth_key": Option(str, secret=True, help=SECRET_HELP),

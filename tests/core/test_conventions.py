@@ -45,6 +45,9 @@ def test_gw_profile_is_the_default_profile(role_home, moto):
     login = role_home.run("login", "--print", "--destination", "https://console.aws.amazon.com/",
                           env={"GW_PROFILE": "admin"})
     assert "the following arguments are required: --profile" not in login.stderr
+    # and a plugin subcommand's (gw krypton pin status: the profile has no krypton step)
+    pin = role_home.run("krypton", "pin", "status", env={"GW_PROFILE": "admin"})
+    assert "required: --profile" not in pin.stderr and "admin" in pin.stderr, pin.stderr
 
 
 def test_without_gw_profile_the_profile_is_required(role_home):
@@ -93,7 +96,7 @@ def test_the_cache_hit_path_honours_gw_profile_and_min_ttl(role_home, moto):
 
 @pytest.mark.parametrize("text, seconds", [("900", 900), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400)])
 def test_durations(text, seconds):
-    from gw.commands import parse_duration
+    from gw.cli_options import parse_duration
     from gw.fastpath import _seconds
 
     assert parse_duration(text) == seconds == _seconds(text)
@@ -101,7 +104,7 @@ def test_durations(text, seconds):
 
 @pytest.mark.parametrize("text", ["", "m", "1d", "-5", "10 m", "h1"])
 def test_bad_durations(text, role_home):
-    from gw.commands import parse_duration
+    from gw.cli_options import parse_duration
     from gw.fastpath import _seconds
 
     with pytest.raises(argparse.ArgumentTypeError):
@@ -180,7 +183,7 @@ def test_json_outputs(role_home):
     assert any(s["name"] == "assume-role" for s in plugins["aws"]["step_types"])
     assert "cmd:" in plugins["core"]["secret_schemes"]
     check = _json(role_home.run("check", "--json"))
-    assert check == {"config": str(role_home.config_path), "ok": True, "problems": [], "profiles": 3}
+    assert check == {"config": str(role_home.config_path), "ok": True, "problems": [], "warnings": [], "profiles": 3}
 
 
 def test_check_problems_have_their_own_exit_status(role_home):

@@ -72,7 +72,7 @@ def test_onepassword_aws_credentials(sora):
     assert env["AWS_SECRET_ACCESS_KEY"] == "emuSecretKey/abcdefghijklmnopqrstuvwxyz0"
 
 
-def test_authkey_item_with_otp_is_refused(sora):
+def test_authkey_item_with_otp_is_a_warning_and_reads_no_code(sora):
     from tests.plugins.soracom.conftest import sora_config
 
     sora.home.write_config(sora_config(sora.api.url) + '''
@@ -80,9 +80,12 @@ def test_authkey_item_with_otp_is_refused(sora):
 steps = [{ use = "onepassword", item = "SORACOM root", vault = "Private", otp = true, fields = { auth_key_id = "username", auth_key = "password" } }]
 ''')
     proc = sora.run("check")
-    assert proc.returncode != 0 and "AuthKey sign-in takes no MFA code" in proc.stderr
+    assert proc.returncode == 0 and "gw: warning: " in proc.stderr and "otp is ignored" in proc.stderr, proc.stderr
     proc = sora.run("soracom-profile", "--profile", "op-authkey-otp")
-    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) == {"authKeyId", "authKey"}
+    totp = sora.home.state / "totp"
+    assert not totp.exists() or not list(totp.glob("*.last"))  # no one-time code was read or spent
 
 
 @pytest.mark.parametrize(

@@ -14,17 +14,28 @@ def _totp_records(sora) -> list[str]:
     return sorted(p.name for p in directory.glob("*.last")) if directory.exists() else []
 
 
-def test_authkey_with_mfa_code_is_refused_before_any_code_is_made(sora):
+def test_authkey_with_mfa_code_is_a_warning_and_no_code_is_made(sora):
+    """Issue 12: never send mfaOTPCode with an AuthKey, no TOTP step burnt; gw check warns."""
     sora.home.write_config(sora_config(sora.api.url) + f'''
 [profiles.key-mfa]
 steps = [{{ use = "soracom-keys", auth_key_id = "{AUTHKEY[0]}", auth_key = "vault:auth-key", mfa_code = "totp:vault:seed" }}]
+[profiles.key-mfa-session]
+steps = [
+  {{ use = "soracom-keys", auth_key_id = "{AUTHKEY[0]}", auth_key = "vault:auth-key", mfa_code = "prompt" }},
+  {{ use = "soracom-auth", endpoint = "{sora.api.url}" }},
+]
 ''')
     check = sora.run("check")
-    assert check.returncode != 0
-    assert "AuthKey sign-in takes no MFA code: remove mfa_code" in check.stderr
+    assert check.returncode == 0, check.stderr
+    warnings = [line for line in check.stderr.splitlines() if "AuthKey sign-in takes no MFA code" in line]
+    assert len(warnings) == 2 and all(w.startswith("gw: warning: ") for w in warnings), check.stderr
     proc = sora.run("soracom-profile", "--profile", "key-mfa")
-    assert proc.returncode != 0 and proc.stdout == "" and "AuthKey" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)) == {"authKeyId", "authKey"}
+    session = sora.run("soracom-token", "--profile", "key-mfa-session")  # "prompt" is never asked
+    assert session.returncode == 0, session.stderr
     assert _totp_records(sora) == []  # no time step burnt
+    assert sora.api.accepted_codes == [] and sora.api.calls["auth"] >= 1
 
 
 def test_authkey_profile_sends_no_mfa_code(sora):
