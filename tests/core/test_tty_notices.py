@@ -12,6 +12,7 @@ import os
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -123,13 +124,18 @@ def test_soracom_profile_errors_reach_the_terminal(gw_home, terminal):
     assert line in terminal.wait_for(line)
 
 
-def test_a_lock_wait_is_shown_on_the_terminal(gw_home, terminal):
-    gw_home.env.update(GWT_AKID="AKIATTYNOTICEEXAMPLE", GWT_SECRET=SECRET)
-    gw_home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:GWT_AKID\", "
-                         "secret_access_key = \"env:GWT_SECRET\" }]\n")
-    locks = gw_home.state / "locks"
+def _keys_profile_and_its_lock(home) -> Path:
+    """Profile p (keys from the environment) and the path of its lock file, ready to be held."""
+    home.env.update(GWT_AKID="AKIATTYNOTICEEXAMPLE", GWT_SECRET=SECRET)
+    home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:GWT_AKID\", "
+                      "secret_access_key = \"env:GWT_SECRET\" }]\n")
+    locks = home.state / "locks"
     locks.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(locks / "p.lock", "a") as holder:
+    return locks / "p.lock"
+
+
+def test_a_lock_wait_is_shown_on_the_terminal(gw_home, terminal):
+    with open(_keys_profile_and_its_lock(gw_home), "a") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)  # "another gw process" busy with profile p
         proc = terminal.popen([GW, "env", "--profile", "p"], _env(gw_home))
         terminal.wait_for("gw: another gw process is busy with 'p'; waiting for it")
@@ -142,12 +148,7 @@ def test_a_lock_wait_is_shown_on_the_terminal(gw_home, terminal):
 
 def test_a_short_lock_wait_is_not_worth_a_line(gw_home, terminal):
     """A wait of a fraction of a second (parallel callers, the common case) prints nothing."""
-    gw_home.env.update(GWT_AKID="AKIATTYNOTICEEXAMPLE", GWT_SECRET=SECRET)
-    gw_home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:GWT_AKID\", "
-                         "secret_access_key = \"env:GWT_SECRET\" }]\n")
-    locks = gw_home.state / "locks"
-    locks.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(locks / "p.lock", "a") as holder:
+    with open(_keys_profile_and_its_lock(gw_home), "a") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
         proc = terminal.popen([GW, "env", "--profile", "p"], _env(gw_home))
         time.sleep(0.3)  # the point of the test: a wait shorter than a second (gw waits at most this long)
