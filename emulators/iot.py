@@ -173,8 +173,14 @@ class IotCredentialsEmulator(EmulatorServer):
         region: str = "us-east-1",
         host_name: str = "localhost",
         clock: Callable[[], float] | None = None,
+        revocation_alerts: bool = False,
     ) -> None:
         super().__init__(ca, clock=clock)
+        #: when True, a REVOKED certificate made by :meth:`create_certificate` fails the
+        #: handshake with the TLS ``certificate_revoked`` alert (OpenSSL's CRL check against a
+        #: CRL of the device CA) instead of the ``unknown_ca`` alert of an unknown certificate.
+        #: Certificates of other issuers are then not served (no CRL for them).
+        self.revocation_alerts = revocation_alerts
         self.aws_endpoint = aws_endpoint
         self.region = region
         self.host_name = host_name
@@ -288,8 +294,24 @@ class IotCredentialsEmulator(EmulatorServer):
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         with self._registry:
-            trusted = [c.pem for c in self.certificates.values() if self._current_status(c) == ACTIVE]
-            trusted += [ca.pem for ca in self.cas.values() if ca.auto_registration]
+            if self.revocation_alerts:
+                from cryptography import x509
+
+                revoked = {x509.load_pem_x509_certificate(c.pem.encode()).serial_number
+                           for c in self.certificates.values() if c.status == REVOKED}
+                context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+                context.verify_flags &= ~ssl.VERIFY_X509_PARTIAL_CHAIN
+                # OpenSSL reads CRLs from a file only; one file per connection (threads)
+                crl_file = Path(self.device_ca.directory) / f"revoked-{secrets.token_hex(8)}.crl.pem"
+                crl_file.write_text(self.device_ca.crl(revoked))
+                try:
+                    context.load_verify_locations(cafile=str(crl_file))
+                finally:
+                    crl_file.unlink()
+                trusted = [Path(self.device_ca.ca_path).read_text()]
+            else:
+                trusted = [c.pem for c in self.certificates.values() if self._current_status(c) == ACTIVE]
+                trusted += [ca.pem for ca in self.cas.values() if ca.auto_registration]
         trusted.append(Path(self._no_client_ca.ca_path).read_text())
         context.load_verify_locations(cadata="\n".join(trusted))
 
@@ -396,7 +418,7 @@ class IotCredentialsEmulator(EmulatorServer):
             "accessKeyId": "ASIA" + secrets.token_hex(8).upper(),
             "secretAccessKey": secrets.token_urlsafe(30),
             "sessionToken": secrets.token_urlsafe(120),
-            "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + alias.duration)),
+            "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock() + alias.duration)),
         }
 
 

@@ -72,10 +72,11 @@ def _chain_file(ctx: Any, certificate: str, ca_certificate: str) -> str:
 
 def _attempt(context: Any, endpoint: Any, timeout: float) -> tuple[bool, str]:
     """One connection: (accepted, what happened). Raises StepError for a failure that
-    retrying cannot fix (unreachable endpoint, untrusted server certificate)."""
+    retrying cannot fix (unreachable endpoint, untrusted server certificate, a certificate
+    the endpoint says is revoked)."""
     import http.client
 
-    from .mtls import describe_failure, refused_in_handshake
+    from .mtls import describe_failure, refused_in_handshake, revoked_in_handshake
 
     conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, context=context, timeout=timeout)
     try:
@@ -83,6 +84,8 @@ def _attempt(context: Any, endpoint: Any, timeout: float) -> tuple[bool, str]:
         status = conn.getresponse().status
         return True, f"accepted (TLS handshake done, HTTP {status})"
     except Exception as exc:  # noqa: BLE001 - every failure is a refusal or one line
+        if revoked_in_handshake(exc):  # final: no back-end will ever activate it
+            raise StepError(describe_failure(exc, endpoint, "AWS IoT", timeout)) from None
         if refused_in_handshake(exc):
             reason = getattr(exc, "reason", None) or "connection closed after the TLS handshake"
             return False, f"refused ({reason}): the certificate is not active yet"
