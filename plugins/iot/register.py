@@ -30,10 +30,27 @@ MAX_INTERVAL_S = 10.0
 def configure(parser: Any) -> None:
     actions = parser.add_subparsers(dest="iot_action", metavar="ACTION")
     actions.required = True
+    import argparse
+
     reg = actions.add_parser(
         "register",
         help="connect until AWS IoT activates a JITR certificate",
-        description="Connect with the device certificate and its CA (JITR) until AWS IoT accepts it.",
+        description=(
+            "Just-in-time registration (JITR): connect to the AWS IoT endpoint with the device certificate\n"
+            "followed by the CA certificate that signed it (a CA registered with auto-registration on).\n"
+            "AWS IoT registers the certificate as PENDING_ACTIVATION and closes the first connections until\n"
+            "a back-end (the recipe's Lambda) activates it; gw retries with bounded backoff, prints one line\n"
+            "per attempt, and stops at once when the endpoint says the certificate is revoked."
+        ),
+        epilog=(
+            "examples:\n"
+            "  gw iot register --certificate device.pem --key device.key --ca-certificate my-device-ca.pem \\\n"
+            "      --endpoint abc123example-ats.iot.eu-west-1.amazonaws.com\n"
+            "  gw iot register --certificate device.pem --key device.key --ca-certificate my-device-ca.pem \\\n"
+            "      --endpoint abc123example-ats.iot.eu-west-1.amazonaws.com:8443 --timeout 120 --interval 2\n"
+            "  aws iot describe-endpoint --endpoint-type iot:Data-ATS   # finds the --endpoint value"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reg.add_argument("--certificate", required=True, help="device certificate PEM file")
     reg.add_argument("--key", required=True,
