@@ -134,3 +134,11 @@ def test_revocation_alert_emulator_still_serves_active_certificates(gw_home, ca,
                                          "the certificate is registered and ACTIVE")
     finally:
         emulator.stop()
+
+
+def test_help_has_description_and_examples(gw_home):
+    result = gw_home.run("iot", "register", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Just-in-time registration (JITR)" in result.stdout
+    examples = result.stdout.split("examples:\n", 1)[1]
+    assert "gw iot register --certificate device.pem --key device.key --ca-certificate" in examples
