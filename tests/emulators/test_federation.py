@@ -156,7 +156,8 @@ def test_credentials_that_cannot_sign_in(federation, ca, moto, user) -> None:
 def test_wrong_secret_or_token_and_bad_session_documents(federation, ca, role_creds) -> None:
     good = json.loads(_session(role_creds))
     bad_documents = [
-        {**good, "sessionKey": good["sessionKey"][:-1] + "A"},
+        # a different last character (appending "A" alone left the key unchanged when it ended in "A")
+        {**good, "sessionKey": good["sessionKey"][:-1] + ("B" if good["sessionKey"].endswith("A") else "A")},
         {**good, "sessionToken": good["sessionToken"] + "x"},
         {**good, "extra": "field"},
         {k: v for k, v in good.items() if k != "sessionToken"},
