@@ -16,6 +16,10 @@ answer and error shapes of protocols.md section 8:
   activates it ``activation_delay`` seconds later on the emulator's ``clock``
   (``None`` = never). A revoked or inactive certificate under such a CA is closed
   the same way.
+- ``revocation_alerts=True``: a REVOKED certificate made by :meth:`create_certificate` fails the
+  handshake with the TLS ``certificate_revoked`` alert (OpenSSL's CRL check against a CRL of
+  the device CA), the answer a client can act on at once (``gw iot register`` stops retrying).
+  In that mode only certificates of the device CA are served.
 - ``trust_issuer`` models a service that creates certificates in the account and
   registers them ACTIVE as it makes them (SORACOM Krypton's aws-iot-bootstrap):
   a certificate signed by that issuer is ACTIVE on first sight.

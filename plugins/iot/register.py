@@ -6,7 +6,8 @@ certificate as PENDING_ACTIVATION and closes that first connection; a back-end
 (the Lambda of the AWS JITR recipe) activates it, after which the handshake is
 accepted. This command retries with bounded exponential backoff until the
 endpoint accepts the certificate (any HTTP answer after the TLS handshake) or
-``--timeout`` runs out, printing one line per attempt.
+``--timeout`` runs out, printing one line per attempt. A TLS ``certificate_revoked``
+alert ends it at once: no back-end will ever activate a revoked certificate.
 
 Modelled on the AWS IoT developer guide, "Register a client certificate when the
 client connects to AWS IoT just-in-time registration (JITR)"
