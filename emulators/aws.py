@@ -79,11 +79,15 @@ class IssuedCredential:
     kind: str
     chained: bool = False
     arn: str | None = None
+    #: kind of the credential that signed the call which made this one ("long-term",
+    #: "session-token", a role kind...); None when the caller was not a credential moto issued
+    source_kind: str | None = None
 
     def __repr__(self) -> str:  # keep secrets out of test output
         return (
             f"IssuedCredential(access_key_id={self.access_key_id!r}, kind={self.kind!r}, "
-            f"chained={self.chained}, arn={self.arn!r}, expiration={self.expiration!r})"
+            f"chained={self.chained}, source_kind={self.source_kind!r}, arn={self.arn!r}, "
+            f"expiration={self.expiration!r})"
         )
 
 
@@ -439,6 +443,7 @@ class MotoStack:
                 kind=kind,
                 chained=chained,
                 arn=parsed["Arn"],
+                source_kind=source.kind if source is not None else None,
             )
             self.issued[cred.access_key_id] = cred
         return body

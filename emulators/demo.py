@@ -444,7 +444,22 @@ def _configure(parser) -> None:
 
 @hookimpl
 def gw_commands() -> list[Command]:
-    return [Command("demo", "run gw end to end against local emulators (no accounts needed)", _configure, run_demo)]
+    return [Command(
+        "demo", "run gw end to end against local emulators (no accounts needed)", _configure, run_demo,
+        description=(
+            "Starts moto (AWS STS/IAM) and gw's emulators (console federation, SORACOM API, Krypton,\n"
+            "Cognito, AWS IoT, Endorse) on 127.0.0.1 in a temporary directory, writes a demo config there,\n"
+            "and runs the real gw, AWS CLI and boto3 against them part by part. Needs no account, no\n"
+            "network and no hardware; exits non-zero when any part gets a wrong answer."
+        ),
+        epilog=(
+            "examples:\n"
+            "  gw demo                          # every part\n"
+            "  gw demo --only aws --only login  # MFA role credentials, then a console sign-in URL\n"
+            "  gw demo --only iot --keep        # IoT certificates; keep the demo files to look at\n"
+            "  make demo                        # installs the demo extras, then runs gw demo"
+        ),
+    )]
 
 
 @hookimpl(optionalhook=True)  # the hook exists only while the krypton plugin is loaded

@@ -5,8 +5,10 @@ a sign-in token, ``GET /federation?Action=login`` redeems the token with a 302 t
 ``Destination``, ``GET /oauth?Action=logout`` answers 302 to ``redirect_uri``.
 Credentials are checked against what :class:`gw_emulators.aws.MotoStack` really
 issued, with the real endpoint's rules: only role-session and federation-token
-credentials work; SessionDuration is refused for federation-token and
-role-chained credentials. Errors are HTML 400 pages, as upstream.
+credentials work; SessionDuration is accepted only for a role assumed with
+long-term IAM user keys (and web-identity/SAML roles), refused for federation-token
+credentials, role-chained credentials and a role assumed from GetSessionToken
+credentials. Errors are HTML 400 pages, as upstream.
 
 Sign-in tokens live 15 minutes and are single-use here (the real endpoint's reuse
 behaviour is not documented; a client that needs one twice is doing it wrong).
@@ -23,7 +25,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from .aws import KIND_FEDERATION_TOKEN, ROLE_KINDS, IssuedCredential, MotoStack
+from .aws import (
+    KIND_ASSUME_ROLE,
+    KIND_FEDERATION_TOKEN,
+    KIND_LONG_TERM,
+    ROLE_KINDS,
+    IssuedCredential,
+    MotoStack,
+)
 from .httpserver import EmulatorServer, Request, Response, text_response
 from .tls import LocalCA
 
@@ -73,6 +82,26 @@ def _absolute_url(value: str | None) -> bool:
         return False
     parts = urlsplit(value)
     return parts.scheme in ("https", "http") and bool(parts.netloc)
+
+
+def _duration_refused(cred: IssuedCredential) -> str | None:
+    """Why SessionDuration is refused for ``cred``, or None when it is accepted.
+
+    protocols.md section 2: accepted only when the role was assumed with long-term IAM
+    user keys; refused for GetFederationToken credentials, role-chained credentials and a
+    role assumed from GetSessionToken (MFA session) credentials. AssumeRoleWithWebIdentity
+    and AssumeRoleWithSAML are signed by no credential and are not on that list: accepted.
+    An AssumeRole signed by keys moto never issued (so unknown here) is taken as long-term
+    keys, the only other kind of key moto accepts.
+    """
+    if cred.kind == KIND_FEDERATION_TOKEN:
+        return "SessionDuration is not allowed with federation token credentials."
+    if cred.chained:
+        return "SessionDuration is not allowed with role-chained credentials."
+    if cred.kind == KIND_ASSUME_ROLE and cred.source_kind not in (None, KIND_LONG_TERM):
+        return ("SessionDuration is allowed only for a role assumed with long-term IAM user credentials "
+                f"(this role was assumed with {cred.source_kind} credentials).")
+    return None
 
 
 class FederationEmulator(EmulatorServer):
@@ -166,10 +195,9 @@ class FederationEmulator(EmulatorServer):
         now = self.now()
         requested = request.arg("SessionDuration")
         if requested is not None:
-            if cred.kind == KIND_FEDERATION_TOKEN:
-                return _error_page("SessionDuration is not allowed with federation token credentials.")
-            if cred.chained:
-                return _error_page("SessionDuration is not allowed with role-chained credentials.")
+            refused = _duration_refused(cred)
+            if refused is not None:
+                return _error_page(refused)
             if not requested.isdigit() or not (
                 SESSION_DURATION_MIN <= int(requested) <= SESSION_DURATION_MAX
             ):

@@ -16,6 +16,10 @@ answer and error shapes of protocols.md section 8:
   activates it ``activation_delay`` seconds later on the emulator's ``clock``
   (``None`` = never). A revoked or inactive certificate under such a CA is closed
   the same way.
+- ``revocation_alerts=True``: a REVOKED certificate made by :meth:`create_certificate` fails the
+  handshake with the TLS ``certificate_revoked`` alert (OpenSSL's CRL check against a CRL of
+  the device CA), the answer a client can act on at once (``gw iot register`` stops retrying).
+  In that mode only certificates of the device CA are served.
 - ``trust_issuer`` models a service that creates certificates in the account and
   registers them ACTIVE as it makes them (SORACOM Krypton's aws-iot-bootstrap):
   a certificate signed by that issuer is ACTIVE on first sight.
@@ -173,8 +177,14 @@ class IotCredentialsEmulator(EmulatorServer):
         region: str = "us-east-1",
         host_name: str = "localhost",
         clock: Callable[[], float] | None = None,
+        revocation_alerts: bool = False,
     ) -> None:
         super().__init__(ca, clock=clock)
+        #: when True, a REVOKED certificate made by :meth:`create_certificate` fails the
+        #: handshake with the TLS ``certificate_revoked`` alert (OpenSSL's CRL check against a
+        #: CRL of the device CA) instead of the ``unknown_ca`` alert of an unknown certificate.
+        #: Certificates of other issuers are then not served (no CRL for them).
+        self.revocation_alerts = revocation_alerts
         self.aws_endpoint = aws_endpoint
         self.region = region
         self.host_name = host_name
@@ -288,8 +298,24 @@ class IotCredentialsEmulator(EmulatorServer):
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         with self._registry:
-            trusted = [c.pem for c in self.certificates.values() if self._current_status(c) == ACTIVE]
-            trusted += [ca.pem for ca in self.cas.values() if ca.auto_registration]
+            if self.revocation_alerts:
+                from cryptography import x509
+
+                revoked = {x509.load_pem_x509_certificate(c.pem.encode()).serial_number
+                           for c in self.certificates.values() if c.status == REVOKED}
+                context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+                context.verify_flags &= ~ssl.VERIFY_X509_PARTIAL_CHAIN
+                # OpenSSL reads CRLs from a file only; one file per connection (threads)
+                crl_file = Path(self.device_ca.directory) / f"revoked-{secrets.token_hex(8)}.crl.pem"
+                crl_file.write_text(self.device_ca.crl(revoked))
+                try:
+                    context.load_verify_locations(cafile=str(crl_file))
+                finally:
+                    crl_file.unlink()
+                trusted = [Path(self.device_ca.ca_path).read_text()]
+            else:
+                trusted = [c.pem for c in self.certificates.values() if self._current_status(c) == ACTIVE]
+                trusted += [ca.pem for ca in self.cas.values() if ca.auto_registration]
         trusted.append(Path(self._no_client_ca.ca_path).read_text())
         context.load_verify_locations(cadata="\n".join(trusted))
 
@@ -396,7 +422,7 @@ class IotCredentialsEmulator(EmulatorServer):
             "accessKeyId": "ASIA" + secrets.token_hex(8).upper(),
             "secretAccessKey": secrets.token_urlsafe(30),
             "sessionToken": secrets.token_urlsafe(120),
-            "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + alias.duration)),
+            "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock() + alias.duration)),
         }
 
 
@@ -443,29 +469,62 @@ def start_iot(demo: Any, stack: Any) -> None:
     demo.config_parts.append("\n".join(parts) + "\n")
 
 
+def _aws_cli_identity(demo: Any, profile: str) -> str:
+    """``gw setup aws --profile P``, then the real AWS CLI's ``aws sts get-caller-identity --profile P``
+    (credential_process runs gw): the caller's ARN. Any failure ends the demo (DemoFailed)."""
+    demo.command(f"gw setup aws --profile {profile} --region us-east-1")
+    setup, _ = demo.gw_run("setup", "aws", "--profile", profile, "--region", "us-east-1")
+    demo.output(setup.stdout.strip())
+    demo.command(f"aws sts get-caller-identity --profile {profile}")
+    return _aws_cli_identity_quiet(demo, profile)
+
+
+def _expect_arn(demo: Any, profile: str, arn: str, expected: str) -> None:
+    from .demo import DemoFailed
+
+    if arn != expected:
+        raise DemoFailed(f"profile {profile}: the AWS CLI ran as {arn}, expected {expected}")
+    demo.show(f"caller identity: [green]{arn}[/green]")
+
+
 def part_iot(demo: Any) -> None:
-    """Device certificates: AWS credentials over mutual TLS, a SIM-bootstrapped certificate, JITR."""
-    import json
+    """Device certificates: AWS credentials over mutual TLS for the real AWS CLI (through
+    credential_process), a SIM-bootstrapped certificate, JITR. Fails (DemoFailed) on a wrong answer."""
+    from .demo import DemoFailed
 
     iot = demo.services["iot"]
     moto = demo.services["moto"]
-    demo.step("AWS IoT: a device certificate becomes AWS credentials")
+    role = f"arn:aws:sts::{moto.account_id}:assumed-role/DemoIotDevice"
+    demo.step("AWS IoT: a device certificate becomes AWS credentials for the AWS CLI")
     demo.show("Profile [bold]iot-device[/bold]: certificate + key -> mutual TLS to the IoT credentials provider "
-              "-> role credentials.")
-    demo.command("gw credential-process --profile iot-device")
-    result, took = demo.gw_run("credential-process", "--profile", "iot-device")
-    doc = json.loads(result.stdout)
-    issued = moto.lookup(doc["AccessKeyId"])
-    demo.show(f"{took * 1000:.0f} ms: {doc['AccessKeyId']} is {issued.arn if issued else '?'}")
+              "-> role credentials, through credential_process.")
+    before = iot.calls["credentials"]
+    arn = _aws_cli_identity(demo, "iot-device")
+    _expect_arn(demo, "iot-device", arn, f"{role}/demo-sensor")
+    if iot.calls["credentials"] != before + 1:
+        raise DemoFailed("the AWS CLI's credentials did not come from the IoT credentials provider")
     if "krypton" in demo.services and any("iot-sim" in p for p in demo.config_parts):
         krypton = demo.services["krypton"]
-        before = krypton.calls["aws/iot/bootstrap"]
-        demo.command("gw credential-process --profile iot-sim   (twice, cache cleared in between)")
-        demo.gw_run("credential-process", "--profile", "iot-sim")
+        demo.step("AWS IoT: the SIM gets a certificate once, the certificate gets AWS credentials")
+        demo.show("Profile [bold]iot-sim[/bold]: SIM -> Krypton aws-iot-bootstrap (certificate + key) -> mutual TLS "
+                  "-> role credentials, through credential_process.")
+        bootstraps = krypton.calls["aws/iot/bootstrap"]
+        known = set(iot.certificates)
+        arn = _aws_cli_identity(demo, "iot-sim")
+        made = set(iot.certificates) - known
+        if len(made) != 1:
+            raise DemoFailed(f"expected one certificate from the SIM bootstrap, the IoT endpoint saw {len(made)}")
+        _expect_arn(demo, "iot-sim", arn, f"{role}/{made.pop()}")  # session named after the certificateId
+        demo.command("gw cache clear --profile iot-sim && aws sts get-caller-identity --profile iot-sim")
         demo.gw_run("cache", "clear", "--profile", "iot-sim")
-        demo.gw_run("credential-process", "--profile", "iot-sim")
-        demo.show(f"two fetches, {krypton.calls['aws/iot/bootstrap'] - before} Krypton bootstrap: "
-                  "the SIM got the certificate once, the certificate did the rest")
+        again = _aws_cli_identity_quiet(demo, "iot-sim")
+        if again != arn:
+            raise DemoFailed(f"profile iot-sim: the second run was {again}, expected {arn}")
+        count = krypton.calls["aws/iot/bootstrap"] - bootstraps
+        if count != 1:
+            raise DemoFailed(f"expected 1 Krypton bootstrap for two fetches, got {count}")
+        demo.show(f"two fetches, {count} Krypton bootstrap: the SIM got the certificate once, "
+                  "the certificate did the rest")
     ca = demo.services["iot-jitr-ca"]
     device = ca.issue("jitr-device", server=False)
     demo.show("Just-in-time registration: a certificate from the device's own CA is refused until "
@@ -476,3 +535,28 @@ def part_iot(demo: Any) -> None:
                             str(device.key_path), "--ca-certificate", str(ca.ca_path), "--endpoint", iot.endpoint,
                             "--interval", "0.2", "--timeout", "30")
     demo.output(result.stdout.strip())
+    if iot.status(device) != ACTIVE:
+        raise DemoFailed("the JITR certificate is not ACTIVE after gw iot register")
+
+
+def _aws_cli_identity_quiet(demo: Any, profile: str) -> str:
+    """The caller ARN of ``aws sts get-caller-identity --profile P`` (already set up)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from .demo import DemoFailed
+
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
+    if aws is None:
+        raise DemoFailed("the AWS CLI is not installed (pip install awscli)")
+    result = subprocess.run([aws, "sts", "get-caller-identity", "--profile", profile, "--output", "json"],
+                            env=demo.env, capture_output=True, text=True, timeout=120, start_new_session=True,
+                            stdin=subprocess.DEVNULL, check=False)
+    if result.returncode != 0:
+        raise DemoFailed(f"aws sts get-caller-identity --profile {profile} failed: {result.stderr.strip()[-300:]}")
+    try:
+        return str(json.loads(result.stdout)["Arn"])
+    except (ValueError, KeyError, TypeError):
+        raise DemoFailed(f"aws sts get-caller-identity --profile {profile} printed no caller ARN") from None

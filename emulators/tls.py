@@ -99,3 +99,19 @@ class LocalCA:
         _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
         _write(key_path, _pem_key(key))
         return IssuedCert(cert_path, key_path, cert)
+
+    def crl(self, revoked_serials: list[int] | set[int]) -> str:
+        """A PEM certificate revocation list signed by this CA, listing ``revoked_serials``
+        (used by servers that verify client certificates with OpenSSL's CRL check)."""
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(now - datetime.timedelta(minutes=5))
+            .next_update(now + datetime.timedelta(days=1))
+        )
+        for serial in sorted(revoked_serials):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+            )
+        return builder.sign(self._key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()

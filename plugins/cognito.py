@@ -290,6 +290,12 @@ def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None)
         raise StepError("client_secret resolved to an empty string")
     ctx.add_secret(secret)
     ctx.add_secret(base64.b64encode(f"{client_id}:{secret}".encode()).decode())
+    for value, name in ((client_id, "client_id"), (secret, "client_secret")):
+        try:  # requests' HTTPBasicAuth sends str credentials as Latin-1
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise StepError(f"{name} holds a character an HTTP Basic header cannot carry (not Latin-1): "
+                            f"check {name} for a stray or typographic character") from None
     url = token_endpoint(options)
     scopes = list(options.get("scopes") or [])
     with ctx.status("Asking Cognito for an access token ..."):

@@ -177,6 +177,9 @@ def describe_failure(exc: BaseException, endpoint: Endpoint, what: str, timeout:
                 "(Amazon Root CA 1 for AWS endpoints) or settings.ca_bundle")
     if isinstance(exc, ssl.SSLError):
         reason = (exc.reason or str(exc)).upper()
+        if "CERTIFICATE_REVOKED" in reason:
+            return (f"{where} says the device certificate is revoked (TLS alert certificate_revoked): "
+                    "a revoked certificate is never accepted again - use a new certificate")
         if "CERTIFICATE_REQUIRED" in reason:
             return f"{where} asked for a client certificate and got none: check certificate and private_key"
         if any(alert in reason for alert in _REFUSED_ALERTS):
@@ -202,6 +205,15 @@ def _closed(where: str) -> str:
     return (f"{where} closed the connection right after the TLS handshake: the certificate is not accepted "
             "there (pending activation after just-in-time registration, inactive, revoked or unknown) - "
             "check it with aws iot describe-certificate")
+
+
+def revoked_in_handshake(exc: BaseException) -> bool:
+    """True when the server refused the client certificate with the TLS ``certificate_revoked``
+    alert (RFC 5246 7.2.2): the certificate will never be accepted again, retrying is pointless."""
+    import ssl
+
+    return (isinstance(exc, ssl.SSLError) and not isinstance(exc, ssl.SSLCertVerificationError)
+            and "CERTIFICATE_REVOKED" in (exc.reason or str(exc)).upper())
 
 
 def refused_in_handshake(exc: BaseException) -> bool:

@@ -6,7 +6,8 @@ certificate as PENDING_ACTIVATION and closes that first connection; a back-end
 (the Lambda of the AWS JITR recipe) activates it, after which the handshake is
 accepted. This command retries with bounded exponential backoff until the
 endpoint accepts the certificate (any HTTP answer after the TLS handshake) or
-``--timeout`` runs out, printing one line per attempt.
+``--timeout`` runs out, printing one line per attempt. A TLS ``certificate_revoked``
+alert ends it at once: no back-end will ever activate a revoked certificate.
 
 Modelled on the AWS IoT developer guide, "Register a client certificate when the
 client connects to AWS IoT just-in-time registration (JITR)"
@@ -30,10 +31,27 @@ MAX_INTERVAL_S = 10.0
 def configure(parser: Any) -> None:
     actions = parser.add_subparsers(dest="iot_action", metavar="ACTION")
     actions.required = True
+    import argparse
+
     reg = actions.add_parser(
         "register",
         help="connect until AWS IoT activates a JITR certificate",
-        description="Connect with the device certificate and its CA (JITR) until AWS IoT accepts it.",
+        description=(
+            "Just-in-time registration (JITR): connect to the AWS IoT endpoint with the device certificate\n"
+            "followed by the CA certificate that signed it (a CA registered with auto-registration on).\n"
+            "AWS IoT registers the certificate as PENDING_ACTIVATION and closes the first connections until\n"
+            "a back-end (the recipe's Lambda) activates it; gw retries with bounded backoff, prints one line\n"
+            "per attempt, and stops at once when the endpoint says the certificate is revoked."
+        ),
+        epilog=(
+            "examples:\n"
+            "  gw iot register --certificate device.pem --key device.key --ca-certificate my-device-ca.pem \\\n"
+            "      --endpoint abc123example-ats.iot.eu-west-1.amazonaws.com\n"
+            "  gw iot register --certificate device.pem --key device.key --ca-certificate my-device-ca.pem \\\n"
+            "      --endpoint abc123example-ats.iot.eu-west-1.amazonaws.com:8443 --timeout 120 --interval 2\n"
+            "  aws iot describe-endpoint --endpoint-type iot:Data-ATS   # finds the --endpoint value"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reg.add_argument("--certificate", required=True, help="device certificate PEM file")
     reg.add_argument("--key", required=True,
@@ -72,10 +90,11 @@ def _chain_file(ctx: Any, certificate: str, ca_certificate: str) -> str:
 
 def _attempt(context: Any, endpoint: Any, timeout: float) -> tuple[bool, str]:
     """One connection: (accepted, what happened). Raises StepError for a failure that
-    retrying cannot fix (unreachable endpoint, untrusted server certificate)."""
+    retrying cannot fix (unreachable endpoint, untrusted server certificate, a certificate
+    the endpoint says is revoked)."""
     import http.client
 
-    from .mtls import describe_failure, refused_in_handshake
+    from .mtls import describe_failure, refused_in_handshake, revoked_in_handshake
 
     conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, context=context, timeout=timeout)
     try:
@@ -83,6 +102,8 @@ def _attempt(context: Any, endpoint: Any, timeout: float) -> tuple[bool, str]:
         status = conn.getresponse().status
         return True, f"accepted (TLS handshake done, HTTP {status})"
     except Exception as exc:  # noqa: BLE001 - every failure is a refusal or one line
+        if revoked_in_handshake(exc):  # final: no back-end will ever activate it
+            raise StepError(describe_failure(exc, endpoint, "AWS IoT", timeout)) from None
         if refused_in_handshake(exc):
             reason = getattr(exc, "reason", None) or "connection closed after the TLS handshake"
             return False, f"refused ({reason}): the certificate is not active yet"

@@ -33,3 +33,12 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "1 Krypton bootstrap" in flat and "attempt 3: accepted" in flat
     assert "demo-root-Pa55word" not in out and "demo-deploy-Pa55word" not in out
     assert not list(tmp_path.glob("gw-demo-*")), "the demo left its temporary directory behind"
+
+
+def test_demo_help_has_description_and_examples():
+    result = subprocess.run([GW, "demo", "--help"], capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert "no account, no" in result.stdout and "exits non-zero when any part gets a wrong answer" in result.stdout
+    examples = result.stdout.split("examples:\n", 1)[1]
+    assert "gw demo --only iot --keep" in examples

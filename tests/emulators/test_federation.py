@@ -108,6 +108,31 @@ def test_chained_role_credentials_refuse_session_duration(federation, ca, moto, 
     _assert_html_400(_signin(federation, ca, _session(chained_creds), "3600"))
 
 
+def test_role_assumed_from_a_session_token_refuses_session_duration(federation, ca, moto, user, role_arn) -> None:
+    """protocols.md section 2: a role assumed with GetSessionToken (MFA session) credentials signs
+    in, but SessionDuration is refused (only a role assumed with long-term IAM user keys takes it)."""
+    session = moto.client("sts", *user).get_session_token(DurationSeconds=43200)["Credentials"]
+    sts = moto.client("sts", session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"])
+    creds = sts.assume_role(RoleArn=role_arn, RoleSessionName="via-mfa-session")["Credentials"]
+    issued = moto.lookup(creds["AccessKeyId"])
+    assert issued.kind == "assume-role" and issued.source_kind == "session-token" and not issued.chained
+    refused = _signin(federation, ca, _session(creds), "3600")
+    _assert_html_400(refused)
+    assert "long-term IAM user credentials" in refused.text
+    assert federation.calls["getSigninToken-rejected"] == 1
+    # without SessionDuration it signs in, for the credentials' own remaining lifetime
+    accepted = _signin(federation, ca, _session(creds))
+    assert accepted.status_code == 200 and accepted.json()["SigninToken"]
+    assert not federation.last_session.duration_requested
+    assert 3500 < federation.last_session.duration <= 3600
+
+
+def test_role_assumed_with_long_term_keys_records_its_source(federation, ca, moto, role_creds) -> None:
+    assert moto.lookup(role_creds["AccessKeyId"]).source_kind == "long-term"
+    assert _signin(federation, ca, _session(role_creds), "900").status_code == 200
+    assert federation.last_session.duration == 900
+
+
 def test_web_identity_credentials_work(federation, ca, moto, role_arn) -> None:
     creds = moto.client("sts").assume_role_with_web_identity(
         RoleArn=role_arn, RoleSessionName="web", WebIdentityToken="header.payload.signature"
@@ -131,7 +156,8 @@ def test_credentials_that_cannot_sign_in(federation, ca, moto, user) -> None:
 def test_wrong_secret_or_token_and_bad_session_documents(federation, ca, role_creds) -> None:
     good = json.loads(_session(role_creds))
     bad_documents = [
-        {**good, "sessionKey": good["sessionKey"][:-1] + "A"},
+        # a different last character (appending "A" alone left the key unchanged when it ended in "A")
+        {**good, "sessionKey": good["sessionKey"][:-1] + ("B" if good["sessionKey"].endswith("A") else "A")},
         {**good, "sessionToken": good["sessionToken"] + "x"},
         {**good, "extra": "field"},
         {k: v for k, v in good.items() if k != "sessionToken"},

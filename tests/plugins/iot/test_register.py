@@ -101,3 +101,44 @@ def test_encrypted_key_passphrase_is_asked_for(gw_home, jitr, tmp_path):
     assert result.stdout.strip().splitlines()[-1].startswith("attempt 2: accepted")
     assert log.read_text().strip() == f"Passphrase of {device.key_path}"
     assert "s3cret-pass" not in result.stdout + result.stderr
+
+
+def test_revoked_certificate_fails_at_once(gw_home, ca, tmp_path):
+    """The endpoint refuses the certificate with the TLS certificate_revoked alert (the emulator's
+    OpenSSL CRL check): gw stops after the first attempt with one line, no retry until the timeout."""
+    emulator = IotCredentialsEmulator(ca, tmp_path / "iot", revocation_alerts=True).start()
+    try:
+        device = emulator.create_certificate("revoked-device")
+        emulator.revoke(device)
+        gw_home.write_config("")
+        result = register(gw_home, emulator, device, emulator.device_ca, "--timeout", "60")
+        line = one_error_line(result)
+        assert line.startswith(f"gw: AWS IoT ({emulator.endpoint}) says the device certificate is revoked")
+        assert "use a new certificate" in line
+        assert result.stdout == ""  # no "attempt N: refused ... not active yet" line
+        assert emulator.calls["tls-handshake-failed"] == 1  # exactly one connection
+    finally:
+        emulator.stop()
+
+
+def test_revocation_alert_emulator_still_serves_active_certificates(gw_home, ca, tmp_path):
+    emulator = IotCredentialsEmulator(ca, tmp_path / "iot", revocation_alerts=True).start()
+    try:
+        revoked = emulator.create_certificate("revoked-device")
+        emulator.revoke(revoked)
+        good = emulator.create_certificate("good-device")
+        gw_home.write_config("")
+        result = register(gw_home, emulator, good, emulator.device_ca, "--timeout", "30")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == ("attempt 1: accepted (TLS handshake done, HTTP 404): "
+                                         "the certificate is registered and ACTIVE")
+    finally:
+        emulator.stop()
+
+
+def test_help_has_description_and_examples(gw_home):
+    result = gw_home.run("iot", "register", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Just-in-time registration (JITR)" in result.stdout
+    examples = result.stdout.split("examples:\n", 1)[1]
+    assert "gw iot register --certificate device.pem --key device.key --ca-certificate" in examples

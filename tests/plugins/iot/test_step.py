@@ -234,3 +234,16 @@ steps = [{{ use = "aws-keys", access_key_id = "env:GW_T_A", secret_access_key = 
     assert "takes iot-certificate, but step 0 yields aws-credentials" in result.stderr
     gw_home.write_config(iot_profile("dev", iot.endpoint, device))
     assert gw_home.run("check").returncode == 0
+
+
+def test_revoked_alert_is_named_in_one_line(gw_home, ca, tmp_path):
+    emulator = IotCredentialsEmulator(ca, tmp_path / "iot-alerts", revocation_alerts=True).start()
+    try:
+        device = emulator.create_certificate("device", thing_name=THING)
+        emulator.revoke(device)
+        gw_home.write_config(iot_profile("dev", emulator.endpoint, device))
+        line = one_error_line(gw_home.run("credential-process", "--profile", "dev"))
+        assert "says the device certificate is revoked (TLS alert certificate_revoked)" in line
+        assert emulator.calls["credentials"] == 0
+    finally:
+        emulator.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import pyotp
 import pytest
@@ -29,8 +28,9 @@ def _get(emu, path, headers, **params):
     return requests.get(emu.url + path, headers=headers, params=params, verify=str(emu.ca.ca_path), timeout=10)
 
 
-def _wait_next_step(period=PERIOD):
-    time.sleep(period - (time.time() % period) + 0.05)
+def _advance_to_next_step(emu, period=PERIOD):
+    """Move the emulator's clock to just after the start of its next TOTP step (no real wait)."""
+    emu.advance(period - (emu.clock() % period) + 0.05)
 
 
 def _login(emu, user="reader", password=READER_PW):
@@ -53,8 +53,8 @@ def test_auth_with_mfa(soracom_api, kind):
     ja = _post(soracom_api, "/v1/auth", body, {"X-Soracom-Lang": "ja"})
     assert ja.json() == {"code": "AUM0063", "message": "MFA OTPコードが必要です。"}  # the reported real answer
 
-    _wait_next_step()
-    code = pyotp.TOTP(SEED, interval=PERIOD).now()
+    _advance_to_next_step(soracom_api)
+    code = pyotp.TOTP(SEED, interval=PERIOD).at(soracom_api.clock())
     ok = _post(soracom_api, "/v1/auth", {**body, "mfaOTPCode": code, "tokenTimeoutSeconds": 600})
     assert ok.status_code == 200, ok.text
     doc = ok.json()
