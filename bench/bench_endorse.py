@@ -1,23 +1,28 @@
 """Benchmark of the SORACOM Endorse exchange service: requests/s and p99 latency.
 
 Everything runs on 127.0.0.1: the Endorse emulator (HTTPS key bucket), moto (STS) and the
-real ``gw serve endorse-exchange`` (its HTTP front door). The HTTP figures are measured at
-``--concurrency`` (default 200) requests in flight, one keep-alive connection per client thread:
+real ``gw serve endorse-exchange`` (its HTTP front door), with ``--concurrency`` (default 200)
+requests in flight from one client process (a keep-alive connection per client thread).
 
-* ``http verify, key cached``   - POST /exchange with a token of a SIM outside ``allowed_imsis``:
-                                  the service verifies it (signature, claims, replay store) and
-                                  answers 403 - no STS call, so this is the verification alone.
-* ``http verify, cold store``   - the same, each of ``--cold-services`` freshly started services
-                                  hit by one burst of ``--concurrency`` requests while its key
-                                  cache is empty (one HTTPS fetch of the PEM serves the burst).
-* ``http exchange, key cached`` - the full exchange: verify + replay + AssumeRole in moto -> 200.
-* ``http exchange, cold store`` - the full exchange against fresh services, one burst each.
+Two kinds of request, each measured three ways:
+
+* ``http verify`` - POST /exchange with a token of a SIM outside ``allowed_imsis``: the
+  service verifies it (signature, claims, replay store) and answers 403 - no STS call, so
+  this is the verification alone, over HTTP.
+* ``http exchange`` - the full exchange: verify + replay + AssumeRole in moto -> 200.
+
+* ``burst, key cached`` - ``--bursts`` bursts of ``--concurrency`` simultaneous requests (new
+  connections) against a service whose key cache is warm.
+* ``burst, cold store`` - one such burst against each of ``--cold-services`` freshly started
+  services, while the key cache is empty (one HTTPS fetch of the PEM serves the burst).
+* ``sustained, key cached`` - ``--requests`` requests, ``--concurrency`` of them in flight.
 
 Two in-process rows (``--inproc-concurrency``, default 20) give the verifier's own cost:
 ``verify in-process, key cached`` and ``verify in-process, cold store`` (an empty key
 cache for every verification).
 
-Usage: python bench/bench_endorse.py [--requests 1000] [--concurrency 200] [--json]
+Usage: python bench/bench_endorse.py [--requests 1000] [--concurrency 200] [--bursts 3]
+       [--cold-services 3] [--json]
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200, help="requests in flight against the HTTP service")
     parser.add_argument("--inproc-concurrency", type=int, default=20, help="threads for the in-process rows")
     parser.add_argument("--cold-services", type=int, default=3, help="fresh services (one burst each) per cold row")
+    parser.add_argument("--bursts", type=int, default=3, help="bursts of --concurrency requests on a warm service")
     parser.add_argument("--gw", default=str(VENV_BIN / "gw"))
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     args = parser.parse_args()
@@ -183,8 +189,13 @@ def main() -> int:
                 try:
                     if not post(url, endorse.mint(imsi), expect)():  # warm the key cache (and the STS client)
                         raise SystemExit(f"{label}: the warm-up request did not answer {expect}")
+                    warm_bursts = []
+                    for _ in range(args.bursts):  # the same bursts as the cold row, on a warm service
+                        burst = [post(url, endorse.mint(imsi), expect) for _ in range(args.concurrency)]
+                        warm_bursts.append(measure(f"{label}, burst, key cached", burst, args.concurrency))
+                    results.append(combine(f"{label}, burst, key cached", warm_bursts))
                     calls = [post(url, endorse.mint(imsi), expect) for _ in range(args.requests)]
-                    results.append(measure(f"{label}, key cached", calls, args.concurrency))
+                    results.append(measure(f"{label}, sustained, key cached", calls, args.concurrency))
                 finally:
                     stop_service(proc)
                 fetches[f"{label}, key cached"] = endorse.calls["public-key"] - before
@@ -195,18 +206,18 @@ def main() -> int:
                     proc, url = start_service(args.gw, config, env)
                     try:
                         burst = [post(url, endorse.mint(imsi), expect) for _ in range(args.concurrency)]
-                        cold.append(measure(f"{label}, cold store", burst, args.concurrency))
+                        cold.append(measure(f"{label}, burst, cold store", burst, args.concurrency))
                     finally:
                         stop_service(proc)
-                results.append(combine(f"{label}, cold store", cold))
+                results.append(combine(f"{label}, burst, cold store", cold))
                 fetches[f"{label}, cold store"] = endorse.calls["public-key"] - before
 
     if args.json:
         print(json.dumps({"results": results, "key_fetches": fetches, "cpus": os.cpu_count()}, indent=2))
     else:
-        print(f"{'scenario':<32}{'requests':>9}{'conc':>6}{'errors':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+        print(f"{'scenario':<38}{'requests':>9}{'conc':>6}{'errors':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
         for r in results:
-            print(f"{r['name']:<32}{r['requests']:>9}{r['concurrency']:>6}{r['errors']:>8}{r['rps']:>10}"
+            print(f"{r['name']:<38}{r['requests']:>9}{r['concurrency']:>6}{r['errors']:>8}{r['rps']:>10}"
                   f"{r['p50_ms']:>10}{r['p99_ms']:>10}")
         print("key fetches from the bucket: " + ", ".join(f"{k}: {v}" for k, v in fetches.items())
               + f"; CPUs: {os.cpu_count()}")
