@@ -92,9 +92,13 @@ def run_endorse(ctx: Any, options: dict[str, Any], upstream: Credential | None) 
         if claims.request_parameters.get(NONCE_PARAM) != nonce:
             raise StepError("the Endorse token does not carry this request's nonce (replayed or not for this request); "
                             "allow request parameters in the SIM group's Endorse settings")
-        expiration = parse_time(claims.exp)
+        exp = claims.exp
     else:
-        expiration = parse_time(_unverified_exp(token))
+        exp = _unverified_exp(token)
+    try:
+        expiration = parse_time(exp)
+    except (ValueError, OverflowError, OSError):  # a year beyond datetime's range, or before it
+        raise StepError("the Endorse token's exp claim is not a usable time") from None
     return EndorseToken(token=token, expiration=expiration, issued_at=utcnow())
 
 
@@ -164,7 +168,7 @@ def run_exchange(ctx: Any, options: dict[str, Any], upstream: Credential | None)
             session_token=doc["SessionToken"], expiration=parse_time(doc["Expiration"]), issued_at=utcnow(),
             origin="endorse", region=options.get("region") or doc.get("Region") or None,
         )
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError, OSError):  # OverflowError/OSError: a time out of range
         raise StepError("the Endorse exchange service answered without the expected fields") from None
 
 

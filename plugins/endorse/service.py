@@ -161,8 +161,9 @@ class ExchangeService:
         table = self.settings.replay_table
         if table:
             return DynamoReplayStore(table, region=self.settings.region, endpoint=self.settings.dynamodb_endpoint,
-                                     verify=self.settings.tls_verify)
-        return MemoryReplayStore(clock=self.clock)
+                                     verify=self.settings.tls_verify, leeway=self.settings.leeway)
+        # the verifier accepts a token until exp + leeway: the store remembers its jti as long
+        return MemoryReplayStore(clock=self.clock, leeway=self.settings.leeway)
 
     # -- the front doors call this -----------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpAnswer:

@@ -208,13 +208,10 @@ class Verifier:
                 algorithms=["RS256"],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                leeway=self.leeway,
-                options={"require": ["iss", "aud", "sub", "exp", "nbf", "iat", "jti"], "verify_iat": True},
+                # the times are checked below against this verifier's clock (PyJWT reads the wall clock)
+                options={"require": ["iss", "aud", "sub", "exp", "nbf", "iat", "jti"],
+                         "verify_exp": False, "verify_nbf": False, "verify_iat": False},
             )
-        except jwt.ExpiredSignatureError:
-            raise bad_token("the token has expired", "token_expired") from None
-        except jwt.ImmatureSignatureError:
-            raise bad_token("the token is not valid yet", "token_not_yet_valid") from None
         except jwt.InvalidAudienceError:
             raise bad_token("the token is not meant for SORACOM Endorse (audience)", "wrong_audience") from None
         except jwt.InvalidIssuerError:
@@ -225,7 +222,24 @@ class Verifier:
             raise bad_token(f"the token lacks the {exc.claim} claim") from None
         except (jwt.PyJWTError, ValueError, TypeError, OverflowError):
             raise bad_token("the token is invalid") from None
+        self._check_times(payload)
         return self._claims(payload)
+
+    def _check_times(self, payload: dict[str, Any]) -> None:
+        """``iat``, ``nbf`` and ``exp`` against :attr:`clock` with :attr:`leeway`, by PyJWT's own rules
+        (``exp <= now - leeway`` is expired; ``iat`` or ``nbf`` ``> now + leeway`` is not yet valid).
+
+        So a token verifies until ``exp + leeway``: a replay store must remember its ``jti``
+        that long (:mod:`.replay`), not merely until ``exp``."""
+        times = [payload.get(name) for name in ("iat", "nbf", "exp")]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in times):
+            raise bad_token("the token's times are not integers")
+        iat, nbf, exp = times
+        now = self.clock()
+        if iat > now + self.leeway or nbf > now + self.leeway:  # type: ignore[operator]
+            raise bad_token("the token is not valid yet", "token_not_yet_valid")
+        if exp <= now - self.leeway:  # type: ignore[operator]
+            raise bad_token("the token has expired", "token_expired")
 
     def _claims(self, payload: dict[str, Any]) -> EndorseClaims:
         if payload.get("sub") != SUBJECT:

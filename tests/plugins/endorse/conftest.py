@@ -122,3 +122,46 @@ def fetch_token(endorse: Any, ca: Any, imsi: str | None = None, **params: str) -
     response = requests.get(endorse.url + "/", params=params, headers=headers, verify=str(ca.ca_path), timeout=10)
     assert response.status_code == 200, response.text
     return response.json()["token"]
+
+
+@dataclass
+class LocalExchange:
+    """An exchange service in this process behind its real HTTP front door (``make_server``):
+    for tests that need the service's injectable clock or its real boto3 clients."""
+
+    service: Any
+    url: str
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def exchange_url(self) -> str:
+        return self.url + "/exchange"
+
+    def post(self, token: str, **kwargs: Any) -> requests.Response:
+        return requests.post(self.exchange_url, json={"token": token}, timeout=30, **kwargs)
+
+
+@pytest.fixture
+def local_exchange(monkeypatch):
+    """``local_exchange(settings, clock=None)`` starts a :class:`LocalExchange` on 127.0.0.1."""
+    from gw_plugins.endorse.server import make_server
+    from gw_plugins.endorse.service import ExchangeService
+    from gw_plugins.endorse.settings import build
+
+    for key, value in SERVICE_KEYS.items():  # the service's own AWS identity, as in gw serve
+        monkeypatch.setenv(key, value)
+    servers: list[Any] = []
+
+    def start(settings: dict[str, Any], clock: Any = None) -> LocalExchange:
+        log: list[str] = []
+        kwargs = {"clock": clock} if clock is not None else {}
+        service = ExchangeService(build(settings, "test"), log=log.append, **kwargs)
+        httpd = make_server(service, "127.0.0.1", 0)
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        servers.append(httpd)
+        return LocalExchange(service, f"http://127.0.0.1:{httpd.server_address[1]}", log)
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
