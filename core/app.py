@@ -266,9 +266,9 @@ class App:
 
     def _write(self, name: str, credential: Credential, *, digest: str, stamp: tuple[int, int, int, int],
                config_path: str, fast: str, what: str | None) -> None:
-        """Seal ``credential`` into entry ``name``; long-lived or nearly expired ones are not written."""
+        """Seal ``credential`` into entry ``name``; long-lived, single-use or nearly expired ones are not written."""
         expiration = getattr(credential, "expiration", None)
-        if expiration is None:
+        if expiration is None or credential.SINGLE_USE:
             return
         now = time.time()
         expires = int(expiration.timestamp())

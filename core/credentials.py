@@ -72,6 +72,9 @@ class Credential:
     # ``gw env``/``gw exec`` clear the union over all kinds first. Settings such as a
     # region or an endpoint are not listed: a stale one points nowhere secret.
     ENV_VARS: ClassVar[tuple[str, ...]] = ()
+    # A credential its consumer accepts once (a replay-protected token such as a SORACOM
+    # Endorse JWT): never cached, not even as a shared chain step, so it is never reused.
+    SINGLE_USE: ClassVar[bool] = False
 
     def secrets(self) -> list[str]:
         """Secret values carried by this credential (used to scrub messages)."""
@@ -305,6 +308,7 @@ class EndorseToken(Credential):
 
     KIND: ClassVar[str] = ENDORSE_TOKEN
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+    SINGLE_USE: ClassVar[bool] = True  # the exchange service refuses a jti it has seen
 
     token: str
     expiration: datetime | None = None

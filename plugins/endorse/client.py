@@ -197,6 +197,9 @@ def configure_iot_url(parser: Any) -> None:
     parser.add_argument("--profile", required=True, help="profile ending in endorse-exchange (output iot-wss or aws)")
     parser.add_argument("--endpoint", help="AWS IoT ATS data endpoint host, when the profile yields AWS credentials")
     parser.add_argument("--region", help="region of the IoT endpoint (default: the profile's region)")
+    from gw.plugin import freshness_options
+
+    freshness_options(parser)
 
 
 def run_iot_url(args: Any, ctx: Any) -> int:
@@ -206,7 +209,7 @@ def run_iot_url(args: Any, ctx: Any) -> int:
 
     kind = ctx.output_kind(args.profile)
     if kind == IOT_WSS_URL:
-        cred = ctx.resolve(args.profile, require=IOT_WSS_URL)
+        cred = ctx.resolve(args.profile, require=IOT_WSS_URL, refresh=args.refresh, min_ttl=args.min_ttl)
         ctx.emit(cred.url)
         return 0
     if kind != AWS:
@@ -216,7 +219,7 @@ def run_iot_url(args: Any, ctx: Any) -> int:
     region = args.region or ctx.profile(args.profile).region
     if not region:
         raise UsageError("give --region (the profile has no region)")
-    cred = ctx.resolve(args.profile, require=AWS)
+    cred = ctx.resolve(args.profile, require=AWS, refresh=args.refresh, min_ttl=args.min_ttl)
     assert isinstance(cred, AwsCredentials)
     ctx.emit(presign_mqtt_url(cred, args.endpoint, region))
     return 0

@@ -101,6 +101,11 @@ def test_iot_wss_kind_cached_and_printed_by_iot_url(gw_home, endorse, server):
     # read back from the encrypted cache as the plugin's own kind: same URL, no new token
     second = gw_home.run("iot-url", "--profile", "mqtt")
     assert second.returncode == 0 and second.stdout.strip() == url and len(endorse.issued) == tokens
+    # --refresh fetches anew; --min-ttl longer than the URL's life does too
+    for flags in (["--refresh"], ["--min-ttl", "24h"]):
+        again = gw_home.run("iot-url", "--profile", "mqtt", *flags)
+        assert again.returncode == 0 and len(endorse.issued) == tokens + 1, again.stderr
+        tokens += 1
     entries = list(gw_home.cache_dir.iterdir())
     assert entries and all(url.encode() not in p.read_bytes() for p in entries if p.is_file())
     env = gw_home.run("env", "--profile", "mqtt")
