@@ -98,26 +98,20 @@ class _TLSServer(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-class EmulatorServer:
-    """Base class: subclasses register routes in ``__init__`` with :meth:`route`."""
+class EmulatorBase:
+    """What every emulator shares: an injectable clock, call counts and fault injection.
+
+    :class:`EmulatorServer` (HTTP) and the WebSocket emulator of the AWS IoT data plane
+    build on it; a subclass consults :meth:`_take_fault` when a call of a route arrives.
+    """
 
     name = "emulator"
 
-    def __init__(self, ca: LocalCA | None = None, *, client_ca: str | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
-        self.ca = ca
-        self.client_ca = client_ca
+    def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
         self.clock: Callable[[], float] = clock or time.time
         self.faults: dict[str, list[Fault]] = {}
         self.calls: collections.Counter[str] = collections.Counter()
-        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
         self._lock = threading.Lock()
-        self._httpd: _TLSServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- routing -------------------------------------------------------------
-    def route(self, method: str, pattern: str, handler: Handler, name: str | None = None) -> None:
-        self._routes.append((method.upper(), re.compile(pattern + r"\Z"), name or pattern, handler))
 
     def inject(self, route: str, *, status: int | None = None, delay: float = 0.0, garbage: bool = False,
                drop: bool = False, count: int = 1) -> None:
@@ -142,9 +136,26 @@ class EmulatorServer:
                 queue.pop(0)
             return fault
 
-    def count(self, name: str) -> None:
+    def count(self, name: str, n: int = 1) -> None:
         with self._lock:
-            self.calls[name] += 1
+            self.calls[name] += n
+
+
+class EmulatorServer(EmulatorBase):
+    """Base class of the HTTP emulators: subclasses register routes in ``__init__`` with :meth:`route`."""
+
+    def __init__(self, ca: LocalCA | None = None, *, client_ca: str | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        super().__init__(clock=clock)
+        self.ca = ca
+        self.client_ca = client_ca
+        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = []
+        self._httpd: _TLSServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- routing -------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler, name: str | None = None) -> None:
+        self._routes.append((method.upper(), re.compile(pattern + r"\Z"), name or pattern, handler))
 
     def dispatch(self, request: Request) -> Response:
         allowed = False

@@ -32,7 +32,6 @@ own reference is the AWS IoT Device SDK's presigner (aws-iot-device-sdk-python,
 from __future__ import annotations
 
 import asyncio
-import collections
 import hmac
 import logging
 import re
@@ -51,6 +50,7 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from .httpserver import EmulatorBase
 from .tls import LocalCA
 
 SERVICE = "iotdevicegateway"
@@ -189,7 +189,7 @@ def _quiet_logger() -> logging.Logger:
     return logger
 
 
-class IotDataEmulator:
+class IotDataEmulator(EmulatorBase):
     """``wss://127.0.0.1:<port>/mqtt`` with SigV4 presigned-URL checks, bridged to ``broker``.
 
     ``lookup`` maps an access key id to its credentials (``MotoStack.lookup`` fits);
@@ -197,7 +197,8 @@ class IotDataEmulator:
     (default ``time.time``). ``hosts`` are extra Host header values accepted besides
     ``127.0.0.1:<port>`` and ``localhost:<port>``. ``calls`` counts ``accepted``,
     ``bridged``, ``broker-unreachable``, ``closed`` and ``refused:<reason>``;
-    ``bytes_to_broker`` / ``bytes_to_client`` count bridged bytes.
+    ``bytes_to_broker`` / ``bytes_to_client`` count bridged bytes. Faults injected on the
+    route ``upgrade`` (:meth:`inject`: status, delay, garbage, drop) hit the next handshakes.
     """
 
     name = "iot-data"
@@ -205,18 +206,16 @@ class IotDataEmulator:
     def __init__(self, ca: LocalCA, lookup: CredentialLookup, broker: tuple[str, int], *,
                  region: str = DEFAULT_REGION, clock: Callable[[], float] | None = None,
                  hosts: tuple[str, ...] = ()) -> None:
+        super().__init__(clock=clock)
         self.ca = ca
         self.lookup = lookup
         self.broker = broker
         self.region = region
-        self.clock: Callable[[], float] = clock or time.time
         self.extra_hosts = hosts
-        self.calls: collections.Counter[str] = collections.Counter()
         self.bytes_to_broker = 0
         self.bytes_to_client = 0
         self.cert_path: Path | None = None
         self.certificate: Any = None
-        self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
@@ -241,23 +240,27 @@ class IotDataEmulator:
     def accepted_hosts(self) -> set[str]:
         return {f"127.0.0.1:{self.port}", f"localhost:{self.port}", *self.extra_hosts}
 
-    def count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self.calls[name] += n
-
     def refusals(self) -> int:
         with self._lock:
             return sum(n for name, n in self.calls.items() if name.startswith("refused:"))
 
-    def advance(self, seconds: float) -> None:
-        """Move this emulator's clock forward."""
-        base = self.clock
-        self.clock = lambda: base() + seconds
-
     # -- the handshake check -------------------------------------------------------
-    def _process_request(self, connection: Any, request: Any) -> Any:
+    async def _process_request(self, connection: Any, request: Any) -> Any:
         from http import HTTPStatus
 
+        fault = self._take_fault("upgrade")
+        if fault is not None:
+            self.count("fault")
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.drop:
+                connection.transport.abort()
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "")  # never reaches the client
+            if fault.garbage:
+                response = connection.respond(HTTPStatus(fault.status or 200), "\x00<html>not what you expected")
+                return response
+            if fault.status is not None:
+                return connection.respond(HTTPStatus(fault.status), f"injected fault {fault.status}\n")
         host = request.headers.get("Host", "")
         try:
             if host not in self.accepted_hosts():

@@ -195,6 +195,28 @@ def test_the_mqtt_subprotocol_is_required(ca, iot, temp_creds):
     assert iot.calls["refused:subprotocol"] == 1 and iot.calls["bridged"] == 0
 
 
+def test_injected_faults_hit_the_next_handshakes(ca, iot, temp_creds):
+    """The WebSocket emulator shares the emulators' base: status, delay, garbage and drop faults
+    on the route ``upgrade`` hit the next handshakes, then a good URL connects again."""
+    import time
+
+    url = presign(temp_creds, iot.endpoint)
+    iot.inject("upgrade", status=503)
+    assert _handshake(url, ca, iot.port)[0] == 503
+    iot.inject("upgrade", garbage=True, status=502)
+    status, body = _handshake(url, ca, iot.port)
+    assert status == 502 and "not what you expected" in body
+    iot.inject("upgrade", drop=True)
+    with pytest.raises(Exception) as dropped:  # the connection closes during the opening handshake
+        _handshake(url, ca, iot.port)
+    assert not isinstance(dropped.value, AssertionError)
+    iot.inject("upgrade", delay=0.5, status=429)
+    started = time.monotonic()
+    assert _handshake(url, ca, iot.port)[0] == 429 and time.monotonic() - started >= 0.5
+    assert iot.calls["fault"] == 4 and iot.calls["bridged"] == 0
+    assert _handshake(url, ca, iot.port)[0] == 101
+
+
 def test_paho_with_a_bad_url_gets_no_session(ca, mosquitto, iot, temp_creds):
     peer = MqttPeer(f"ws-{uuid.uuid4().hex[:8]}", transport="websockets")
     peer.client.tls_set(ca_certs=str(ca.ca_path))
