@@ -299,6 +299,20 @@ def test_zsh_and_fish_scripts(role_home, shell, marker, tmp_path):
     assert checked.returncode == 0, checked.stderr
 
 
+def test_zsh_completes_profile_names(role_home, tmp_path):
+    """The zsh script's profile completer, run by zsh itself on the real config (compadd, the
+    completion system's builtin, is replaced by a function printing what it was given)."""
+    zsh = _shell("zsh")
+    script = tmp_path / "_gw"
+    script.write_text(role_home.run("completion", "zsh", check=True).stdout)
+    env = {"PATH": "/usr/bin:/bin", "GW_CONFIG": str(role_home.config_path), "HOME": str(role_home.home)}
+    code = (f"autoload -U compinit && compinit -u -D; source {script}; "
+            "compadd() { [[ $1 == -a ]] && print -rl -- ${(P)2} }; _gw_zsh_profiles")
+    done = subprocess.run([zsh, "-f", "-c", code], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split()) == {"admin", "eu", "keys"}
+
+
 def test_fish_completes_profiles_and_commands(role_home, tmp_path):
     fish = _shell("fish")
     script = tmp_path / "gw.fish"
