@@ -169,9 +169,13 @@ def set_credential_process(path: str, aws_profile: str, command: str, extra: dic
     directory = os.path.dirname(target) or "."
     if not os.path.isdir(directory):
         private_dir(directory)
+    if text is not None:
+        backup = target + ".gw-backup"
+        try:
+            atomic_write(backup, text.encode("utf-8"), 0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the backup {backup}: {exc.strerror}; {target} is unchanged") from None
     try:
-        if text is not None:
-            atomic_write(target + ".gw-backup", text.encode("utf-8"), 0o600)
         atomic_write(target, "".join(lines).encode("utf-8"), mode)
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror}; it is unchanged") from None

@@ -94,8 +94,14 @@ def append_profile(path: str, text: str, name: str) -> None:
         raise ConfigError(f"{path}: adding profile {name!r} would not give it the imported steps; not touching it")
     private_dir(os.path.dirname(path))
     if before:
-        atomic_write(path + ".gw-backup", before, 0o600)
-    atomic_write(path, after, mode)
+        try:
+            atomic_write(path + ".gw-backup", before, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the backup {path}.gw-backup: {exc.strerror}; {path} is unchanged") from None
+    try:
+        atomic_write(path, after, mode)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}; it is unchanged") from None
 
 
 def remove_plaintext(path: str, section: str) -> int:

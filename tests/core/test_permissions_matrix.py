@@ -49,6 +49,8 @@ MATRIX: dict[str, tuple[bool, dict[str, str]]] = {
     "config": (False, {"group-readable": "W", "world-writable": "R", "foreign": "R", "symlink": "W", "fifo": "R",
                        "directory": "R"}),
     "aws-config": (False, {"group-readable": "W", "world-writable": "W", "symlink": "W", "fifo": "R",
+                           "directory": "R", "foreign": "W"}),
+    "aws-backup": (False, {"group-readable": "W", "world-writable": "W", "foreign": "W", "symlink": "W", "fifo": "W",
                            "directory": "R"}),
 }
 CELLS = [(path, cond, expected) for path, (_, row) in MATRIX.items() for cond, expected in row.items()]
@@ -72,7 +74,7 @@ def _where(home, name: str) -> Path:
         "state": home.state, "cache": home.cache_dir, "locks": home.state / "locks", "totp": home.state / "totp",
         "iot": home.state / "iot", "key": home.state / "key", "vault": home.state / "vault",
         "entry": cache_file(home, "p"), "lock": home.state / "locks" / "p.lock", "config": home.config_path,
-        "aws-config": home.aws_config,
+        "aws-config": home.aws_config, "aws-backup": home.aws_config.with_name("config.gw-backup"),
     }[name]
 
 
@@ -110,7 +112,7 @@ def _run(home, name: str):
         return home.run("env", "--profile", "t", timeout=30)
     if name == "vault":
         return home.run("vault", "list", timeout=30)
-    if name == "aws-config":
+    if name in ("aws-config", "aws-backup"):
         return home.run("setup", "aws", "--profile", "p", timeout=30)
     return home.run("credential-process", "--profile", "p", timeout=30)
 
@@ -122,6 +124,9 @@ def test_permission_matrix(warm, tmp_path, name, condition, expected, monkeypatc
     is_dir = MATRIX[name][0]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
+    if name == "aws-backup":  # a backup is written when there is a config to back up
+        home.aws_config.parent.mkdir(mode=0o700, exist_ok=True)
+        home.aws_config.write_text("[profile other]\nregion = us-east-1\n")
     target = _spoil(path, is_dir, condition, elsewhere)
     before = _snapshot(target) if target is not None and name != "state" else None
     if name == "iot":  # the Krypton IoT step creates <state>/iot/<device> with gw.plugin.private_dir
