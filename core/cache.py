@@ -152,12 +152,9 @@ def entry_tag(name: str, scope: str) -> str:
     return f"{h:016x}"
 
 
-def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
-    """(header, header line, sealed body) of a cache file, or None if absent/unreadable.
-
-    Only a regular file of at most :data:`MAX_ENTRY` bytes is read; a FIFO,
-    directory or symlink at the path, or a huge file, is None without blocking.
-    """
+def read_regular(path: str, limit: int) -> bytes | None:
+    """The bytes of a regular file of at most ``limit`` bytes, else None (absent, unreadable,
+    too big, or a FIFO, directory or symlink at the path: never followed, never blocking)."""
     import stat
 
     try:
@@ -166,14 +163,24 @@ def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY:
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
             return None
-        data = os.read(fd, MAX_ENTRY + 1)
+        data = os.read(fd, limit + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
-    if len(data) > MAX_ENTRY:
+    return data if len(data) <= limit else None
+
+
+def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
+    """(header, header line, sealed body) of a cache file, or None if absent/unreadable.
+
+    Only a regular file of at most :data:`MAX_ENTRY` bytes is read; a FIFO,
+    directory or symlink at the path, or a huge file, is None without blocking.
+    """
+    data = read_regular(path, MAX_ENTRY)
+    if data is None:
         return None
     line, sep, body = data.partition(b"\n")
     header = EntryHeader.parse(line + sep) if sep else None
@@ -286,7 +293,7 @@ class Cache:
             if file.startswith(".") or not file.endswith(SUFFIX) or (name is not None and file != name + SUFFIX):
                 continue
             path = os.path.join(self.directory, file)
-            if _starts_with(path, LEGACY_MAGIC):
+            if (read_regular(path, MAX_ENTRY) or b"").startswith(LEGACY_MAGIC):
                 found.append(path)
         return sorted(found)
 
@@ -305,19 +312,3 @@ class Cache:
             if name and os.path.join(self.directory, file) == self.path(name):
                 found.add(name)
         return sorted(found)
-
-
-def _starts_with(path: str, prefix: bytes) -> bool:
-    """True when ``path`` is a regular file (not followed through a link) beginning with ``prefix``."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(prefix)) == prefix
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
