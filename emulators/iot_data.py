@@ -573,13 +573,13 @@ def part_iot_ws(demo: Any, profile: str = "endorse-device") -> None:
     import threading
     import uuid
 
-    from .demo import DemoFailed
+    from .demo import DemoFailed, DemoSkipped
 
     iot: IotStack | None = demo.services.get("iot-ws")
     demo.step("AWS IoT over WebSocket: MQTT with a presigned URL")
     if iot is None:
-        demo.show("[yellow]skipped[/yellow]: mosquitto is not installed (apt-get install mosquitto)")
-        return
+        raise DemoSkipped("mosquitto is not installed (make demo installs it as root with apt; "
+                          "or apt-get install mosquitto)")
     try:
         import paho.mqtt.client as paho
     except ImportError:
