@@ -50,6 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .httpserver import EmulatorServer, Request, Response, json_response
 from .tls import IssuedCert, LocalCA
@@ -63,7 +64,9 @@ MSG_THING = "Invalid thing name passed"
 MSG_DENIED = "Access Denied"
 MSG_ENDPOINT = "Certificate is invalid on this endpoint"
 MSG_NO_ALIAS = "Role alias does not exist"
-MSG_DURATION = "The requested credential duration exceeds the maximum session duration of the role"
+MSG_DURATION = "The requested CredentialDurationSeconds exceeds the MaxSessionDuration set for the role"
+MSG_ASSUME = "Unable to assume the role, or the role to assume does not exist"
+MSG_NOT_AUTHENTICATED = "Forbidden"
 
 
 @dataclass
@@ -94,6 +97,7 @@ class RoleAlias:
     role_arn: str
     duration: int = 3600
     max_session: int = 3600
+    assumable: bool = True  # False: the role is gone or does not trust credentials.iot.amazonaws.com
 
 
 def _pem(value: str | bytes | Path | IssuedCert) -> str:
@@ -196,6 +200,8 @@ class IotCredentialsEmulator(EmulatorServer):
         self.certificates: dict[str, Certificate] = {}
         self.cas: dict[str, RegisteredCa] = {}
         self.role_aliases: dict[str, RoleAlias] = {}
+        #: the path of every credentials request, as sent (not decoded)
+        self.request_paths: list[str] = []
         self._registry = threading.RLock()
         self._connection = threading.local()
         self._sts: Any = None
@@ -272,9 +278,11 @@ class IotCredentialsEmulator(EmulatorServer):
         with self._registry:
             self.certificates[cert_id].denied_aliases.add(alias)
 
-    def add_role_alias(self, alias: str, role_arn: str, *, duration: int = 3600, max_session: int = 3600) -> None:
-        """CreateRoleAlias; ``max_session`` is the referenced role's MaxSessionDuration."""
-        self.role_aliases[alias] = RoleAlias(role_arn, duration, max_session)
+    def add_role_alias(self, alias: str, role_arn: str, *, duration: int = 3600, max_session: int = 3600,
+                       assumable: bool = True) -> None:
+        """CreateRoleAlias; ``max_session`` is the referenced role's MaxSessionDuration;
+        ``assumable=False``: the role was deleted or does not trust credentials.iot.amazonaws.com."""
+        self.role_aliases[alias] = RoleAlias(role_arn, duration, max_session, assumable)
 
     # -- TLS -------------------------------------------------------------------
     def start(self, port: int = 0) -> IotCredentialsEmulator:
@@ -375,8 +383,15 @@ class IotCredentialsEmulator(EmulatorServer):
 
     # -- the credentials route -------------------------------------------------
     def _credentials(self, request: Request) -> Response:
+        """The checks in AWS's order (protocols.md section 8): thing name, authorization, alias, role."""
         assert request.match is not None
-        alias_name = request.match.group("alias")
+        # The path segment is percent-decoded as any HTTP server does (RFC 3986 2.1; "+" stays
+        # "+"): AWS's documented curl call sends the alias raw, an encoded alias names the same.
+        alias_name = unquote(request.match.group("alias"))
+        with self._lock:
+            self.request_paths.append(request.path)
+        if not getattr(self._connection, "authenticated", True):
+            return _error(403, MSG_NOT_AUTHENTICATED, "ForbiddenException")
         if getattr(self._connection, "sni", None) != self.host_name:
             return _error(403, MSG_ENDPOINT, "AccessDeniedException")
         if request.peer_cert_der is None:
@@ -388,13 +403,15 @@ class IotCredentialsEmulator(EmulatorServer):
             thing = request.header("x-amzn-iot-thingname")
             if thing is not None and thing not in record.things:
                 return _error(403, MSG_THING, "AccessDeniedException")
+            if alias_name in record.denied_aliases:
+                return _error(403, MSG_DENIED, "AccessDeniedException")
             alias = self.role_aliases.get(alias_name)
             if alias is None:
                 return _error(404, MSG_NO_ALIAS, "ResourceNotFoundException")
-            if alias_name in record.denied_aliases:
-                return _error(403, MSG_DENIED, "AccessDeniedException")
             if alias.duration > alias.max_session:
                 return _error(400, MSG_DURATION, "InvalidRequestException")
+            if not alias.assumable:
+                return _error(400, MSG_ASSUME, "InvalidRequestException")
             cert_id = record.cert_id
         return json_response(200, {"credentials": self._mint(alias, thing or cert_id)})
 
