@@ -306,8 +306,9 @@ def gw_commands() -> list[Command]:
             configure=configure,
             run=run,
             description="gw iot register connects with a device certificate signed by a CA registered with "
-                        "auto-registration, and retries until AWS IoT has activated the certificate.",
+                        "auto-registration, and retries until the certificate demonstrably authenticates at the "
+                        "AWS IoT credentials provider.",
             epilog="examples:\n  gw iot register --certificate dev.pem --key dev.key --ca-certificate myca.pem "
-                   "--endpoint abc123-ats.iot.us-east-1.amazonaws.com --timeout 60",
+                   "--endpoint c1a2b3example.credentials.iot.us-east-1.amazonaws.com --timeout 60",
         )
     ]
