@@ -29,7 +29,7 @@ OPENSSL = shutil.which("openssl")
 
 def _need(tool: str | None, name: str) -> str:
     if tool is None:
-        pytest.fail(f"{name} is not installed (Debian package {name}; tests/apt-install.sh)")
+        pytest.fail(f"{name} is not installed (Debian package {name}; tests/install-tools.sh installs it)")
     return tool
 
 

@@ -233,3 +233,24 @@ def test_urls_signed_by_sdk_v1_verify_and_tampering_is_refused():
     with pytest.raises(Refused) as refused:
         verify_presigned(target, f"{ATS_HOST}:443", lookup=_static, region=REGION, now=now)
     assert refused.value.reason == "signature"
+
+
+def test_gws_presigned_url_is_byte_identical_to_the_sdk_v1_recipe(monkeypatch):
+    """gw's URL (botocore) and AWSIoTPythonSDK's hand-made one, for the same inputs (date,
+    service, 86400 s, host), have the same query byte for byte: signature and token included."""
+    from datetime import UTC, datetime
+
+    from AWSIoTPythonSDK.core.protocol.connection.cores import SigV4Core
+
+    from gw_plugins.endorse.iot_url import presign_mqtt_url
+
+    at = datetime(2026, 3, 1, 12, 34, 56, tzinfo=UTC)
+    creds = Creds(_STATIC_KEY, _STATIC_SECRET, "token-without-slash+=" + "y" * 20)
+    monkeypatch.setattr(SigV4Core, "_createAmazonDate", lambda self: ["20260301", "20260301T123456Z"])
+    monkeypatch.setattr("gw_plugins.endorse.iot_url.SERVICE", "iotdata")
+    signer = SigV4Core()
+    signer.setIAMCredentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
+    theirs = signer.createWebsocketEndpoint(ATS_HOST, 443, REGION, "GET", "iotdata", "/mqtt")
+    ours = presign_mqtt_url(creds, ATS_HOST, REGION, now=at, expires=86400)
+    assert ours.split("?", 1)[1] == theirs.split("?", 1)[1]
+    assert ours.split("?", 1)[0] == f"wss://{ATS_HOST}/mqtt" and theirs.split("?", 1)[0] == f"wss://{ATS_HOST}:443/mqtt"
