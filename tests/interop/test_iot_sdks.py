@@ -254,3 +254,42 @@ def test_gws_presigned_url_is_byte_identical_to_the_sdk_v1_recipe(monkeypatch):
     ours = presign_mqtt_url(creds, ATS_HOST, REGION, now=at, expires=86400)
     assert ours.split("?", 1)[1] == theirs.split("?", 1)[1]
     assert ours.split("?", 1)[0] == f"wss://{ATS_HOST}/mqtt" and theirs.split("?", 1)[0] == f"wss://{ATS_HOST}:443/mqtt"
+
+
+def _raw_upgrade(ca: Any, port: int, target: str, key: str, protocol: str = "mqttv3.1") -> str:
+    """The emulator's answer to an upgrade written as SDK v1 writes it (cores.py ``_handShake``)."""
+    import ssl
+
+    request = (f"GET {target} HTTP/1.1\r\nHost: {ATS_HOST}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+               f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {protocol}\r\n"
+               "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+               f"sec-websocket-key: {key}\r\n\r\n")
+    context = ssl.create_default_context(cafile=str(ca.ca_path))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=ATS_HOST) as tls:
+        tls.sendall(request.encode())
+        return tls.recv(4096).decode("latin-1")
+
+
+def test_the_upgrade_answer_suits_sdk_v1_and_bad_keys_are_refused(ca, data_plane, moto):
+    import base64
+    import hashlib
+    import os
+
+    from AWSIoTPythonSDK.core.protocol.connection.cores import SigV4Core
+
+    from tests.browser.iot_fixtures import assume_role
+
+    creds = assume_role(moto, uuid.uuid4().hex[:10])
+    signer = SigV4Core()
+    signer.setIAMCredentials(creds.access_key_id, creds.secret_access_key, creds.session_token)
+    url = signer.createWebsocketEndpoint(ATS_HOST, data_plane.port, REGION, "GET", "iotdata", "/mqtt")
+    target = url[url.index("/mqtt"):]
+    key = base64.b64encode(os.urandom(128)).decode()
+    answer = _raw_upgrade(ca, data_plane.port, target, key)
+    accept = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    assert answer.startswith("HTTP/1.1 101 ") and f"\r\nsec-websocket-accept: {accept}\r\n" in answer
+    assert "Sec-WebSocket-Protocol: mqttv3.1\r\n" in answer and "extensions" not in answer.lower()
+    for bad_key, protocol in (("not base64!", "mqttv3.1"), (key, "wamp")):
+        assert _raw_upgrade(ca, data_plane.port, target, bad_key, protocol).startswith("HTTP/1.1 403 ")
+    assert data_plane.calls["refused:upgrade"] == 1 and data_plane.calls["refused:subprotocol"] == 1
