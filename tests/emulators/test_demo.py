@@ -106,13 +106,13 @@ def test_demo_serve_keeps_the_emulators_up_for_the_real_aws_cli_until_ctrl_c(tmp
 
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
     proc = subprocess.Popen([GW, "demo", "--serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         out, deadline = "", time.monotonic() + 240
         while "Ctrl-C stops the emulators" not in out:
-            assert time.monotonic() < deadline and proc.poll() is None, out + proc.stderr.read()
+            assert time.monotonic() < deadline and proc.poll() is None, out
             if select.select([proc.stdout], [], [], 1)[0]:
-                out += proc.stdout.readline()
+                out += os.read(proc.stdout.fileno(), 65536).decode()
         env_file = Path(re.search(r"source (\S+/env\.sh)", out).group(1))
         assert env_file.stat().st_mode & 0o777 == 0o600
         exported = dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines())
@@ -127,7 +127,8 @@ def test_demo_serve_keeps_the_emulators_up_for_the_real_aws_cli_until_ctrl_c(tmp
         socket.create_connection((soracom.hostname, soracom.port), timeout=5).close()
         os.killpg(proc.pid, signal.SIGINT)
         os.killpg(proc.pid, signal.SIGINT)  # a second Ctrl-C while stopping changes nothing
-        rest, err = proc.communicate(timeout=120)
+        rest_bytes, err_bytes = proc.communicate(timeout=120)
+        rest, err = rest_bytes.decode(), err_bytes.decode()
     finally:
         if proc.poll() is None:
             proc.kill()
