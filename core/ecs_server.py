@@ -115,7 +115,7 @@ class _Server(ThreadingMixIn, HTTPServer):
         except OSError:
             pass  # already gone
 
-    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+    def process_request(self, request, client_address) -> None:
         with self._live_lock:
             if len(self._live) >= self.max_connections:
                 waiting = [(d, c) for c, d in self._live.items() if d is not None]
@@ -132,7 +132,7 @@ class _Server(ThreadingMixIn, HTTPServer):
             if connection in self._live:
                 self._live[connection] = None if seconds is None else time.monotonic() + seconds
 
-    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+    def shutdown_request(self, request) -> None:
         with self._live_lock:
             self._live.pop(request, None)
         super().shutdown_request(request)
@@ -150,7 +150,7 @@ class _Server(ThreadingMixIn, HTTPServer):
             for connection in self._live:
                 self._cut(connection)
 
-    def handle_error(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+    def handle_error(self, request, client_address) -> None:
         """A reset, hang-up or garbage from one client ends that connection only; nothing is printed."""
         self.owner.dropped += 1
 
