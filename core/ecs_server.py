@@ -119,11 +119,13 @@ class _Server(ThreadingMixIn, HTTPServer):
         with self._live_lock:
             if len(self._live) >= self.max_connections:
                 waiting = [(d, c) for c, d in self._live.items() if d is not None]
-                if not waiting:  # every slot is answering an authorized request: this one waits its turn
+                if not waiting:  # every slot is answering an authorized request: this one is turned away
                     self._cut(request)
                     request.close()
                     return
-                self._cut(min(waiting, key=lambda item: item[0])[1])
+                oldest = min(waiting, key=lambda item: item[0])[1]
+                self._cut(oldest)  # its thread sees end-of-file at once and closes it
+                del self._live[oldest]
             self._live[request] = time.monotonic() + self.deadline
         super().process_request(request, client_address)
 
