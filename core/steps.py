@@ -295,11 +295,15 @@ class Setting:
     ``option`` says its type, default and choices, checked like a step option's.
     Steps and commands read it with ``ctx.setting(name)``. A key no loaded plugin
     owns is an error naming it (``gw check``, and any command that resolves a profile).
+    ``top_level=True`` makes it a top-level table ``[name]`` of the config instead of
+    a key of ``[settings]`` (its option's type must be ``dict``), e.g. the sso plugin's
+    ``[sso_sessions.NAME]`` tables.
     """
 
     name: str
     option: Option = field(default_factory=Option)
     plugin: str = ""
+    top_level: bool = False
 
 
 @dataclass(frozen=True)
