@@ -133,5 +133,38 @@ def _run(args: Any, ctx: Any) -> int:
 def gw_commands() -> list[Command]:
     from .commands import DESCRIPTION, EPILOG
 
-    return [Command("sso", "sign in to AWS IAM Identity Center, sign out, list roles", _configure, _run,
-                    description=DESCRIPTION, epilog=EPILOG)]
+    return [
+        Command("sso", "sign in to AWS IAM Identity Center, sign out, list roles", _configure, _run,
+                description=DESCRIPTION, epilog=EPILOG),
+        Command("aws", "--sso: a profile for every account and role of an SSO session", _configure_setup, _run_setup,
+                group="setup", extends=True,
+                description="With --sso SESSION: a gw profile and an ~/.aws/config entry for every account and "
+                            "role the session reaches, named SESSION.ACCOUNT-NAME.ROLE.",
+                epilog="example:\n  gw setup aws --sso work --dry-run\n  gw setup aws --sso work"),
+    ]
+
+
+def _configure_setup(parser: Any) -> None:
+    parser.add_argument("--sso", metavar="SESSION",
+                        help="instead of --profile: a gw profile and an AWS profile for every account and role of "
+                             "this [sso_sessions.SESSION] (never touching profiles it did not write)")
+    parser.add_argument("--dry-run", action="store_true", help="with --sso: show what would change, change nothing")
+    for action in parser._actions:  # --profile or --sso
+        if action.dest == "profile":
+            action.required = False
+
+
+def _run_setup(args: Any, ctx: Any) -> int | None:
+    from gw.plugin import UsageError
+
+    if args.sso is None:
+        if not getattr(args, "profile", None):
+            raise UsageError("gw setup aws needs --profile P (or --sso SESSION)")
+        if args.dry_run:
+            raise UsageError("--dry-run goes with --sso")
+        return None  # the aws plugin's gw setup aws
+    if getattr(args, "profile", None):
+        raise UsageError("give either --profile or --sso, not both")
+    from .commands import setup_sso
+
+    return setup_sso(args, ctx)

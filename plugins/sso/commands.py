@@ -145,7 +145,6 @@ def setup_sso(args: Any, ctx: Any) -> int:
 
     from .flow import access_token, list_roles
 
-    args.profile = None
     session_name = args.sso
     step_ctx, session = resolve_session(type("A", (), {"session": session_name})(), ctx)
     rows = list_roles(step_ctx, session, access_token(step_ctx, session))
@@ -165,10 +164,9 @@ def setup_sso(args: Any, ctx: Any) -> int:
         if section and section.get("credential_process") != command:
             ctx.warn(f"AWS profile {name!r} in {aws_path} was not written by gw; leaving it alone")
             continue
-        gw_state = "unchanged" if mine else "add"
-        aws_state = "unchanged" if section else "add"
-        ctx.emit(f"{'would ' if args.dry_run else ''}{gw_state} gw profile {name}; "
-                 f"{'would ' if args.dry_run else ''}{aws_state} [profile {name}] in {aws_path}")
+        verb = "would add" if args.dry_run else "added"
+        ctx.emit(f"{'unchanged' if mine else verb} gw profile {name}; "
+                 f"{'unchanged' if section else verb} [profile {name}] in {aws_path}")
         if args.dry_run:
             continue
         if not mine:

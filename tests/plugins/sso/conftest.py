@@ -35,7 +35,7 @@ def session_config(*profiles: str, session: str = "work", start_url: str = START
 
 def sso_profile(name: str, account_id: str = "111111111111", role: str = "ReadOnly", *, session: str = "work",
                 extra: str = "") -> str:
-    return (f'\n[profiles.{name}]\nsteps = [{{ use = "aws-sso", session = "{session}", '
+    return (f'\n[profiles."{name}"]\nsteps = [{{ use = "aws-sso", session = "{session}", '
             f'account_id = "{account_id}", role_name = "{role}" }}{extra}]\n')
 
 

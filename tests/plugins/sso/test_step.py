@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from gw.testing import gw_executable
 from tests.core.gw_test_support import assert_clean_failure
 from tests.plugins.sso.conftest import START_URL, session_config, sso_profile
 
+GW = gw_executable()
 TOKEN_FIELDS = {"startUrl", "region", "accessToken", "expiresAt", "refreshToken", "clientId", "clientSecret",
                 "registrationExpiresAt"}
 
@@ -295,3 +297,24 @@ def test_login_from_sso_role_credentials(sso_home, sso, federation):
     result = sso_home.run("login", "--profile", "dev", "--print")
     assert result.returncode == 0, result.stderr
     assert "SigninToken=" in result.stdout  # the federation emulator checked them against what moto issued
+
+
+def test_the_device_code_reaches_the_terminal_under_an_sdk(sso_home, sso):
+    """Under the AWS CLI stderr is captured: the URL and user code go to /dev/tty (a real pty here)."""
+    from tests.core.test_tty_notices import Terminal
+
+    sso_home.env.pop("BROWSER")
+    sso_home.env.pop("DISPLAY", None)
+    terminal = Terminal()
+    try:
+        proc = terminal.popen([GW, "credential-process", "--profile", "dev"], sso_home.env)
+        shown = terminal.wait_for("enter the code ")
+        user_code = next(iter(sso.devices.values())).user_code
+        assert f"{sso.url}/device" in shown and user_code in terminal.wait_for(user_code)
+        sso.approve(user_code)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        terminal.close()
+    assert proc.returncode == 0, err
+    assert user_code not in err  # on the terminal, not in what the SDK captures
+    assert_no_secret(subprocess.CompletedProcess([], 0, "", terminal.text), secrets_of(sso_home))
