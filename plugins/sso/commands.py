@@ -24,16 +24,34 @@ def _session_args(parser: Any) -> None:
     group.add_argument("--profile", help="a gw profile with an aws-sso step")
 
 
+SUBCOMMANDS = {
+    "login": ("sign in now (browser, or --use-device-code)",
+              "Sign in to the session's start URL and store the token in ~/.aws/sso/cache, where the AWS CLI and "
+              "every SDK find it. The browser gets a PKCE sign-in with a redirect to 127.0.0.1; without a browser, "
+              "or with --use-device-code, gw shows a URL and a code on the terminal.",
+              "examples:\n  gw sso login --session work\n  gw sso login --profile work-admin --use-device-code"),
+    "logout": ("end the portal session and remove the cached token",
+               "Call the access portal's Logout with the cached token and remove the token file. Role credentials "
+               "already issued stay valid until they expire, as with the AWS CLI.",
+               "example:\n  gw sso logout --session work"),
+    "roles": ("list the accounts and roles you can reach",
+              "List every account and role the signed-in user is assigned (ListAccounts, ListAccountRoles), as a "
+              "table that fits 80 columns or as JSON.",
+              "examples:\n  gw sso roles --session work\n  gw sso roles --profile work-admin --json"),
+}
+
+
 def configure(parser: Any) -> None:
+    import argparse
+
     sub = parser.add_subparsers(dest="sso_command", metavar="SUBCOMMAND", required=True)
-    login = sub.add_parser("login", help="sign in now (browser, or --use-device-code)")
-    _session_args(login)
-    login.add_argument("--use-device-code", action="store_true", help="sign in with a code instead of a redirect")
-    logout = sub.add_parser("logout", help="end the portal session and remove the cached token")
-    _session_args(logout)
-    roles = sub.add_parser("roles", help="list the accounts and roles you can reach")
-    _session_args(roles)
-    roles.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    made = {}
+    for name, (summary, description, epilog) in SUBCOMMANDS.items():
+        made[name] = sub.add_parser(name, help=summary, description=description, epilog=epilog,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        _session_args(made[name])
+    made["login"].add_argument("--use-device-code", action="store_true", help="sign in with a code, not a redirect")
+    made["roles"].add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def resolve_session(args: Any, ctx: Any) -> tuple[Any, Any]:

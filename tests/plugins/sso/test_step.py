@@ -258,6 +258,8 @@ def test_chained_assume_role_shares_one_sso_role_session(sso_home, sso, moto):
     ('[sso_session.work]\nstart_url = "https://x/start"\n' + sso_profile("p"),
      "sso_session: unknown top-level table (did you mean 'sso_sessions'?)"),
     (session_config(sso_profile("p", "12345")), "account_id must be 12 digits"),
+    ('[settings]\nsso_sessions = {}\n' + session_config(sso_profile("p")),
+     "settings.sso_sessions: is a top-level table [sso_sessions], not a key of [settings]"),
     (session_config(sso_profile("p")).replace('region = "us-east-1"', 'regoin = "us-east-1"'),
      "sso_sessions.work.regoin: unknown option (did you mean 'region'?)"),
 ])
@@ -318,3 +320,11 @@ def test_the_device_code_reaches_the_terminal_under_an_sdk(sso_home, sso):
     assert proc.returncode == 0, err
     assert user_code not in err  # on the terminal, not in what the SDK captures
     assert_no_secret(subprocess.CompletedProcess([], 0, "", terminal.text), secrets_of(sso_home))
+
+
+def test_sessions_without_the_plugin_are_an_unknown_table(sso_home):
+    sso_home.env["GW_DISABLE_PLUGINS"] = "sso"
+    sso_home.write_config(session_config('\n[profiles.p]\nsteps = [{ use = "aws-keys", access_key_id = "env:A", '
+                                         'secret_access_key = "env:B" }]\n'))
+    result = sso_home.run("credential-process", "--profile", "p")
+    assert_clean_failure(result, contains="sso_sessions: unknown top-level table (plugins skipped or disabled: sso)")
