@@ -4,8 +4,8 @@ The token comes from the AWS CLI's cache file when it has more than 15 minutes l
 (botocore's refresh window, ``botocore/tokens.py`` ``SSOTokenProvider``); else it is
 refreshed with the refresh token (no browser); else a person signs in. All of that runs
 under one lock per session, so parallel cold calls make one sign-in and one CreateToken.
-Role credentials are kept in gw's encrypted state under one lock per role, so profiles
-that use one role make one GetRoleCredentials.
+Role credentials are fetched under one lock per role and kept in gw's encrypted state for a
+short while, so a burst of profiles that use one role makes one GetRoleCredentials.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from .signin import SIGNIN_TIMEOUT, sign_in_device, sign_in_pkce
 
 REFRESH_WINDOW = 15 * 60  # botocore refreshes a token with less than this left
 ROLE_MARGIN = 16 * 60  # gw's cache margin: SDKs never get credentials they consider due
+#: Role credentials just fetched are shared for this long by the profiles using the same role
+#: (a parallel burst makes one GetRoleCredentials); afterwards each profile's own cache entry
+#: serves it, and ``--refresh`` / ``--min-ttl`` fetch anew.
+SHARE_WINDOW = 120
 
 
 def _digest(*parts: str) -> str:
@@ -88,7 +92,7 @@ def access_token(ctx: Any, session: SsoSession, *, login: bool = False, use_devi
 
 
 def role_credentials(ctx: Any, session: SsoSession, account_id: str, role_name: str) -> AwsCredentials:
-    """GetRoleCredentials, shared by every profile using this role until 16 minutes before expiry."""
+    """GetRoleCredentials, shared by the profiles using this role that ask within ``SHARE_WINDOW``."""
     name = "role." + _digest(session.cache_key, session.start_url, session.portal, account_id, role_name)
     with ctx.lock(name, timeout=SIGNIN_TIMEOUT):
         saved = ctx.state_get(name)
@@ -120,7 +124,8 @@ def role_credentials(ctx: Any, session: SsoSession, account_id: str, role_name: 
         ctx.add_secret(role["sessionToken"])
         expires = role["expiration"] / 1000
         if expires - time.time() > ROLE_MARGIN:
-            ctx.state_put(name, {k: role[k] for k in (*fields, "expiration")}, expires - ROLE_MARGIN)
+            ctx.state_put(name, {k: role[k] for k in (*fields, "expiration")},
+                          min(expires - ROLE_MARGIN, time.time() + SHARE_WINDOW))
         return _credentials(role, account_id)
 
 

@@ -328,3 +328,25 @@ def test_sessions_without_the_plugin_are_an_unknown_table(sso_home):
                                          'secret_access_key = "env:B" }]\n'))
     result = sso_home.run("credential-process", "--profile", "p")
     assert_clean_failure(result, contains="sso_sessions: unknown top-level table (plugins skipped or disabled: sso)")
+
+
+def test_a_role_assumed_from_sso_credentials_is_role_chaining(sso_home, sso, moto):
+    """SSO role credentials are a role session: AWS allows a chained role one hour at most."""
+    role_arn = moto.create_role("sso-chained-long", max_session_duration=43200)
+    sso_home.write_config(session_config(sso_profile(
+        "hop", extra=f', {{ use = "assume-role", role_arn = "{role_arn}", duration = 7200 }}')))
+    result = sso_home.run("credential-process", "--profile", "hop")
+    assert result.returncode == 0, result.stderr
+    expires = datetime.fromisoformat(json.loads(result.stdout)["Expiration"].replace("Z", "+00:00"))
+    assert expires - datetime.now(UTC) <= timedelta(seconds=3600)
+
+
+def test_refresh_fetches_new_role_credentials(sso_home, sso):
+    first = json.loads(sso_home.run("credential-process", "--profile", "dev").stdout)
+    shared = [e for e in sso_home.state.rglob("_state.sso.role.*") if e.is_file()]
+    assert len(shared) == 1
+    shared[0].unlink()  # as if the fetch were longer ago than the sharing window
+    again = sso_home.run("credential-process", "--profile", "dev", "--refresh")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["AccessKeyId"] != first["AccessKeyId"]
+    assert sso.calls["GetRoleCredentials"] == 2 and sso.calls["CreateToken"] == 1
