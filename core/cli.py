@@ -172,6 +172,10 @@ def _extend(app, made: dict, command) -> None:
         app.ui.warn(f"plugin {command.plugin!r}: extension of {command.full_name!r} skipped "
                     f"({type(exc).__name__}: {exc})")
         return
+    if command.description:
+        parser.description = f"{parser.description or ''}\n\n{command.description}".strip()
+    if command.epilog:
+        parser.epilog = f"{parser.epilog or ''}\n{command.epilog}".strip()
     inner = parser.get_default("handler")
     context = AppCommandContext(app, command.full_name)
 

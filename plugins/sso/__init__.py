@@ -140,7 +140,7 @@ def gw_commands() -> list[Command]:
                 group="setup", extends=True,
                 description="With --sso SESSION: a gw profile and an ~/.aws/config entry for every account and "
                             "role the session reaches, named SESSION.ACCOUNT-NAME.ROLE.",
-                epilog="example:\n  gw setup aws --sso work --dry-run\n  gw setup aws --sso work"),
+                epilog="  gw setup aws --sso work --dry-run\n  gw setup aws --sso work"),
     ]
 
 

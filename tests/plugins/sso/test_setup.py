@@ -66,3 +66,10 @@ def test_plain_setup_aws_still_needs_a_profile_and_still_works(sso_home):
     assert_clean_failure(sso_home.run("setup", "aws", "--profile", "dev", "--sso", "work"), contains="not both")
     result = sso_home.run("setup", "aws", "--profile", "dev")
     assert result.returncode == 0 and "credential_process" in result.stdout
+
+
+def test_the_extension_shows_in_setup_aws_help(sso_home):
+    result = sso_home.run("setup", "aws", "--help")
+    assert result.returncode == 0
+    assert "--sso SESSION" in result.stdout and "gw setup aws --sso work --dry-run" in result.stdout
+    assert "gw setup aws --profile admin" in result.stdout  # the aws plugin's own help stays
