@@ -17,6 +17,9 @@ from gw.plugin import StepError, http_request
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_SCOPES = ("sso:account:access",)
+RETRIES = 3
+RETRYABLE = frozenset({429, 500, 502, 503, 504})
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 4.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -138,10 +141,21 @@ class PortalError(Exception):
 
 def portal_call(ctx: Any, session: SsoSession, method: str, path: str, token: str,
                 params: dict[str, str] | None = None) -> dict[str, Any]:
-    """One portal operation with the access token in ``x-amz-sso_bearer_token``."""
-    response = http_request(ctx, method, session.portal + path, what="the AWS access portal",
-                            params=params, headers={"x-amz-sso_bearer_token": token},
-                            allow_redirects=False, verify=tls_verify(ctx))
+    """One portal operation with the access token in ``x-amz-sso_bearer_token``.
+
+    429 (TooManyRequestsException) and 5xx are retried ``RETRIES`` times with jittered
+    exponential backoff, as botocore's standard retry mode does.
+    """
+    import random
+    import time
+
+    for attempt in range(RETRIES + 1):
+        response = http_request(ctx, method, session.portal + path, what="the AWS access portal",
+                                params=params, headers={"x-amz-sso_bearer_token": token},
+                                allow_redirects=False, verify=tls_verify(ctx))
+        if response.status_code not in RETRYABLE or attempt == RETRIES:
+            break
+        time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
     answer = _json(response)
     if response.status_code != 200:
         raise PortalError(response.status_code, _error_type(response, answer))

@@ -350,3 +350,17 @@ def test_refresh_fetches_new_role_credentials(sso_home, sso):
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["AccessKeyId"] != first["AccessKeyId"]
     assert sso.calls["GetRoleCredentials"] == 2 and sso.calls["CreateToken"] == 1
+
+
+def test_throttling_by_the_portal_is_retried(sso_home, sso):
+    sso.inject("GetRoleCredentials", status=429, count=2)
+    result = sso_home.run("credential-process", "--profile", "dev")
+    assert result.returncode == 0, result.stderr
+    assert sso.calls["GetRoleCredentials"] == 3
+
+
+def test_a_portal_that_keeps_failing_is_one_line(sso_home, sso):
+    sso.inject("GetRoleCredentials", status=503, count=10)
+    result = sso_home.run("credential-process", "--profile", "dev")
+    assert_clean_failure(result, contains="GetRoleCredentials for role ReadOnly in account 111111111111 failed")
+    assert sso.calls["GetRoleCredentials"] == 4
