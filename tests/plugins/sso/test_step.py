@@ -364,3 +364,12 @@ def test_a_portal_that_keeps_failing_is_one_line(sso_home, sso):
     result = sso_home.run("credential-process", "--profile", "dev")
     assert_clean_failure(result, contains="GetRoleCredentials for role ReadOnly in account 111111111111 failed")
     assert sso.calls["GetRoleCredentials"] == 4
+
+
+def test_aws_ca_bundle_is_trusted_without_settings_ca_bundle(sso_home, sso):
+    sso_home.write_config(session_config(sso_profile("dev")), settings=False)
+    result = sso_home.run("credential-process", "--profile", "dev")
+    assert result.returncode == 0, result.stderr
+    sso_home.env.pop("AWS_CA_BUNDLE")
+    sso_home.write_config(session_config(sso_profile("prod", "222222222222")), settings=False)
+    assert_clean_failure(sso_home.run("credential-process", "--profile", "prod"), contains="TLS failure")
