@@ -216,13 +216,21 @@ class SsoEmulator(EmulatorServer):
             return None
         return client if client.expires_at > self.clock() else None
 
-    def _device_authorization(self, request: Request) -> Response:
+    def _authenticated(self, request: Request, required: str) -> tuple[dict[str, Any], Client] | Response:
+        """The JSON body (with string member ``required``) and the client it authenticates, or the refusal."""
         body = self._body(request)
-        if body is None or not isinstance(body.get("startUrl"), str):
-            return _error(400, "InvalidRequestException", "invalid_request", "startUrl is required")
+        if body is None or not isinstance(body.get(required), str):
+            return _error(400, "InvalidRequestException", "invalid_request", f"{required} is required")
         client = self._client(body)
         if client is None:
             return _error(401, "InvalidClientException", "invalid_client", "client authentication failed")
+        return body, client
+
+    def _device_authorization(self, request: Request) -> Response:
+        found = self._authenticated(request, "startUrl")
+        if isinstance(found, Response):
+            return found
+        body, client = found
         user_code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(8))
         user_code = f"{user_code[:4]}-{user_code[4:]}"
         device = DeviceAuth(_token("dev-"), user_code, client.client_id, body["startUrl"],
@@ -239,12 +247,10 @@ class SsoEmulator(EmulatorServer):
         })
 
     def _create_token(self, request: Request) -> Response:
-        body = self._body(request)
-        if body is None or not isinstance(body.get("grantType"), str):
-            return _error(400, "InvalidRequestException", "invalid_request", "grantType is required")
-        client = self._client(body)
-        if client is None:
-            return _error(401, "InvalidClientException", "invalid_client", "client authentication failed")
+        found = self._authenticated(request, "grantType")
+        if isinstance(found, Response):
+            return found
+        body, client = found
         grant = body["grantType"]
         if grant == "authorization_code":
             return self._code_grant(client, body)
