@@ -83,3 +83,40 @@ def test_aws_cli_through_credential_process_on_an_aws_sso_profile(sso_home, sso)
     identity = json.loads(result.stdout)
     assert identity["Account"] == "111111111111" and ":assumed-role/ReadOnly/" in identity["Arn"]
     assert sso.calls["authorize"] == 1  # signed in from inside credential_process, through $BROWSER
+
+
+def test_a_token_botocore_wrote_signs_gw_in(sso_home, sso, ca):
+    """The token the AWS CLI's code writes (botocore's sso-oidc client, SSOTokenLoader.save_token and
+    JSONFileCache, as after `aws sso login --use-device-code`) is used by gw with no sign-in of its own."""
+    from datetime import UTC, datetime, timedelta
+
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.utils import JSONFileCache, SSOTokenLoader
+
+    oidc = botocore.session.Session(session_vars={"profile": (None, None, None, None)}).create_client(
+        "sso-oidc", region_name="us-east-1", endpoint_url=sso.url, verify=str(ca.ca_path),
+        config=Config(signature_version=UNSIGNED))
+    reg = oidc.register_client(clientName="botocore-client-work", clientType="public",
+                               scopes=["sso:account:access"])
+    device = oidc.start_device_authorization(clientId=reg["clientId"], clientSecret=reg["clientSecret"],
+                                             startUrl=START_URL)
+    sso.approve(device["userCode"])
+    answer = oidc.create_token(clientId=reg["clientId"], clientSecret=reg["clientSecret"],
+                               grantType="urn:ietf:params:oauth:grant-type:device_code",
+                               deviceCode=device["deviceCode"])
+    when = lambda seconds: (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    cache = JSONFileCache(str(sso_home.home / ".aws" / "sso" / "cache"))
+    SSOTokenLoader(cache).save_token(START_URL, {
+        "startUrl": START_URL, "region": "us-east-1", "accessToken": answer["accessToken"],
+        "expiresAt": when(answer["expiresIn"]), "refreshToken": answer["refreshToken"], "clientId": reg["clientId"],
+        "clientSecret": reg["clientSecret"],
+        "registrationExpiresAt": datetime.fromtimestamp(reg["clientSecretExpiresAt"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }, session_name="work")
+    calls = dict(sso.calls)
+    result = sso_home.run("credential-process", "--profile", "dev")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["AccountId"] == "111111111111"
+    assert sso.calls["CreateToken"] == calls["CreateToken"] and sso.calls["RegisterClient"] == calls["RegisterClient"]
+    assert "authorize" not in sso.calls
