@@ -71,8 +71,8 @@ def session_table(tables: Any, name: str) -> dict[str, Any]:
     return table
 
 
-def session_from_options(ctx: Any, options: dict[str, Any]) -> Any:
-    """The :class:`SsoSession` a step's options (or a command's) name."""
+def session_from_options(ctx: Any, options: dict[str, Any], profile: str | None = None) -> Any:
+    """The :class:`SsoSession` a step's options (or a command's) name; ``profile`` defaults to the step's."""
     from .oidc import DEFAULT_SCOPES, SsoSession
 
     endpoints: dict[str, Any] = {"oidc_endpoint": options.get("oidc_endpoint"), "portal_endpoint": options.get("portal_endpoint")}
@@ -81,7 +81,8 @@ def session_from_options(ctx: Any, options: dict[str, Any]) -> Any:
         table = session_table(ctx.setting("sso_sessions"), name)
         return SsoSession(start_url=table["start_url"], region=table["region"], name=name,
                           scopes=tuple(table.get("scopes") or DEFAULT_SCOPES), **endpoints)
-    return SsoSession(start_url=options["start_url"], region=options["sso_region"], **endpoints)
+    return SsoSession(start_url=options["start_url"], region=options["sso_region"],
+                      profile=profile or getattr(ctx, "profile", None), **endpoints)
 
 
 def run_aws_sso(ctx: Any, options: dict[str, Any], upstream: Any) -> Any:

@@ -60,7 +60,7 @@ def resolve_session(args: Any, ctx: Any) -> tuple[Any, Any]:
 
     if getattr(args, "profile", None):
         options = ctx.step_options(args.profile, "aws-sso")
-        return ctx.step_context(args.profile, "aws-sso"), session_from_options(ctx, options)
+        return ctx.step_context(args.profile, "aws-sso"), session_from_options(ctx, options, args.profile)
     if not getattr(args, "session", None):
         raise UsageError("name the SSO session: --session NAME (an [sso_sessions.NAME] table) or --profile P")
     return ctx.step_context(f"sso-session.{args.session}", "aws-sso"), \

@@ -32,6 +32,8 @@ class SsoSession:
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     oidc_endpoint: str | None = None
     portal_endpoint: str | None = None
+    profile: str | None = None  # the gw profile, for the sign-in hint of the legacy form
+
 
     @property
     def cache_key(self) -> str:
@@ -39,7 +41,9 @@ class SsoSession:
 
     @property
     def login_hint(self) -> str:
-        return f"gw sso login --session {self.name}" if self.name else f"gw sso login --start-url {self.start_url}"
+        if self.name:
+            return f"gw sso login --session {self.name}"
+        return f"gw sso login --profile {self.profile}" if self.profile else "gw sso login --profile PROFILE"
 
     @property
     def oidc(self) -> str:

@@ -373,3 +373,15 @@ def test_aws_ca_bundle_is_trusted_without_settings_ca_bundle(sso_home, sso):
     sso_home.env.pop("AWS_CA_BUNDLE")
     sso_home.write_config(session_config(sso_profile("prod", "222222222222")), settings=False)
     assert_clean_failure(sso_home.run("credential-process", "--profile", "prod"), contains="TLS failure")
+
+
+def test_the_legacy_form_names_the_profile_to_sign_in_with(sso_home, sso):
+    sso_home.write_config(
+        f'[profiles.legacy]\nsteps = [{{ use = "aws-sso", start_url = "{START_URL}", sso_region = "us-east-1", '
+        f'account_id = "222222222222", role_name = "ReadOnly" }}]\n')
+    assert sso_home.run("sso", "login", "--profile", "legacy").returncode == 0
+    sso.revoke_all()
+    result = sso_home.run("credential-process", "--profile", "legacy")
+    assert_clean_failure(result, contains="sign in again: gw sso login --profile legacy")
+    assert sso_home.run("sso", "login", "--profile", "legacy").returncode == 0
+    assert sso_home.run("credential-process", "--profile", "legacy").returncode == 0
