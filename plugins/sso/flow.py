@@ -19,7 +19,7 @@ from typing import Any
 from gw.plugin import AwsCredentials, StepError, utcnow
 
 from . import tokens
-from .oidc import OidcError, PortalError, SsoSession, create_token, paginate, portal_call
+from .oidc import MAX_LIFETIME, OidcError, PortalError, SsoSession, create_token, paginate, portal_call
 from .signin import SIGNIN_TIMEOUT, sign_in_device, sign_in_pkce
 
 REFRESH_WINDOW = 15 * 60  # botocore refreshes a token with less than this left
@@ -117,9 +117,11 @@ def role_credentials(ctx: Any, session: SsoSession, account_id: str, role_name: 
                 raise _role_refused(ctx, session, token, account_id, role_name, again) from None
         role = data.get("roleCredentials")
         fields = ("accessKeyId", "secretAccessKey", "sessionToken")
-        if not isinstance(role, dict) or not all(isinstance(role.get(k), str) for k in fields) \
-                or not isinstance(role.get("expiration"), int):
-            raise StepError("the AWS access portal answered GetRoleCredentials without complete credentials")
+        if not isinstance(role, dict) or not all(isinstance(role.get(k), str) and role[k] for k in fields) \
+                or not isinstance(role.get("expiration"), int) or isinstance(role["expiration"], bool) \
+                or not 0 < role["expiration"] / 1000 - time.time() <= MAX_LIFETIME:
+            raise StepError("the AWS access portal answered GetRoleCredentials without complete, unexpired "
+                            "credentials")
         ctx.add_secret(role["secretAccessKey"])
         ctx.add_secret(role["sessionToken"])
         expires = role["expiration"] / 1000

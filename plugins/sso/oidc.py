@@ -18,6 +18,7 @@ from gw.plugin import StepError, http_request
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_SCOPES = ("sso:account:access",)
 RETRIES = 3
+MAX_LIFETIME = 366 * 86400  # seconds: longer answers (tokens, role credentials) are refused as nonsense
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE, BACKOFF_CAP = 0.5, 4.0  # seconds
 
@@ -127,8 +128,10 @@ def create_token(ctx: Any, session: SsoSession, client: dict[str, Any], **grant:
                        {"clientId": client["clientId"], "clientSecret": client["clientSecret"], **grant})
     token = answer.get("accessToken")
     expires = answer.get("expiresIn")
-    if not isinstance(token, str) or not token or not isinstance(expires, int) or isinstance(expires, bool):
-        raise StepError("the SSO OIDC service answered CreateToken without an access token and its lifetime")
+    if not isinstance(token, str) or not token or not isinstance(expires, int) or isinstance(expires, bool) \
+            or not 0 < expires <= MAX_LIFETIME:
+        raise StepError("the SSO OIDC service answered CreateToken without an access token and a lifetime "
+                        "gw can use")
     ctx.add_secret(token)
     ctx.add_secret(answer.get("refreshToken") if isinstance(answer.get("refreshToken"), str) else None)
     return answer

@@ -385,3 +385,15 @@ def test_the_legacy_form_names_the_profile_to_sign_in_with(sso_home, sso):
     assert_clean_failure(result, contains="sign in again: gw sso login --profile legacy")
     assert sso_home.run("sso", "login", "--profile", "legacy").returncode == 0
     assert sso_home.run("credential-process", "--profile", "legacy").returncode == 0
+
+
+@pytest.mark.parametrize("fault", ["garbage", "lifetime"])
+def test_nonsense_from_the_oidc_service_is_one_line(sso_home, sso, fault):
+    if fault == "garbage":
+        sso.inject("CreateToken", garbage=True)
+    else:
+        sso.access_token_lifetime = 10**20
+    result = sso_home.run("credential-process", "--profile", "dev")
+    line = assert_clean_failure(result)
+    assert "SSO OIDC service" in line and "internal error" not in line
+    assert not token_path(sso_home).exists()

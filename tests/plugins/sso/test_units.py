@@ -183,3 +183,20 @@ def test_session_table_checks(table, message):
 
     with pytest.raises(ConfigError, match=message):
         session_table({"w": table}, "w")
+
+
+@pytest.mark.parametrize("expiration", [10**20, 0, True, 1.5e12, None])
+def test_role_credentials_gw_cannot_use_are_one_line(home, ctx, ca, expiration):
+    from gw_emulators.httpserver import EmulatorServer, json_response
+    from gw_plugins.sso.flow import role_credentials
+
+    portal = EmulatorServer(ca)
+    portal.name = "scripted-portal"
+    portal.route("GET", r"/federation/credentials", lambda request: json_response(200, {"roleCredentials": {
+        "accessKeyId": "ASIAEXAMPLE", "secretAccessKey": "s" * 40, "sessionToken": "t" * 100,
+        "expiration": expiration}}))
+    with portal:
+        _save(3600)
+        session = SsoSession(start_url=START_URL, region="us-east-1", name="work", portal_endpoint=portal.url)
+        with pytest.raises(StepError, match="without complete, unexpired credentials"):
+            role_credentials(ctx, session, "111111111111", "ReadOnly")
