@@ -200,3 +200,18 @@ def test_role_credentials_gw_cannot_use_are_one_line(home, ctx, ca, expiration):
         session = SsoSession(start_url=START_URL, region="us-east-1", name="work", portal_endpoint=portal.url)
         with pytest.raises(StepError, match="without complete, unexpired credentials"):
             role_credentials(ctx, session, "111111111111", "ReadOnly")
+
+
+def test_endpoint_precedence_follows_botocore(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SSO", "AWS_ENDPOINT_URL_SSO_OIDC"):
+        monkeypatch.delenv(name, raising=False)
+    plain = SsoSession(start_url=START_URL, region="eu-west-1")
+    assert (plain.oidc, plain.portal) == ("https://oidc.eu-west-1.amazonaws.com",
+                                          "https://portal.sso.eu-west-1.amazonaws.com")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://all.example/")
+    assert (plain.oidc, plain.portal) == ("https://all.example", "https://all.example")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSO_OIDC", "https://oidc.example")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSO", "https://portal.example")
+    assert (plain.oidc, plain.portal) == ("https://oidc.example", "https://portal.example")
+    own = SsoSession(start_url=START_URL, region="eu-west-1", oidc_endpoint="https://o", portal_endpoint="https://p")
+    assert (own.oidc, own.portal) == ("https://o", "https://p")
