@@ -175,7 +175,8 @@ def sign_in_pkce(ctx: Any, session: SsoSession, *, timeout: float = SIGNIN_TIMEO
         })
         if not open_browser(url):
             return None
-        notify(ctx, f"sign in to {session.start_url} in your browser; if it did not open, visit:\n{url}")
+        notify(ctx, f"sign in to {session.start_url} in your browser (on another machine? stop and run "
+                    f"{session.login_hint} --use-device-code); if it did not open, visit:\n{url}")
         if not listener.done.wait(timeout):
             raise StepError(f"no answer from the browser sign-in within {timeout:g} s; run {session.login_hint}")
         result = listener.result
