@@ -24,16 +24,17 @@ def secret_forms(secret: str) -> set[str]:
 
 
 def assert_redirect_refused(result: subprocess.CompletedProcess, tripwire, secrets: Iterable[str] = (),
-                            *, status: int | None = None, warning: bool = False) -> str:
+                            *, status: int | None = None, warning: bool = False, notices: tuple[str, ...] = ()) -> str:
     """The run refused the redirect: one line naming the tripwire, nothing sent there, no secret.
 
     ``warning``: the refusal is a warning of a command that goes on (``gw cache clear``'s
-    logout), not its failure. Returns the line.
+    logout), not its failure. ``notices``: starts of lines the setup itself prints (the
+    emulated SIM's notice), left out of the count. Returns the line.
     """
     target = f"a redirect to http://127.0.0.1:{tripwire.port}"
     assert tripwire.contacts() == [], "the redirect was followed: the other host was contacted"
     assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.splitlines()
+    lines = [line for line in result.stderr.splitlines() if not line.startswith(notices)]
     assert len(lines) == 1, result.stderr
     (line,) = lines
     if warning:
