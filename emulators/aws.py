@@ -183,7 +183,7 @@ def _parse_credentials(body: bytes) -> dict[str, str | None] | None:
 
 def _operation(environ: dict[str, Any], params: dict[str, list[str]]) -> str:
     """The operation a fault is keyed by: Action, X-Amz-Target's operation, or the path."""
-    action = (params.get("Action") or [None])[0]
+    action = next(iter(params.get("Action") or ()), None)
     if action:
         return action
     target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -411,7 +411,7 @@ class MotoStack:
     def _inspect_request(self, environ: dict[str, Any], params: dict[str, list[str]]) -> _Watch | None:
         """Count STS calls; returns what to look for when the reply must be read."""
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        action = (params.get("Action") or [None])[0]
+        action = next(iter(params.get("Action") or ()), None)
         if action is None:
             return None
         caller, service = _caller_key(environ, query)

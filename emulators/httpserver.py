@@ -335,7 +335,7 @@ class Tripwire:
                     self._read(conn, index)
 
     def _accept_pending(self) -> list[tuple[socket.socket, int]]:
-        taken = []
+        taken: list[tuple[socket.socket, int]] = []
         with self._lock:
             while True:
                 try:
