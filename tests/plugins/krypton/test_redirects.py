@@ -31,3 +31,30 @@ steps = [{{ use = "krypton", operation = "subscriber-metadata", endpoint = "{kry
     line = assert_redirect_refused(result, tripwire, status=status, notices=("gw: using an EMULATED SIM",))
     assert f": {krypton.url}{ROUTES[route]}" in line and line.startswith("gw: Krypton "), line
     assert krypton.calls[route] == 1
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_cognito_identity_after_krypton_refuses_a_redirect(aws_home, moto, ca, tmp_path, tripwire, status):
+    """Krypton's OpenID token handed to Cognito Identity (botocore, JSON protocol) in moto:
+    GetCredentialsForIdentity answered with a redirect is one line, not a parser error."""
+    from gw_emulators.krypton import KryptonEmulator
+
+    from .conftest import IMSI, OPC, K
+
+    with KryptonEmulator(ca, aws_endpoint=moto.url) as krypton:
+        krypton.add_subscriber(IMSI, K, OPC)
+        sim = write_sim(tmp_path / "sim.json")
+        aws_home.write_config(f'''
+[profiles.cognito]
+steps = [
+  {{ use = "krypton", operation = "cognito-openid-token", endpoint = "{krypton.url}", reader = "emulated", sim_file = "{sim}" }},
+  {{ use = "cognito-identity", region = "ap-northeast-1" }},
+]
+''')
+        moto.inject("GetCredentialsForIdentity", status=status, location=tripwire.url(), count=5)
+        try:
+            result = aws_home.run_in_process("credential-process", "--profile", "cognito")
+        finally:
+            moto.faults.clear()
+        line = assert_redirect_refused(result, tripwire, status=status, notices=("gw: using an EMULATED SIM",))
+        assert line.startswith(f"gw: AWS Cognito Identity GetCredentialsForIdentity: {moto.url}/ answered {status}")
