@@ -189,7 +189,7 @@ def http_request(
     return response
 
 
-REDIRECT_POLICY = "gw does not follow redirects for requests that carry secrets or decide trust"
+_REDIRECT_POLICY = "gw does not follow redirects for requests that carry secrets or decide trust"
 
 
 def refuse_redirect(what: str, url: str, status: int, location: str | None) -> None:
@@ -205,7 +205,7 @@ def refuse_redirect(what: str, url: str, status: int, location: str | None) -> N
         return
     target = _redirect_target(url, location)
     where = f"a redirect to {target}" if target else "a redirect without a Location"
-    raise RedirectRefused(f"{what}: {_shown_url(url)} answered {status}, {where} - {REDIRECT_POLICY}",
+    raise RedirectRefused(f"{what}: {_shown_url(url)} answered {status}, {where} - {_REDIRECT_POLICY}",
                           status=status, target=target)
 
 
