@@ -130,6 +130,16 @@ def aws_home(gw_home, moto) -> GwHome:
 
 
 @pytest.fixture
+def tripwire():
+    """A listener on 127.0.0.1 that nothing may contact: where injected redirects point
+    (``tests/redirect_checks.py`` checks it got nothing)."""
+    from gw_emulators.httpserver import Tripwire
+
+    with Tripwire() as listener:
+        yield listener
+
+
+@pytest.fixture
 def askpass(tmp_path) -> tuple[str, Path]:
     """An askpass program that answers a fixed MFA code and logs each call: (path, log)."""
     log = tmp_path / "askpass.log"
