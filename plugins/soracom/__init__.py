@@ -19,12 +19,10 @@ fast path can load the runner without gw.plugin or pluggy.
 
 from __future__ import annotations
 
-from typing import Any
-
 __all__ = ["profile_command", "soracom_profile_name_problem", "split_profile_command"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # lazy: the fast path imports this package (no typing, no gw.plugin)
     if name in __all__:
         from . import profile_command
 

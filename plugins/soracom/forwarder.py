@@ -14,17 +14,22 @@ request goes over verified TLS to the session's endpoint; a redirect is never fo
 child gets a 502 naming the host). Everything else gets a 403 and is forwarded nowhere. One
 request per connection, a deadline for the whole request, a bounded number of connections,
 and no traceback ever. This module imports only the standard library (the fast path runs it
-without loading plugins); ssl and http.client load in a thread while the child starts.
+without loading plugins), and little of it: ssl loads in a thread once the child has started.
 """
 
 from __future__ import annotations
 
+import _socket  # socket itself (enum, selectors) loads in a thread, after the child has started
 import os
-import socket
 import sys
 import threading
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing itself costs the fast path more than this whole module
+if TYPE_CHECKING:
+    import socket
+
+    from .upstream import Connection
 
 MAX_HEAD = 64 * 1024  # request line and headers
 MAX_BODY = 16 * 1024 * 1024
@@ -42,9 +47,9 @@ LOGOUT_PATH = "/v1/auth/logout"
 
 def _loopback_hex() -> set[str]:
     """127.0.0.1 as /proc/net/tcp prints it (a host-order u32), and as tcp6 prints it (v4-mapped)."""
-    v4 = format(int.from_bytes(socket.inet_aton("127.0.0.1"), sys.byteorder), "08X")
+    v4 = format(int.from_bytes(_socket.inet_aton("127.0.0.1"), sys.byteorder), "08X")
     mapped = "".join(format(int.from_bytes(word, sys.byteorder), "08X")
-                     for word in (b"\0\0\0\0", b"\0\0\0\0", b"\0\0\xff\xff", socket.inet_aton("127.0.0.1")))
+                     for word in (b"\0\0\0\0", b"\0\0\0\0", b"\0\0\xff\xff", _socket.inet_aton("127.0.0.1")))
     return {v4, mapped}
 
 
@@ -100,14 +105,17 @@ def _b64url(data: bytes) -> str:
     return b2a_base64(data, newline=False).decode().rstrip("=").replace("+", "-").replace("/", "_")
 
 
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string (json itself would import re: not on the fast path)."""
+    return '"' + "".join(c if c.isalnum() and c.isascii() else f"\\u{ord(c):04x}" for c in text) + '"'
+
+
 def token_placeholder(operator_id: str) -> str:
     """A random stand-in token shaped as soracom-cli expects: it reads the operator ID from the
     second dot-separated part of the token (auth_helper.go extractOperatorIDFromAPIToken), so that
     part carries ``{"operator": {"operatorId": ...}}`` and nothing else; the rest is random."""
-    import json
-
-    payload = json.dumps({"operator": {"operatorId": operator_id}}, separators=(",", ":")).encode()
-    return f"gw-placeholder.{_b64url(payload)}.{os.urandom(24).hex()}"
+    payload = '{"operator":{"operatorId":' + _json_string(operator_id) + "}}"
+    return f"gw-placeholder.{_b64url(payload.encode())}.{os.urandom(24).hex()}"
 
 
 def _answer(status: int, reason: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
@@ -204,17 +212,18 @@ class Forwarder:
         self._verify = verify
         self.key_placeholder = "gw-placeholder-" + os.urandom(24).hex()
         self.token_placeholder = token_placeholder(operator_id)
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self.port = self._listener.getsockname()[1]
+        listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        self._listener: object = listener
+        self.port = listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._uid = os.getuid()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._lock = threading.Lock()
         self._ready = threading.Event()
-        self._context: Any = None
-        self._idle: list[tuple[Any, float]] = []
+        self._context: object = None
+        self._idle: list[tuple[Connection, float]] = []
         self._closed = False
         # What the API said, for the runner: answers forwarded, refusals, logout, notes for stderr.
         self.answered = 0
@@ -222,18 +231,24 @@ class Forwarder:
         self.refused_later: str | None = None
         self.logged_out = False
         self.notes: list[str] = []
-        self.on_refused_first: Any = None  # called (from a worker thread) when the first request is refused
+        self.on_refused_first: object = None  # called (from a worker thread) when the first request is refused
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Forwarder:
-        threading.Thread(target=self._warm_up, daemon=True).start()
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        threading.Thread(target=self._warm_up, name="gw-forwarder-tls", daemon=True).start()
+        threading.Thread(target=self._accept_loop, name="gw-forwarder", daemon=True).start()
         return self
 
     def close(self) -> None:
         self._closed = True
+        with self._lock:
+            listener = self._listener
         try:
-            self._listener.close()
+            listener.shutdown(_socket.SHUT_RDWR)  # type: ignore[attr-defined]  # wakes a blocked accept()
+        except OSError:
+            pass
+        try:
+            listener.close()  # type: ignore[attr-defined]
         except OSError:
             pass
         with self._lock:
@@ -244,14 +259,13 @@ class Forwarder:
     def _warm_up(self) -> None:
         """Load ssl, build the verifying context and open one upstream connection (while the child starts)."""
         try:
-            import hmac  # noqa: F401 - loaded here, off the request path
-            import http.client
             import ssl
 
+            from .upstream import Connection
+
             cafile = self._verify if isinstance(self._verify, str) else None
-            self._context = ssl.create_default_context(cafile=cafile)
-            conn = http.client.HTTPSConnection(self._host, self._port, context=self._context, timeout=UPSTREAM_TIMEOUT)
-            conn.connect()
+            self._context = ssl.create_default_context(cafile=cafile)  # verifies the chain and the host name
+            conn = Connection(self._host, self._port, self._context, UPSTREAM_TIMEOUT)
             with self._lock:
                 self._idle.append((conn, time.monotonic()))
         except Exception:  # noqa: BLE001 - the request that needs it reports the failure
@@ -260,15 +274,21 @@ class Forwarder:
             self._ready.set()
 
     def _accept_loop(self) -> None:
+        import socket
+
+        with self._lock:
+            if self._closed:
+                return
+            self._listener = listener = socket.socket(fileno=self._listener.detach())  # type: ignore[attr-defined]
         while not self._closed:
             try:
-                conn, peer = self._listener.accept()
+                conn, peer = listener.accept()
             except OSError:
                 return
             if not self._slots.acquire(blocking=False):
                 self._send_quietly(conn, _error(503, "GW-FWD-BUSY", "too many connections"))
                 continue
-            threading.Thread(target=self._serve, args=(conn, peer), daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn, peer), name="gw-forwarder-conn", daemon=True).start()
 
     @staticmethod
     def _send_quietly(conn: socket.socket, data: bytes) -> None:
@@ -307,7 +327,7 @@ class Forwarder:
         return self._forward(method, target, headers, body)
 
     def _authorised(self, headers: list[tuple[str, str]]) -> bool:
-        from hmac import compare_digest
+        from _operator import _compare_digest as compare_digest  # what hmac.compare_digest is (hmac loads hashlib)
 
         keys = [v for k, v in headers if k.lower() == KEY_HEADER]
         tokens = [v for k, v in headers if k.lower() == TOKEN_HEADER]
@@ -343,7 +363,7 @@ class Forwarder:
                     self.refused_later = self.refused_later or refused
                 if method == "POST" and target.partition("?")[0] == LOGOUT_PATH and status in (200, 204):
                     self.logged_out = True
-        if callback is not None:
+        if callable(callback):
             callback()
             return None
         kept = [(k, v) for k, v in answer_headers if k.lower() not in HOP_BY_HOP]
@@ -351,8 +371,6 @@ class Forwarder:
 
     def _exchange(self, method: str, path: str, headers: list[tuple[str, str]],
                   body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        import http.client
-
         self._ready.wait(UPSTREAM_TIMEOUT)
         if self._context is None:
             raise ConnectionError("TLS could not be set up")
@@ -365,25 +383,19 @@ class Forwarder:
                 else:
                     candidate.close()
         if conn is None:
-            conn = http.client.HTTPSConnection(self._host, self._port, context=self._context, timeout=UPSTREAM_TIMEOUT)
+            from .upstream import Connection
+
+            conn = Connection(self._host, self._port, self._context, UPSTREAM_TIMEOUT)
         try:
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            for name, value in headers:
-                conn.putheader(name, value)
-            conn.endheaders(body or None)
-            response = conn.getresponse()
-            data = response.read(MAX_ANSWER + 1)
-            if len(data) > MAX_ANSWER:
-                raise ValueError("answer too large")
-            result = (response.status, response.reason, list(response.getheaders()), data)
+            result = conn.request(method, path, headers, body, MAX_ANSWER)
         except BaseException:
             conn.close()
             raise
-        if response.will_close:
-            conn.close()
-        else:
+        if conn.reusable and not self._closed:
             with self._lock:
                 self._idle.append((conn, time.monotonic()))
+        else:
+            conn.close()
         return result
 
 
@@ -401,6 +413,6 @@ def _reason(exc: BaseException) -> str:
 
     if isinstance(exc, ssl.SSLError):
         return "TLS failure (check the endpoint and settings.ca_bundle)"
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError):
         return f"no answer within {UPSTREAM_TIMEOUT:g} s"
     return "connection failed" if isinstance(exc, OSError) else type(exc).__name__

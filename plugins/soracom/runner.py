@@ -20,10 +20,9 @@ as ``--api-key``/``--api-token``; the real key and token stay in gw's memory. Th
 
 from __future__ import annotations
 
+import _signal as signal  # signal itself loads enum; the fast path needs only these calls
 import os
-import signal
 import threading
-from typing import Any
 
 from .forwarder import Forwarder, normalise_endpoint
 
@@ -43,15 +42,20 @@ def _exit_code(wait_status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def run(program: str, fields: dict[str, Any], args: list[str], options: dict[str, Any]) -> tuple[int | None, bool]:
+def _verify(value: object) -> bool | str:
+    return value if isinstance(value, str) else True  # a CA bundle path, or the system's trust store
+
+
+def run(program: str, fields: dict[str, object], args: list[str],
+        options: dict[str, object]) -> tuple[int | None, bool]:
     """Run ``program ARGS`` with the session in ``fields`` served by a forwarder; see the module docstring."""
     try:
         forwarder = Forwarder(normalise_endpoint(str(fields["endpoint"])), str(fields["api_key"]),
-                              str(fields["token"]), options.get("verify", True), str(fields.get("operator_id") or ""))
+                              str(fields["token"]), _verify(options.get("verify", True)),
+                              str(fields.get("operator_id") or ""))
     except (KeyError, ValueError) as exc:
         _say(f"cannot run soracom-cli: {exc}")
         return 2, False
-    forwarder.start()
     env = dict(os.environ)
     env["SORACOM_ENDPOINT"] = forwarder.url
     for name in HIDDEN_ENV:
@@ -81,6 +85,7 @@ def run(program: str, fields: dict[str, Any], args: list[str], options: dict[str
             return (127 if isinstance(exc, FileNotFoundError) else 126), False
         finally:
             spawned.set()
+        forwarder.start()  # after the spawn: the child starts while gw loads ssl and connects upstream
         _, wait_status = os.waitpid(child[0], 0)
     finally:
         for sig, handler in saved.items():
