@@ -16,15 +16,3 @@ SoracomSession out upstream. ``gw soracom`` runs soracom-cli through ``runner`` 
 which import only the standard library: this package's ``__init__`` imports nothing, so the
 fast path can load the runner without gw.plugin or pluggy.
 """
-
-from __future__ import annotations
-
-__all__ = ["profile_command", "soracom_profile_name_problem", "split_profile_command"]
-
-
-def __getattr__(name: str) -> object:  # lazy: the fast path imports this package (no typing, no gw.plugin)
-    if name in __all__:
-        from . import profile_command
-
-        return getattr(profile_command, name)
-    raise AttributeError(name)

@@ -175,7 +175,8 @@ def _verbose(sora, *args: str, extra: dict | None = None) -> tuple[subprocess.Co
 
 
 # The fast path loads the runner recipe's own modules (standard library only) and nothing else of a plugin.
-RUNNER_MODULES = {"gw_plugins", "gw_plugins.soracom", "gw_plugins.soracom.runner", "gw_plugins.soracom.forwarder"}
+RUNNER_MODULES = {"gw_plugins", "gw_plugins.soracom", "gw_plugins.soracom.runner", "gw_plugins.soracom.forwarder",
+                  "gw_plugins.soracom.upstream"}
 
 
 def _plugins_loaded(modules: set[str]) -> list[str]:
