@@ -181,12 +181,37 @@ def test_a_connection_from_another_user_is_refused(forwarder, soracom_api):
     assert ask(forwarder, key=forwarder.key_placeholder, token=forwarder.token_placeholder)[0] == 200
 
 
-def test_peer_uid_reads_the_socket_owner_from_proc_net_tcp(forwarder):
+@pytest.mark.parametrize("lookup", [peer_uid, fwd_module.diag_uid, fwd_module.proc_uid])
+def test_the_peer_socket_owner_is_found_by_netlink_and_by_proc_net_tcp(forwarder, lookup):
     import socket
 
     with socket.create_connection(("127.0.0.1", forwarder.port)) as client:
-        assert peer_uid(client.getsockname()[1], forwarder.port) == os.getuid()
-        assert peer_uid(client.getsockname()[1], forwarder.port + 1 if forwarder.port < 65535 else 1) is None
+        port = client.getsockname()[1]
+        assert lookup(port, forwarder.port) == os.getuid()
+        assert lookup(port, forwarder.port + 1 if forwarder.port < 65535 else 1) is None
+
+
+@needs_nobody
+@pytest.mark.parametrize("lookup", [fwd_module.diag_uid, fwd_module.proc_uid])
+def test_another_users_socket_is_seen_as_theirs(lookup, tmp_path):
+    """Both lookups name the uid of the CONNECTING socket, not the accepting one (which is ours)."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        code = ("import socket, sys, time; s = socket.create_connection(('127.0.0.1', int(sys.argv[1]))); "
+                "print(s.getsockname()[1], flush=True); time.sleep(5)")
+        client = subprocess.Popen([*NOBODY, "/usr/bin/python3", "-c", code, str(listener.getsockname()[1])],
+                                  stdout=subprocess.PIPE, text=True, cwd="/")
+        try:
+            port = int(client.stdout.readline())
+            accepted, _ = listener.accept()
+            assert lookup(port, listener.getsockname()[1]) == 65534
+            accepted.close()
+        finally:
+            client.kill()
+            client.wait()
 
 
 def test_a_redirect_is_never_followed(ca, session):
