@@ -297,12 +297,9 @@ class Forwarder:
     def _warm_up(self) -> None:
         """Load ssl, build the verifying context and open one upstream connection (while the child starts)."""
         try:
-            import ssl
+            from .upstream import Connection, tls_client
 
-            from .upstream import Connection
-
-            cafile = self._verify if isinstance(self._verify, str) else None
-            self._context = ssl.create_default_context(cafile=cafile)  # verifies the chain and the host name
+            self._context = tls_client(self._verify if isinstance(self._verify, str) else None)
             conn = Connection(self._host, self._port, self._context, UPSTREAM_TIMEOUT)
             with self._lock:
                 self._idle.append((conn, time.monotonic()))
@@ -423,7 +420,7 @@ class Forwarder:
         if conn is None:
             from .upstream import Connection
 
-            conn = Connection(self._host, self._port, self._context, UPSTREAM_TIMEOUT)
+            conn = Connection(self._host, self._port, self._context, UPSTREAM_TIMEOUT)  # type: ignore[arg-type]
         try:
             result = conn.request(method, path, headers, body, MAX_ANSWER)
         except BaseException:
@@ -447,9 +444,9 @@ def _location_host(headers: list[tuple[str, str]]) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    import ssl
+    import _ssl
 
-    if isinstance(exc, ssl.SSLError):
+    if isinstance(exc, _ssl.SSLError):
         return "TLS failure (check the endpoint and settings.ca_bundle)"
     if isinstance(exc, TimeoutError):
         return f"no answer within {UPSTREAM_TIMEOUT:g} s"

@@ -4,11 +4,17 @@ http.client would do, but importing it (it loads the email package) costs more t
 whole of gw's share of a ``gw soracom`` call; this reads exactly what the SORACOM API
 sends (Content-Length or chunked bodies, keep-alive) and nothing more. It never follows
 a redirect: a 3xx is returned like any other answer. Standard library only.
+
+TLS: :func:`tls_client` makes the context ``ssl.create_default_context()`` makes - TLS
+client, certificate required, host name (or IP address) checked by OpenSSL, the CA bundle
+or the system's trust store - directly on CPython's ``_ssl`` when it offers what is needed,
+because ``import ssl`` (socket, selectors, enum conversions) costs several times the
+compiled module; otherwise through ``ssl`` itself.
 """
 
 from __future__ import annotations
 
-import socket
+import _socket
 
 MAX_HEAD = 64 * 1024
 NO_BODY = (204, 304)
@@ -18,16 +24,107 @@ class UpstreamError(Exception):
     """The upstream answered something that is not HTTP/1.x."""
 
 
-class Connection:
-    """One keep-alive TLS connection to ``host:port``; ``context`` verifies the certificate and name."""
+class LeanTLS:
+    """TLS on ``_ssl`` directly: the same checks as ``ssl.create_default_context()``."""
 
-    def __init__(self, host: str, port: int, context: object, timeout: float) -> None:
+    def __init__(self, cafile: str | None) -> None:
+        import _ssl
+
+        context = _ssl._SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        if context.verify_mode != _ssl.CERT_REQUIRED or not context.check_hostname:
+            raise AttributeError("unexpected _ssl defaults")  # then ssl itself
+        if cafile:
+            context.load_verify_locations(cafile)
+        else:
+            context.set_default_verify_paths()
+        self._context = context
+        self._closed_errors = (_ssl.SSLZeroReturnError, _ssl.SSLEOFError)
+
+    def connect(self, host: str, port: int, timeout: float) -> _LeanChannel:
+        if not host.isascii():
+            raise ValueError("non-ASCII host name")
+        raw = _connect(host, port, timeout)
+        try:
+            tls = self._context._wrap_socket(raw, False, host)  # type: ignore[attr-defined]
+            tls.do_handshake()
+        except BaseException:
+            raw.close()  # type: ignore[attr-defined]
+            raise
+        return _LeanChannel(raw, tls, self._closed_errors)
+
+
+class _LeanChannel:
+    def __init__(self, raw: object, tls: object, closed_errors: tuple[type[BaseException], ...]) -> None:
+        self._raw, self._tls, self._closed_errors = raw, tls, closed_errors
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._tls.write(view):]  # type: ignore[attr-defined]
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return self._tls.read(size)  # type: ignore[attr-defined]
+        except self._closed_errors:
+            return b""
+
+    def close(self) -> None:
+        self._raw.close()  # type: ignore[attr-defined]
+
+
+class StdTLS:
+    """TLS through the ssl module (where ``_ssl`` lacks what :class:`LeanTLS` needs)."""
+
+    def __init__(self, cafile: str | None) -> None:
+        import ssl
+
+        self._context = ssl.create_default_context(cafile=cafile)
+
+    def connect(self, host: str, port: int, timeout: float) -> object:
+        import socket
+
         raw = socket.create_connection((host, port), timeout=timeout)
         try:
-            self._sock = context.wrap_socket(raw, server_hostname=host)  # type: ignore[attr-defined]
+            return self._context.wrap_socket(raw, server_hostname=host)
         except BaseException:
             raw.close()
             raise
+
+
+def tls_client(cafile: str | None) -> LeanTLS | StdTLS:
+    """A verifying TLS client: the CA bundle ``cafile``, else the system's trust store."""
+    try:
+        return LeanTLS(cafile)
+    except (ImportError, AttributeError, TypeError):
+        return StdTLS(cafile)
+
+
+class _Socket(_socket.socket):
+    """``_socket.socket`` that ``_ssl`` can hold a weak reference to (as socket.socket adds)."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _connect(host: str, port: int, timeout: float) -> object:
+    """A TCP connection to the first address of ``host`` that answers (as socket.create_connection)."""
+    error: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _Socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            error = exc
+            sock.close()
+    raise error or OSError(f"cannot resolve {host}")
+
+
+class Connection:
+    """One keep-alive TLS connection to ``host:port`` made by ``tls`` (:func:`tls_client`)."""
+
+    def __init__(self, host: str, port: int, tls: LeanTLS | StdTLS, timeout: float) -> None:
+        self._sock: object = tls.connect(host, port, timeout)
         self._host = host if port == 443 else f"{host}:{port}"
         self._buffer = b""
         self.reusable = True
@@ -35,7 +132,7 @@ class Connection:
     def close(self) -> None:
         self.reusable = False
         try:
-            self._sock.close()
+            self._sock.close()  # type: ignore[attr-defined]
         except OSError:
             pass
 
@@ -43,7 +140,7 @@ class Connection:
                 limit: int) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """Send one request; (status, reason, headers, body) of the answer (at most ``limit`` bytes)."""
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"] + [f"{k}: {v}" for k, v in headers]
-        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)  # type: ignore[attr-defined]
         head = self._read_head()
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         version, _, rest = status_line.partition(" ")
@@ -75,7 +172,7 @@ class Connection:
 
     # -- reading ------------------------------------------------------------------------------
     def _fill(self) -> None:
-        chunk = self._sock.recv(65536)
+        chunk = self._sock.recv(65536)  # type: ignore[attr-defined]
         if not chunk:
             raise UpstreamError("the connection closed early")
         self._buffer += chunk
@@ -123,7 +220,7 @@ class Connection:
 
     def _read_to_close(self, limit: int) -> bytes:
         while len(self._buffer) <= limit:
-            chunk = self._sock.recv(65536)
+            chunk = self._sock.recv(65536)  # type: ignore[attr-defined]
             if not chunk:
                 data, self._buffer = self._buffer, b""
                 return data

@@ -364,3 +364,83 @@ def test_threads_do_not_outlive_the_call(forwarder):
     forwarder.close()
     time.sleep(0.2)
     assert not [t for t in threading.enumerate() if t.name.startswith("gw-forwarder") and t.is_alive()]
+
+
+# -- TLS of the upstream side: both ways of making it verify the chain and the name ------------------
+def _serve_tls_once(cert_path: str, key_path: str) -> tuple[int, threading.Thread]:
+    import socket
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        listener.close()
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(100)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def _cert_for(ca, tmp_path, names: list[str]) -> tuple[str, str]:
+    """A server certificate from the test CA for ``names`` only (not 127.0.0.1)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca.certificate.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .sign(ca._key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "other.pem", tmp_path / "other.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.mark.parametrize("kind", ["LeanTLS", "StdTLS"])
+def test_upstream_tls_checks_the_name_and_the_chain(ca, tmp_path, kind):
+    from gw_emulators.tls import LocalCA
+    from gw_plugins.soracom import upstream
+
+    tls_class = getattr(upstream, kind)
+    good = ca.issue("upstream-good")
+    port, thread = _serve_tls_once(str(good.cert_path), str(good.key_path))
+    conn = upstream.Connection("127.0.0.1", port, tls_class(str(ca.ca_path)), 10)
+    assert conn.request("GET", "/", [], b"", 100)[0] == 200  # the positive control
+    conn.close()
+    thread.join(5)
+
+    wrong_name = _cert_for(ca, tmp_path, ["api.example.invalid"])
+    port, thread = _serve_tls_once(*wrong_name)
+    with pytest.raises(Exception, match="(?i)certificate verify failed|hostname|IP address mismatch"):
+        upstream.Connection("127.0.0.1", port, tls_class(str(ca.ca_path)), 10)
+    thread.join(5)
+
+    port, thread = _serve_tls_once(str(good.cert_path), str(good.key_path))
+    with pytest.raises(Exception, match="(?i)certificate verify failed"):  # a CA the client does not trust
+        upstream.Connection("127.0.0.1", port, tls_class(str(LocalCA(tmp_path / "other-ca").ca_path)), 10)
+    thread.join(5)
+
+
+def test_the_lean_tls_path_is_the_one_taken():
+    from gw_plugins.soracom import upstream
+
+    assert isinstance(upstream.tls_client(None), upstream.LeanTLS)  # on CPython; StdTLS is the fallback
