@@ -27,8 +27,6 @@ import time
 
 TYPE_CHECKING = False  # typing itself costs the fast path more than this whole module
 if TYPE_CHECKING:
-    import socket
-
     from .upstream import Connection
 
 MAX_HEAD = 64 * 1024  # request line and headers
@@ -197,7 +195,7 @@ class BadRequest(Exception):
         self.answer = _error(status, code, message)
 
 
-def _read_request(conn: socket.socket, deadline: float) -> tuple[str, str, list[tuple[str, str]], bytes]:
+def _read_request(conn: _socket.socket, deadline: float) -> tuple[str, str, list[tuple[str, str]], bytes]:
     """(method, target, headers, body) of one HTTP/1.1 request, within ``deadline``."""
     data = b""
     while b"\r\n\r\n" not in data:
@@ -229,7 +227,7 @@ def _read_request(conn: socket.socket, deadline: float) -> tuple[str, str, list[
     return parts[0], parts[1], headers, body[:length]
 
 
-def _recv(conn: socket.socket, deadline: float) -> bytes:
+def _recv(conn: _socket.socket, deadline: float) -> bytes:
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError
@@ -279,8 +277,7 @@ class Forwarder:
 
     def close(self) -> None:
         self._closed = True
-        with self._lock:
-            listener = self._listener
+        listener = self._listener
         try:
             listener.shutdown(_socket.SHUT_RDWR)  # type: ignore[attr-defined]  # wakes a blocked accept()
         except OSError:
@@ -309,24 +306,20 @@ class Forwarder:
             self._ready.set()
 
     def _accept_loop(self) -> None:
-        import socket
-
-        with self._lock:
-            if self._closed:
-                return
-            self._listener = listener = socket.socket(fileno=self._listener.detach())  # type: ignore[attr-defined]
+        listener = self._listener
         while not self._closed:
             try:
-                conn, peer = listener.accept()
+                fd, peer = listener._accept()  # type: ignore[attr-defined]  # _socket's accept: (fd, address)
             except OSError:
                 return
+            conn = _socket.socket(fileno=fd)
             if not self._slots.acquire(blocking=False):
                 self._send_quietly(conn, _error(503, "GW-FWD-BUSY", "too many connections"))
                 continue
             threading.Thread(target=self._serve, args=(conn, peer), name="gw-forwarder-conn", daemon=True).start()
 
     @staticmethod
-    def _send_quietly(conn: socket.socket, data: bytes) -> None:
+    def _send_quietly(conn: _socket.socket, data: bytes) -> None:
         try:
             conn.settimeout(2.0)
             conn.sendall(data)
@@ -336,7 +329,7 @@ class Forwarder:
             conn.close()
 
     # -- one connection ------------------------------------------------------------------------
-    def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+    def _serve(self, conn: _socket.socket, peer: tuple[str, int]) -> None:
         try:
             answer = self._handle(conn, peer)
             if answer is not None:
@@ -348,7 +341,7 @@ class Forwarder:
         finally:
             self._slots.release()
 
-    def _handle(self, conn: socket.socket, peer: tuple[str, int]) -> bytes | None:
+    def _handle(self, conn: _socket.socket, peer: tuple[str, int]) -> bytes | None:
         if peer_uid(peer[1], self.port) != self._uid:
             return _error(403, "GW-FWD-PEER", "refused: the connection is not from gw's own user")
         try:

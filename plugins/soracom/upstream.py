@@ -108,7 +108,8 @@ class _Socket(_socket.socket):
 def _connect(host: str, port: int, timeout: float) -> object:
     """A TCP connection to the first address of ``host`` that answers (as socket.create_connection)."""
     error: OSError | None = None
-    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+    # an ASCII name as bytes: for a str, getaddrinfo loads the idna codec (and with it re, unicodedata)
+    for family, kind, proto, _, address in _socket.getaddrinfo(host.encode("ascii"), port, 0, _socket.SOCK_STREAM):
         sock = _Socket(family, kind, proto)
         try:
             sock.settimeout(timeout)
