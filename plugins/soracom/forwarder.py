@@ -183,7 +183,7 @@ def _refused_code(status: int, body: bytes) -> str | None:
         except ValueError:
             code = None
     if code == SESSION_REFUSED or status == 401:
-        return f"HTTP {status}" + (f" {code}" if isinstance(code, str) else "")
+        return f"HTTP {status}" + (f" {code[:40]}" if isinstance(code, str) and code.isprintable() else "")
     return None
 
 
