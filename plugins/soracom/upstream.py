@@ -20,6 +20,20 @@ MAX_HEAD = 64 * 1024
 NO_BODY = (204, 304)
 
 
+# Linux: ACK at once instead of up to 40 ms later. A server that writes its answer's head and
+# body separately (Nagle on its side) otherwise waits for our delayed ACK between the two.
+_QUICKACK = getattr(_socket, "TCP_QUICKACK", None)
+
+
+def _no_delays(sock: object) -> None:
+    try:
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+        if _QUICKACK is not None:
+            sock.setsockopt(_socket.IPPROTO_TCP, _QUICKACK, 1)  # type: ignore[attr-defined]
+    except OSError:
+        pass
+
+
 class UpstreamError(Exception):
     """The upstream answered something that is not HTTP/1.x."""
 
@@ -61,6 +75,9 @@ class _LeanChannel:
         view = memoryview(data)
         while view:
             view = view[self._tls.write(view):]  # type: ignore[attr-defined]
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self._raw.setsockopt(level, option, value)  # type: ignore[attr-defined]
 
     def recv(self, size: int) -> bytes:
         try:
@@ -141,6 +158,7 @@ class Connection:
                 limit: int) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """Send one request; (status, reason, headers, body) of the answer (at most ``limit`` bytes)."""
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"] + [f"{k}: {v}" for k, v in headers]
+        _no_delays(self._sock)
         self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)  # type: ignore[attr-defined]
         head = self._read_head()
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
@@ -173,6 +191,7 @@ class Connection:
 
     # -- reading ------------------------------------------------------------------------------
     def _fill(self) -> None:
+        _no_delays(self._sock)  # quick ACK lasts only until the kernel sees the exchange as interactive again
         chunk = self._sock.recv(65536)  # type: ignore[attr-defined]
         if not chunk:
             raise UpstreamError("the connection closed early")
