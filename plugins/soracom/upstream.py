@@ -5,11 +5,10 @@ whole of gw's share of a ``gw soracom`` call; this reads exactly what the SORACO
 sends (Content-Length or chunked bodies, keep-alive) and nothing more. It never follows
 a redirect: a 3xx is returned like any other answer. Standard library only.
 
-TLS: :func:`tls_client` makes the context ``ssl.create_default_context()`` makes - TLS
-client, certificate required, host name (or IP address) checked by OpenSSL, the CA bundle
-or the system's trust store - directly on CPython's ``_ssl`` when it offers what is needed,
-because ``import ssl`` (socket, selectors, enum conversions) costs several times the
-compiled module; otherwise through ``ssl`` itself.
+TLS: :func:`tls_client` uses ``ssl.create_default_context()`` - certificate required, host
+name (or IP address) checked, the CA bundle or the system's trust store. (Driving CPython's
+private ``_ssl`` directly would save the import of ``ssl``, a few milliseconds; a credential
+tool does not build its TLS on a private API.)
 """
 
 from __future__ import annotations
@@ -38,59 +37,8 @@ class UpstreamError(Exception):
     """The upstream answered something that is not HTTP/1.x."""
 
 
-class LeanTLS:
-    """TLS on ``_ssl`` directly: the same checks as ``ssl.create_default_context()``."""
-
-    def __init__(self, cafile: str | None) -> None:
-        import _ssl
-
-        context = _ssl._SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
-        if context.verify_mode != _ssl.CERT_REQUIRED or not context.check_hostname:
-            raise AttributeError("unexpected _ssl defaults")  # then ssl itself
-        if cafile:
-            context.load_verify_locations(cafile)
-        else:
-            context.set_default_verify_paths()
-        self._context = context
-        self._closed_errors = (_ssl.SSLZeroReturnError, _ssl.SSLEOFError)
-
-    def connect(self, host: str, port: int, timeout: float) -> _LeanChannel:
-        if not host.isascii():
-            raise ValueError("non-ASCII host name")
-        raw = _connect(host, port, timeout)
-        try:
-            tls = self._context._wrap_socket(raw, False, host)  # type: ignore[attr-defined]
-            tls.do_handshake()
-        except BaseException:
-            raw.close()  # type: ignore[attr-defined]
-            raise
-        return _LeanChannel(raw, tls, self._closed_errors)
-
-
-class _LeanChannel:
-    def __init__(self, raw: object, tls: object, closed_errors: tuple[type[BaseException], ...]) -> None:
-        self._raw, self._tls, self._closed_errors = raw, tls, closed_errors
-
-    def sendall(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[self._tls.write(view):]  # type: ignore[attr-defined]
-
-    def setsockopt(self, level: int, option: int, value: int) -> None:
-        self._raw.setsockopt(level, option, value)  # type: ignore[attr-defined]
-
-    def recv(self, size: int) -> bytes:
-        try:
-            return self._tls.read(size)  # type: ignore[attr-defined]
-        except self._closed_errors:
-            return b""
-
-    def close(self) -> None:
-        self._raw.close()  # type: ignore[attr-defined]
-
-
 class StdTLS:
-    """TLS through the ssl module (where ``_ssl`` lacks what :class:`LeanTLS` needs)."""
+    """Verified TLS through the ssl module: ``ssl.create_default_context()``'s checks."""
 
     def __init__(self, cafile: str | None) -> None:
         import ssl
@@ -108,40 +56,15 @@ class StdTLS:
             raise
 
 
-def tls_client(cafile: str | None) -> LeanTLS | StdTLS:
+def tls_client(cafile: str | None) -> StdTLS:
     """A verifying TLS client: the CA bundle ``cafile``, else the system's trust store."""
-    try:
-        return LeanTLS(cafile)
-    except (ImportError, AttributeError, TypeError):
-        return StdTLS(cafile)
-
-
-class _Socket(_socket.socket):
-    """``_socket.socket`` that ``_ssl`` can hold a weak reference to (as socket.socket adds)."""
-
-    __slots__ = ("__weakref__",)
-
-
-def _connect(host: str, port: int, timeout: float) -> object:
-    """A TCP connection to the first address of ``host`` that answers (as socket.create_connection)."""
-    error: OSError | None = None
-    # an ASCII name as bytes: for a str, getaddrinfo loads the idna codec (and with it re, unicodedata)
-    for family, kind, proto, _, address in _socket.getaddrinfo(host.encode("ascii"), port, 0, _socket.SOCK_STREAM):
-        sock = _Socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-            return sock
-        except OSError as exc:
-            error = exc
-            sock.close()
-    raise error or OSError(f"cannot resolve {host}")
+    return StdTLS(cafile)
 
 
 class Connection:
     """One keep-alive TLS connection to ``host:port`` made by ``tls`` (:func:`tls_client`)."""
 
-    def __init__(self, host: str, port: int, tls: LeanTLS | StdTLS, timeout: float) -> None:
+    def __init__(self, host: str, port: int, tls: StdTLS, timeout: float) -> None:
         self._sock: object = tls.connect(host, port, timeout)
         self._host = host if port == 443 else f"{host}:{port}"
         self._buffer = b""

@@ -415,12 +415,11 @@ def _cert_for(ca, tmp_path, names: list[str]) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
-@pytest.mark.parametrize("kind", ["LeanTLS", "StdTLS"])
-def test_upstream_tls_checks_the_name_and_the_chain(ca, tmp_path, kind):
+def test_upstream_tls_checks_the_name_and_the_chain(ca, tmp_path):
     from gw_emulators.tls import LocalCA
     from gw_plugins.soracom import upstream
 
-    tls_class = getattr(upstream, kind)
+    tls_class = upstream.StdTLS
     good = ca.issue("upstream-good")
     port, thread = _serve_tls_once(str(good.cert_path), str(good.key_path))
     conn = upstream.Connection("127.0.0.1", port, tls_class(str(ca.ca_path)), 10)
@@ -438,9 +437,3 @@ def test_upstream_tls_checks_the_name_and_the_chain(ca, tmp_path, kind):
     with pytest.raises(Exception, match="(?i)certificate verify failed"):  # a CA the client does not trust
         upstream.Connection("127.0.0.1", port, tls_class(str(LocalCA(tmp_path / "other-ca").ca_path)), 10)
     thread.join(5)
-
-
-def test_the_lean_tls_path_is_the_one_taken():
-    from gw_plugins.soracom import upstream
-
-    assert isinstance(upstream.tls_client(None), upstream.LeanTLS)  # on CPython; StdTLS is the fallback
