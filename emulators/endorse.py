@@ -1,12 +1,12 @@
-"""A local stand-in for SORACOM Endorse and its public key bucket (protocols.md section 5).
+"""A local stand-in for SORACOM Endorse and its public key bucket (docs/protocols.md §5).
 
 What it serves (HTTPS on 127.0.0.1, :class:`EmulatorServer`):
 
 * ``GET /`` and ``POST /`` -> ``{"token": "<JWT>"}``. Query parameters, and the POST
   body's members, land in the claim's ``requestParameters``; the claim has no
   ``requestParameters`` at all when none were sent. The body may be a JSON object or a
-  form (``username=sora``, as SORACOM's URL-redirection example posts): a body that is a
-  JSON object is read as JSON whatever its ``Content-Type`` (SORACOM's own example,
+  form (``username=sora``, as SORACOM's URL-redirection example posts): a body that
+  begins like JSON is read as JSON whatever its ``Content-Type`` (SORACOM's own example,
   ``curl -X POST -d '{"username": ...}'``, sends JSON labelled as a form); otherwise a
   form-encoded (or unlabelled) body is read as a form, and any other type is a 400.
 * ``?redirect_url=<url>`` (``url`` must start with one of
@@ -17,6 +17,9 @@ What it serves (HTTPS on 127.0.0.1, :class:`EmulatorServer`):
   ``<url>?soracom_endorse_token=<JWT>``, which a browser follows with a GET; ``"post"``
   (what the URL-redirection page describes) answers an HTML page whose form posts
   ``soracom_endorse_token=<JWT>`` to ``url`` by itself.
+
+  Sources: developers.soracom.io/en/docs/endorse/request, .../endorse/configuration and
+  .../endorse/url-redirection; users.soracom.io/ja-jp/docs/endorse/user-userdata.
 * ``GET /soracom-public-keys/<kid>`` -> the signing key as PEM: a ``CERTIFICATE``
   (default, as the real ``-x509.pem`` name says) or, with ``key_form = "public-key"``,
   a ``PUBLIC KEY``. :attr:`EndorseEmulator.key_store_url` is the bucket URL to configure.
