@@ -1,11 +1,19 @@
 """Amazon Cognito user pool emulator: the OAuth 2.0 token endpoint and the pool's JWKS.
 
-Follows protocols.md section 7 and the AWS developer guide page "The token issuer
+Follows docs/protocols.md §7 and the AWS developer guide page "The token issuer
 endpoint" (https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html):
 
 * ``POST /oauth2/token`` with ``Content-Type: application/x-www-form-urlencoded``;
   the app client authenticates with ``Authorization: Basic b64(client_id:client_secret)``
-  (or ``client_id``/``client_secret`` in the form, which Cognito also accepts);
+  (``client_secret_basic``) or with ``client_id``/``client_secret`` in the form
+  (``client_secret_post``), both of which the AWS page documents. How Cognito decodes the
+  Basic value is not documented: RFC 6749 section 2.3.1 form-urlencodes id and secret before
+  joining them, the AWS page and samples show them joined raw. Cognito's ids and secrets
+  (letters, digits, ``_`` and ``+``: AddUserPoolClientSecret in the API reference) read
+  the same both ways except for ``+``, so the emulator is tolerant and takes either: the
+  raw value, or its form-decoded one.
+  A request that carries both a Basic header and form credentials naming another client or
+  another secret is ``invalid_request`` (RFC 6749 section 5.2: more than one mechanism).
   ``grant_type=client_credentials`` and an optional space-separated ``scope`` of
   ``<resource server identifier>/<scope name>`` custom scopes. Without ``scope``
   Cognito grants every custom scope the app client allows.
@@ -201,6 +209,8 @@ class CognitoEmulator(EmulatorServer):
         if not grant_type:
             return _error("invalid_request")
         client = self._authenticate(request, form)
+        if isinstance(client, str):
+            return _error(client)
         if client is None:
             return _error("invalid_client")
         if grant_type not in GRANT_TYPES:
@@ -221,25 +231,39 @@ class CognitoEmulator(EmulatorServer):
             return _error("invalid_scope")
         return self._issue(client, " ".join(granted))
 
-    def _authenticate(self, request: Request, form: dict[str, str]) -> AppClient | None:
-        """The app client the request authenticates as (HTTP Basic, or the form), or None."""
+    def _authenticate(self, request: Request, form: dict[str, str]) -> AppClient | str | None:
+        """The app client the request authenticates as (HTTP Basic, or the form), None when
+        authentication fails, or ``"invalid_request"`` when Basic and the form disagree."""
         header = request.header("authorization")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "basic":
-                return None
-            try:
-                client_id, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            if not sep:
-                return None
-        else:
-            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        client = self.clients.get(client_id)
-        if client is None or client.secret is None:
+        if not header:
+            return self._client(form.get("client_id", ""), form.get("client_secret", ""))
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
             return None
-        if not hmac.compare_digest(client.secret.encode(), secret.encode()):
+        try:
+            raw_id, sep, raw_secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if not sep:
+            return None
+        client = None
+        for client_id, secret in _basic_readings(raw_id, raw_secret):
+            client = self._client(client_id, secret)
+            if client is not None:
+                break
+        body_id, body_secret = form.get("client_id"), form.get("client_secret")
+        if client is not None and (
+            (body_id is not None and body_id != client.client_id)
+            or (body_secret is not None and not _same(body_secret, client.secret or ""))
+        ):
+            return "invalid_request"
+        if client is None and body_secret is not None:
+            return "invalid_request"  # two mechanisms, and the Basic one does not even hold
+        return client
+
+    def _client(self, client_id: str, secret: str) -> AppClient | None:
+        client = self.clients.get(client_id)
+        if client is None or client.secret is None or not _same(secret, client.secret):
             return None
         return client
 
@@ -265,6 +289,24 @@ class CognitoEmulator(EmulatorServer):
             self.issued.append(IssuedToken(client.client_id, scope, token, now + claim_lifetime))
         body = {"access_token": token, "expires_in": client.lifetime, "token_type": "Bearer"}
         return json_response(200, body, NO_STORE)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _basic_readings(client_id: str, secret: str) -> list[tuple[str, str]]:
+    """The (id, secret) a Basic value may mean: as sent, then form-decoded (RFC 6749 section 2.3.1)."""
+    from urllib.parse import unquote_plus
+
+    readings = [(client_id, secret)]
+    try:
+        decoded = (unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict"))
+    except UnicodeDecodeError:
+        return readings
+    if decoded != readings[0]:
+        readings.append(decoded)
+    return readings
 
 
 def _error(error: str, status: int = 400) -> Response:

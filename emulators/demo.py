@@ -41,6 +41,7 @@ class Demo:
     services: dict[str, Any] = field(default_factory=dict)
     config_parts: list[str] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)  # vault entries the parts need
+    results: list[PartResult] = field(default_factory=list)
 
     def gw_run(self, *args: str, input: str | None = None) -> tuple[subprocess.CompletedProcess, float]:
         start = time.perf_counter()
@@ -63,19 +64,83 @@ class Demo:
         self.console.print(text)
 
     def output(self, text: str) -> None:
-        """Show a program's output literally (no rich markup)."""
+        """Show a program's output literally (no rich markup), never broken inside a line."""
         from rich.markup import escape
 
-        self.console.print(escape(text))
+        self.console.print(escape(text), soft_wrap=True)
 
     def command(self, line: str) -> None:
+        """Show a command line whole: the terminal may fold it, gw never breaks it mid-argument."""
         from rich.markup import escape
 
-        self.console.print(f"[cyan]$ {escape(line)}[/cyan]")
+        self.console.print(f"[cyan]$ {escape(line)}[/cyan]", soft_wrap=True)
+
+    def upstream_calls(self) -> int:
+        """Calls every emulator (and moto) has received so far."""
+        total = 0
+        for service in self.services.values():
+            for counter in (getattr(service, "calls", None), getattr(getattr(service, "emulator", None), "calls", None)):
+                if counter is not None and hasattr(counter, "values"):
+                    total += sum(counter.values())
+        return total
 
 
 class DemoFailed(Exception):
     pass
+
+
+class DemoSkipped(Exception):
+    """A part that cannot run on this machine (the reason says what to install)."""
+
+
+@dataclass
+class PartResult:
+    """One row of the closing summary."""
+
+    name: str
+    result: str  # "ok", "skipped: ...", "failed: ...", "not run"
+    seconds: float = 0.0
+    calls: int = 0
+
+
+def run_part(demo: Demo, name: str, part: Callable[[Demo], None]) -> None:
+    """Run one part, recording its result, time and upstream calls; DemoFailed propagates."""
+    before, start = demo.upstream_calls(), time.perf_counter()
+
+    def record(result: str) -> None:
+        demo.results.append(PartResult(name, result, time.perf_counter() - start, demo.upstream_calls() - before))
+
+    try:
+        part(demo)
+    except DemoSkipped as exc:
+        demo.show(f"[yellow]skipped[/yellow]: {exc}")
+        record(f"skipped: {exc}")
+    except DemoFailed as exc:
+        record(f"failed: {exc}")
+        raise
+    else:
+        record("ok")
+
+
+def summary(demo: Demo, planned: list[str]) -> None:
+    """The closing table: part, result, time and upstream calls, every planned part included."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    done = {r.name for r in demo.results}
+    rows = demo.results + [PartResult(name, "not run") for name in planned if name not in done]
+    table = Table(title="gw demo: summary", title_justify="left")
+    table.add_column("part")
+    table.add_column("result")
+    table.add_column("time", justify="right")
+    table.add_column("upstream calls", justify="right")
+    for row in rows:
+        colour = "green" if row.result == "ok" else "red" if row.result.startswith("failed") else "yellow"
+        first = escape(row.result.splitlines()[0] if row.result else "")
+        shown = first if len(first) <= 60 else first[:57] + "..."
+        timing = f"{row.seconds:.1f} s" if row.result != "not run" else "-"
+        table.add_row(row.name, f"[{colour}]{shown}[/{colour}]", timing, str(row.calls) if row.result != "not run" else "-")
+    demo.console.print(table)
 
 
 def redact(doc: dict[str, Any]) -> dict[str, Any]:
@@ -91,14 +156,6 @@ def redact(doc: dict[str, Any]) -> dict[str, Any]:
 def part_aws(demo: Demo) -> None:
     """credential_process cold and warm, boto3 through ~/.aws/config, MFA by TOTP."""
     moto = demo.services["moto"]
-    akid, secret = moto.create_user("demo-user")
-    moto.create_role("DemoAdmin")
-    demo.gw_run("vault", "set", "demo-akid", input=akid)
-    demo.gw_run("vault", "set", "demo-secret", input=secret)
-    demo.gw_run("vault", "set", "demo-mfa-seed", input=SEED)
-    demo.gw_run("vault", "set", "soracom-deploy", input="demo-deploy-Pa55word")
-    demo.gw_run("vault", "set", "soracom-mfa-seed", input=SORACOM_SEED)
-
     demo.step("AWS: credential_process with an MFA-protected role")
     demo.show("Profile [bold]admin[/bold]: IAM user keys from gw's vault -> AssumeRole with a TOTP MFA code.")
     demo.command("gw credential-process --profile admin     # cold: STS call")
@@ -376,6 +433,12 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     demo.env.update(AWS_ENDPOINT_URL=moto.url, GW_DEMO_CA=str(ca.ca_path))
     demo.config_parts.append(f'[settings]\nca_bundle = "{ca.ca_path}"\n')
     demo.config_parts.append(admin_profile(federation.federation_url))
+    akid, secret = moto.create_user("demo-user")
+    moto.create_role("DemoAdmin")
+    demo.secrets.update({
+        "demo-akid": akid, "demo-secret": secret, "demo-mfa-seed": SEED,
+        "soracom-deploy": "demo-deploy-Pa55word", "soracom-mfa-seed": SORACOM_SEED,
+    })
     start_soracom(demo, stack)
     start_krypton(demo, stack)
     start_cognito(demo, stack)
@@ -388,6 +451,30 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     start_iot_demo(demo, stack)
 
     start_endorse(demo, stack)
+
+
+def verdict(demo: Demo) -> int:
+    """The closing line: finished only when every planned part ran; a skipped part makes it incomplete."""
+    skipped = [r for r in demo.results if r.result.startswith("skipped")]
+    if skipped:
+        demo.console.rule(f"[bold yellow]demo incomplete: {len(skipped)} part(s) skipped "
+                          f"({', '.join(r.name for r in skipped)}); see the summary for what to install")
+        return 1
+    demo.console.rule("[bold green]demo finished")
+    return 0
+
+
+def demo_environment(root: Path) -> dict[str, str]:
+    """The environment the demo's programs run in: everything points into ``root``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GW_", "SORACOM_"))}
+    env.update(
+        HOME=str(root / "home"), GW_HOME=str(root / "state"), GW_CONFIG=str(root / "config.toml"),
+        AWS_CONFIG_FILE=str(root / "home" / ".aws" / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(root / "home" / ".aws" / "credentials"),
+        AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1",
+    )
+    (root / "home" / ".aws").mkdir(parents=True)
+    return env
 
 
 def run_demo(args, app) -> int:
@@ -403,17 +490,10 @@ def run_demo(args, app) -> int:
     console = Console(highlight=False)
     root = Path(tempfile.mkdtemp(prefix="gw-demo-"))
     os.chmod(root, 0o700)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GW_", "SORACOM_"))}
-    env.update(
-        HOME=str(root / "home"), GW_HOME=str(root / "state"), GW_CONFIG=str(root / "config.toml"),
-        AWS_CONFIG_FILE=str(root / "home" / ".aws" / "config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(root / "home" / ".aws" / "credentials"),
-        AWS_EC2_METADATA_DISABLED="true", AWS_DEFAULT_REGION="us-east-1",
-    )
-    (root / "home" / ".aws").mkdir(parents=True)
-    demo = Demo(root=root, gw=app.gw_executable(), console=console, env=env)
+    demo = Demo(root=root, gw=app.gw_executable(), console=console, env=demo_environment(root))
     console.print("[bold]gw demo[/bold]: local emulators on 127.0.0.1, no accounts, no network, no hardware.")
-    console.print(f"demo files in {root} (removed at the end)")
+    console.print(f"demo files in {root}" + ("" if args.keep else " (removed at the end)"))
+    planned = [name for name, _ in PARTS if not args.only or name in args.only]
     try:
         with ExitStack() as stack:
             with console.status("starting moto (STS) and the emulators ..."):
@@ -421,25 +501,87 @@ def run_demo(args, app) -> int:
                 demo.write_config()
                 for name, value in demo.secrets.items():
                     demo.gw_run("vault", "set", name, input=value)
-            for name, part in PARTS:
-                if args.only and name not in args.only:
-                    continue
-                part(demo)
-        console.rule("[bold green]demo finished")
-        return 0
+            if args.serve:
+                return serve(demo, keep=args.keep)
+            try:
+                for name, part in PARTS:
+                    if name in planned:
+                        run_part(demo, name, part)
+            finally:
+                summary(demo, planned)
+        return verdict(demo)
     except DemoFailed as exc:
-        console.print(f"[red]demo failed:[/red] {exc}")
+        console.print(f"[red]demo failed:[/red] {exc}", soft_wrap=True)
         return 1
     finally:
         if args.keep:
-            console.print(f"kept {root}")
+            console.print(f"kept {root}" + ("" if args.serve else
+                          " (the emulators have stopped: gw demo --serve keeps them running)"))
         else:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def serve_environment(demo: Demo) -> dict[str, str]:
+    """What a shell needs to use the running emulators with gw, the AWS CLI and soracom-cli."""
+    ca = str(demo.services["ca"].ca_path)
+    names = ("GW_CONFIG", "GW_HOME", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL",
+             "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED", "SORACOM_PROFILE_DIR", "GW_OP_PATH")
+    env = {name: demo.env[name] for name in names if name in demo.env}
+    env.update(AWS_CA_BUNDLE=ca, SSL_CERT_FILE=ca)  # botocore; Go programs such as soracom-cli
+    soracom = demo.services.get("soracom")
+    if soracom is not None:
+        env["SORACOM_ENDPOINT"] = soracom.url
+    return env
+
+
+def serve(demo: Demo, *, keep: bool = False) -> int:
+    """``gw demo --serve``: keep every emulator running until Ctrl-C (or SIGTERM), then stop cleanly."""
+    import shlex
+    import signal
+    import threading
+
+    import tomllib
+
+    profiles = []
+    for profile in tomllib.loads(Path(demo.env["GW_CONFIG"]).read_text()).get("profiles", {}):
+        try:  # every profile that yields AWS credentials gets its ~/.aws/config entry
+            demo.gw_run("setup", "aws", "--profile", profile, "--region", "us-east-1")
+        except DemoFailed:
+            continue
+        profiles.append(profile)
+    env = serve_environment(demo)
+    env_file = demo.root / "env.sh"
+    env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(env.items())))
+    env_file.chmod(0o600)
+    console = demo.console
+    console.rule("[bold]gw demo --serve: the emulators are running")
+    for name, service in sorted(demo.services.items()):
+        url = getattr(service, "url", None)
+        if isinstance(url, str):
+            console.print(f"  {name:<18} {url}", soft_wrap=True)
+    console.print(f"\nIn another shell, point gw, the AWS CLI and soracom-cli at them:\n  source {env_file}",
+                  soft_wrap=True)
+    for line in env_file.read_text().splitlines():
+        console.print(f"  {line}", soft_wrap=True, markup=False)
+    console.print(f"\ngw config (add your own profiles here): {demo.env['GW_CONFIG']}", soft_wrap=True)
+    console.print(f"AWS CLI profiles through gw: {', '.join(profiles)}, e.g.\n"
+                  f"  aws sts get-caller-identity --profile {profiles[0] if profiles else 'admin'}", soft_wrap=True)
+    console.print("Ctrl-C stops the emulators" + (" (files are kept)" if keep else "") + ".")
+    console.file.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # kept to the end: a second Ctrl-C cannot cut the clean-up short
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+    console.print("stopping the emulators ...")
+    return 0
 
 
 def _configure(parser) -> None:
     parser.add_argument("--only", action="append", choices=[name for name, _ in PARTS], help="run only these parts")
     parser.add_argument("--keep", action="store_true", help="keep the demo's temporary directory")
+    parser.add_argument("--serve", action="store_true",
+                        help="start the emulators and keep them running (with an env file for your shell) until Ctrl-C")
 
 
 @hookimpl
@@ -457,6 +599,7 @@ def gw_commands() -> list[Command]:
             "  gw demo                          # every part\n"
             "  gw demo --only aws --only login  # MFA role credentials, then a console sign-in URL\n"
             "  gw demo --only iot --keep        # IoT certificates; keep the demo files to look at\n"
+            "  gw demo --serve                  # keep the emulators up for your own profiles; Ctrl-C stops\n"
             "  make demo                        # installs the demo extras, then runs gw demo"
         ),
     )]

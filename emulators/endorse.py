@@ -1,4 +1,4 @@
-"""A local stand-in for SORACOM Endorse and its public key bucket (docs/protocols.md §5).
+"""A local stand-in for SORACOM Endorse and its public key bucket (docs/protocols.md section 5).
 
 What it serves (HTTPS on 127.0.0.1, :class:`EmulatorServer`):
 

@@ -1,4 +1,4 @@
-"""Verifying SORACOM Endorse tokens (docs/protocols.md §5) with PyJWT.
+"""Verifying SORACOM Endorse tokens (docs/protocols.md section 5) with PyJWT.
 
 The rules, shared by the exchange service and the ``endorse`` step's ``verify = true``:
 the token is refused before parsing when it is larger than ``max_token_bytes`` or not
@@ -93,7 +93,7 @@ class KeyStore:
     """Public keys by kid, fetched over HTTPS from ``base_url/<kid>`` and cached for ``ttl`` s.
 
     The kid is chosen by whoever sends a token, before any signature is checked, so the
-    store is built to be sprayed with made-up kids (docs/protocols.md §5):
+    store is built to be sprayed with made-up kids (docs/protocols.md section 5):
 
     * a kid must match :data:`KID_PATTERN` before anything is fetched;
     * a kid not known yet costs one fetch from a global budget of ``fetch_budget``

@@ -35,6 +35,7 @@ from .protocol import (
     DEFAULT_TIMEOUT,
     OPERATION_PATHS,
     KryptonSession,
+    go_json,
 )
 
 #: operation -> credential kind it yields.
@@ -97,6 +98,10 @@ def _check(options: dict[str, Any]) -> None:
     if pin and reader == "cellular":
         raise ValueError("pin is for a SIM in a reader; reader = \"cellular\" does not use the SIM")
     params = options.get("request_parameters") or {}
+    try:
+        go_json(params)
+    except ValueError as exc:  # a TOML date or time, nan or inf: krypton-cli's -p is JSON
+        raise ValueError(f"request_parameters must hold only JSON values: {exc}") from None
     operation = options.get("operation")
     if operation == "inventory-bootstrap" and not isinstance(params.get("endpoint"), str):
         raise ValueError("inventory-bootstrap needs request_parameters.endpoint (the device's name), as krypton-cli")

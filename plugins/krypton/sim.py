@@ -1,4 +1,4 @@
-"""The SIM side of SORACOM Krypton: read the IMSI and run AUTHENTICATE (protocols.md section 6).
+"""The SIM side of SORACOM Krypton: read the IMSI and run AUTHENTICATE (docs/protocols.md §6).
 
 No HTTP here. :func:`open_sim` picks a transport (PC/SC reader, modem, or a reader another
 plugin offers through the ``gw_krypton_readers`` hook, such as the demo plugin's emulated SIM)

@@ -1,6 +1,6 @@
 """SORACOM Endorse against a client gw did not write: curl (Debian's, see tests/install-tools.sh).
 
-* curl -> the Endorse emulator: the requests SORACOM's own pages show (docs/protocols.md §5):
+* curl -> the Endorse emulator: the requests SORACOM's own pages show (docs/protocols.md section 5):
   a GET with query parameters, a POST of a form (``username=sora``, the
   URL-redirection page's login form) and the ``curl -X POST -d '{...}'`` of the request
   page, which sends JSON labelled as a form. Each token's claim is read back.

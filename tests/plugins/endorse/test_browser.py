@@ -60,7 +60,7 @@ mosquitto = fx.mosquitto
 
 # -- stand-ins ---------------------------------------------------------------------------
 class EndorseStandIn(EmulatorServer):
-    """``GET /?redirect_url=`` of SORACOM Endorse (docs/protocols.md §5), opaque tokens."""
+    """``GET /?redirect_url=`` of SORACOM Endorse (docs/protocols.md section 5), opaque tokens."""
 
     name = "browser-endorse"
 

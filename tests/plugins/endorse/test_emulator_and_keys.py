@@ -78,7 +78,7 @@ def _claim(token: str) -> dict:
 
 
 def test_form_bodies_json_labelled_as_a_form_and_no_parameters(endorse, ca):
-    """docs/protocols.md §5: a form body (``username=sora``) and JSON both land in
+    """docs/protocols.md section 5: a form body (``username=sora``) and JSON both land in
     ``requestParameters``; without parameters the claim has no ``requestParameters``."""
     verify = str(ca.ca_path)
     form = requests.post(endorse.url + "/", data={"username": "sora", "sessionId": "123"}, verify=verify, timeout=10)
