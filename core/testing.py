@@ -9,7 +9,9 @@ Fixtures:
 - ``gw_home``: a :class:`GwHome` - an isolated user (temporary ``HOME``,
   ``GW_HOME``, ``GW_CONFIG``, ``~/.aws``), with ``write_config(text)``,
   ``run(*args)`` (the real ``gw`` executable, stdin from /dev/null, no
-  controlling terminal), ``popen(*args)`` and ``vault_set(name, value)``. Plugins
+  controlling terminal), ``run_in_process(*args)`` (``gw.cli.main`` in the test's
+  own process, for speed: :func:`run_in_process`), ``popen(*args)`` and
+  ``vault_set(name, value)``. Plugins
   that are not installed are loaded with ``gw_home.load_plugin("module")``
   (``GW_PLUGINS``), so a test never installs anything into the running venv.
 - ``step_context``: a :class:`StubStepContext`, for calling a step's ``run``
@@ -23,6 +25,7 @@ emulator and count the calls it receives.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -47,6 +50,44 @@ def gw_executable() -> str:
 def clean_environ() -> dict[str, str]:
     """``os.environ`` without any AWS, gw, XDG or SORACOM variable of the developer's."""
     return {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_in_process(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    """``gw argv`` in this process, with exactly ``env`` as its environment and ``stdin`` as
+    its input. Any exception but SystemExit escapes (and so fails the test): gw must turn
+    every failure into an exit code."""
+    out, err = io.BytesIO(), io.BytesIO()
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    try:
+        from .cli import main
+
+        with _environ(env):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse: --help, --version, usage errors
+                code = exc.code if isinstance(exc.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        captured = out.getvalue(), err.getvalue()  # before the wrappers go (closing their buffers)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = streams
+    return subprocess.CompletedProcess(["gw", *argv], code, captured[0].decode("utf-8", "replace"),
+                                       captured[1].decode("utf-8", "replace"))
 
 
 @dataclass
@@ -139,6 +180,11 @@ class GwHome:
         if check and result.returncode != 0:
             raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
+
+    def run_in_process(self, *args: str, input: str | None = None,
+                       env: dict | None = None) -> subprocess.CompletedProcess:
+        """``gw ARGS`` as this user, in this process (:func:`run_in_process`)."""
+        return run_in_process(list(args), {**self.env, **(env or {})}, (input or "").encode())
 
     def vault_set(self, name: str, value: str) -> None:
         """Store ``value`` in this home's vault."""

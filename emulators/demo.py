@@ -333,6 +333,16 @@ def _part_iot_ws(demo: Demo) -> None:
 PARTS.append(("iot-ws", _part_iot_ws))
 
 
+def _part_sso(demo: Demo) -> None:
+    """AWS IAM Identity Center: one sign-in, then a profile per account and role."""
+    from .sso import part_sso
+
+    part_sso(demo)
+
+
+PARTS.append(("sso", _part_sso))
+
+
 def admin_profile(federation_url: str) -> str:
     return f"""[profiles.admin]
 description = "IAM user keys from the vault, then an MFA-protected role"
@@ -451,6 +461,9 @@ def start_services(demo: Demo, stack: ExitStack) -> None:
     start_iot_demo(demo, stack)
 
     start_endorse(demo, stack)
+    from .sso import start_sso
+
+    start_sso(demo, stack)
 
 
 def verdict(demo: Demo) -> int:

@@ -344,11 +344,15 @@ class IotDataEmulator(EmulatorBase):
             if fault.drop:
                 connection.transport.abort()
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "")  # never reaches the client
+            response = None
             if fault.garbage:
                 response = connection.respond(HTTPStatus(fault.status or 200), "\x00<html>not what you expected")
+            elif fault.status is not None:
+                response = connection.respond(HTTPStatus(fault.status), f"injected fault {fault.status}\n")
+            if response is not None:
+                if fault.location is not None:
+                    response.headers["Location"] = fault.location
                 return response
-            if fault.status is not None:
-                return connection.respond(HTTPStatus(fault.status), f"injected fault {fault.status}\n")
         host = request.headers.get("Host", "")
         try:
             if host not in self.accepted_hosts():

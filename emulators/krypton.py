@@ -195,12 +195,16 @@ class KryptonEmulator(EmulatorServer):
         garbage: bool = False,
         drop: bool = False,
         count: int = 1,
+        location: str | None = None,
     ) -> None:
-        """The base's faults (status, delay, garbage, drop) for the next ``count`` calls of ``route``;
-        with ``body`` the call is answered ``status`` (default 200) and that body instead."""
+        """The base's faults (status, delay, garbage, drop, location) for the next ``count`` calls of
+        ``route``; with ``body`` the call is answered ``status`` (default 200) and that body instead."""
         if body is None:
-            super().inject(route, status=status, delay=delay, garbage=garbage, drop=drop, count=count)
+            super().inject(route, status=status, delay=delay, garbage=garbage, drop=drop, count=count,
+                           location=location)
             return
+        if location is not None:
+            raise ValueError("a canned body goes without location (a redirect fault has the base's body)")
         if delay:
             super().inject(route, delay=delay, count=count)
         raw = body.encode() if isinstance(body, str) else body

@@ -171,6 +171,8 @@ def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[s
     """One POST to the token endpoint; transient failures raise :class:`_Retryable`."""
     import requests
 
+    from gw.plugin import refuse_redirect
+
     host = _host(url)
     try:
         response = requests.post(url, data=form, timeout=timeout, verify=ctx.tls_verify,
@@ -184,6 +186,7 @@ def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[s
         raise _Retryable("connection failed") from None
     except requests.exceptions.RequestException as exc:
         raise StepError(f"request to the Cognito token endpoint ({host}) failed: {type(exc).__name__}") from None
+    refuse_redirect("the Cognito token endpoint", url, response.status_code, response.headers.get("Location"))
     if response.status_code in RETRYABLE_STATUSES:
         raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
     return response
@@ -261,8 +264,6 @@ def refusal_message(response: requests.Response, url: str, auth_method: str = DE
         return f"Cognito refused the token request ({error}): {hint}"
     if status == 404:
         return f"{_host(url)} has no token endpoint there (HTTP 404): check token_url, or domain and region"
-    if 300 <= status < 400:
-        return f"{_host(url)} redirected the token request (HTTP {status}): check token_url, or domain and region"
     return f"the Cognito token endpoint ({_host(url)}) answered HTTP {status} without an OAuth error"
 
 

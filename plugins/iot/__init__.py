@@ -150,9 +150,11 @@ def discover_endpoint(ctx: Any, aws_profile: str, region: str | None) -> str:
     import boto3
     import botocore.exceptions
 
+    from gw.plugin import refuse_aws_redirects
+
     try:
         session = boto3.session.Session(profile_name=aws_profile, region_name=region)
-        client = session.client("iot")
+        client = refuse_aws_redirects(session.client("iot"))
         with ctx.status(f"looking up the IoT credentials endpoint with AWS profile {aws_profile}"):
             address = client.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"]
     except botocore.exceptions.ProfileNotFound:

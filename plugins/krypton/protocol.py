@@ -305,7 +305,8 @@ def _error_text(response: Any) -> str:
 
 
 class _Http:
-    """requests with a timeout and one-line errors."""
+    """requests with a timeout and one-line errors, never following a redirect (a 3xx is
+    :class:`gw.plugin.RedirectRefused`: the calls carry the SIM's answers and signatures)."""
 
     def __init__(self, *, verify: bool | str, timeout: float) -> None:
         import requests
@@ -319,7 +320,8 @@ class _Http:
         requests = self._requests
         host = urlsplit(url).netloc
         try:
-            return self.session.post(url, data=body, headers=headers, timeout=self.timeout, verify=self.verify)
+            response = self.session.post(url, data=body, headers=headers, timeout=self.timeout, verify=self.verify,
+                                         allow_redirects=False)
         except requests.Timeout:
             raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
         except requests.exceptions.SSLError:
@@ -328,21 +330,30 @@ class _Http:
             raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
         except requests.RequestException as exc:
             raise KryptonError(f"Krypton {what}: request to {host} failed ({type(exc).__name__})") from None
+        return _no_redirect(response, url, what)
 
     def get(self, url: str, what: str) -> Any:
         requests = self._requests
         host = urlsplit(url).netloc
         try:
-            return self.session.get(url, timeout=self.timeout, verify=self.verify)
+            response = self.session.get(url, timeout=self.timeout, verify=self.verify, allow_redirects=False)
         except requests.Timeout:
             raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
         except requests.exceptions.SSLError:
             raise KryptonError(f"Krypton {what}: TLS verification of {host} failed") from None
         except requests.RequestException:
             raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
+        return _no_redirect(response, url, what)
 
     def close(self) -> None:
         self.session.close()
+
+
+def _no_redirect(response: Any, url: str, what: str) -> Any:
+    from gw.plugin import refuse_redirect
+
+    refuse_redirect(f"Krypton {what}", url, response.status_code, response.headers.get("Location"))
+    return response
 
 
 def _json_of(response: Any, what: str) -> Any:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
-BUILTIN = {"aws", "federation", "soracom", "onepassword", "krypton", "cognito", "endorse", "iot"}
+BUILTIN = {"aws", "federation", "soracom", "onepassword", "krypton", "cognito", "endorse", "iot", "sso"}
 
 
 def test_example_is_valid_except_for_its_vault_entries(gw_home):

@@ -142,3 +142,30 @@ def test_refusals_are_one_line_and_keep_secrets_out(home, user):
     for result in (missing, clash, different, temporary):
         assert user[1] not in result.stderr and "temp-secret-value" not in result.stderr
     assert home.config_path.read_text() == GW_CONFIG  # nothing half-written
+
+
+def test_an_aws_config_botocore_reads_otherwise_is_refused_before_anything_moves(home, user):
+    """Issue 15.7: ``[profile<TAB>work]`` is profile work to botocore too; gw refuses before the vault or configs
+    change, with one line (awsconfig.load_checked, shared with gw setup aws)."""
+    config = "[profile work]\nregion = eu-west-1\n\n[profile\twork]\noutput = json\n"
+    home.aws_config.write_text(config)
+    files = _files(home)
+    state = sorted(str(p) for p in home.state.rglob("*")) if home.state.exists() else []
+    result = home.run("import", "aws", "--aws-profile", "work", "--remove-plaintext")
+    assert_clean_failure(result, contains="botocore also reads profile 'work' from section [profile\\twork]")
+    assert _files(home) == files and home.config_path.read_text() == GW_CONFIG
+    assert (sorted(str(p) for p in home.state.rglob("*")) if home.state.exists() else []) == state  # no vault
+
+
+def test_remove_plaintext_takes_continuation_lines_with_the_key(home, user):
+    """A key's value continued on an indented line (botocore reads both) goes with it."""
+    import botocore.configloader
+
+    credentials = home.home / ".aws" / "credentials"
+    credentials.write_text(credentials.read_text() + "[cont]\naws_access_key_id = AKIACONTCONTCONT0001\naws_secret_access_key = part-one\n"
+                           "# a comment inside the value\n  part-two-of-the-secret\noutput = json\n")
+    result = home.run("import", "aws", "--aws-profile", "cont", "--remove-plaintext")
+    assert result.returncode == 0, result.stderr
+    text = credentials.read_text()
+    assert "part-two-of-the-secret" not in text and "part-one" not in text
+    assert botocore.configloader.raw_config_parse(str(credentials))["cont"] == {"output": "json"}
