@@ -169,6 +169,7 @@ class ExchangeHttpServer:
         self._stop: asyncio.Event | None = None
         self._closing = False
         self._finished = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()  # open connections (used on the loop only)
 
     # -- socketserver's interface -----------------------------------------------------------
     def serve_forever(self, poll_interval: float = 0.5) -> None:
@@ -202,14 +203,22 @@ class ExchangeHttpServer:
                 return
             self._loop, self._stop = loop, stop
         server = await asyncio.start_server(self._connection, sock=self.socket, limit=MAX_HEAD_BYTES)
-        async with server:
+        try:
             await stop.wait()
+        finally:  # stop accepting, drop every open connection, and do not wait for idle clients
+            server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await server.wait_closed()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.open_connections >= self.max_connections:
             writer.transport.abort()
             return
         self.open_connections += 1
+        self._writers.add(writer)
         peer = writer.get_extra_info("peername")
         source = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         graceful = False
@@ -237,6 +246,7 @@ class ExchangeHttpServer:
             pass  # too slow, hung up, reset: the connection ends here, quietly
         finally:
             self.open_connections -= 1
+            self._writers.discard(writer)
             if graceful:
                 writer.close()
             else:

@@ -292,7 +292,8 @@ class ExchangeService:
             except requests.RequestException:
                 raise ExchangeError(502, "soracom_unreachable", "the SORACOM API could not be reached") from None
             if 300 <= response.status_code < 400:  # never re-send the API key and token elsewhere
-                raise redirect_refused(response, "the SORACOM API", "soracom_redirect")
+                # named by its endpoint only: the path holds the IMSI
+                raise redirect_refused(response, "the SORACOM API (SIM check)", "soracom_redirect", base + "/")
             if response.status_code != 401:
                 break
         assert response is not None

@@ -231,24 +231,17 @@ def _unknown_kid() -> ExchangeError:
     return bad_token("the token's signing key is unknown", "unknown_kid")
 
 
-def redirect_refused(response: Any, what: str, code: str) -> ExchangeError:
-    """The one error for a 3xx from ``what``: redirects are never followed (a request that
-    carries a secret or decides trust stays with the host it was meant for)."""
-    from urllib.parse import urljoin, urlsplit
+def redirect_refused(response: Any, what: str, code: str, url: str | None = None) -> ExchangeError:
+    """The one error (502 ``code``) for a 3xx from ``what``, naming where it pointed: redirects are
+    never followed (gw's policy, :func:`gw.plugin.refuse_redirect`). ``url``: the URL to name
+    as asked (default the request's)."""
+    from gw.plugin import RedirectRefused, refuse_redirect
 
-    location = response.headers.get("Location") or ""
     try:
-        netloc = urlsplit(urljoin(str(response.url), location)).netloc.rpartition("@")[2] if location else ""
-    except ValueError:
-        netloc = ""
-    if not location:
-        where = "without a Location"
-    elif re.fullmatch(r"[A-Za-z0-9.:\[\]_-]{1,255}", netloc):
-        where = f"to {netloc}"
-    else:
-        where = "to an unusable address"
-    return ExchangeError(502, code, f"{what} answered a redirect (HTTP {response.status_code}) {where}; "
-                         "redirects are not followed")
+        refuse_redirect(what, url or str(response.url), response.status_code, response.headers.get("Location"))
+    except RedirectRefused as exc:
+        return ExchangeError(502, code, str(exc))
+    return ExchangeError(502, code, f"{what} answered HTTP {response.status_code}")
 
 
 _MISSING = object()

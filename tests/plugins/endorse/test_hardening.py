@@ -1,8 +1,9 @@
 """Hardening of the Endorse exchange (issue 15: findings 2, 3, 5 and 6), each through real HTTP(S)
 on 127.0.0.1:
 
-* 15.2 - the live SIM check and the key store never follow a redirect: a 302/307 to another
-  host is one 502 naming that host, and the host it points to receives nothing;
+* 15.2 - the live SIM check and the key store never follow a redirect: a 302/307 (the
+  emulators' fault injection) to another host (a tripwire listener) is one 502 naming that
+  host, and the tripwire receives nothing;
 * 15.3 - key-store fetches for kids not seen before are budgeted, the maps are bounded, and a
   genuine token verifies during a spray of random kids;
 * 15.5 - stalled clients hold no thread, are closed at the deadline, the body limit is checked
@@ -17,14 +18,12 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
-from gw_emulators.httpserver import EmulatorServer, Request, Response
 from gw_emulators.soracom_api import SoracomApiEmulator
 from gw_plugins.endorse.server import make_server
 from gw_plugins.endorse.service import ExchangeService
@@ -35,56 +34,6 @@ from tests.plugins.endorse.test_fleet_and_sim_check import make_table
 
 
 # -- parts ------------------------------------------------------------------------------------
-class Trap:
-    """A listener on 127.0.0.1 that counts every connection made to it (a redirect's target)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
-
-
-class Redirector(EmulatorServer):
-    """An HTTPS server that answers every GET with ``status`` and ``Location: <target><path>``."""
-
-    name = "redirector"
-
-    def __init__(self, ca: Any, status: int, target: str) -> None:
-        super().__init__(ca)
-        self.status, self.target = status, target
-        self.seen: list[Request] = []
-        self.route("GET", r"/.*", self._redirect, "redirect")
-
-    def _redirect(self, request: Request) -> Response:
-        self.seen.append(request)
-        return Response(self.status, b"", {"Location": self.target + request.path})
-
-
-@pytest.fixture
-def trap() -> Iterator[Trap]:
-    made = Trap()
-    yield made
-    made.close()
-
-
 def serve(service: ExchangeService, **options: Any) -> Any:
     httpd = make_server(service, "127.0.0.1", 0, **options)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -98,17 +47,21 @@ def stop(httpd: Any) -> None:
 
 
 # -- 15.2: no redirect followed -------------------------------------------------------------------
+POLICY = "gw does not follow redirects for requests that carry secrets or decide trust"
+
+
 @pytest.mark.parametrize("status", [302, 307])
 @pytest.mark.parametrize("scheme", ["https", "http"])
-def test_key_store_redirect_is_refused_and_its_target_gets_nothing(endorse, ca, trap, status, scheme):
-    with Redirector(ca, status, f"{scheme}://127.0.0.1:{trap.port}") as redirector:
-        verifier = Verifier(KeyStore(redirector.url + "/soracom-public-keys", verify=str(ca.ca_path)))
-        with pytest.raises(ExchangeError) as refused:
-            verifier.verify(endorse.mint())
-        assert len(redirector.seen) == 1  # the key store was asked ...
-    assert trap.connections == 0  # ... and where it pointed was not
+def test_key_store_redirect_is_refused_and_its_target_gets_nothing(endorse, ca, tripwire, status, scheme):
+    endorse.inject("public-key", status=status, location=tripwire.url(scheme, "/soracom-public-keys/" + endorse.kid))
+    verifier = Verifier(KeyStore(endorse.key_store_url, verify=str(ca.ca_path)))
+    with pytest.raises(ExchangeError) as refused:
+        verifier.verify(endorse.mint())
+    assert endorse.calls["public-key"] == 1  # the key store was asked ...
+    assert tripwire.contacts() == []  # ... and where it pointed was not
     assert refused.value.status == 502 and refused.value.code == "key_store_redirect"
-    assert f"redirect (HTTP {status}) to 127.0.0.1:{trap.port}" in refused.value.message
+    message = refused.value.message
+    assert f"answered {status}, a redirect to {scheme}://127.0.0.1:{tripwire.port}" in message and POLICY in message
 
 
 def test_key_store_is_https_only(endorse, ca):
@@ -121,14 +74,15 @@ def test_key_store_is_https_only(endorse, ca):
 
 
 @pytest.mark.parametrize("status", [302, 307])
-def test_sim_check_redirect_is_refused_and_the_api_key_goes_nowhere_else(endorse, ca, base_settings, trap, status,
+def test_sim_check_redirect_is_refused_and_the_api_key_goes_nowhere_else(endorse, ca, base_settings, tripwire, status,
                                                                          monkeypatch):
     for key, value in SERVICE_KEYS.items():
         monkeypatch.setenv(key, value)
     settings = {k: v for k, v in base_settings.items() if k != "allowed_imsis"} | {"soracom_profile": "sora"}
-    with Redirector(ca, status, f"https://127.0.0.1:{trap.port}") as redirector:
-        session = SimpleNamespace(api_key="api-key-not-for-others", token="token-not-for-others",
-                                  endpoint=redirector.url)
+    with SoracomApiEmulator(ca) as api:
+        api.add_subscriber(endorse.default_imsi, operator_id="OP0012345678")
+        api.inject("subscriber", status=status, location=tripwire.url("https", f"/v1/subscribers/{endorse.default_imsi}"))
+        session = SimpleNamespace(api_key="api-key-not-for-others", token="token-not-for-others", endpoint=api.url)
         log: list[str] = []
         service = ExchangeService(build(settings, "test"), soracom_session=lambda refresh: session, log=log.append)
         httpd = serve(service)
@@ -136,10 +90,14 @@ def test_sim_check_redirect_is_refused_and_the_api_key_goes_nowhere_else(endorse
             response = requests.post(httpd.url + "/exchange", json={"token": fetch_token(endorse, ca)}, timeout=30)
         finally:
             stop(httpd)
-        assert [r.header("x-soracom-api-key") for r in redirector.seen] == ["api-key-not-for-others"]
-    assert trap.connections == 0
+        assert api.calls["subscriber"] == 1
+        api_url = api.url
+    assert tripwire.contacts() == []
     assert response.status_code == 502 and response.json()["code"] == "soracom_redirect"
-    assert f"to 127.0.0.1:{trap.port}" in response.json()["message"]
+    message = response.json()["message"]
+    assert message.startswith(f"the SORACOM API (SIM check): {api_url}/ answered {status}, ")
+    assert f"a redirect to https://127.0.0.1:{tripwire.port}" in message and POLICY in message
+    assert endorse.default_imsi not in message  # the API path (with the IMSI) is not named
     assert "not-for-others" not in response.text and not any("not-for-others" in line for line in log)
 
 
@@ -315,7 +273,8 @@ def test_client_hang_ups_never_print_a_traceback(endorse, ca, base_settings, exc
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
     _reset(s)
     time.sleep(1.0)
-    assert server.post(fetch_token(endorse, ca)).status_code == 200
+    after = server.post(fetch_token(endorse, ca))
+    assert after.status_code == 200, after.text
     server.stop()
     time.sleep(0.2)
     assert server.log, "the service logged nothing"
