@@ -34,15 +34,19 @@ class InProcessExit(BaseException):
     """
 
 
-def run_inprocess(argv: list[str], *, env: dict[str, str], cwd: str | Path,
-                  input: str | None = None) -> subprocess.CompletedProcess:
-    """``gw ARGV`` through ``gw.cli.main`` in this process; the result of ``subprocess.run(text=True)``."""
+def run_inprocess(argv: list[str], *, env: dict[str, str], cwd: str | Path, input: str | None = None,
+                  timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``gw ARGV`` through ``gw.cli.main`` in this process; the result of ``subprocess.run(text=True)``.
+
+    ``timeout`` (main thread only) raises ``subprocess.TimeoutExpired`` as ``subprocess.run`` does.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
         if input is not None:
             inp.write(input.encode())
             inp.seek(0)
         with _isolated(env, cwd), _redirected(inp.fileno() if input is not None else None, out.fileno(), err.fileno()):
-            code = _main(argv)
+            with _deadline(argv, timeout):
+                code = _main(argv)
         return subprocess.CompletedProcess(["gw", *argv], code, _text(out), _text(err))
 
 
@@ -65,6 +69,30 @@ def _main(argv: list[str]) -> int:
             return code
         print(code, file=sys.stderr)
         return 1
+
+
+class _Timeout(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def _deadline(argv: list[str], timeout: float | None) -> Iterator[None]:
+    if not timeout or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise _Timeout
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        yield
+    except _Timeout:
+        raise subprocess.TimeoutExpired(["gw", *argv], timeout) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager

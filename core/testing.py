@@ -151,10 +151,11 @@ class GwHome:
             raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
-    def invoke(self, *args: str, input: str | None = None, env: dict | None = None,
+    def invoke(self, *args: str, input: str | None = None, timeout: float | None = 120, env: dict | None = None,
                check: bool = False) -> subprocess.CompletedProcess:
         """``gw ARGS`` as :meth:`run` does it, in this process (:func:`run_inprocess`)."""
-        result = run_inprocess(list(args), env={**self.env, **(env or {})}, cwd=self.root, input=input)
+        result = run_inprocess(list(args), env={**self.env, **(env or {})}, cwd=self.root, input=input,
+                               timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result

@@ -69,3 +69,15 @@ def test_no_terminal_even_when_the_caller_has_one(home):
                       'secret_access_key = "vault:b" }]\n')
     result = home.invoke("env", "--profile", "p")
     assert result.returncode != 0 and "no terminal" in result.stderr
+
+
+def test_a_run_that_hangs_times_out_like_the_executable(home, tmp_path):
+    fifo = tmp_path / "stdin-fifo"
+    os.mkfifo(fifo)
+    home.write_config(f'[profiles.p]\nsteps = [{{ use = "aws-keys", access_key_id = "cmd:cat {fifo}", '
+                      'secret_access_key = "vault:b" }]\n')  # cat waits for a writer that never comes
+    import subprocess
+
+    with pytest.raises(subprocess.TimeoutExpired):
+        home.invoke("env", "--profile", "p", timeout=1)
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
