@@ -63,7 +63,7 @@ def warm(aws_home, iam_user):
     home.vault_set("secret", iam_user[1])
     home.vault_set("seed", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
     home.write_config(role_profile("p", keys="vault") + TOTP)
-    assert home.run("credential-process", "--profile", "p").returncode == 0
+    assert home.invoke("credential-process", "--profile", "p").returncode == 0
     (home.state / "totp").mkdir(mode=0o700, exist_ok=True)
     (home.state / "iot").mkdir(mode=0o700, exist_ok=True)
     return home
@@ -109,12 +109,12 @@ def _snapshot(target: Path) -> list[tuple[str, int, bytes]]:
 
 def _run(home, name: str):
     if name == "totp":
-        return home.run("env", "--profile", "t", timeout=30)
+        return home.invoke("env", "--profile", "t", timeout=30)
     if name == "vault":
-        return home.run("vault", "list", timeout=30)
+        return home.invoke("vault", "list", timeout=30)
     if name in ("aws-config", "aws-backup"):
-        return home.run("setup", "aws", "--profile", "p", timeout=30)
-    return home.run("credential-process", "--profile", "p", timeout=30)
+        return home.invoke("setup", "aws", "--profile", "p", timeout=30)
+    return home.invoke("credential-process", "--profile", "p", timeout=30)
 
 
 @pytest.mark.parametrize(("name", "condition", "expected"), CELLS, ids=[f"{p}-{c}" for p, c, _ in CELLS])
