@@ -87,6 +87,19 @@ class GwHome:
         )
         return cls(root=root, env=env, ca_path=ca_path)
 
+    def clone(self, root: Path) -> GwHome:
+        """A copy of this home under ``root``: the same key, vault and files, its own paths.
+
+        Build a warmed home once per session and clone it per test. Cache entries are bound to
+        their config file's path, so a clone's copies of them are misses, never hits.
+        """
+        import shutil
+
+        shutil.copytree(self.root, root, symlinks=True, dirs_exist_ok=True)
+        old, new = str(self.root), str(root)
+        env = {k: v.replace(old, new) if old in v else v for k, v in self.env.items()}
+        return GwHome(root=root, env=env, ca_path=self.ca_path, extra_settings=dict(self.extra_settings))
+
     @property
     def home(self) -> Path:
         return self.root / "home"

@@ -57,11 +57,8 @@ CELLS = [(path, cond, expected) for path, (_, row) in MATRIX.items() for cond, e
 
 
 @pytest.fixture
-def warm(aws_home, iam_user):
-    home = aws_home
-    home.vault_set("akid", iam_user[0])
-    home.vault_set("secret", iam_user[1])
-    home.vault_set("seed", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+def warm(warm_home):
+    home = warm_home  # key and vault (akid, secret, seed) copied from the session's warmed home
     home.write_config(role_profile("p", keys="vault") + TOTP)
     assert home.invoke("credential-process", "--profile", "p").returncode == 0
     (home.state / "totp").mkdir(mode=0o700, exist_ok=True)
