@@ -16,14 +16,10 @@ the real executable. Bounded: the whole module takes well under a minute.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gw.testing import gw_executable  # noqa: E402
+from gw.testing import gw_executable, run_inprocess  # noqa: E402
 from gw.ui import Scrubber
 from tests.core.hardening_upstream import ScriptedUpstream
 
@@ -42,39 +38,10 @@ ROLE = "arn:aws:iam::123456789012:role/Admin"
 
 
 # -- running gw in-process --------------------------------------------------------------------------
-@contextlib.contextmanager
-def _environ(env: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def run_gw(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
-    """``gw argv`` in this process: (exit code, stdout, stderr). Any exception but SystemExit fails the test."""
-    out, err = io.BytesIO(), io.BytesIO()
-    streams = (sys.stdin, sys.stdout, sys.stderr)
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
-    try:
-        from gw.cli import main
-
-        with _environ(env):
-            try:
-                code = main(argv)
-            except SystemExit as exc:  # argparse: --help, --version, usage errors
-                code = exc.code if isinstance(exc.code, int) else 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        captured = out.getvalue(), err.getvalue()  # before the wrappers go (closing their buffers)
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = streams
-    return code, captured[0].decode("utf-8", "replace"), captured[1].decode("utf-8", "replace")
+    """``gw argv`` in this process (gw.testing's runner): (exit code, stdout, stderr)."""
+    result = run_inprocess(argv, env=env, cwd=os.getcwd(), input=stdin.decode())
+    return result.returncode, result.stdout, result.stderr
 
 
 def secret_forms(secret: str) -> list[str]:
