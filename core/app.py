@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import paths
-from .cache import Cache, EntryHeader, config_stamp, refresh_margin
 from .config import Config, Profile, load_config
 from .credentials import AwsCredentials, Credential, credential_from_dict
 from .errors import CacheError, ConfigError
 from .locks import file_lock
+from .store import EntryHeader, Store, config_stamp, prefix_digests, prefix_name
 from .ui import UI
 
 
@@ -33,7 +33,7 @@ class App:
         self._registry: Any = None
         self._key: bytes | None = None
         self.state_dir = paths.state_dir()
-        self.cache = Cache(paths.cache_dir(), os.path.abspath(config_path or paths.config_path()))
+        self.store = Store(paths.cache_dir(), os.path.abspath(config_path or paths.config_path()))
         self._vault: Any = None
 
     # -- lazily loaded parts -------------------------------------------------
@@ -168,7 +168,7 @@ class App:
     # -- the cache -----------------------------------------------------------------
     def cached(self, profile: Profile, kind: str | None = None) -> Credential | None:
         """A fresh cached credential for ``profile`` (of ``kind``) or None; damaged entries are dropped."""
-        header = self.cache.header(profile.name)  # None unless bound to this profile name and config
+        header = self.store.header(profile.name)  # None unless bound to this profile name and config
         if header is None or header.digest != profile.digest or not header.fresh():
             return None
         if kind is not None and header.kind != kind:
@@ -181,10 +181,10 @@ class App:
     def _load(self, name: str, what: str) -> Credential | None:
         """Decrypt and rebuild the credential of entry ``name``; a damaged one is dropped with a warning."""
         try:
-            loaded = self.cache.load(name, self.key())
+            loaded = self.store.load(name, self.key())
         except ValueError:
             self.ui.warn(f"{what} were damaged; fetching new ones")
-            self.cache.discard(name)
+            self.store.discard(name)
             return None
         if loaded is None:
             return None
@@ -194,7 +194,7 @@ class App:
             credential = self.credential_from_dict(doc["kind"], doc["data"])
         except (ValueError, KeyError, TypeError):
             self.ui.warn(f"{what} were unreadable; fetching new ones")
-            self.cache.discard(name)
+            self.store.discard(name)
             return None
         for value in credential.secrets():
             self.ui.scrubber.add(value)
@@ -203,8 +203,8 @@ class App:
     # -- shared chain prefixes ----------------------------------------------------------
     def cached_prefix(self, digest: str, kind: str) -> Credential | None:
         """A fresh cached result of the chain prefix ``digest`` (shared by every profile starting so)."""
-        name = prefix_entry(digest)
-        header = self.cache.header(name)
+        name = prefix_name(digest)
+        header = self.store.header(name)
         if header is None or header.digest != digest or header.kind != kind or not header.fresh():
             return None
         return self._load(name, "cached credentials of a shared chain step")
@@ -212,7 +212,7 @@ class App:
     def prefix_lock(self, digest: str):
         """The lock that guards a shared chain prefix: one fetch (and one MFA prompt) for all its profiles."""
         return file_lock(
-            os.path.join(self.state_dir, "locks", f"{prefix_entry(digest)}.lock"),
+            os.path.join(self.state_dir, "locks", f"{prefix_name(digest)}.lock"),
             self.config.settings.lock_timeout,
             "a chain step shared by several profiles",
             on_wait=lambda: self.ui.wait("another gw process is fetching a shared chain step; waiting for it"),
@@ -244,7 +244,7 @@ class App:
 
         try:
             with self.profile_lock(profile.name, timeout=0) as locked:
-                current = self.cache.header(profile.name)
+                current = self.store.header(profile.name)
                 if locked and current is not None and current.line() == header.line():
                     self._store(profile, credential, quiet=True)
         except LockTimeout:
@@ -261,61 +261,29 @@ class App:
                     what=None if quiet else f"credentials of profile {profile.name!r}")
 
     def _store_prefix(self, digest: str, credential: Credential) -> None:
-        self._write(prefix_entry(digest), credential, digest=digest, stamp=(0, 0, 0, 0), config_path="-", fast="",
+        self._write(prefix_name(digest), credential, digest=digest, stamp=(0, 0, 0, 0), config_path="-", fast="",
                     what="credentials of a shared chain step")
 
     def _write(self, name: str, credential: Credential, *, digest: str, stamp: tuple[int, int, int, int],
                config_path: str, fast: str, what: str | None) -> None:
-        """Seal ``credential`` into entry ``name``; long-lived, single-use or nearly expired ones are not written."""
-        expiration = getattr(credential, "expiration", None)
-        if expiration is None or credential.SINGLE_USE:
-            return
-        now = time.time()
-        expires = int(expiration.timestamp())
-        issued_at = getattr(credential, "issued_at", None)
-        issued = int(issued_at.timestamp()) if issued_at else int(now)
-        refresh_at = int(expires - refresh_margin(expires - issued))
-        if refresh_at <= now:
-            return
-        header = EntryHeader(
-            kind=credential.KIND,
-            refresh_at=refresh_at,
-            expires_at=expires,
-            issued_at=issued,
-            key_store=self.config.settings.key_store,
-            stamp=stamp,
-            digest=digest,
-            config_path=config_path,
-        )
-        body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
+        """Seal ``credential`` into entry ``name`` (the Store skips long-lived, single-use and nearly expired ones)."""
         try:
-            self.cache.store(name, header, f"{fast}\n{body}".encode(), self.key())
+            self.store.store_credential(name, credential, digest=digest, stamp=stamp, config_path=config_path,
+                                        fast=fast, key_store=self.config.settings.key_store, key=self.key())
         except (OSError, CacheError) as exc:
             if what:
                 reason = getattr(exc, "strerror", None) or str(exc)
                 self.ui.warn(f"{what} were not cached ({reason})")
 
     def state_delete(self, plugin: str, name: str) -> None:
-        self.cache.discard(self.cache.state_name(plugin, name))
+        self.store.state_delete(plugin, name)
 
     def state_get(self, plugin: str, name: str) -> dict[str, Any] | None:
-        entry_name = self.cache.state_name(plugin, name)
-        header = self.cache.header(entry_name)
-        if header is None or time.time() >= header.expires_at:
-            return None
-        try:
-            loaded = self.cache.load(entry_name, self.key())
-            return json.loads(loaded[1]) if loaded else None
-        except ValueError:
-            self.cache.discard(entry_name)
-            return None
+        return self.store.state_get(plugin, name, self.key())
 
     def state_put(self, plugin: str, name: str, data: dict[str, Any], expires_at: float) -> None:
-        now = int(time.time())
-        header = EntryHeader("state", int(expires_at), int(expires_at), now, self.config.settings.key_store,
-                             (0, 0, 0, 0), "-", "-")
         try:
-            self.cache.store(self.cache.state_name(plugin, name), header, json.dumps(data).encode(), self.key())
+            self.store.state_put(plugin, name, data, expires_at, self.config.settings.key_store, self.key())
         except (OSError, CacheError) as exc:
             self.ui.warn(f"cannot keep {plugin} state ({getattr(exc, 'strerror', None) or exc})")
 
@@ -412,24 +380,6 @@ def _long_enough(credential: Credential | None, min_ttl: float) -> Credential | 
     if credential is None or not min_ttl or expiration is None:
         return credential
     return credential if expiration.timestamp() - time.time() >= min_ttl else None
-
-
-PREFIX = "_prefix."
-
-
-def prefix_digests(steps: list[dict[str, Any]]) -> list[str]:
-    """SHA-256 of each chain prefix ``steps[:i + 1]``: the cache key of step ``i``'s result."""
-    import hashlib
-
-    return [
-        hashlib.sha256(b"gw-prefix\0" + json.dumps(steps[: i + 1], sort_keys=True, default=str).encode()).hexdigest()
-        for i in range(len(steps))
-    ]
-
-
-def prefix_entry(digest: str) -> str:
-    """The cache entry name of a shared chain prefix."""
-    return PREFIX + digest[:40]
 
 
 @contextlib.contextmanager

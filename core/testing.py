@@ -122,9 +122,9 @@ class GwHome:
 
     def cache_file(self, profile: str) -> Path:
         """Where gw caches ``profile``'s credentials for this home's config (encrypted)."""
-        from .cache import Cache
+        from .store import Store
 
-        return Path(Cache(str(self.cache_dir), str(self.config_path)).path(profile))
+        return Path(Store(str(self.cache_dir), str(self.config_path)).path(profile))
 
     def load_plugin(self, module: str, path: str | Path | None = None) -> None:
         """Load plugin ``module`` (importable from ``path``) in every gw this home runs."""

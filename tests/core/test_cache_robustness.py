@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gw.cache import Cache, EntryHeader, refresh_margin
+from gw.store import EntryHeader, Store, refresh_margin
 from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
     GW,
@@ -55,7 +55,7 @@ def _reseal(home, profile: str, **times: int) -> None:
     header, plaintext = read_cached(home, profile)
     fields = {name: getattr(header, name) for name in EntryHeader.__slots__}
     fields.update(times)
-    Cache(str(home.cache_dir), str(home.config_path)).store(profile, EntryHeader(**fields), plaintext, cache_key(home))
+    Store(str(home.cache_dir), str(home.config_path)).store(profile, EntryHeader(**fields), plaintext, cache_key(home))
 
 
 # -- damaged entries -----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_a_read_only_state_dir_still_gives_credentials_with_a_warning(aws_home, 
         if populated:
             warm = run()  # creates the key and the lock file, caches the entry
             assert warm.returncode == 0, warm.stderr
-            Path(Cache(str(state / "cache"), str(root / "config.toml")).path("role")).unlink()
+            Path(Store(str(state / "cache"), str(root / "config.toml")).path("role")).unlink()
             os.chmod(state / "cache", 0o500)
         else:
             (state / "cache").rmdir()

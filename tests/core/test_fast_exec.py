@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gw.cache import Cache, read_entry
 from gw.crypto import unseal
-from gw.fastpath import CORE_WORDS, command_word, fill, open_recipe, parse_json, recipe_path, seal_recipe
+from gw.fastpath import CORE_WORDS, command_word, fill, parse_json
+from gw.store import Store, open_recipe, read_entry, recipe_path, seal_recipe
 from gw.testing import GwHome
 from tests.core.gw_test_support import GW, NOBODY, cache_file, cache_key, imported_modules, run_importtime
 
@@ -159,7 +159,7 @@ def test_a_cache_hit_execs_without_plugins_and_passes_args_untouched(warm):
     assert "GWTEST_REMOVED" not in run["env"]
     assert warm.fetches == 1
     modules = imported_modules(hit.stderr)
-    assert {"gw", "gw.fastpath", "gw.cache", "gw.crypto"} <= modules  # the import log was read correctly
+    assert {"gw", "gw.fastpath", "gw.store", "gw.crypto"} <= modules  # the import log was read correctly
     heavy = sorted(m for m in modules if m.startswith(("gw_plugins", "gwtest_")) or m.split(".")[0] in FORBIDDEN
                    or m in ("gw.app", "gw.plugins", "gw.config", "gw.commands", "gw.command_context"))
     assert heavy == []
@@ -284,7 +284,7 @@ def test_an_expired_entry_goes_slow_and_fetches(warm):
     header, line, body = read_entry(str(cache_file(warm.home, "p")))
     plaintext = unseal(key, body, line)
     header.refresh_at = int(time.time()) - 1
-    Cache(str(warm.home.cache_dir), str(warm.home.config_path)).store("p", header, plaintext, key)
+    Store(str(warm.home.cache_dir), str(warm.home.config_path)).store("p", header, plaintext, key)
     warm.assert_slow(warm.call("x"), 1)
     assert warm.fetches == 2 and warm.child_runs()[-1]["argv"][0] == f"--secret={secret_of(2)}"
 

@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from gw.cache import MAX_ENTRY, Cache
+from gw.store import MAX_ENTRY, Store
 from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
     OTHER_ROLE,
@@ -64,7 +64,7 @@ def test_an_entry_is_not_served_for_a_profile_missing_from_the_config(aws_home, 
     home = aws_home
     _two_roles(home, iam_user)
     _get(home, "admin")
-    ghost = Path(Cache(str(home.cache_dir), str(home.config_path)).path("ghost"))
+    ghost = Path(Store(str(home.cache_dir), str(home.config_path)).path("ghost"))
     shutil.copyfile(cache_file(home, "admin"), ghost)
     result = home.invoke("credential-process", "--profile", "ghost")
     assert result.returncode != 0 and result.stdout == ""
