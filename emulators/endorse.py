@@ -242,8 +242,6 @@ class EndorseEmulator(EmulatorServer):
 
 
 # -- demo: device token -> exchange service -> AWS credentials -> AWS CLI --------------------
-# For the lead to add to emulators/demo.py: call start_endorse(demo, stack) at the end of
-# start_services() and add ("endorse", part_endorse) to PARTS.
 def start_endorse(demo: Any, stack: Any) -> None:
     """Start the Endorse emulator and a real ``gw serve endorse-exchange`` for the demo.
 
