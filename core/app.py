@@ -37,6 +37,11 @@ class App:
         self._vault: Any = None
         self._entries: Entries | None = None
 
+    @property
+    def config_file(self) -> str:
+        """The config file's absolute path, known without reading it (nor its existing)."""
+        return self.store.config_path
+
     # -- lazily loaded parts -------------------------------------------------
     @property
     def config(self) -> Config:

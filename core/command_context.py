@@ -45,11 +45,7 @@ class AppCommandContext:
     @property
     def config_path(self) -> str:
         """The config file's path, known even before the file exists (``gw import`` creates it)."""
-        import os
-
-        from .paths import config_path
-
-        return os.path.abspath(self._app._config_path or config_path())
+        return self._app.config_file
 
     @property
     def tls_verify(self) -> bool | str:

@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from .cli_options import freshness_options, profile_option
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
+from .fastpath import CORE_WORDS
 
 # Commands that need no plugin loaded to build their parser (``completion`` needs them all).
 CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
-#: every name the core's parser takes (a plugin command of one of these names is skipped)
-CORE_NAMES = CORE_COMMANDS | {"completion", "setup", "serve", "import"}
+#: every name the core's parser takes (a plugin command of one of these names is skipped); one list with the
+#: words the fast path never serves
+CORE_NAMES = CORE_WORDS
 
 #: exit statuses (also in ``gw --help`` and the README)
 EXIT_CODES = (
@@ -491,12 +493,7 @@ def cmd_check(ns, app) -> int:
         problems, config = _check_problems(app, advice), app.config
     except ConfigError as exc:  # the file itself cannot be read or parsed
         problems, config = [str(exc)], None
-    if config is None:
-        from .paths import config_path
-
-        path = os.path.abspath(getattr(app, "_config_path", None) or config_path())
-    else:
-        path = config.path
+    path = app.config_file if config is None else config.path
     if ns.json:
         _json(app, {"config": path, "ok": not problems, "problems": problems, "warnings": advice,
                     "profiles": len(config.profiles) if config else 0})

@@ -25,6 +25,7 @@ from gw.plugin import (
     StepError,
     StepType,
     hookimpl,
+    profile_option,
     utcnow,
 )
 
@@ -400,7 +401,7 @@ def gw_step_types() -> list[StepType]:
 
 # -- gw setup aws -------------------------------------------------------------------------
 def _configure_setup(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="the gw profile")
+    profile_option(parser)
     parser.add_argument("--aws-profile", help="the AWS profile name to write (default: same as --profile)")
     parser.add_argument("--region", help="also set region in that AWS profile")
 

@@ -28,7 +28,7 @@ import os
 import time
 from typing import Any
 
-from gw.plugin import AwsCredentials, CommandContext, ConfigError, StepError
+from gw.plugin import AwsCredentials, CommandContext, ConfigError, StepError, profile_option
 
 CHECKPOINTS = ("created", "recorded", "verified", "stored", "deleted")
 VERIFY_DELAYS = (1, 1, 2, 2, 3, 4, 5, 6, 8)  # about 30 s: IAM usually propagates a new key in seconds
@@ -187,4 +187,4 @@ def _finish(ctx: CommandContext, step_ctx, iam, profile: str, user: str, old_id:
 
 
 def configure_rotate(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="the gw profile whose vault-held IAM user key is replaced")
+    profile_option(parser, help="the gw profile whose vault-held IAM user key is replaced (default: $GW_PROFILE)")
