@@ -18,6 +18,7 @@ import sys
 import time
 
 from . import paths
+from .durations import duration_seconds
 from .jsonscan import parse_json
 from .store import RECIPE_MAX, EntryHeader, Store, config_stamp, open_recipe, read_entry, read_regular, recipe_path
 
@@ -41,25 +42,6 @@ def _private_dirs(cache_dir: str) -> bool:
     return not (cache_dir.startswith(state.rstrip(os.sep) + os.sep) and os.path.islink(cache_dir))
 
 
-def _seconds(text: str) -> int | None:
-    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds; None when unsure (no ``re`` here)."""
-    total, number, units = 0, "", "hms"
-    for ch in text:
-        if ch.isdigit():
-            number += ch
-        elif ch in units and number:
-            total += int(number) * {"h": 3600, "m": 60, "s": 1}[ch]
-            units = units[units.index(ch) + 1:]
-            number = ""
-        else:
-            return None
-    if number:
-        if units != "hms" and "s" not in units:
-            return None
-        total += int(number)
-    return total if text else None
-
-
 def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
     """(profile, min_ttl) when ``args`` are only --profile / --min-ttl, else None (argparse decides)."""
     profile, min_ttl, i = None, 0, 0
@@ -75,7 +57,7 @@ def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
         if name == "--profile":
             profile = value
         elif name == "--min-ttl":
-            seconds = _seconds(value)
+            seconds = duration_seconds(value)
             if seconds is None:
                 return None
             min_ttl = seconds

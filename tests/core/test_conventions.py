@@ -97,7 +97,7 @@ def test_the_cache_hit_path_honours_gw_profile_and_min_ttl(role_home, moto):
 @pytest.mark.parametrize("text, seconds", [("900", 900), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400)])
 def test_durations(text, seconds):
     from gw.cli_options import parse_duration
-    from gw.fastpath import _seconds
+    from gw.durations import duration_seconds as _seconds
 
     assert parse_duration(text) == seconds == _seconds(text)
 
@@ -105,7 +105,7 @@ def test_durations(text, seconds):
 @pytest.mark.parametrize("text", ["", "m", "1d", "-5", "10 m", "h1"])
 def test_bad_durations(text, role_home):
     from gw.cli_options import parse_duration
-    from gw.fastpath import _seconds
+    from gw.durations import duration_seconds as _seconds
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration(text)
