@@ -52,7 +52,7 @@ class App:
     @property
     def registry(self):
         if self._registry is None:
-            from .plugins import load_registry
+            from .loading import load_registry
 
             try:
                 disabled = self.config.settings.disable_plugins

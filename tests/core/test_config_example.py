@@ -18,7 +18,7 @@ def test_example_is_valid_except_for_its_vault_entries(gw_home):
 
 def test_example_mentions_every_option():
     from gw.config import SETTING_TYPES
-    from gw.plugins import load_registry
+    from gw.loading import load_registry
 
     text = EXAMPLE.read_text()
     registry = load_registry()

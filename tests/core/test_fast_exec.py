@@ -161,7 +161,7 @@ def test_a_cache_hit_execs_without_plugins_and_passes_args_untouched(warm):
     modules = imported_modules(hit.stderr)
     assert {"gw", "gw.fastpath", "gw.store", "gw.crypto"} <= modules  # the import log was read correctly
     heavy = sorted(m for m in modules if m.startswith(("gw_plugins", "gwtest_")) or m.split(".")[0] in FORBIDDEN
-                   or m in ("gw.app", "gw.plugins", "gw.config", "gw.commands", "gw.command_context"))
+                   or m in ("gw.app", "gw.loading", "gw.config", "gw.commands", "gw.command_context"))
     assert heavy == []
     assert [line for line in hit.stderr.splitlines() if not line.startswith("import time:")] == []
 
@@ -171,7 +171,7 @@ def test_the_slow_path_is_what_the_probes_would_catch(warm):
     warm.recipe().unlink()
     miss = run_importtime(warm.home, COMMAND, "--profile", "p", "--", "x")
     warm.assert_slow(miss, 1)
-    assert {"pluggy", "argparse", "gw.app", "gw.plugins"} <= imported_modules(miss.stderr)
+    assert {"pluggy", "argparse", "gw.app", "gw.loading"} <= imported_modules(miss.stderr)
     warm.recipe().unlink()
     miss, modules = run_verbose(warm.home, COMMAND, "--profile", "p", "--", "y")
     warm.assert_slow(miss, 2)
