@@ -18,8 +18,6 @@ import sys
 import time
 
 from . import paths
-from .durations import duration_seconds
-from .jsonscan import parse_json
 from .store import RECIPE_MAX, EntryHeader, Store, config_stamp, open_recipe, read_entry, read_regular, recipe_path
 
 
@@ -57,6 +55,8 @@ def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
         if name == "--profile":
             profile = value
         elif name == "--min-ttl":
+            from .durations import duration_seconds
+
             seconds = duration_seconds(value)
             if seconds is None:
                 return None
@@ -306,6 +306,8 @@ def serve_exec(name: str, args: list[str]) -> bool:
         program, argv0 = recipe["program"], recipe["argv"][0]
         if not os.path.isabs(program) or which(argv0) != program:
             return False
+        from .jsonscan import parse_json
+
         doc = parse_json(plaintext.partition(b"\n")[2].decode())
         if not isinstance(doc, dict) or doc.get("kind") != header.kind or not isinstance(doc.get("data"), dict):
             return False

@@ -23,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gw.crypto import unseal
-from gw.fastpath import CORE_WORDS, command_word, fill, parse_json
+from gw.fastpath import CORE_WORDS, command_word, fill
+from gw.jsonscan import parse_json
 from gw.store import Store, open_recipe, read_entry, recipe_path, seal_recipe
 from gw.testing import GwHome
 from tests.core.gw_test_support import GW, NOBODY, cache_file, cache_key, imported_modules, run_importtime
