@@ -34,7 +34,10 @@ install-sim: install
 	bash tests/browser/install.sh
 	$(BIN)/python -m pip install -q -e '.[test,sim]' || $(BIN)/python -m pip install -q -e '.[test]'
 
+# The demo's own parts: mosquitto (root + apt) for MQTT over WebSocket, and the browser bundle
+# the Endorse page serves (npm); nothing is skipped on a fresh machine.
 demo: install
+	@bash tests/browser/install.sh --demo
 	$(BIN)/gw demo
 
 # ruff over the product code, the tests and the benchmarks; mypy over the product code.

@@ -1,7 +1,7 @@
 """Run a ``gw`` command line inside the calling process, as a test would run the executable.
 
 ``cli.main(argv)`` already returns the exit status instead of ending the process.
-:func:`run_inprocess` adds what a fresh process would give it: stdout and stderr
+:func:`run_in_process` adds what a fresh process would give it: stdout and stderr
 captured at the file-descriptor level (the hot path writes with ``os.write``), stdin
 from the given text or ``/dev/null``, exactly the given environment, its own working
 directory, umask and signal dispositions, no controlling terminal, and an import path
@@ -34,17 +34,22 @@ class InProcessExit(BaseException):
     """
 
 
-def run_inprocess(argv: list[str], *, env: dict[str, str], cwd: str | Path, input: str | None = None,
-                  timeout: float | None = None) -> subprocess.CompletedProcess:
-    """``gw ARGV`` through ``gw.cli.main`` in this process; the result of ``subprocess.run(text=True)``.
+def run_in_process(argv: list[str], env: dict[str, str], stdin: bytes | str | None = None, *,
+                   cwd: str | Path | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``gw ARGV`` through ``gw.cli.main`` in this process, with exactly ``env`` as its environment
+    and ``stdin`` as its input (``/dev/null`` when None); the result of ``subprocess.run(text=True)``.
 
-    ``timeout`` (main thread only) raises ``subprocess.TimeoutExpired`` as ``subprocess.run`` does.
+    Any exception but SystemExit escapes (and so fails the test): gw must turn every failure into
+    an exit status. ``timeout`` (main thread only) raises ``subprocess.TimeoutExpired`` as
+    ``subprocess.run`` does. ``cwd`` defaults to the caller's.
     """
+    data = stdin.encode() if isinstance(stdin, str) else stdin
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
-        if input is not None:
-            inp.write(input.encode())
+        if data is not None:
+            inp.write(data)
             inp.seek(0)
-        with _isolated(env, cwd), _redirected(inp.fileno() if input is not None else None, out.fileno(), err.fileno()):
+        with _isolated(env, cwd or os.getcwd()), _redirected(inp.fileno() if data is not None else None,
+                                                            out.fileno(), err.fileno()):
             with _deadline(argv, timeout):
                 code = _main(argv)
         return subprocess.CompletedProcess(["gw", *argv], code, _text(out), _text(err))

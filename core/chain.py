@@ -142,14 +142,22 @@ def check_settings(settings: Settings, registry: Any, config_path: str) -> tuple
 
     values = {name: spec.option.default for name, spec in registry.settings.items()}
     problems: list[str] = []
-    for key, value in settings.plugin_values.items():
-        where = f"{config_path}: settings.{key}"
+    skipped = sorted(registry.failed) + list(registry.disabled)
+    unloaded = f" (plugins skipped or disabled: {', '.join(skipped)})" if skipped else ""
+    tables = [name for name, spec in registry.settings.items() if spec.top_level]
+    for key, value in [*settings.plugin_values.items(), *settings.plugin_tables.items()]:
+        top = key in settings.plugin_tables and settings.plugin_tables[key] is value
+        where = f"{config_path}: {key}" if top else f"{config_path}: settings.{key}"
         spec = registry.settings.get(key)
-        if spec is None:
-            hint = suggest(key, [*SETTING_TYPES, *registry.settings])
-            skipped = sorted(registry.failed) + list(registry.disabled)
-            problems.append(f"{where}: unknown setting{hint}"
-                            + (f" (plugins skipped or disabled: {', '.join(skipped)})" if skipped else ""))
+        if spec is None or spec.top_level != top:
+            if top:
+                problems.append(f"{where}: unknown top-level table{suggest(key, ['settings', 'profiles', *tables])}"
+                                + unloaded)
+            elif spec is not None:
+                problems.append(f"{where}: is a top-level table [{key}], not a key of [settings]")
+            else:
+                hint = suggest(key, [*SETTING_TYPES, *(n for n in registry.settings if n not in tables)])
+                problems.append(f"{where}: unknown setting{hint}{unloaded}")
             continue
         allowed = spec.option.type if isinstance(spec.option.type, tuple) else (spec.option.type,)
         if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):

@@ -134,8 +134,12 @@ def build_parser(app, args: list[str]):
         except ConfigError as exc:
             app.ui.warn(str(exc))
             plugin_commands = []
-        for command in plugin_commands:
+        made: dict = {}
+        for command in sorted(plugin_commands, key=lambda c: c.extends):  # what is extended exists first
             target = groups[command.group] if command.group else sub
+            if command.extends:
+                _extend(app, made, command)
+                continue
             try:
                 p = target.add_parser(command.name, help=command.help, description=command.description or command.help,
                                       epilog=command.epilog or None,
@@ -147,7 +151,39 @@ def build_parser(app, args: list[str]):
                             f"({type(exc).__name__}: {exc})")
                 continue
             p.set_defaults(handler=_plugin_handler(command.run, AppCommandContext(app, command.full_name)))
+            made[command.full_name] = p
     return parser
+
+
+def _extend(app, made: dict, command) -> None:
+    """Add an ``extends=True`` command's options to another plugin's command of that name.
+
+    Its ``run`` goes first and returns None to leave the call to the extended command.
+    """
+    from .command_context import AppCommandContext
+
+    parser = made.get(command.full_name)
+    if parser is None:
+        app.ui.warn(f"plugin {command.plugin!r}: extends gw {command.full_name}, which no loaded plugin offers")
+        return
+    try:
+        command.configure(parser)
+    except Exception as exc:
+        app.ui.warn(f"plugin {command.plugin!r}: extension of {command.full_name!r} skipped "
+                    f"({type(exc).__name__}: {exc})")
+        return
+    if command.description:
+        parser.description = f"{parser.description or ''}\n\n{command.description}".strip()
+    if command.epilog:
+        parser.epilog = f"{parser.epilog or ''}\n{command.epilog}".strip()
+    inner = parser.get_default("handler")
+    context = AppCommandContext(app, command.full_name)
+
+    def handler(ns, app_):
+        status = command.run(ns, context)
+        return inner(ns, app_) if status is None else status
+
+    parser.set_defaults(handler=handler)
 
 
 def _epilog(exit_codes) -> str:

@@ -353,16 +353,14 @@ def exec_with_server(ns, app, command: list[str]) -> int:
 def cmd_serve_ecs(ns, app) -> int:
     import signal
 
-    from .ecs_server import is_loopback, parse_listen
+    from .ecs_server import exposure_warning, parse_listen
     from .paths import atomic_write
 
     host, port = parse_listen(ns.listen)
     server = _ecs_server(ns, app, host, port)
     app.ui.scrubber.add(server.token)
-    if not is_loopback(host):
-        app.ui.warn(f"serving the credentials of {ns.profile!r} on {host}:{server.port}, beyond this machine's "
-                    "loopback: anyone who can reach it and learns the token gets them (SDKs accept plain HTTP "
-                    "only for 127.0.0.1 / localhost)")
+    if warning := exposure_warning(ns.profile, host, server.port):
+        app.ui.warn(warning)
     lines = [f"AWS_CONTAINER_CREDENTIALS_FULL_URI={server.url}"]
     if ns.token_file:
         path = os.path.abspath(os.path.expanduser(ns.token_file))

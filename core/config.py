@@ -39,6 +39,7 @@ class Settings:
     prompt_timeout: float = 300.0
     disable_plugins: list[str] = field(default_factory=list)
     plugin_values: dict[str, Any] = field(default_factory=dict)  # keys plugins declare (gw_settings), unchecked
+    plugin_tables: dict[str, Any] = field(default_factory=dict)  # top-level tables plugins declare, unchecked
 
 
 SETTING_TYPES: dict[str, tuple[type, ...]] = {
@@ -164,10 +165,16 @@ def _config_file_problem(path: str, st: os.stat_result) -> str | None:
 
 
 def parse_config(data: dict[str, Any], path: str) -> Config:
-    for key in data:
-        if key not in ("settings", "profiles"):
-            raise _fail(path, key, f"unknown top-level table{suggest(key, ('settings', 'profiles'))}")
+    plugin_tables: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("settings", "profiles"):
+            continue
+        hint = suggest(key, ("settings", "profiles"))
+        if hint or not isinstance(value, dict):  # a misspelt core table, or no table at all
+            raise _fail(path, key, f"unknown top-level table{hint}")
+        plugin_tables[key] = value  # a plugin's (Setting(top_level=True)), checked with the plugins (gw.chain)
     settings = _parse_settings(data.get("settings", {}), path)
+    settings.plugin_tables = plugin_tables
     profiles_raw = data.get("profiles", {})
     if not isinstance(profiles_raw, dict):
         raise _fail(path, "profiles", "must be a table of profiles")

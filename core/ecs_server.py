@@ -10,8 +10,14 @@ request resolves the profile through :meth:`gw.app.App.resolve` (cache, locks an
 one upstream fetch apply). botocore accepts a plain-HTTP full URI only for loopback
 and the ECS link-local addresses, and waits 2 s per attempt (3 attempts).
 
-Requests are served one at a time on the calling thread (prompts and locks behave as
-in any gw command); a request without the right token is refused with 403.
+Each connection has its own thread, at most ``max_connections`` at once, and one
+deadline for its whole request: a client that has not sent its request line and
+headers within ``REQUEST_DEADLINE`` seconds is cut off, however it dribbles them
+(the deadline is not per read). When every slot is taken, the connection that has
+waited longest for its request is cut to make room, so slow or half-open clients
+cannot keep an SDK out. The profile is resolved for one request at a time (prompts
+and locks behave as in any gw command). A request without the right token is refused
+with 403. A client that resets or hangs up ends only its own connection, silently.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import json
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from socketserver import ThreadingMixIn
 
 from .credentials import AwsCredentials, to_rfc3339
 from .errors import GwError, UsageError
@@ -33,6 +41,10 @@ PATH = "/gw/credentials"
 # botocore refreshes at 15 min left (advisory) and refuses credentials with less than
 # 10 min left after a refresh (mandatory): never hand out less than this by default.
 DEFAULT_MIN_TTL = 11 * 60
+# botocore sends its whole request at once and waits 2 s for the answer; a request
+# (line and headers) not complete this long after the connection was accepted is cut.
+REQUEST_DEADLINE = 5.0
+MAX_CONNECTIONS = 32
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -58,6 +70,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def exposure_warning(profile: str, host: str, port: int) -> str | None:
+    """The warning ``gw serve ecs`` gives for an address beyond loopback (None on loopback)."""
+    if is_loopback(host):
+        return None
+    return (f"serving the credentials of {profile!r} on {host}:{port}, beyond this machine's loopback: anyone who "
+            "can reach it and learns the token gets them (SDKs accept plain HTTP only for 127.0.0.1 / localhost)")
+
+
 def credentials_document(credential: AwsCredentials) -> dict[str, str]:
     """The JSON body an SDK's container provider expects."""
     doc = {
@@ -71,25 +91,86 @@ def credentials_document(credential: AwsCredentials) -> dict[str, str]:
     return doc
 
 
-class _Server(HTTPServer):
-    allow_reuse_address = False
+class _Server(ThreadingMixIn, HTTPServer):
+    """A thread per connection, bounded, each with a deadline (monotonic) for its request."""
 
-    def __init__(self, address: tuple[str, int], owner: EcsServer) -> None:
+    allow_reuse_address = False
+    daemon_threads = True
+    block_on_close = False  # stopping never waits for a slow client
+
+    def __init__(self, address: tuple[str, int], owner: EcsServer, max_connections: int, deadline: float) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.owner = owner
+        self.max_connections = max_connections
+        self.deadline = deadline
+        self._live: dict[socket.socket, float | None] = {}  # connection -> deadline (None: being answered)
+        self._live_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    @staticmethod
+    def _cut(connection: socket.socket) -> None:
+        """Wake the connection's thread (its read returns end-of-file); that thread closes it."""
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already gone
+
+    def process_request(self, request, client_address) -> None:
+        with self._live_lock:
+            if len(self._live) >= self.max_connections:
+                waiting = [(d, c) for c, d in self._live.items() if d is not None]
+                if not waiting:  # every slot is answering an authorized request: this one is turned away
+                    self._cut(request)
+                    request.close()
+                    return
+                oldest = min(waiting, key=lambda item: item[0])[1]
+                self._cut(oldest)  # its thread sees end-of-file at once and closes it
+                del self._live[oldest]
+            self._live[request] = time.monotonic() + self.deadline
+        super().process_request(request, client_address)
+
+    def set_deadline(self, connection: socket.socket, seconds: float | None) -> None:
+        with self._live_lock:
+            if connection in self._live:
+                self._live[connection] = None if seconds is None else time.monotonic() + seconds
+
+    def shutdown_request(self, request) -> None:
+        with self._live_lock:
+            self._live.pop(request, None)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Run by serve_forever between polls: cut the connections past their deadline."""
+        now = time.monotonic()
+        with self._live_lock:
+            for connection, deadline in self._live.items():
+                if deadline is not None and deadline <= now:
+                    self._cut(connection)
+
+    def cut_all(self) -> None:
+        with self._live_lock:
+            for connection in self._live:
+                self._cut(connection)
+
+    def handle_error(self, request, client_address) -> None:
+        """A reset, hang-up or garbage from one client ends that connection only; nothing is printed."""
+        self.owner.dropped += 1
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    timeout = 10  # a client that connects and says nothing cannot hold the endpoint
+    timeout = REQUEST_DEADLINE  # no single read or write blocks longer (the server also cuts at the deadline)
     server_version = "gw-ecs"
     sys_version = ""
 
     def log_message(self, format: str, *args) -> None:
         pass  # no access log: nothing about requests goes to stderr
 
+    def log_error(self, format: str, *args) -> None:
+        pass
+
     def _answer(self, status: int, body: dict[str, str]) -> None:
+        self.server.set_deadline(self.connection, REQUEST_DEADLINE)  # writing the answer has its own deadline
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -100,6 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         owner = self.server.owner
+        self.server.set_deadline(self.connection, None)  # the request is in: resolving may take its time
         given = self.headers.get("Authorization") or ""
         if not hmac.compare_digest(given.encode(), owner.token.encode()):
             owner.refused += 1
@@ -109,7 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, {"code": "NotFound", "message": "no such path"})
             return
         try:
-            credential = owner.provide()
+            with owner.resolving:
+                credential = owner.provide()
         except GwError as exc:
             message = owner.scrub(one_line(str(exc)))
             owner.on_error(message)
@@ -133,15 +216,18 @@ class EcsServer:
 
     def __init__(self, provide: Callable[[], AwsCredentials], host: str = "127.0.0.1", port: int = 0, *,
                  scrub: Callable[[str], str] = lambda s: s, on_error: Callable[[str], None] = lambda s: None,
-                 token: str | None = None) -> None:
+                 token: str | None = None, max_connections: int = MAX_CONNECTIONS,
+                 deadline: float = REQUEST_DEADLINE) -> None:
         self.provide = provide
         self.scrub = scrub
         self.on_error = on_error
         self.token = token or secrets.token_urlsafe(32)
         self.served = 0
         self.refused = 0
+        self.dropped = 0
+        self.resolving = threading.Lock()
         try:
-            self._httpd = _Server((host, port), self)
+            self._httpd = _Server((host, port), self, max_connections, deadline)
         except OSError as exc:
             raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self._stopping = threading.Event()
@@ -172,8 +258,9 @@ class EcsServer:
 
             threading.Thread(target=stop_when_done, daemon=True).start()
         try:
-            self._httpd.serve_forever(poll_interval=0.2)
+            self._httpd.serve_forever(poll_interval=0.2)  # also runs the deadline check every 0.2 s
         finally:
+            self._httpd.cut_all()
             self._httpd.server_close()
 
     def stop(self) -> None:

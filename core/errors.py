@@ -34,6 +34,18 @@ class StepError(GwError):
     """A step failed talking to its upstream. Plugins raise this with a clear message."""
 
 
+class RedirectRefused(StepError):
+    """An upstream answered a 3xx to a request that must not follow redirects: it carries a
+    secret, or its answer decides trust. ``status`` is the answer's code, ``target`` the
+    ``scheme://host:port`` its ``Location`` pointed to (None without a Location). Raised by
+    :func:`gw.plugin.refuse_redirect`."""
+
+    def __init__(self, message: str, *, status: int, target: str | None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.target = target
+
+
 class CacheError(GwError):
     """The cache or state directory cannot be used safely."""
 

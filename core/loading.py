@@ -336,6 +336,8 @@ def _check_setting(item: Any, plugin: str) -> Setting:
         raise PluginProblem(f"setting {item.name!r} is one of gw's own settings")
     if not isinstance(item.option, Option) or item.option.secret or item.option.required:
         raise PluginProblem(f"setting {item.name!r}: option must be an Option (not secret, not required)")
+    if item.top_level and (item.option.type is not dict or item.name in ("settings", "profiles")):
+        raise PluginProblem(f"setting {item.name!r}: a top-level table needs type dict and a name of its own")
     _check_options({item.name: item.option}, f"setting {item.name!r}")
     return item if item.plugin else replace(item, plugin=plugin)
 

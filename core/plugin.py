@@ -18,6 +18,10 @@ What is here:
 - Helpers real plugins need: :func:`atomic_write`, :func:`private_dir`,
   :func:`named_lock`, :func:`http_request`; one-time codes through
   :meth:`StepContext.one_time_code`.
+- Redirects: no request that carries a secret, or whose answer decides trust, follows
+  one. :func:`http_request` never does; any other HTTP client a plugin uses turns a 3xx
+  into :class:`RedirectRefused` with :func:`refuse_redirect` (botocore clients with
+  :func:`refuse_aws_redirects`).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from .credentials import (
     to_rfc3339,
     utcnow,
 )
-from .errors import ConfigError, GwError, SecretError, StepError, UsageError
+from .errors import ConfigError, GwError, RedirectRefused, SecretError, StepError, UsageError
 from .paths import atomic_write
 from .steps import (
     Command,
@@ -91,6 +95,7 @@ __all__ = [
     "OpenIdToken",
     "Option",
     "ProfileTable",
+    "RedirectRefused",
     "Setting",
     "SecretError",
     "SecretScheme",
@@ -109,6 +114,8 @@ __all__ = [
     "parse_time",
     "private_dir",
     "profile_option",
+    "refuse_aws_redirects",
+    "refuse_redirect",
     "to_rfc3339",
     "utcnow",
 ]
@@ -154,19 +161,22 @@ def http_request(
     timeout: float = 30.0,
     **kwargs: Any,
 ) -> requests.Response:
-    """One HTTP call that honours gw's TLS settings (``settings.ca_bundle``).
+    """One HTTP call that honours gw's TLS settings (``settings.ca_bundle``) and never
+    follows a redirect.
 
     ``kwargs`` go to :func:`requests.request` (``json``, ``data``, ``headers``,
-    ``cert``, ...). Any failure to get an answer - refused, timed out, TLS - is
-    raised as one :class:`StepError` line naming ``what`` and the reason, never
-    the request's body or headers. HTTP error statuses are returned, not raised:
-    the plugin knows what they mean.
+    ``cert``, ...; ``allow_redirects`` is always False). Any failure to get an answer -
+    refused, timed out, TLS - is raised as one :class:`StepError` line naming ``what``
+    and the reason, never the request's body or headers. A 3xx answer raises
+    :class:`RedirectRefused` naming where it pointed (:func:`refuse_redirect`). Other HTTP
+    error statuses are returned, not raised: the plugin knows what they mean.
     """
     import requests
 
     kwargs.setdefault("verify", ctx.tls_verify)
+    kwargs["allow_redirects"] = False
     try:
-        return requests.request(method, url, timeout=timeout, **kwargs)
+        response = requests.request(method, url, timeout=timeout, **kwargs)
     except requests.exceptions.SSLError:
         raise StepError(f"TLS failure talking to {what} ({_host(url)}): check the endpoint and settings.ca_bundle") from None
     except requests.exceptions.Timeout:
@@ -175,6 +185,82 @@ def http_request(
         raise StepError(f"cannot reach {what} ({_host(url)}): connection failed") from None
     except requests.exceptions.RequestException as exc:
         raise StepError(f"request to {what} ({_host(url)}) failed: {type(exc).__name__}") from None
+    refuse_redirect(what, url, response.status_code, response.headers.get("Location"))
+    return response
+
+
+_REDIRECT_POLICY = "gw does not follow redirects for requests that carry secrets or decide trust"
+
+
+def refuse_redirect(what: str, url: str, status: int, location: str | None) -> None:
+    """Raise :class:`RedirectRefused` when ``status`` is a 3xx; do nothing otherwise.
+
+    For any HTTP client that answered ``status`` (with header ``location``, or None) to a
+    request for ``url``. The one line names ``what``, the URL asked (no query: it may
+    carry secrets), the status, and the ``scheme://host:port`` the redirect pointed to,
+    e.g. ``the SORACOM API (sign-in): https://api.soracom.io/v1/auth answered 307, a
+    redirect to http://evil.example:80 - gw does not follow redirects ...``.
+    """
+    if not 300 <= status < 400:
+        return
+    target = _redirect_target(url, location)
+    where = f"a redirect to {target}" if target else "a redirect without a Location"
+    raise RedirectRefused(f"{what}: {_shown_url(url)} answered {status}, {where} - {_REDIRECT_POLICY}",
+                          status=status, target=target)
+
+
+def refuse_aws_redirects(client: Any) -> Any:
+    """Make botocore ``client`` raise :class:`RedirectRefused` for any 3xx answer; returns it.
+
+    botocore never follows a redirect (urllib3 with ``Retry(False)``; only S3 has its own
+    region redirector), but it hands a 3xx to its response parser, whose error ("Unable to
+    parse response ... invalid XML") never says redirect. The check runs on botocore's
+    ``before-parse`` event, so no retry and no parse happens.
+    """
+    url = str(client.meta.endpoint_url)
+
+    def check(response_dict: dict[str, Any], operation_model: Any = None, **_: Any) -> None:
+        service = getattr(getattr(operation_model, "service_model", None), "service_id", "")
+        what = " ".join(str(part) for part in ("AWS", service, getattr(operation_model, "name", "")) if part)
+        headers = response_dict.get("headers") or {}
+        refuse_redirect(what, url, int(response_dict.get("status_code") or 0), headers.get("Location"))
+
+    client.meta.events.register("before-parse", check)
+    return client
+
+
+def _printable(text: str, limit: int = 120) -> str:
+    """``text`` with anything but printable ASCII replaced by ``?``, cut to ``limit``."""
+    clean = "".join(c if 0x21 <= ord(c) < 0x7F else "?" for c in text)
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+def _shown_url(url: str) -> str:
+    """``scheme://host[:port]/path`` of ``url``: no user info, query or fragment."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an invalid URL"
+    return _printable(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path or '/'}", 200)
+
+
+def _redirect_target(url: str, location: str | None) -> str | None:
+    """``scheme://host:port`` a ``Location`` points to (relative ones resolved against ``url``)."""
+    from urllib.parse import urljoin, urlsplit
+
+    if location is None or not location.strip():
+        return None
+    try:
+        parts = urlsplit(urljoin(url, location.strip()))
+        host = parts.hostname or ""
+        port = parts.port or {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return "an unreadable Location"
+    if ":" in host:
+        host = f"[{host}]"
+    return _printable(f"{parts.scheme.lower() or '?'}://{host or '?'}" + (f":{port}" if port else ""))
 
 
 def _host(url: str) -> str:

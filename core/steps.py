@@ -271,16 +271,20 @@ class Command:
     arguments and a :class:`CommandContext` and returns an exit status.
     ``group`` makes it ``gw <group> <name>`` (``"setup"``, ``"serve"`` or ``"import"``) instead of
     a top-level command. ``description`` and ``epilog`` (examples) go to ``--help``.
+    ``extends=True`` adds to another plugin's command of the same name instead (the sso
+    plugin's ``gw setup aws --sso``): ``configure`` gets that command's parser, and ``run``
+    goes first, returning None to leave the call to the extended command.
     """
 
     name: str
     help: str
     configure: Callable[[Any], None]
-    run: Callable[[Any, CommandContext], int]
+    run: Callable[[Any, CommandContext], int | None]
     group: str | None = None
     description: str = ""
     epilog: str = ""
     plugin: str = ""
+    extends: bool = False
 
     @property
     def full_name(self) -> str:
@@ -295,11 +299,15 @@ class Setting:
     ``option`` says its type, default and choices, checked like a step option's.
     Steps and commands read it with ``ctx.setting(name)``. A key no loaded plugin
     owns is an error naming it (``gw check``, and any command that resolves a profile).
+    ``top_level=True`` makes it a top-level table ``[name]`` of the config instead of
+    a key of ``[settings]`` (its option's type must be ``dict``), e.g. the sso plugin's
+    ``[sso_sessions.NAME]`` tables.
     """
 
     name: str
     option: Option = field(default_factory=Option)
     plugin: str = ""
+    top_level: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ Fixtures:
 - ``gw_home``: a :class:`GwHome` - an isolated user (temporary ``HOME``,
   ``GW_HOME``, ``GW_CONFIG``, ``~/.aws``), with ``write_config(text)``,
   ``run(*args)`` (the real ``gw`` executable, stdin from /dev/null, no
-  controlling terminal), ``invoke(*args)`` (the same command line run in this
-  process, see :func:`run_inprocess`), ``popen(*args)`` and
+  controlling terminal), ``run_in_process(*args)`` (the same command line through
+  ``gw.cli.main`` in the test's own process, for speed: :func:`run_in_process`),
+  ``popen(*args)`` and
   ``vault_set(name, value)``. Plugins
   that are not installed are loaded with ``gw_home.load_plugin("module")``
   (``GW_PLUGINS``), so a test never installs anything into the running venv.
@@ -19,7 +20,7 @@ Fixtures:
   memory, messages are recorded.
 
 Test through real parts wherever you can: run the real ``gw`` against a local
-emulator and count the calls it receives. ``invoke`` is to ``run`` what pytest's
+emulator and count the calls it receives. ``run_in_process`` is to ``run`` what pytest's
 ``runpytest_inprocess`` is to ``runpytest_subprocess``: the same command line and
 result, without starting an interpreter; keep ``run`` for what crosses a process
 boundary (the launcher and the hot path's ``os._exit``, signals, ``/dev/tty``,
@@ -39,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._inprocess import InProcessExit, run_inprocess
+from ._inprocess import InProcessExit, run_in_process
 
 __all__ = ["GwHome", "InProcessExit", "StubStepContext", "assert_clean_failure", "clean_environ", "gw_executable",
-           "run_inprocess"]
+           "run_in_process"]
 
 import pytest
 
@@ -164,18 +165,17 @@ class GwHome:
             raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
-    def invoke(self, *args: str, input: str | None = None, timeout: float | None = 120, env: dict | None = None,
-               check: bool = False) -> subprocess.CompletedProcess:
-        """``gw ARGS`` as :meth:`run` does it, in this process (:func:`run_inprocess`)."""
-        result = run_inprocess(list(args), env={**self.env, **(env or {})}, cwd=self.root, input=input,
-                               timeout=timeout)
+    def run_in_process(self, *args: str, input: str | None = None, timeout: float | None = 120,
+                       env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+        """``gw ARGS`` as :meth:`run` does it, in this process (:func:`run_in_process`)."""
+        result = run_in_process(list(args), {**self.env, **(env or {})}, input or "", cwd=self.root, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
     def vault_set(self, name: str, value: str) -> None:
         """Store ``value`` in this home's vault."""
-        self.invoke("vault", "set", name, input=value, check=True)
+        self.run_in_process("vault", "set", name, input=value, check=True)
 
     def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen:
         """Start ``gw ARGS`` without waiting (pipes for stdout and stderr unless given)."""

@@ -14,6 +14,11 @@ relies on telling those kinds apart, so the observer replaces that fixed triple
 with fresh random values in the response (moto never looks those keys up
 again: its GetCallerIdentity already treats them as unknown).
 
+Faults: :meth:`MotoStack.inject` makes the observer answer the next calls of an
+operation itself (a status, optionally a ``Location``: ``status=307,
+location=tripwire.url()`` is a redirect to another host), as the HTTP emulators'
+``inject`` does for their routes.
+
 Nothing here sets process-wide environment variables; point clients at
 :attr:`MotoStack.url` explicitly (``endpoint_url=`` or a subprocess env).
 """
@@ -35,6 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
+
+from .httpserver import Fault, FaultQueue
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -174,6 +181,34 @@ def _parse_credentials(body: bytes) -> dict[str, str | None] | None:
     }
 
 
+def _operation(environ: dict[str, Any], params: dict[str, list[str]]) -> str:
+    """The operation a fault is keyed by: Action, X-Amz-Target's operation, or the path."""
+    action = next(iter(params.get("Action") or ()), None)
+    if action:
+        return action
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return target.rpartition(".")[2]
+    return str(environ.get("PATH_INFO", "/"))
+
+
+def _fault_answer(fault: Fault, start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """An injected answer: ``Location`` and no body for a redirect, else an AWS query error document."""
+    from http.client import responses
+
+    if fault.delay:
+        time.sleep(fault.delay)
+    status = fault.status or 500
+    if fault.location is not None:
+        body, headers = b"", [("Location", fault.location)]
+    else:
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>Fault{status}</Code><Message>injected fault"
+                f"</Message></Error><RequestId>{secrets.token_hex(8)}</RequestId></ErrorResponse>").encode()
+        headers = [("Content-Type", "text/xml")]
+    start_response(f"{status} {responses.get(status, 'Fault')}", [*headers, ("Content-Length", str(len(body)))])
+    return [body]
+
+
 @dataclass
 class _Watch:
     service: str
@@ -201,6 +236,7 @@ class MotoStack:
         self.mfa_codes: list[tuple[str, str, float]] = []
         self.observer_errors = 0
         self.last_observer_error: str | None = None
+        self.faults = FaultQueue()
         self._lock = threading.Lock()
         self._server: Any = None
         self._boto: Any = None
@@ -262,6 +298,18 @@ class MotoStack:
             self.calls.clear()
             self.issued.clear()
             self.mfa_codes.clear()
+
+    def inject(self, operation: str, *, status: int, location: str | None = None, delay: float = 0.0,
+               count: int = 1) -> None:
+        """Answer the next ``count`` calls of ``operation`` with ``status`` instead of moto.
+
+        ``operation`` is the API action (``AssumeRole``, ``GetSessionToken``, ``GetId``: the
+        ``Action`` parameter of query protocols, or the ``X-Amz-Target`` operation of JSON ones),
+        or the request path for REST APIs (``/endpoint`` for IoT DescribeEndpoint). With
+        ``location`` the answer carries that ``Location`` header and no body, as a redirecting
+        front end sends; without it, an AWS query-protocol error document (code ``Fault<status>``).
+        """
+        self.faults.add(operation, Fault(status=status, delay=delay, count=count, location=location))
 
     # -- helpers for tests and the demo ----------------------------------------
     def client(
@@ -331,21 +379,26 @@ class MotoStack:
         stack = self
 
         def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            fault = None
             try:
-                watch = stack._inspect_request(environ)
+                params = stack._params(environ)
+                watch = stack._inspect_request(environ, params)
+                fault = stack.faults.take(_operation(environ, params))
             except Exception as exc:
                 stack._observer_failed(exc)
                 watch = None
+            if fault is not None:
+                return _fault_answer(fault, start_response)
             if watch is None:
                 return app(environ, start_response)
             return stack._buffered(app, environ, start_response, watch)
 
         return middleware
 
-    def _inspect_request(self, environ: dict[str, Any]) -> _Watch | None:
-        """Count STS calls; returns what to look for when the reply must be read."""
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        params = dict(query)
+    @staticmethod
+    def _params(environ: dict[str, Any]) -> dict[str, list[str]]:
+        """The query and form parameters of a request (a form body is put back for moto)."""
+        params = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if environ.get("REQUEST_METHOD") == "POST":
             ctype = environ.get("CONTENT_TYPE", "")
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -353,7 +406,12 @@ class MotoStack:
                 body = environ["wsgi.input"].read(length)
                 environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
                 params.update(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
-        action = (params.get("Action") or [None])[0]
+        return params
+
+    def _inspect_request(self, environ: dict[str, Any], params: dict[str, list[str]]) -> _Watch | None:
+        """Count STS calls; returns what to look for when the reply must be read."""
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        action = next(iter(params.get("Action") or ()), None)
         if action is None:
             return None
         caller, service = _caller_key(environ, query)

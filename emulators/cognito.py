@@ -1,11 +1,19 @@
 """Amazon Cognito user pool emulator: the OAuth 2.0 token endpoint and the pool's JWKS.
 
-Follows protocols.md section 7 and the AWS developer guide page "The token issuer
+Follows docs/protocols.md §7 and the AWS developer guide page "The token issuer
 endpoint" (https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html):
 
 * ``POST /oauth2/token`` with ``Content-Type: application/x-www-form-urlencoded``;
   the app client authenticates with ``Authorization: Basic b64(client_id:client_secret)``
-  (or ``client_id``/``client_secret`` in the form, which Cognito also accepts);
+  (``client_secret_basic``) or with ``client_id``/``client_secret`` in the form
+  (``client_secret_post``), both of which the AWS page documents. How Cognito decodes the
+  Basic value is not documented: RFC 6749 section 2.3.1 form-urlencodes id and secret before
+  joining them, the AWS page and samples show them joined raw. Cognito's ids and secrets
+  (letters, digits, ``_`` and ``+``: AddUserPoolClientSecret in the API reference) read
+  the same both ways except for ``+``, so the emulator is tolerant and takes either: the
+  raw value, or its form-decoded one.
+  A request that carries both a Basic header and form credentials naming another client or
+  another secret is ``invalid_request`` (RFC 6749 section 5.2: more than one mechanism).
   ``grant_type=client_credentials`` and an optional space-separated ``scope`` of
   ``<resource server identifier>/<scope name>`` custom scopes. Without ``scope``
   Cognito grants every custom scope the app client allows.
@@ -201,6 +209,8 @@ class CognitoEmulator(EmulatorServer):
         if not grant_type:
             return _error("invalid_request")
         client = self._authenticate(request, form)
+        if isinstance(client, str):
+            return _error(client)
         if client is None:
             return _error("invalid_client")
         if grant_type not in GRANT_TYPES:
@@ -221,25 +231,39 @@ class CognitoEmulator(EmulatorServer):
             return _error("invalid_scope")
         return self._issue(client, " ".join(granted))
 
-    def _authenticate(self, request: Request, form: dict[str, str]) -> AppClient | None:
-        """The app client the request authenticates as (HTTP Basic, or the form), or None."""
+    def _authenticate(self, request: Request, form: dict[str, str]) -> AppClient | str | None:
+        """The app client the request authenticates as (HTTP Basic, or the form), None when
+        authentication fails, or ``"invalid_request"`` when Basic and the form disagree."""
         header = request.header("authorization")
-        if header:
-            scheme, _, value = header.partition(" ")
-            if scheme.lower() != "basic":
-                return None
-            try:
-                client_id, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            if not sep:
-                return None
-        else:
-            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        client = self.clients.get(client_id)
-        if client is None or client.secret is None:
+        if not header:
+            return self._client(form.get("client_id", ""), form.get("client_secret", ""))
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "basic":
             return None
-        if not hmac.compare_digest(client.secret.encode(), secret.encode()):
+        try:
+            raw_id, sep, raw_secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if not sep:
+            return None
+        client = None
+        for client_id, secret in _basic_readings(raw_id, raw_secret):
+            client = self._client(client_id, secret)
+            if client is not None:
+                break
+        body_id, body_secret = form.get("client_id"), form.get("client_secret")
+        if client is not None and (
+            (body_id is not None and body_id != client.client_id)
+            or (body_secret is not None and not _same(body_secret, client.secret or ""))
+        ):
+            return "invalid_request"
+        if client is None and body_secret is not None:
+            return "invalid_request"  # two mechanisms, and the Basic one does not even hold
+        return client
+
+    def _client(self, client_id: str, secret: str) -> AppClient | None:
+        client = self.clients.get(client_id)
+        if client is None or client.secret is None or not _same(secret, client.secret):
             return None
         return client
 
@@ -267,42 +291,26 @@ class CognitoEmulator(EmulatorServer):
         return json_response(200, body, NO_STORE)
 
 
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _basic_readings(client_id: str, secret: str) -> list[tuple[str, str]]:
+    """The (id, secret) a Basic value may mean: as sent, then form-decoded (RFC 6749 section 2.3.1)."""
+    from urllib.parse import unquote_plus
+
+    readings = [(client_id, secret)]
+    try:
+        decoded = (unquote_plus(client_id, errors="strict"), unquote_plus(secret, errors="strict"))
+    except UnicodeDecodeError:
+        return readings
+    if decoded != readings[0]:
+        readings.append(decoded)
+    return readings
+
+
 def _error(error: str, status: int = 400) -> Response:
     return json_response(status, {"error": error}, NO_STORE)
 
 
-def start_cognito_demo(ca: LocalCA, *, scopes: tuple[str, ...] = ("gw-demo/read",)) -> tuple[CognitoEmulator, Any, AppClient]:
-    """Start a user pool and a protected API for ``gw demo``: (pool, api, app client).
-
-    The pool has a resource server ``gw-demo`` with ``read`` and ``write`` scopes and one
-    machine-to-machine app client allowed ``scopes``; the API (see
-    :mod:`gw_emulators.cognito_api`) answers ``GET /items`` to tokens carrying
-    ``gw-demo/read``. The caller stops both (``.stop()``).
-    """
-    from .cognito_api import ProtectedApi
-
-    pool = CognitoEmulator(ca)
-    pool.add_resource_server("gw-demo", ["read", "write"])
-    client = pool.add_client("gwdemo", scopes=scopes)
-    pool.start()
-    api = ProtectedApi(ca, issuer=pool.issuer, audiences=(client.client_id,), routes={"/items": "gw-demo/read"})
-    api.start()
-    return pool, api, client
-
-
-def demo_profile(pool: CognitoEmulator, client: AppClient, *, name: str = "m2m",
-                 secret_ref: str = "vault:gw-demo-m2m-secret", scopes: tuple[str, ...] = ("gw-demo/read",)) -> str:
-    """A config snippet with a ``cognito-m2m`` profile ``name`` for ``client`` of ``pool``.
-
-    The caller stores ``client.secret`` where ``secret_ref`` points (``gw vault set``).
-    """
-    scope_list = ", ".join(f'"{scope}"' for scope in scopes)
-    return (
-        f"[profiles.{name}]\n"
-        f'description = "Cognito client credentials (emulated user pool {pool.pool_id})"\n'
-        f'steps = [{{ use = "cognito-m2m", token_url = "{pool.token_url}", client_id = "{client.client_id}", '
-        f'client_secret = "{secret_ref}", scopes = [{scope_list}] }}]\n'
-    )
-
-
-__all__ = ["OAUTH_ERRORS", "AppClient", "CognitoEmulator", "IssuedToken", "demo_profile", "start_cognito_demo"]
+__all__ = ["OAUTH_ERRORS", "AppClient", "CognitoEmulator", "IssuedToken"]

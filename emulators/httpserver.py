@@ -5,6 +5,10 @@ returns a :class:`Response`. The server listens on 127.0.0.1 (port 0 picks a fre
 one), speaks TLS with a certificate from :class:`gw_emulators.tls.LocalCA`
 (optionally requiring client certificates), and counts calls per route name so
 tests can assert how many upstream fetches really happened.
+
+Also here: :class:`FaultQueue` (the faults injected into an emulator's routes, shared with
+the moto observer of :mod:`gw_emulators.aws`) and :class:`Tripwire`, a listener that must
+never be contacted (where an injected redirect points).
 """
 
 from __future__ import annotations
@@ -61,13 +65,41 @@ class Response:
 
 @dataclass
 class Fault:
-    """A fault injected into the next ``count`` calls of a route (see :meth:`EmulatorServer.inject`)."""
+    """A fault injected into the next ``count`` calls of a route (see :meth:`EmulatorServer.inject`).
+
+    ``location`` is sent as the answer's ``Location`` header (with a 3xx ``status``: a redirect).
+    """
 
     status: int | None = None
     delay: float = 0.0
     garbage: bool = False
     drop: bool = False
     count: int = 1
+    location: str | None = None
+
+
+class FaultQueue(dict[str, list[Fault]]):
+    """Faults by route name, taken in order, each for its ``count`` calls (thread-safe)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+
+    def add(self, route: str, fault: Fault) -> None:
+        with self._lock:
+            self.setdefault(route, []).append(fault)
+
+    def take(self, route: str) -> Fault | None:
+        """The fault for this call of ``route``, or None."""
+        with self._lock:
+            queue = self.get(route)
+            if not queue:
+                return None
+            fault = queue[0]
+            fault.count -= 1
+            if fault.count <= 0:
+                queue.pop(0)
+            return fault
 
 
 def json_response(status: int, document: Any, headers: dict[str, str] | None = None) -> Response:
@@ -109,16 +141,17 @@ class EmulatorBase:
 
     def __init__(self, *, clock: Callable[[], float] | None = None) -> None:
         self.clock: Callable[[], float] = clock or time.time
-        self.faults: dict[str, list[Fault]] = {}
+        self.faults = FaultQueue()
         self.calls: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
 
     def inject(self, route: str, *, status: int | None = None, delay: float = 0.0, garbage: bool = False,
-               drop: bool = False, count: int = 1) -> None:
+               drop: bool = False, count: int = 1, location: str | None = None) -> None:
         """Make the next ``count`` calls of ``route`` (its name) fail: answer ``status`` with an
-        error body, wait ``delay`` seconds first, answer a garbage body, or drop the connection."""
-        with self._lock:
-            self.faults.setdefault(route, []).append(Fault(status, delay, garbage, drop, count))
+        error body, wait ``delay`` seconds first, answer a garbage body, or drop the connection.
+        ``location`` goes out as the ``Location`` header: ``status=307, location=tripwire.url``
+        is a redirect to another host."""
+        self.faults.add(route, Fault(status, delay, garbage, drop, count, location))
 
     def advance(self, seconds: float) -> None:
         """Move this emulator's clock forward (replaces ``clock`` with a shifted one)."""
@@ -126,15 +159,7 @@ class EmulatorBase:
         self.clock = lambda: base() + seconds
 
     def _take_fault(self, route: str) -> Fault | None:
-        with self._lock:
-            queue = self.faults.get(route)
-            if not queue:
-                return None
-            fault = queue[0]
-            fault.count -= 1
-            if fault.count <= 0:
-                queue.pop(0)
-            return fault
+        return self.faults.take(route)
 
     def count(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -174,10 +199,13 @@ class EmulatorServer(EmulatorBase):
                     time.sleep(fault.delay)
                 if fault.drop:
                     return Response(drop=True)
+                extra = {"Location": fault.location} if fault.location is not None else {}
                 if fault.garbage:
-                    return Response(fault.status or 200, b"\x00<html>not what you expected", {"Content-Type": "application/json"})
+                    return Response(fault.status or 200, b"\x00<html>not what you expected",
+                                    {"Content-Type": "application/json", **extra})
                 if fault.status is not None:
-                    return json_response(fault.status, {"code": f"FAULT{fault.status}", "message": "injected fault"})
+                    return json_response(fault.status, {"code": f"FAULT{fault.status}", "message": "injected fault"},
+                                         extra)
             return handler(request)
         if allowed:
             return json_response(405, {"message": "method not allowed"})
@@ -269,3 +297,82 @@ class EmulatorServer(EmulatorBase):
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class Tripwire:
+    """A plain TCP listener on 127.0.0.1 that nothing may contact: where a test points an
+    injected redirect. Every connection is accepted, read (up to 64 KiB, briefly) and closed,
+    so a client that follows the redirect fails fast instead of waiting; :meth:`contacts` holds
+    what each one sent (a TLS ClientHello, an HTTP request with its headers ...).
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.setblocking(False)
+        self._received: list[bytes] = []
+        self._lock = threading.Lock()  # accepting and recording a connection are one step
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="tripwire", daemon=True)
+        self._thread.start()
+
+    @property
+    def port(self) -> int:
+        return int(self._sock.getsockname()[1])
+
+    def url(self, scheme: str = "http", path: str = "/") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        import select
+
+        while not self._closed.is_set():
+            try:
+                ready, _, _ = select.select([self._sock], [], [], 0.05)
+            except (OSError, ValueError):  # closed
+                return
+            if ready:
+                for conn, index in self._accept_pending():
+                    self._read(conn, index)
+
+    def _accept_pending(self) -> list[tuple[socket.socket, int]]:
+        taken: list[tuple[socket.socket, int]] = []
+        with self._lock:
+            while True:
+                try:
+                    conn, _ = self._sock.accept()
+                except OSError:  # nothing pending (BlockingIOError), or closed
+                    return taken
+                taken.append((conn, len(self._received)))
+                self._received.append(b"")
+
+    def _read(self, conn: socket.socket, index: int) -> None:
+        data = b""
+        with conn:
+            conn.settimeout(0.5)
+            try:
+                while len(data) < 65536:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+        with self._lock:
+            self._received[index] = data
+
+    def contacts(self) -> list[bytes]:
+        """What each connection so far sent; connections still in the listen backlog count too."""
+        for conn, index in self._accept_pending():
+            self._read(conn, index)
+        with self._lock:
+            return list(self._received)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._sock.close()
+
+    def __enter__(self) -> Tripwire:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -26,10 +26,16 @@ answer and error shapes of protocols.md section 8:
 - The server checks SNI: AWS IoT requires the endpoint host name in the TLS
   ``host_name`` (developer guide, "Authorizing direct calls to AWS services");
   without it the answer is 403 ``Certificate is invalid on this endpoint``.
-- 403 ``Invalid thing name passed`` when ``x-amzn-iot-thingname`` names a thing
-  not attached to the certificate; 403 ``Access Denied`` when the certificate's
-  policy does not allow the alias; 404 ``Role alias does not exist``; 400 when
-  the alias's credentialDurationSeconds exceeds the role's maximum session.
+- The checks in AWS's order: 403 ``Invalid thing name passed`` when
+  ``x-amzn-iot-thingname`` names a thing not attached to the certificate; 403
+  ``Access Denied`` when the certificate's policy does not allow the alias (known or
+  not); 404 ``Role alias does not exist``; 400 when the alias's
+  credentialDurationSeconds exceeds the role's MaxSessionDuration, or the role cannot be
+  assumed. Every error carries ``x-amzn-ErrorType``. The alias path segment is
+  percent-decoded (AWS's documented curl call sends it raw).
+- ``alpn_required=True`` stands for AWS IoT's port 443, where X.509 over HTTPS needs
+  ALPN ``x-amzn-http-ca``: the ClientHello is peeked, and without that ALPN no client
+  certificate is asked for and every request gets 403 ``Forbidden``.
 - Credentials are minted by STS AssumeRole on a moto server (``aws_endpoint``), so
   moto accepts them (``aws sts get-caller-identity``); without moto they are random.
 
@@ -50,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from .httpserver import EmulatorServer, Request, Response, json_response
 from .tls import IssuedCert, LocalCA
@@ -63,7 +70,9 @@ MSG_THING = "Invalid thing name passed"
 MSG_DENIED = "Access Denied"
 MSG_ENDPOINT = "Certificate is invalid on this endpoint"
 MSG_NO_ALIAS = "Role alias does not exist"
-MSG_DURATION = "The requested credential duration exceeds the maximum session duration of the role"
+MSG_DURATION = "The requested CredentialDurationSeconds exceeds the MaxSessionDuration set for the role"
+MSG_ASSUME = "Unable to assume the role, or the role to assume does not exist"
+MSG_NOT_AUTHENTICATED = "Forbidden"
 
 
 @dataclass
@@ -94,6 +103,7 @@ class RoleAlias:
     role_arn: str
     duration: int = 3600
     max_session: int = 3600
+    assumable: bool = True  # False: the role is gone or does not trust credentials.iot.amazonaws.com
 
 
 def _pem(value: str | bytes | Path | IssuedCert) -> str:
@@ -131,11 +141,63 @@ def _linger(tls: ssl.SSLSocket, seconds: float = 1.0) -> None:
         tls.close()
 
 
+ALPN_HTTP = "x-amzn-http-ca"  # AWS IoT's ALPN for X.509-authenticated HTTPS on port 443
+
+
+def _client_hello_alpn(data: bytes) -> list[str]:
+    """The ALPN protocol names (RFC 7301) in a TLS ClientHello record (RFC 8446 4.1.2), or []
+    when there are none or the bytes are not a ClientHello."""
+    try:
+        if data[0] != 22 or data[5] != 1:  # a handshake record holding a ClientHello
+            return []
+        pos = 5 + 4 + 2 + 32  # record header, handshake header, legacy_version, random
+        pos += 1 + data[pos]  # legacy_session_id
+        pos += 2 + int.from_bytes(data[pos:pos + 2], "big")  # cipher_suites
+        pos += 1 + data[pos]  # legacy_compression_methods
+        end = pos + 2 + int.from_bytes(data[pos:pos + 2], "big")
+        pos += 2
+        while pos + 4 <= end:
+            kind, size = int.from_bytes(data[pos:pos + 2], "big"), int.from_bytes(data[pos + 2:pos + 4], "big")
+            pos += 4
+            if kind == 16:  # application_layer_protocol_negotiation
+                names, at, stop = [], pos + 2, pos + 2 + int.from_bytes(data[pos:pos + 2], "big")
+                while at < stop:
+                    names.append(data[at + 1:at + 1 + data[at]].decode("ascii", "replace"))
+                    at += 1 + data[at]
+                return names
+            pos += size
+    except IndexError:
+        pass
+    return []
+
+
+def _peek_client_hello(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """The first TLS record the client sent, peeked (the handshake still reads it)."""
+    previous = sock.gettimeout()
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            data = sock.recv(5 + 16384, socket.MSG_PEEK)
+            if not data or (len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[3:5], "big")):
+                break
+            time.sleep(0.005)  # a record split over segments: wait for the rest
+    except OSError:
+        pass
+    finally:
+        sock.settimeout(previous)
+    return data
+
+
 class _PerConnectionTLS:
     """Stands in for the base server's SSLContext: a fresh context per connection.
 
     The trust store changes as certificates are registered, activated and
     revoked, and OpenSSL cannot drop a trusted certificate from a live context.
+    With ``alpn_required`` (the emulator stands for port 443), the ClientHello is peeked
+    first: without ALPN ``x-amzn-http-ca`` the server asks for no client certificate, as
+    AWS IoT's port 443 serves other protocols then, and every request gets 403.
     """
 
     def __init__(self, emulator: IotCredentialsEmulator) -> None:
@@ -143,7 +205,11 @@ class _PerConnectionTLS:
 
     def wrap_socket(self, sock: Any, server_side: bool = True) -> ssl.SSLSocket:
         holder: dict[str, str | None] = {"sni": None}
-        context = self.emulator.server_context(holder)
+        offered = _client_hello_alpn(_peek_client_hello(sock))
+        self.emulator.record_alpn(offered)
+        authenticated = not self.emulator.alpn_required or ALPN_HTTP in offered
+        self.emulator._connection.authenticated = authenticated
+        context = self.emulator.server_context(holder, client_certificate=authenticated)
         tls = context.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False)
         try:
             tls.do_handshake()
@@ -151,6 +217,8 @@ class _PerConnectionTLS:
             _linger(tls)
             raise
         self.emulator._connection.sni = holder["sni"]
+        if not authenticated:
+            return tls  # no client certificate was asked for: answered 403 whatever is asked
         der = tls.getpeercert(binary_form=True)
         if der is None or not self.emulator.admit(der):
             # Closed without an answer, as AWS IoT does: end our side, then drain the request.
@@ -178,8 +246,14 @@ class IotCredentialsEmulator(EmulatorServer):
         host_name: str = "localhost",
         clock: Callable[[], float] | None = None,
         revocation_alerts: bool = False,
+        alpn_required: bool = False,
     ) -> None:
         super().__init__(ca, clock=clock)
+        #: stand for AWS IoT's port 443: X.509 over HTTPS only with ALPN ``x-amzn-http-ca``
+        #: (protocols.md section 8); False stands for port 8443, where none is needed
+        self.alpn_required = alpn_required
+        #: the ALPN names each connection offered, in order ([] for none)
+        self.alpn_offered: list[list[str]] = []
         #: when True, a REVOKED certificate made by :meth:`create_certificate` fails the
         #: handshake with the TLS ``certificate_revoked`` alert (OpenSSL's CRL check against a
         #: CRL of the device CA) instead of the ``unknown_ca`` alert of an unknown certificate.
@@ -196,6 +270,8 @@ class IotCredentialsEmulator(EmulatorServer):
         self.certificates: dict[str, Certificate] = {}
         self.cas: dict[str, RegisteredCa] = {}
         self.role_aliases: dict[str, RoleAlias] = {}
+        #: the path of every credentials request, as sent (not decoded)
+        self.request_paths: list[str] = []
         self._registry = threading.RLock()
         self._connection = threading.local()
         self._sts: Any = None
@@ -272,9 +348,11 @@ class IotCredentialsEmulator(EmulatorServer):
         with self._registry:
             self.certificates[cert_id].denied_aliases.add(alias)
 
-    def add_role_alias(self, alias: str, role_arn: str, *, duration: int = 3600, max_session: int = 3600) -> None:
-        """CreateRoleAlias; ``max_session`` is the referenced role's MaxSessionDuration."""
-        self.role_aliases[alias] = RoleAlias(role_arn, duration, max_session)
+    def add_role_alias(self, alias: str, role_arn: str, *, duration: int = 3600, max_session: int = 3600,
+                       assumable: bool = True) -> None:
+        """CreateRoleAlias; ``max_session`` is the referenced role's MaxSessionDuration;
+        ``assumable=False``: the role was deleted or does not trust credentials.iot.amazonaws.com."""
+        self.role_aliases[alias] = RoleAlias(role_arn, duration, max_session, assumable)
 
     # -- TLS -------------------------------------------------------------------
     def start(self, port: int = 0) -> IotCredentialsEmulator:
@@ -289,12 +367,25 @@ class IotCredentialsEmulator(EmulatorServer):
         """``host:port`` as a client should name it (the host name makes the client send SNI)."""
         return f"{self.host_name}:{self.port}"
 
-    def server_context(self, holder: dict[str, str | None]) -> ssl.SSLContext:
-        """A server context trusting the ACTIVE certificates and the registered CAs now."""
+    def record_alpn(self, offered: list[str]) -> None:
+        with self._lock:
+            self.alpn_offered.append(offered)
+
+    def server_context(self, holder: dict[str, str | None], *, client_certificate: bool = True) -> ssl.SSLContext:
+        """A server context trusting the ACTIVE certificates and the registered CAs now
+        (``client_certificate=False``: one that asks for no client certificate)."""
         assert self._server_cert is not None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self._server_cert.cert_path, self._server_cert.key_path)
+
+        def remember_sni(sock: Any, server_name: str | None, ctx: ssl.SSLContext) -> None:
+            holder["sni"] = server_name
+
+        context.sni_callback = remember_sni
+        if not client_certificate:
+            return context
+        context.set_alpn_protocols([ALPN_HTTP])  # selected when offered; other offers are ignored
         context.verify_mode = ssl.CERT_REQUIRED
         context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         with self._registry:
@@ -318,11 +409,6 @@ class IotCredentialsEmulator(EmulatorServer):
                 trusted += [ca.pem for ca in self.cas.values() if ca.auto_registration]
         trusted.append(Path(self._no_client_ca.ca_path).read_text())
         context.load_verify_locations(cadata="\n".join(trusted))
-
-        def remember_sni(sock: Any, server_name: str | None, ctx: ssl.SSLContext) -> None:
-            holder["sni"] = server_name
-
-        context.sni_callback = remember_sni
         return context
 
     def _current_status(self, record: Certificate) -> str:
@@ -375,8 +461,15 @@ class IotCredentialsEmulator(EmulatorServer):
 
     # -- the credentials route -------------------------------------------------
     def _credentials(self, request: Request) -> Response:
+        """The checks in AWS's order (protocols.md section 8): thing name, authorization, alias, role."""
         assert request.match is not None
-        alias_name = request.match.group("alias")
+        # The path segment is percent-decoded as any HTTP server does (RFC 3986 2.1; "+" stays
+        # "+"): AWS's documented curl call sends the alias raw, an encoded alias names the same.
+        alias_name = unquote(request.match.group("alias"))
+        with self._lock:
+            self.request_paths.append(request.path)
+        if not getattr(self._connection, "authenticated", True):
+            return _error(403, MSG_NOT_AUTHENTICATED, "ForbiddenException")
         if getattr(self._connection, "sni", None) != self.host_name:
             return _error(403, MSG_ENDPOINT, "AccessDeniedException")
         if request.peer_cert_der is None:
@@ -388,13 +481,15 @@ class IotCredentialsEmulator(EmulatorServer):
             thing = request.header("x-amzn-iot-thingname")
             if thing is not None and thing not in record.things:
                 return _error(403, MSG_THING, "AccessDeniedException")
+            if alias_name in record.denied_aliases:
+                return _error(403, MSG_DENIED, "AccessDeniedException")
             alias = self.role_aliases.get(alias_name)
             if alias is None:
                 return _error(404, MSG_NO_ALIAS, "ResourceNotFoundException")
-            if alias_name in record.denied_aliases:
-                return _error(403, MSG_DENIED, "AccessDeniedException")
             if alias.duration > alias.max_session:
                 return _error(400, MSG_DURATION, "InvalidRequestException")
+            if not alias.assumable:
+                return _error(400, MSG_ASSUME, "InvalidRequestException")
             cert_id = record.cert_id
         return json_response(200, {"credentials": self._mint(alias, thing or cert_id)})
 
@@ -428,135 +523,3 @@ class IotCredentialsEmulator(EmulatorServer):
 
 def _error(status: int, message: str, error_type: str) -> Response:
     return json_response(status, {"message": message}, {"x-amzn-ErrorType": error_type})
-
-
-# -- demo entry points (for gw_emulators.demo: start_iot in start_services, ("iot", part_iot) in PARTS) --
-
-
-def start_iot(demo: Any, stack: Any) -> None:
-    """Start the IoT credentials provider for ``gw demo``: a device certificate, a JITR CA,
-    and two profiles (``iot-device``: certificate files; ``iot-sim``: Krypton bootstrap, when
-    the demo runs the Krypton emulator with a virtual SIM at ``<root>/virtual-sim.json``)."""
-    moto = demo.services["moto"]
-    role_arn = moto.create_role("DemoIotDevice")
-    refusals: dict[str, IotCredentialsEmulator] = {}
-    # The demo's JITR back-end activates a certificate after two refused connections.
-    iot = IotCredentialsEmulator(demo.services["ca"], demo.root / "iot", aws_endpoint=moto.url,
-                                 clock=lambda: float(refusals["iot"].calls["refused-pending"]))
-    refusals["iot"] = iot
-    iot.add_role_alias("demo-device", role_arn)
-    stack.enter_context(iot)
-    demo.services["iot"] = iot
-    device = iot.create_certificate("demo-device", thing_name="demo-sensor")
-    demo.services["iot-jitr-ca"] = LocalCA(demo.root / "iot-jitr-ca", "demo device CA")
-    iot.register_ca(demo.services["iot-jitr-ca"].ca_path, activation_delay=2)
-    parts = [
-        "[profiles.iot-device]",
-        'description = "A device certificate exchanged for AWS credentials by the AWS IoT credentials provider"',
-        (f'steps = [{{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "demo-device", '
-        f'thing_name = "demo-sensor", certificate = "{device.cert_path}", private_key = "{device.key_path}" }}]'),
-    ]
-    krypton = demo.services.get("krypton")
-    sim_file = demo.root / "virtual-sim.json"
-    if krypton is not None and sim_file.exists():
-        iot.trust_issuer(demo.services["ca"].ca_path)  # Krypton's bootstrap certificates are ACTIVE
-        parts += [
-            "", "[profiles.iot-sim]",
-            'description = "The SIM gets a certificate once (Krypton), the certificate gets AWS credentials"',
-            (f'steps = [{{ use = "iot-certificate", endpoint = "{iot.endpoint}", role_alias = "demo-device", '
-            f'bootstrap = {{ reader = "emulated", sim_file = "{sim_file}", endpoint = "{krypton.url}" }} }}]'),
-        ]
-    demo.config_parts.append("\n".join(parts) + "\n")
-
-
-def _aws_cli_identity(demo: Any, profile: str) -> str:
-    """``gw setup aws --profile P``, then the real AWS CLI's ``aws sts get-caller-identity --profile P``
-    (credential_process runs gw): the caller's ARN. Any failure ends the demo (DemoFailed)."""
-    demo.command(f"gw setup aws --profile {profile} --region us-east-1")
-    setup, _ = demo.gw_run("setup", "aws", "--profile", profile, "--region", "us-east-1")
-    demo.output(setup.stdout.strip())
-    demo.command(f"aws sts get-caller-identity --profile {profile}")
-    return _aws_cli_identity_quiet(demo, profile)
-
-
-def _expect_arn(demo: Any, profile: str, arn: str, expected: str) -> None:
-    from .demo import DemoFailed
-
-    if arn != expected:
-        raise DemoFailed(f"profile {profile}: the AWS CLI ran as {arn}, expected {expected}")
-    demo.show(f"caller identity: [green]{arn}[/green]")
-
-
-def part_iot(demo: Any) -> None:
-    """Device certificates: AWS credentials over mutual TLS for the real AWS CLI (through
-    credential_process), a SIM-bootstrapped certificate, JITR. Fails (DemoFailed) on a wrong answer."""
-    from .demo import DemoFailed
-
-    iot = demo.services["iot"]
-    moto = demo.services["moto"]
-    role = f"arn:aws:sts::{moto.account_id}:assumed-role/DemoIotDevice"
-    demo.step("AWS IoT: a device certificate becomes AWS credentials for the AWS CLI")
-    demo.show("Profile [bold]iot-device[/bold]: certificate + key -> mutual TLS to the IoT credentials provider "
-              "-> role credentials, through credential_process.")
-    before = iot.calls["credentials"]
-    arn = _aws_cli_identity(demo, "iot-device")
-    _expect_arn(demo, "iot-device", arn, f"{role}/demo-sensor")
-    if iot.calls["credentials"] != before + 1:
-        raise DemoFailed("the AWS CLI's credentials did not come from the IoT credentials provider")
-    if "krypton" in demo.services and any("iot-sim" in p for p in demo.config_parts):
-        krypton = demo.services["krypton"]
-        demo.step("AWS IoT: the SIM gets a certificate once, the certificate gets AWS credentials")
-        demo.show("Profile [bold]iot-sim[/bold]: SIM -> Krypton aws-iot-bootstrap (certificate + key) -> mutual TLS "
-                  "-> role credentials, through credential_process.")
-        bootstraps = krypton.calls["aws/iot/bootstrap"]
-        known = set(iot.certificates)
-        arn = _aws_cli_identity(demo, "iot-sim")
-        made = set(iot.certificates) - known
-        if len(made) != 1:
-            raise DemoFailed(f"expected one certificate from the SIM bootstrap, the IoT endpoint saw {len(made)}")
-        _expect_arn(demo, "iot-sim", arn, f"{role}/{made.pop()}")  # session named after the certificateId
-        demo.command("gw cache clear --profile iot-sim && aws sts get-caller-identity --profile iot-sim")
-        demo.gw_run("cache", "clear", "--profile", "iot-sim")
-        again = _aws_cli_identity_quiet(demo, "iot-sim")
-        if again != arn:
-            raise DemoFailed(f"profile iot-sim: the second run was {again}, expected {arn}")
-        count = krypton.calls["aws/iot/bootstrap"] - bootstraps
-        if count != 1:
-            raise DemoFailed(f"expected 1 Krypton bootstrap for two fetches, got {count}")
-        demo.show(f"two fetches, {count} Krypton bootstrap: the SIM got the certificate once, "
-                  "the certificate did the rest")
-    ca = demo.services["iot-jitr-ca"]
-    device = ca.issue("jitr-device", server=False)
-    demo.show("Just-in-time registration: a certificate from the device's own CA is refused until "
-              "the back-end activates it.")
-    demo.command("gw iot register --certificate jitr-device.pem --key jitr-device.key "
-                 f"--ca-certificate ca.pem --endpoint {iot.endpoint}")
-    result, _ = demo.gw_run("iot", "register", "--certificate", str(device.cert_path), "--key",
-                            str(device.key_path), "--ca-certificate", str(ca.ca_path), "--endpoint", iot.endpoint,
-                            "--interval", "0.2", "--timeout", "30")
-    demo.output(result.stdout.strip())
-    if iot.status(device) != ACTIVE:
-        raise DemoFailed("the JITR certificate is not ACTIVE after gw iot register")
-
-
-def _aws_cli_identity_quiet(demo: Any, profile: str) -> str:
-    """The caller ARN of ``aws sts get-caller-identity --profile P`` (already set up)."""
-    import json
-    import shutil
-    import subprocess
-    import sys
-
-    from .demo import DemoFailed
-
-    aws = shutil.which("aws", path=str(Path(sys.executable).parent)) or shutil.which("aws")
-    if aws is None:
-        raise DemoFailed("the AWS CLI is not installed (pip install awscli)")
-    result = subprocess.run([aws, "sts", "get-caller-identity", "--profile", profile, "--output", "json"],
-                            env=demo.env, capture_output=True, text=True, timeout=120, start_new_session=True,
-                            stdin=subprocess.DEVNULL, check=False)
-    if result.returncode != 0:
-        raise DemoFailed(f"aws sts get-caller-identity --profile {profile} failed: {result.stderr.strip()[-300:]}")
-    try:
-        return str(json.loads(result.stdout)["Arn"])
-    except (ValueError, KeyError, TypeError):
-        raise DemoFailed(f"aws sts get-caller-identity --profile {profile} printed no caller ARN") from None

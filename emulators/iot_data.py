@@ -2,21 +2,29 @@
 
 :class:`IotDataEmulator` listens on 127.0.0.1 over TLS (a leaf from the suite's
 :class:`~gw_emulators.tls.LocalCA`) and accepts a WebSocket upgrade on ``/mqtt``
-only when the SigV4 query signature of the URL verifies:
+only when the SigV4 query signature of the URL verifies, accepting what AWS IoT accepts
+(protocols.md section 9) from every client, not only gw's:
 
-- ``X-Amz-Algorithm=AWS4-HMAC-SHA256``, ``X-Amz-SignedHeaders=host``, a credential
-  scope ``<akid>/<date>/<region>/iotdevicegateway/aws4_request`` for this emulator's
-  region, ``X-Amz-Date`` within ``X-Amz-Expires`` (1..604800 s) of the injectable clock;
+- ``X-Amz-Algorithm=AWS4-HMAC-SHA256``; ``X-Amz-SignedHeaders`` any sorted set of header
+  names that includes ``host`` (botocore: ``host``; awscrt: ``connection;host``); a credential
+  scope ``<akid>/<date>/<region>/<service>/aws4_request`` for this emulator's region and
+  service ``iotdevicegateway`` or ``iotdata`` (AWSIoTPythonSDK v1); ``X-Amz-Date`` within
+  ``X-Amz-Expires`` (1..604800 s; optional, awscrt sends none: then within the 5-minute
+  clock skew) of the injectable clock;
 - the access key is known to the credentials lookup (moto's record of what it issued,
   or any callable) and its credentials have not expired;
-- the signature, recomputed here independently with botocore's own SigV4 query signer
-  and the secret key from the lookup, over the ``Host`` header the client really sent;
+- the signature, recomputed here from AWS's published SigV4 recipe (not with botocore,
+  which makes gw's own URLs, nor awscrt), over the headers the URL says were signed, as the
+  client really sent them (``Host`` with or without the port);
 - ``X-Amz-Security-Token``, which AWS IoT wants appended AFTER signing (so it is not
   part of the signature), equals the session token of those credentials (required
   for temporary credentials, refused for long-term keys).
 
+The WebSocket upgrade answer is written here (:func:`_switching_protocols`): AWSIoTPythonSDK
+v1's handshake has quirks AWS serves and the ``websockets`` library refuses.
+
 Any failure answers the upgrade with HTTP 403 and nothing reaches the broker. A
-verified connection (subprotocol ``mqtt``) is bridged byte for byte to a real MQTT
+verified connection (subprotocol ``mqtt`` or ``mqttv3.1``) is bridged byte for byte to a real MQTT
 broker's TCP port: WebSocket binary frames to the broker, broker bytes back as binary
 frames (MQTT packets may span frames, as the MQTT spec allows for WebSocket).
 
@@ -32,6 +40,9 @@ own reference is the AWS IoT Device SDK's presigner (aws-iot-device-sdk-python,
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
 import hmac
 import logging
 import re
@@ -48,25 +59,33 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from .httpserver import EmulatorBase
 from .tls import LocalCA
 
-SERVICE = "iotdevicegateway"
+#: the service names AWS IoT accepts in the credential scope: ``iotdevicegateway`` (awscrt,
+#: botocore-made URLs) and ``iotdata`` (AWSIoTPythonSDK v1, cores.py ``_handShake``)
+SERVICES = ("iotdevicegateway", "iotdata")
+SERVICE = SERVICES[0]
 ALGORITHM = "AWS4-HMAC-SHA256"
 DEFAULT_REGION = "us-east-1"
 MAX_EXPIRES = 604800  # SigV4 presigned URLs live at most 7 days
-CLOCK_SKEW = 300  # a URL dated up to 5 minutes in the future is accepted, as AWS does
-SUBPROTOCOL = "mqtt"
+CLOCK_SKEW = 300  # a URL dated up to 5 minutes away from the clock is accepted, as AWS does
+#: subprotocols AWS IoT serves: ``mqtt`` (awscrt, paho) and ``mqttv3.1`` (AWSIoTPythonSDK v1)
+SUBPROTOCOLS = ("mqtt", "mqttv3.1")
+SUBPROTOCOL = SUBPROTOCOLS[0]
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _AMZ_DATE = re.compile(r"\d{8}T\d{6}Z")
-_REQUIRED = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
-             "X-Amz-SignedHeaders", "X-Amz-Signature")
-_AUTH_PARAMS = frozenset(_REQUIRED + ("X-Amz-Security-Token",))
+_HEADER_LIST = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+(;[a-z0-9!#$%&'*+.^_`|~-]+)*")
+_REQUIRED = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature")
+_UNSIGNED_PARAMS = frozenset(("X-Amz-Signature", "X-Amz-Security-Token"))
 
 #: access key id -> an object with ``secret_access_key``, ``session_token`` (or None) and
 #: optionally ``expiration`` (an aware datetime, or None), or None when the key is unknown
 CredentialLookup = Callable[[str], Any]
+#: a header name -> every value the request carried under it (any case)
+HeaderLookup = Callable[[str], list[str]]
 
 
 class Refused(Exception):
@@ -77,62 +96,85 @@ class Refused(Exception):
         self.reason = reason
 
 
-def _param_map(query: str) -> dict[str, str]:
+def _param_pairs(query: str) -> list[tuple[str, str]]:
     pairs = parse_qsl(query, keep_blank_values=True)
-    params: dict[str, str] = {}
-    for key, value in pairs:
-        if key in params:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
             raise Refused("malformed", f"query parameter {key[:40]} is repeated")
-        params[key] = value
-    return params
+        seen.add(key)
+    return pairs
 
 
-def _expected_signature(secret_access_key: str, access_key_id: str, host: str, path: str,
-                        other_params: dict[str, str], region: str, amz_date: str, expires: str) -> str:
-    """The X-Amz-Signature botocore's SigV4 query signer gives this request (no session token).
-
-    ``expires`` is the URL's own text: the canonical query is built from what was sent.
-    """
-    from botocore.auth import SigV4QueryAuth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    class _AtDate(SigV4QueryAuth):
-        # add_auth() stamps the request with the wall clock, then calls this hook, which
-        # writes X-Amz-Date: signing "as of" the URL's own date reuses botocore's code whole.
-        def _modify_request_before_signing(self, request: Any) -> None:
-            request.context["timestamp"] = amz_date
-            super()._modify_request_before_signing(request)
-
-    url = f"https://{host}{path}"
-    if other_params:
-        url += "?" + urlencode(other_params, quote_via=quote, safe="-_.~")
-    request = AWSRequest(method="GET", url=url)
-    _AtDate(Credentials(access_key_id, secret_access_key), SERVICE, region,
-            expires=expires).add_auth(request)  # botocore writes the text as given
-    signed = dict(parse_qsl(urlsplit(request.url).query, keep_blank_values=True))
-    return signed["X-Amz-Signature"]
+def _uri_encode(text: str) -> str:
+    """SigV4's URI encoding: every byte but the unreserved ``A-Za-z0-9-_.~`` as ``%XX``."""
+    return quote(text, safe="-_.~")
 
 
-def verify_presigned(target: str, host: str, *, lookup: CredentialLookup, region: str, now: float) -> str:
+def _canonical_request(path: str, pairs: list[tuple[str, str]], signed_headers: str, headers: HeaderLookup) -> str:
+    """The SigV4 canonical request of a presigned GET, written from AWS's published recipe
+    (IAM user guide, "Create a signed AWS API request", canonical request), not from any
+    client's signer: the query is decoded and re-encoded, sorted; each signed header's
+    values are trimmed, inner runs of spaces collapsed, and joined with commas."""
+    query = "&".join(f"{k}={v}" for k, v in sorted((_uri_encode(k), _uri_encode(v)) for k, v in pairs
+                                                      if k not in _UNSIGNED_PARAMS))
+    lines = []
+    for name in signed_headers.split(";"):
+        values = headers(name)
+        if not values:
+            raise Refused("signature", f"signed header {name[:40]} is not in the request")
+        lines.append(f"{name}:" + ",".join(" ".join(v.split()) for v in values))
+    canonical_uri = "/".join(_uri_encode(segment) for segment in path.split("/"))
+    return "\n".join(["GET", canonical_uri, query, "\n".join(lines) + "\n", signed_headers, EMPTY_SHA256])
+
+
+def expected_signature(secret_access_key: str, scope: str, amz_date: str, canonical_request: str) -> str:
+    """HMAC-SHA256 of the string to sign with the key derived from the secret and the scope."""
+    date, region, service, terminator = scope.split("/")
+    key = ("AWS4" + secret_access_key).encode()
+    for part in (date, region, service, terminator):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()])
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _headers_from(host: str | HeaderLookup) -> HeaderLookup:
+    if callable(host):
+        return host
+    return lambda name: [host] if name == "host" else []
+
+
+def verify_presigned(target: str, host: str | HeaderLookup, *, lookup: CredentialLookup, region: str,
+                     now: float) -> str:
     """Check a presigned ``/mqtt`` request target as AWS IoT does; returns the access key id.
 
-    ``target`` is the path with its query, ``host`` the Host header as sent. Raises
+    ``target`` is the path with its query; ``host`` is the Host header as sent, or a
+    function giving the values of any request header (needed when more than ``host`` was
+    signed: awscrt signs ``connection;host``). Accepted as AWS accepts it (protocols.md
+    section 9): any signed header set that includes ``host``; ``X-Amz-Expires`` optional
+    (without it the URL lives as long as the clock skew allows); service ``iotdevicegateway``
+    or ``iotdata``; ``X-Amz-Security-Token`` appended after signing. Raises
     :class:`Refused` with a reason code: ``path``, ``malformed``, ``scope``, ``expired``,
     ``not-yet-valid``, ``unknown-key``, ``credentials-expired``, ``token-missing``,
     ``token-mismatch``, ``signature``.
     """
+    headers = _headers_from(host)
     parts = urlsplit(target)
     if parts.path != "/mqtt":
         raise Refused("path", "only /mqtt accepts WebSocket connections")
-    params = _param_map(parts.query)
+    pairs = _param_pairs(parts.query)
+    params = dict(pairs)
     missing = [name for name in _REQUIRED if not params.get(name)]
     if missing:
         raise Refused("malformed", f"missing {', '.join(missing)}")
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise Refused("malformed", f"X-Amz-Algorithm must be {ALGORITHM}")
-    if params["X-Amz-SignedHeaders"] != "host":
-        raise Refused("malformed", "X-Amz-SignedHeaders must be host")
+    signed_headers = params["X-Amz-SignedHeaders"]
+    if not _HEADER_LIST.fullmatch(signed_headers) or "host" not in signed_headers.split(";"):
+        raise Refused("malformed", "X-Amz-SignedHeaders must be lower-case header names with host, ;-separated")
+    names = signed_headers.split(";")
+    if names != sorted(set(names)):
+        raise Refused("malformed", "X-Amz-SignedHeaders must be sorted, each name once")
     scope = params["X-Amz-Credential"].split("/")
     if len(scope) != 5 or scope[4] != "aws4_request" or not scope[0]:
         raise Refused("malformed", "X-Amz-Credential is not <key>/<date>/<region>/<service>/aws4_request")
@@ -140,21 +182,21 @@ def verify_presigned(target: str, host: str, *, lookup: CredentialLookup, region
     amz_date = params["X-Amz-Date"]
     if not _AMZ_DATE.fullmatch(amz_date):
         raise Refused("malformed", "X-Amz-Date is not YYYYMMDDTHHMMSSZ")
-    if scope_service != SERVICE:
-        raise Refused("scope", f"the credential scope's service must be {SERVICE}")
+    if scope_service not in SERVICES:
+        raise Refused("scope", f"the credential scope's service must be one of {', '.join(SERVICES)}")
     if scope_region != region:
         raise Refused("scope", f"the credential scope's region must be {region}")
     if scope_date != amz_date[:8]:
         raise Refused("scope", "the credential scope's date is not X-Amz-Date's")
-    expires_text = params["X-Amz-Expires"]
-    if not expires_text.isdigit() or not 1 <= int(expires_text) <= MAX_EXPIRES:
+    expires_text = params.get("X-Amz-Expires")
+    if expires_text is not None and (not expires_text.isdigit() or not 1 <= int(expires_text) <= MAX_EXPIRES):
         raise Refused("malformed", f"X-Amz-Expires must be 1..{MAX_EXPIRES}")
-    expires = int(expires_text)
+    lifetime = int(expires_text) if expires_text is not None else CLOCK_SKEW
     try:
         signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
         raise Refused("malformed", "X-Amz-Date is not a date") from None
-    if now > signed_at + expires:
+    if now > signed_at + lifetime:
         raise Refused("expired", "the presigned URL has expired")
     if now < signed_at - CLOCK_SKEW:
         raise Refused("not-yet-valid", "the presigned URL is dated in the future")
@@ -173,12 +215,51 @@ def verify_presigned(target: str, host: str, *, lookup: CredentialLookup, region
             raise Refused("token-mismatch", "X-Amz-Security-Token does not belong to the access key")
     elif token:
         raise Refused("token-mismatch", "X-Amz-Security-Token given for long-term credentials")
-    others = {k: v for k, v in params.items() if k not in _AUTH_PARAMS}
-    expected = _expected_signature(credential.secret_access_key, access_key_id, host, parts.path, others,
-                                   region, amz_date, expires_text)
+    canonical = _canonical_request(parts.path, pairs, signed_headers, headers)
+    expected = expected_signature(credential.secret_access_key, "/".join(scope[1:]), amz_date, canonical)
     if not hmac.compare_digest(expected.encode(), params["X-Amz-Signature"].encode()):
         raise Refused("signature", "the request signature does not match")
     return access_key_id
+
+
+def _switching_protocols(headers: Any) -> Any:
+    """The 101 answer to a WebSocket upgrade, written here rather than by ``websockets``
+    because AWS IoT serves clients that library refuses (RFC 6455 section 4.2.2 otherwise).
+
+    AWSIoTPythonSDK v1 (aws-iot-device-sdk-python, ``AWSIoTPythonSDK/core/protocol/connection/
+    cores.py``, ``SecuredWebSocketCore._handShake``) sends a key of 128 random bytes (172
+    base64 characters; ``websockets`` wants 16), offers the subprotocol ``mqttv3.1`` and
+    ``permessage-deflate``, and finds ``sec-websocket-accept: `` by a case-sensitive search of
+    the answer. So: any base64 key, the first offered subprotocol AWS IoT serves, no
+    extension (frames stay uncompressed), the accept header's name in lower case.
+    """
+    from websockets.datastructures import Headers
+    from websockets.http11 import Response
+    from websockets.utils import accept_key
+
+    def tokens(name: str) -> list[str]:
+        return [t.strip().lower() for value in headers.get_all(name) for t in value.split(",") if t.strip()]
+
+    if "websocket" not in tokens("Upgrade") or "upgrade" not in tokens("Connection"):
+        raise Refused("upgrade", "not a WebSocket upgrade (Upgrade: websocket, Connection: Upgrade)")
+    if tokens("Sec-WebSocket-Version") != ["13"]:
+        raise Refused("upgrade", "Sec-WebSocket-Version must be 13")
+    keys = list(headers.get_all("Sec-WebSocket-Key"))
+    try:
+        if len(keys) != 1 or not base64.b64decode(keys[0].strip(), validate=True):
+            raise ValueError
+    except (ValueError, binascii.Error):
+        raise Refused("upgrade", "Sec-WebSocket-Key must be one base64 value") from None
+    offered = [t.strip() for value in headers.get_all("Sec-WebSocket-Protocol") for t in value.split(",")]
+    chosen = next((name for name in offered if name in SUBPROTOCOLS), None)
+    if chosen is None:
+        raise Refused("subprotocol", f"the WebSocket subprotocol must be one of {', '.join(SUBPROTOCOLS)}")
+    answer = Headers()
+    answer["Upgrade"] = "websocket"
+    answer["Connection"] = "Upgrade"
+    answer["sec-websocket-accept"] = accept_key(keys[0].strip())
+    answer["Sec-WebSocket-Protocol"] = chosen
+    return Response(101, "Switching Protocols", answer)
 
 
 def _quiet_logger() -> logging.Logger:
@@ -194,8 +275,9 @@ class IotDataEmulator(EmulatorBase):
 
     ``lookup`` maps an access key id to its credentials (``MotoStack.lookup`` fits);
     ``broker`` is the MQTT broker's ``(host, port)``; ``clock`` returns epoch seconds
-    (default ``time.time``). ``hosts`` are extra Host header values accepted besides
-    ``127.0.0.1:<port>`` and ``localhost:<port>``. ``calls`` counts ``accepted``,
+    (default ``time.time``). ``hosts`` are extra host names it answers as (an AWS-shaped
+    ATS endpoint name, say): accepted in ``Host`` with or without the port, like ``127.0.0.1``
+    and ``localhost``, and written into its server certificate. ``calls`` counts ``accepted``,
     ``bridged``, ``broker-unreachable``, ``closed`` and ``refused:<reason>``;
     ``bytes_to_broker`` / ``bytes_to_client`` count bridged bytes. Faults injected on the
     route ``upgrade`` (:meth:`inject`: status, delay, garbage, drop) hit the next handshakes.
@@ -214,6 +296,9 @@ class IotDataEmulator(EmulatorBase):
         self.extra_hosts = hosts
         self.bytes_to_broker = 0
         self.bytes_to_client = 0
+        #: what each accepted upgrade looked like (no secrets): host, service, signed_headers,
+        #: expires (the text, or None), subprotocol, key_length
+        self.accepted_requests: list[dict[str, Any]] = []
         self.cert_path: Path | None = None
         self.certificate: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -238,7 +323,10 @@ class IotDataEmulator(EmulatorBase):
         return f"wss://{self.endpoint}/mqtt"
 
     def accepted_hosts(self) -> set[str]:
-        return {f"127.0.0.1:{self.port}", f"localhost:{self.port}", *self.extra_hosts}
+        """Host header values this emulator answers to: its names with and without the port
+        (awscrt and AWSIoTPythonSDK send the host name alone, botocore-made URLs name the port)."""
+        names = ("127.0.0.1", "localhost", *self.extra_hosts)
+        return {*names, *(f"{name}:{self.port}" for name in names)}
 
     def refusals(self) -> int:
         with self._lock:
@@ -256,24 +344,34 @@ class IotDataEmulator(EmulatorBase):
             if fault.drop:
                 connection.transport.abort()
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "")  # never reaches the client
+            response = None
             if fault.garbage:
                 response = connection.respond(HTTPStatus(fault.status or 200), "\x00<html>not what you expected")
+            elif fault.status is not None:
+                response = connection.respond(HTTPStatus(fault.status), f"injected fault {fault.status}\n")
+            if response is not None:
+                if fault.location is not None:
+                    response.headers["Location"] = fault.location
                 return response
-            if fault.status is not None:
-                return connection.respond(HTTPStatus(fault.status), f"injected fault {fault.status}\n")
         host = request.headers.get("Host", "")
         try:
             if host not in self.accepted_hosts():
                 raise Refused("host", "the Host header names another endpoint")
-            verify_presigned(request.path, host, lookup=self.lookup, region=self.region, now=self.clock())
-            offered = ",".join(request.headers.get_all("Sec-WebSocket-Protocol"))
-            if SUBPROTOCOL not in [p.strip() for p in offered.split(",")]:
-                raise Refused("subprotocol", "the WebSocket subprotocol must be mqtt")
+            verify_presigned(request.path, lambda name: list(request.headers.get_all(name)), lookup=self.lookup,
+                             region=self.region, now=self.clock())
+            response = _switching_protocols(request.headers)
         except Refused as refused:
             self.count(f"refused:{refused.reason}")
             return connection.respond(HTTPStatus.FORBIDDEN, f"Forbidden: {refused}\n")
         self.count("accepted")
-        return None
+        params = dict(parse_qsl(urlsplit(request.path).query))
+        with self._lock:
+            self.accepted_requests.append({
+                "host": host, "service": params["X-Amz-Credential"].split("/")[3],
+                "signed_headers": params["X-Amz-SignedHeaders"], "expires": params.get("X-Amz-Expires"),
+                "subprotocol": response.headers["Sec-WebSocket-Protocol"],
+                "key_length": len(request.headers["Sec-WebSocket-Key"].strip())})
+        return response
 
     # -- the bridge ------------------------------------------------------------
     async def _bridge(self, websocket: Any) -> None:
@@ -324,7 +422,7 @@ class IotDataEmulator(EmulatorBase):
 
     # -- lifecycle -------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
-        issued = self.ca.issue(f"{self.name}-{secrets.token_hex(4)}")
+        issued = self.ca.issue(f"{self.name}-{secrets.token_hex(4)}", dns_names=self.extra_hosts)
         self.cert_path, self.certificate = issued.cert_path, issued.certificate
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -337,11 +435,10 @@ class IotDataEmulator(EmulatorBase):
 
         async def main() -> None:
             from websockets.asyncio.server import serve
-            from websockets.typing import Subprotocol
 
             self._stopping = asyncio.Event()
             try:
-                server = await serve(self._bridge, "127.0.0.1", port, ssl=context, subprotocols=[Subprotocol(SUBPROTOCOL)],
+                server = await serve(self._bridge, "127.0.0.1", port, ssl=context, compression=None,
                                      process_request=self._process_request, server_header="gw-iot-data-emulator",
                                      max_size=1 << 20, ping_interval=None, logger=_quiet_logger())
             except OSError as exc:  # start() reports it
@@ -496,7 +593,6 @@ def start_mosquitto(directory: str | Path | None = None, *, timeout: float = 10.
     raise RuntimeError("mosquitto did not start: " + " | ".join(last))
 
 
-# -- both, for tests and the demo ----------------------------------------------------
 @dataclass
 class IotStack:
     """The IoT data emulator bridged to a private mosquitto; ``stop()`` ends both."""
@@ -525,7 +621,7 @@ class IotStack:
 
 def start_iot_stack(ca: LocalCA, moto_or_lookup: Any, *, region: str = DEFAULT_REGION,
                     clock: Callable[[], float] | None = None,
-                    directory: str | Path | None = None) -> IotStack:
+                    directory: str | Path | None = None, hosts: tuple[str, ...] = ()) -> IotStack:
     """Start mosquitto and an :class:`IotDataEmulator` in front of it.
 
     ``moto_or_lookup`` is a :class:`gw_emulators.aws.MotoStack` (its ``lookup`` tells
@@ -537,89 +633,8 @@ def start_iot_stack(ca: LocalCA, moto_or_lookup: Any, *, region: str = DEFAULT_R
         raise TypeError("moto_or_lookup must be a MotoStack or a callable")
     broker = start_mosquitto(directory)
     try:
-        emulator = IotDataEmulator(ca, lookup, broker.address, region=region, clock=clock).start()
+        emulator = IotDataEmulator(ca, lookup, broker.address, region=region, clock=clock, hosts=hosts).start()
     except BaseException:
         broker.stop()
         raise
     return IotStack(emulator, broker)
-
-
-# -- gw demo: for the lead to wire into emulators/demo.py ------------------------------
-def start_iot_demo(demo: Any, stack: Any) -> None:
-    """Start the IoT stack for ``gw demo`` (``demo.services["iot-ws"]``; None without mosquitto).
-
-    ``demo`` is a ``gw_emulators.demo.Demo`` whose ``services`` hold ``"ca"`` and ``"moto"``;
-    ``stack`` an ExitStack that stops the stack at the end.
-    """
-    try:
-        iot = start_iot_stack(demo.services["ca"], demo.services["moto"], directory=Path(demo.root) / "mosquitto")
-    except FileNotFoundError:
-        demo.services["iot-ws"] = None
-        return
-    stack.callback(iot.stop)
-    demo.services["iot-ws"] = iot
-
-
-def _redact_url(url: str) -> str:
-    return re.sub(r"(X-Amz-(?:Security-Token|Signature)=)([^&]{0,6})[^&]*", r"\1\2…", url)
-
-
-def part_iot_ws(demo: Any, profile: str = "endorse-device") -> None:
-    """``gw iot-url`` presigns a wss:// URL with the profile's credentials; MQTT flows through it.
-
-    A paho-mqtt client connects over WebSocket+TLS through the emulator (SigV4 checked) to
-    mosquitto, and receives what a second client publishes on the broker.
-    """
-    import threading
-    import uuid
-
-    from .demo import DemoFailed
-
-    iot: IotStack | None = demo.services.get("iot-ws")
-    demo.step("AWS IoT over WebSocket: MQTT with a presigned URL")
-    if iot is None:
-        demo.show("[yellow]skipped[/yellow]: mosquitto is not installed (apt-get install mosquitto)")
-        return
-    try:
-        import paho.mqtt.client as paho
-    except ImportError:
-        raise DemoFailed('this part needs paho-mqtt: pip install "gw-credential-gateway[demo]"') from None
-    demo.command(f"gw iot-url --profile {profile} --endpoint {iot.endpoint}")
-    result, _ = demo.gw_run("iot-url", "--profile", profile, "--endpoint", iot.endpoint)
-    url = result.stdout.strip()
-    if not url.startswith(f"wss://{iot.endpoint}/mqtt?"):
-        raise DemoFailed("gw iot-url printed no wss:// URL for the IoT endpoint")
-    demo.output(_redact_url(url))
-
-    topic = f"demo/{uuid.uuid4().hex[:8]}"
-    got = threading.Event()
-    received: list[bytes] = []
-    device = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="demo-device", transport="websockets")
-    device.tls_set(ca_certs=str(demo.services["ca"].ca_path))
-    device.ws_set_options(path=url[url.index("/mqtt"):])
-    subscribed = threading.Event()
-    device.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-    device.on_subscribe = lambda *a: subscribed.set()
-
-    def on_message(client: Any, userdata: Any, message: Any) -> None:
-        received.append(bytes(message.payload))
-        got.set()
-
-    device.on_message = on_message
-    backend = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="demo-backend")
-    try:
-        device.connect("127.0.0.1", iot.emulator.port, keepalive=30)
-        device.loop_start()
-        if not subscribed.wait(15):
-            raise DemoFailed("the MQTT session through the IoT emulator did not start")
-        backend.connect(*iot.broker.address, keepalive=30)
-        backend.loop_start()
-        backend.publish(topic, b"hello, device", qos=1).wait_for_publish(10)
-        if not got.wait(15):
-            raise DemoFailed("the message did not come back through the bridge")
-    finally:
-        for client in (device, backend):
-            client.disconnect()
-            client.loop_stop()
-    demo.show(f"the emulator verified the SigV4 signature and bridged the WebSocket to mosquitto; "
-              f"on [bold]{topic}[/bold] the device received: [green]{received[0].decode()}[/green]")

@@ -1,4 +1,4 @@
-"""A SORACOM Krypton emulator (protocols.md section 6) over real HTTPS on 127.0.0.1.
+"""A SORACOM Krypton emulator (docs/protocols.md §6) over real HTTPS on 127.0.0.1.
 
 Subscribers are added with their Milenage keys; the emulator plays the network
 side of the SIM handshake:
@@ -12,7 +12,9 @@ side of the SIM handshake:
   for an IMSI invalidates that IMSI's older keys (the service keeps one key per SIM).
 * ``POST /v1/provisioning/...`` checks the headers ``x-soracom-timestamp``,
   ``x-soracom-digest-algorithm: SHA-256`` and ``x-soracom-signature = base64(SHA-256(body ||
-  timestamp || CK))`` over the raw body and refuses timestamps more than 5 min off.
+  timestamp || CK))`` over the raw body and refuses timestamps more than 5 min off. A body
+  without parameters may leave ``requestParameters`` out (krypton-client-go's ``omitempty``),
+  or carry ``null`` or ``{}``: all three are served.
 * Operations as the official clients call them (krypton-client-go ``krypton/operations.go``):
   the Cognito, IoT and Air ones, ``soracom/arc/bootstrap`` (WireGuard peer for Arc),
   ``soracom/inventory/bootstrap`` (needs a top-level ``endpoint``; answers ``serverUri``, ``pskId``,
@@ -193,12 +195,16 @@ class KryptonEmulator(EmulatorServer):
         garbage: bool = False,
         drop: bool = False,
         count: int = 1,
+        location: str | None = None,
     ) -> None:
-        """The base's faults (status, delay, garbage, drop) for the next ``count`` calls of ``route``;
-        with ``body`` the call is answered ``status`` (default 200) and that body instead."""
+        """The base's faults (status, delay, garbage, drop, location) for the next ``count`` calls of
+        ``route``; with ``body`` the call is answered ``status`` (default 200) and that body instead."""
         if body is None:
-            super().inject(route, status=status, delay=delay, garbage=garbage, drop=drop, count=count)
+            super().inject(route, status=status, delay=delay, garbage=garbage, drop=drop, count=count,
+                           location=location)
             return
+        if location is not None:
+            raise ValueError("a canned body goes without location (a redirect fault has the base's body)")
         if delay:
             super().inject(route, delay=delay, count=count)
         raw = body.encode() if isinstance(body, str) else body
@@ -345,11 +351,13 @@ class KryptonEmulator(EmulatorServer):
             return refusal
         if subscriber is None:
             return _error(404, "KRY0404", "no such subscriber")
-        try:
+        try:  # no parameters may come as absent (krypton-client-go's omitempty), null or {}
             doc = request.json() if request.body else {}
             params = doc.get("requestParameters") or {}
         except (ValueError, AttributeError):
             return _error(400, "KRY0016", "body must be a JSON object")
+        if not isinstance(params, dict):
+            return _error(400, "KRY0016", "requestParameters must be a JSON object")
         if path == "soracom/arc/bootstrap":
             return json_response(200, self._arc(subscriber))
         if path == "soracom/inventory/bootstrap":

@@ -2,7 +2,7 @@
 
 Built on the AES-128 block cipher from ``cryptography`` (ECB on single blocks,
 which is exactly the kernel function E_K of the specification). Checked
-against the published test data of TS 35.207 (``shared/vectors``).
+against the published test data of TS 35.207 (section 4; bundled in the tests).
 
 The SIM emulator (:mod:`gw_emulators.usim`) and the Krypton emulator use it;
 nothing here touches a real network.

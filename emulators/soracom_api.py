@@ -1,6 +1,6 @@
 """A local stand-in for the SORACOM API (authentication and a few read calls).
 
-Follows ``shared/protocols.md`` section 3:
+Follows ``docs/protocols.md`` section 3:
 
 * ``POST /v1/auth`` with root (email/password), SAM user (operatorId/userName/password)
   or AuthKey (authKeyId/authKey) credentials; ``mfaOTPCode`` (checked with pyotp against

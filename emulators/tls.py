@@ -65,8 +65,9 @@ class LocalCA:
         self.ca_path = self.directory / "ca.pem"
         _write(self.ca_path, self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, *, server: bool = True, common_name: str | None = None) -> IssuedCert:
-        """Issue a leaf certificate; server certs cover localhost and 127.0.0.1."""
+    def issue(self, name: str, *, server: bool = True, common_name: str | None = None,
+              dns_names: tuple[str, ...] = ()) -> IssuedCert:
+        """Issue a leaf certificate; server certs cover localhost, 127.0.0.1 and ``dns_names``."""
         now = datetime.datetime.now(datetime.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
         builder = (
@@ -85,7 +86,8 @@ class LocalCA:
         if server:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                    [x509.DNSName("localhost"), *(x509.DNSName(n) for n in dns_names),
+                     x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
                 ),
                 critical=False,
             ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

@@ -1,13 +1,19 @@
 """Amazon Cognito machine-to-machine tokens: the ``cognito-m2m`` step type.
 
 A user pool app client with a secret asks the pool's OAuth 2.0 token endpoint for an
-access token with the client-credentials grant (protocols.md section 7; AWS guide
+access token with the client-credentials grant (docs/protocols.md §7; AWS guide
 "The token issuer endpoint",
 https://docs.aws.amazon.com/cognito/latest/developerguide/token-endpoint.html):
-``POST <domain>/oauth2/token``, HTTP Basic ``client_id:client_secret`` - the recipe of
-the AWS samples (requests with ``auth=HTTPBasicAuth(...)``, e.g. aws-samples
-amazon-cognito-api-gateway custom-auth) - and a form body
-``grant_type=client_credentials&scope=<space separated scopes>``.
+``POST <domain>/oauth2/token`` with a form body
+``grant_type=client_credentials&scope=<space separated scopes>``. The app client
+authenticates as ``auth_method`` says (RFC 6749 section 2.3.1):
+
+* ``client_secret_basic`` (default): ``Authorization: Basic b64(id ":" secret)`` where id
+  and secret are each ``application/x-www-form-urlencoded`` first (RFC 6749 Appendix B), so
+  a secret with ``%``, ``+``, ``:`` or non-ASCII characters reaches an RFC server intact.
+  For Cognito's generated ids and secrets (letters and digits) the encoding changes nothing.
+* ``client_secret_post``: ``client_id`` and ``client_secret`` as form fields, for servers
+  that take only that method.
 
 The result is a :class:`gw.plugin.BearerToken`. Its expiry is the earlier of
 ``expires_in`` and the token's own ``exp`` claim (read with PyJWT without verifying
@@ -43,6 +49,8 @@ _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 scope-token
 _ERROR_CODE = re.compile(r"[a-z_]{1,40}")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+DEFAULT_AUTH_METHOD = "client_secret_basic"
 
 # What each OAuth error of the token endpoint means for a client-credentials request,
 # and what to check in the user pool or the app client.
@@ -118,6 +126,8 @@ def _check(options: dict[str, Any]) -> None:
     timeout = options.get("timeout")
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 300:
         raise ValueError("timeout must be a number of seconds from 1 to 300")
+    if options.get("auth_method") not in AUTH_METHODS:
+        raise ValueError(f"auth_method must be {' or '.join(repr(m) for m in AUTH_METHODS)}")
 
 
 # -- the token request ----------------------------------------------------------------------
@@ -136,17 +146,37 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2]
 
 
-def _post_once(ctx: StepContext, url: str, client_id: str, secret: str, form: dict[str, str],
+def basic_credentials(client_id: str, secret: str) -> str:
+    """The ``Authorization`` value of ``client_secret_basic`` (RFC 6749 section 2.3.1).
+
+    Id and secret are each form-urlencoded (UTF-8, space as ``+``) before being joined with
+    ``:`` and base64-encoded, so a ``:`` in the id or any ``%`` / ``+`` in either survives.
+    """
+    import base64
+    from urllib.parse import quote_plus
+
+    joined = f"{quote_plus(client_id, safe='')}:{quote_plus(secret, safe='')}"
+    return "Basic " + base64.b64encode(joined.encode("ascii")).decode("ascii")
+
+
+def client_authentication(auth_method: str, client_id: str, secret: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(headers, form fields) that authenticate the app client with ``auth_method``."""
+    if auth_method == "client_secret_post":
+        return {}, {"client_id": client_id, "client_secret": secret}
+    return {"Authorization": basic_credentials(client_id, secret)}, {}
+
+
+def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[str, str],
                timeout: float) -> requests.Response:
     """One POST to the token endpoint; transient failures raise :class:`_Retryable`."""
     import requests
-    from requests.auth import HTTPBasicAuth
+
+    from gw.plugin import refuse_redirect
 
     host = _host(url)
     try:
-        response = requests.post(url, data=form, auth=HTTPBasicAuth(client_id, secret), timeout=timeout,
-                                 verify=ctx.tls_verify, headers={"Accept": "application/json"},
-                                 allow_redirects=False)
+        response = requests.post(url, data=form, timeout=timeout, verify=ctx.tls_verify,
+                                 headers={"Accept": "application/json", **headers}, allow_redirects=False)
     except requests.exceptions.SSLError:
         raise StepError(f"TLS failure talking to the Cognito token endpoint ({host}): "
                         "check token_url and settings.ca_bundle") from None
@@ -156,6 +186,7 @@ def _post_once(ctx: StepContext, url: str, client_id: str, secret: str, form: di
         raise _Retryable("connection failed") from None
     except requests.exceptions.RequestException as exc:
         raise StepError(f"request to the Cognito token endpoint ({host}) failed: {type(exc).__name__}") from None
+    refuse_redirect("the Cognito token endpoint", url, response.status_code, response.headers.get("Location"))
     if response.status_code in RETRYABLE_STATUSES:
         raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
     return response
@@ -176,18 +207,20 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 
 
 def request_token(ctx: StepContext, url: str, client_id: str, secret: str, scopes: list[str], *,
-                  retries: int, timeout: float) -> requests.Response:
+                  retries: int, timeout: float, auth_method: str = DEFAULT_AUTH_METHOD) -> requests.Response:
     """POST the client-credentials request, retrying transient failures at most ``retries`` times."""
     import time
 
+    headers, credentials = client_authentication(auth_method, client_id, secret)
     form = {"grant_type": "client_credentials"}
     if scopes:
         form["scope"] = " ".join(scopes)
+    form.update(credentials)
     attempts = retries + 1
     reasons: list[str] = []
     for attempt in range(1, attempts + 1):
         try:
-            return _post_once(ctx, url, client_id, secret, form, timeout)
+            return _post_once(ctx, url, headers, form, timeout)
         except _Retryable as exc:
             reasons.append(exc.reason)
             if attempt == attempts:
@@ -213,7 +246,7 @@ def _gave_up(url: str, reasons: list[str], retries: int) -> str:
     return f"the Cognito token endpoint ({_host(url)}) {summary}; {hint} (retries = {retries})"
 
 
-def refusal_message(response: requests.Response, url: str) -> str:
+def refusal_message(response: requests.Response, url: str, auth_method: str = DEFAULT_AUTH_METHOD) -> str:
     """One line for a non-200 answer of the token endpoint (never echoes the body)."""
     status = response.status_code
     error = None
@@ -225,11 +258,12 @@ def refusal_message(response: requests.Response, url: str) -> str:
         pass
     if error is not None and _ERROR_CODE.fullmatch(error):
         hint = ERROR_HINTS.get(error, "see the user pool's app client settings")
+        if error == "invalid_client":
+            other = AUTH_METHODS[1 - AUTH_METHODS.index(auth_method)]
+            hint += f"; or the server takes only {other}: try auth_method = \"{other}\" (now {auth_method})"
         return f"Cognito refused the token request ({error}): {hint}"
     if status == 404:
         return f"{_host(url)} has no token endpoint there (HTTP 404): check token_url, or domain and region"
-    if 300 <= status < 400:
-        return f"{_host(url)} redirected the token request (HTTP {status}): check token_url, or domain and region"
     return f"the Cognito token endpoint ({_host(url)}) answered HTTP {status} without an OAuth error"
 
 
@@ -286,24 +320,20 @@ def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None)
 
     client_id = str(options["client_id"]).strip()
     secret = str(options["client_secret"])
+    auth_method = options.get("auth_method") or DEFAULT_AUTH_METHOD
     if not secret:
         raise StepError("client_secret resolved to an empty string")
     ctx.add_secret(secret)
-    ctx.add_secret(base64.b64encode(f"{client_id}:{secret}".encode()).decode())
-    for value, name in ((client_id, "client_id"), (secret, "client_secret")):
-        try:  # requests' HTTPBasicAuth sends str credentials as Latin-1
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise StepError(f"{name} holds a character an HTTP Basic header cannot carry (not Latin-1): "
-                            f"check {name} for a stray or typographic character") from None
+    ctx.add_secret(basic_credentials(client_id, secret).partition(" ")[2])
+    ctx.add_secret(base64.b64encode(f"{client_id}:{secret}".encode()).decode())  # the unencoded recipe's form
     url = token_endpoint(options)
     scopes = list(options.get("scopes") or [])
     with ctx.status("Asking Cognito for an access token ..."):
         issued = time.time()
-        response = request_token(ctx, url, client_id, secret, scopes,
-                                 retries=options["retries"], timeout=options["timeout"])
+        response = request_token(ctx, url, client_id, secret, scopes, retries=options["retries"],
+                                 timeout=options["timeout"], auth_method=auth_method)
     if response.status_code != 200:
-        raise StepError(refusal_message(response, url))
+        raise StepError(refusal_message(response, url, auth_method))
     token, expires_in, token_type = _token_from(response, url)
     ctx.add_secret(token)
     if token_type is not None and token_type.lower() != "bearer":
@@ -332,6 +362,8 @@ STEP = StepType(
         "region": Option(str, help="AWS region of the user pool domain prefix"),
         "client_id": Option(str, required=True, help="app client id"),
         "client_secret": Option(str, required=True, secret=True, help="app client secret (a secret reference)"),
+        "auth_method": Option(str, default=DEFAULT_AUTH_METHOD,
+                              help="client_secret_basic (HTTP Basic, RFC 6749 encoding) or client_secret_post (form fields)"),
         "scopes": Option(list, default=[], help="custom scopes, <resource server>/<scope> (default: all the client may have)"),
         "env_name": Option(str, default=DEFAULT_ENV_NAME, help="variable gw env / gw exec set to the token"),
         "retries": Option(int, default=DEFAULT_RETRIES, help=f"retries after 5xx, 429, timeouts (0..{MAX_RETRIES})"),

@@ -100,6 +100,8 @@ def session_duration(credentials: AwsCredentials, requested: int | None, warn) -
 def signin_token(ctx, plan: LoginPlan, credentials: AwsCredentials, duration: int | None) -> str:
     import requests
 
+    from gw.plugin import refuse_redirect
+
     session = json.dumps(
         {
             "sessionId": credentials.access_key_id,
@@ -112,9 +114,11 @@ def signin_token(ctx, plan: LoginPlan, credentials: AwsCredentials, duration: in
         params["SessionDuration"] = str(duration)
     try:
         with ctx.status("Asking the federation endpoint for a sign-in token ..."):
-            response = requests.get(plan.endpoint, params=params, timeout=30, verify=ctx.tls_verify)
+            response = requests.get(plan.endpoint, params=params, timeout=30, verify=ctx.tls_verify,
+                                    allow_redirects=False)
     except requests.RequestException as exc:
         raise StepError(f"cannot reach the federation endpoint {plan.endpoint}: {type(exc).__name__}") from None
+    refuse_redirect("the federation endpoint", plan.endpoint, response.status_code, response.headers.get("Location"))
     token = None
     if response.status_code == 200:
         try:

@@ -26,6 +26,45 @@ VENV_BIN = Path(sys.executable).parent
 GW = gw_executable()
 AWS_CLI = shutil.which("aws", path=str(VENV_BIN)) or shutil.which("aws")
 
+# -- nothing listens beyond 127.0.0.1, even in tests (issue 15.8) ---------------------
+# The guard (tests/bind_guard/loopback_only.py) runs in this process from here on, and in
+# every Python process the tests start: its directory goes on PYTHONPATH (sitecustomize),
+# and the children note each refused bind in GW_TEST_BIND_LOG.
+BIND_GUARD = Path(__file__).resolve().parent / "bind_guard"
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BIND_GUARD), os.environ.get("PYTHONPATH")) if p)
+os.environ.setdefault("GW_TEST_BIND_LOG", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"gw-test-binds-{os.getpid()}.log"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _loopback_only():
+    from tests.bind_guard import loopback_only
+
+    loopback_only.install(log_to_file=False)
+    yield
+    try:
+        os.unlink(os.environ["GW_TEST_BIND_LOG"])
+    except FileNotFoundError:
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _no_bind_beyond_loopback(_loopback_only):
+    """Fails the test that bound (or tried to bind) an address beyond loopback, here or in a child."""
+    from tests.bind_guard import loopback_only
+
+    log = Path(os.environ["GW_TEST_BIND_LOG"])
+    start = log.stat().st_size if log.exists() else 0
+    yield
+    found = list(loopback_only.violations)
+    loopback_only.violations.clear()
+    if log.exists() and log.stat().st_size > start:
+        with log.open(encoding="utf-8") as f:
+            f.seek(start)
+            found += f.read().splitlines()
+    if found:
+        pytest.fail("a test bound beyond loopback:\n" + "\n".join(found), pytrace=False)
+
 
 @pytest.fixture(scope="session")
 def ca(tmp_path_factory):
@@ -109,6 +148,16 @@ def warm_template(tmp_path_factory, ca, moto, iam_user) -> GwHome:
 def warm_home(warm_template, tmp_path) -> GwHome:
     """A per-test copy of the session's warmed home (key and vault ready, AWS calls to moto)."""
     return warm_template.clone(tmp_path / "warm")
+
+
+@pytest.fixture
+def tripwire():
+    """A listener on 127.0.0.1 that nothing may contact: where injected redirects point
+    (``tests/redirect_checks.py`` checks it got nothing)."""
+    from gw_emulators.httpserver import Tripwire
+
+    with Tripwire() as listener:
+        yield listener
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from gw.plugin import (
 
 from .clients import aws_call, aws_client
 
-ROLE_ORIGINS = {"assume-role", "web-identity", "cognito-identity", "saml"}
+ROLE_ORIGINS = {"assume-role", "web-identity", "cognito-identity", "saml", "sso"}
 ALLOW_ALL = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
     separators=(",", ":"),

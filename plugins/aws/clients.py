@@ -11,9 +11,13 @@ from gw.plugin import AwsCredentials, StepError
 
 
 def aws_client(ctx, service: str, options: dict[str, Any], credentials: AwsCredentials | None):
+    """A boto3 client with the step's explicit credentials; a 3xx answer is one
+    :class:`gw.plugin.RedirectRefused` line (botocore would report a parser error)."""
     import boto3
     import botocore.session
     from botocore.config import Config
+
+    from gw.plugin import refuse_aws_redirects
 
     # The step's credentials are explicit: a profile named by AWS_PROFILE / AWS_DEFAULT_PROFILE
     # (often the very profile whose credential_process is gw) must not be read, nor fail the call.
@@ -34,7 +38,7 @@ def aws_client(ctx, service: str, options: dict[str, Any], credentials: AwsCrede
         from botocore import UNSIGNED
 
         kwargs["config"] = kwargs["config"].merge(Config(signature_version=UNSIGNED))
-    return session.client(service, **kwargs)
+    return refuse_aws_redirects(session.client(service, **kwargs))
 
 
 def aws_call(ctx, what: str, fn, **kwargs) -> dict[str, Any]:

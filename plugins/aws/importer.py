@@ -22,11 +22,14 @@ from typing import Any
 from gw.plugin import CommandContext, ConfigError, GwError, atomic_write, private_dir
 
 from .awsconfig import (
-    KEY,
     aws_config_path,
+    classify,
     credential_process_command,
+    load_checked,
     section_span,
     set_credential_process,
+    split_lines,
+    value_end,
 )
 
 KEY_NAMES = ("aws_access_key_id", "aws_secret_access_key")
@@ -105,16 +108,23 @@ def append_profile(path: str, text: str, name: str) -> None:
 
 
 def remove_plaintext(path: str, section: str) -> int:
-    """Drop the key lines of ``[section]`` (and the header, if nothing else is left); returns lines removed."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines(keepends=True)
+    """Drop the key lines of ``[section]`` with their continuations (and the header, if nothing else is
+    left); returns lines removed. Lines are read as botocore reads them (``awsconfig.classify``)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        lines = split_lines(f.read())
     mode = os.stat(path).st_mode & 0o777
-    span = section_span(lines, section)
+    kinds = classify(lines)
+    span = section_span(lines, section, kinds)
     if span is None:
         return 0
     start, end = span
-    body = [line for line in lines[start + 1:end]
-            if not ((m := KEY.match(line)) and m.group(1).strip().lower() in KEY_NAMES + ("aws_session_token",))]
+    body, i = [], start + 1
+    while i < end:
+        if kinds[i].kind == "option" and kinds[i].name in KEY_NAMES + ("aws_session_token",):
+            i = value_end(kinds, i, end)
+            continue
+        body.append(lines[i])
+        i += 1
     removed = (end - start - 1) - len(body)
     keep_header = any(line.strip() for line in body)
     lines[start:end] = [lines[start], *body] if keep_header else []
@@ -153,6 +163,7 @@ def run_import(args: Any, ctx: CommandContext) -> int:
     if not akid or not secret:
         raise ConfigError(f"no [{aws_profile}] with aws_access_key_id and aws_secret_access_key in {path}")
 
+    load_checked(aws_config_path(), aws_profile)  # a config gw cannot edit is refused before anything changes
     names = vault_names(name)
     for vault_name, value in zip(names, (akid, secret), strict=True):
         held = ctx.vault_get(vault_name)

@@ -76,7 +76,7 @@ def run_endorse(ctx: Any, options: dict[str, Any], upstream: Credential | None) 
     nonce = secrets.token_hex(16)
     with ctx.status("asking SORACOM Endorse for a token"):
         response = http_request(ctx, "GET", endpoint, what="SORACOM Endorse", params={NONCE_PARAM: nonce},
-                                headers={"Accept": "application/json"}, allow_redirects=False)
+                                headers={"Accept": "application/json"})
     if response.status_code != 200:
         raise StepError(f"SORACOM Endorse refused: {_error_line(response)} (is this device on a SORACOM Air SIM?)")
     try:
@@ -143,7 +143,6 @@ def run_exchange(ctx: Any, options: dict[str, Any], upstream: Credential | None)
         response = http_request(
             ctx, "POST", options["url"], what="the Endorse exchange service", params={"output": output},
             headers={"Authorization": f"Bearer {upstream.token}", "Accept": "application/json"},
-            allow_redirects=False,
         )
     if response.status_code != 200:
         raise StepError(f"the Endorse exchange service refused: {_error_line(response, (upstream.token,))}")

@@ -32,9 +32,11 @@ from gw.plugin import (
 )
 
 from .mtls import Endpoint
+from .names import ROLE_ALIAS
 
 STEP = "iot-certificate"
-_ALIAS = re.compile(r"[\w=,@-]{1,128}\Z")
+#: AWS's role alias pattern ``[\w=,@-]+`` (CreateRoleAlias API reference), \w meaning ASCII
+#: word characters; every one of them may stand raw in a URL path (RFC 3986 pchar)
 _THING = re.compile(r"[a-zA-Z0-9:_-]{1,128}\Z")
 #: a bootstrap certificate is replaced this long before its notAfter
 BOOTSTRAP_MARGIN_S = 86400
@@ -61,7 +63,7 @@ OPTIONS: dict[str, Option] = {
 
 
 def _check(options: dict[str, Any]) -> None:
-    if not _ALIAS.match(options.get("role_alias") or ""):
+    if not ROLE_ALIAS.match(options.get("role_alias") or ""):
         raise ValueError("role_alias must be 1-128 characters from letters, digits and _=,@-")
     if options.get("thing_name") is not None and not _THING.match(options["thing_name"]):
         raise ValueError("thing_name must be 1-128 characters from letters, digits and :_-")
@@ -148,9 +150,11 @@ def discover_endpoint(ctx: Any, aws_profile: str, region: str | None) -> str:
     import boto3
     import botocore.exceptions
 
+    from gw.plugin import refuse_aws_redirects
+
     try:
         session = boto3.session.Session(profile_name=aws_profile, region_name=region)
-        client = session.client("iot")
+        client = refuse_aws_redirects(session.client("iot"))
         with ctx.status(f"looking up the IoT credentials endpoint with AWS profile {aws_profile}"):
             address = client.describe_endpoint(endpointType="iot:CredentialProvider")["endpointAddress"]
     except botocore.exceptions.ProfileNotFound:
@@ -242,8 +246,6 @@ def _credentials(ctx: Any, answer: Any, region: str | None) -> Credential:
 
 
 def _run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    from urllib.parse import quote
-
     from . import mtls
 
     device = _device_material(ctx, options, upstream)
@@ -262,7 +264,8 @@ def _run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Cred
     headers = {"x-amzn-iot-thingname": thing} if thing else {}
     with ctx.status(f"getting AWS credentials for role alias {alias} from {endpoint}"):
         try:
-            answer = mtls.get(context, endpoint, f"/role-aliases/{quote(alias, safe='')}/credentials", headers,
+            # the alias raw, as AWS's documented curl call sends it (ROLE_ALIAS admits only path-safe characters)
+            answer = mtls.get(context, endpoint, f"/role-aliases/{alias}/credentials", headers,
                               timeout=float(options.get("timeout") or 30), what="the IoT credentials provider")
         except mtls.CertificateRefused as exc:
             if options.get("bootstrap") is None:
@@ -305,8 +308,9 @@ def gw_commands() -> list[Command]:
             configure=configure,
             run=run,
             description="gw iot register connects with a device certificate signed by a CA registered with "
-                        "auto-registration, and retries until AWS IoT has activated the certificate.",
+                        "auto-registration, and retries until the certificate demonstrably authenticates at the "
+                        "AWS IoT credentials provider.",
             epilog="examples:\n  gw iot register --certificate dev.pem --key dev.key --ca-certificate myca.pem "
-                   "--endpoint abc123-ats.iot.us-east-1.amazonaws.com --timeout 60",
+                   "--endpoint c1a2b3example.credentials.iot.us-east-1.amazonaws.com --timeout 60",
         )
     ]

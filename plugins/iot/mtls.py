@@ -150,19 +150,26 @@ class Answer:
 def get(context: Any, endpoint: Endpoint, path: str, headers: dict[str, str], *, timeout: float,
         what: str) -> Answer:
     """``GET path`` over mutual TLS; SNI is the endpoint's host name. Every failure to get an
-    HTTP answer becomes one :class:`StepError` line saying what to check."""
+    HTTP answer becomes one :class:`StepError` line saying what to check. http.client never
+    follows a redirect; a 3xx is :class:`gw.plugin.RedirectRefused` (the answer carries
+    credentials, so where it comes from decides trust)."""
     import http.client
+
+    from gw.plugin import refuse_redirect
 
     conn = http.client.HTTPSConnection(endpoint.host, endpoint.port, context=context, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Accept": "application/json", **headers})
         response = conn.getresponse()
-        return Answer(response.status, response.read(65536))
+        answer = Answer(response.status, response.read(65536))
+        location = response.getheader("Location")
     except Exception as exc:  # noqa: BLE001 - every failure to get an answer becomes one line
         error = CertificateRefused if refused_in_handshake(exc) else StepError
         raise error(describe_failure(exc, endpoint, what, timeout)) from None
     finally:
         conn.close()
+    refuse_redirect(what, f"https://{endpoint}{path}", answer.status, location)
+    return answer
 
 
 def describe_failure(exc: BaseException, endpoint: Endpoint, what: str, timeout: float) -> str:

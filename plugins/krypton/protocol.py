@@ -1,4 +1,4 @@
-"""The SORACOM Krypton HTTP protocol (protocols.md section 6), without any step or config code.
+"""The SORACOM Krypton HTTP protocol (docs/protocols.md §6), without any step or config code.
 
 Three layers meet here only through small interfaces: a SIM (anything with
 ``imsi()`` and ``authenticate(rand, autn)``, see :mod:`gw_plugins.krypton.sim`),
@@ -25,6 +25,7 @@ import binascii
 import contextlib
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
@@ -95,29 +96,56 @@ def signed_headers(body: bytes, ck: bytes, now_ms: int | None = None) -> dict[st
     }
 
 
+def go_number(value: float) -> str:
+    """A JSON number as Go's encoding/json writes a float64 (``floatEncoder`` in encode.go).
+
+    krypton-cli reads ``-p`` into ``map[string]interface{}``, so every number is a float64:
+    an integer past 2**53 loses its low bits, and the shortest digits are written without an
+    exponent unless the magnitude is below 1e-6 or at least 1e21 (then ``1e-07`` becomes
+    ``1e-7``). Python's ``repr`` switches to exponents elsewhere (``1e-05``, ``1e+16``).
+    """
+    from decimal import Decimal
+
+    number = float(value)
+    if number == 0:
+        return "-0" if math.copysign(1.0, number) < 0 else "0"
+    magnitude = abs(number)
+    if magnitude < 1e-6 or magnitude >= 1e21:
+        text = repr(number)
+        if len(text) >= 4 and text[-4] == "e" and text[-3] == "-" and text[-2] == "0":
+            text = text[:-2] + text[-1]
+        return text
+    return format(Decimal(repr(number)).normalize(), "f")
+
+
 def go_json(value: Any) -> bytes:
     """JSON bytes as Go's ``encoding/json.Marshal`` writes them, for byte-identical bodies.
 
-    Go sorts map keys, writes no spaces, leaves non-ASCII as UTF-8 and escapes ``<``, ``>``,
-    ``&``, U+2028 and U+2029 (``encode.go``: HTMLEscape is on for Marshal). Struct fields keep
-    their declared order, which the callers here reproduce with ordered dicts at the top level.
+    Go sorts map keys, writes no spaces, leaves non-ASCII as UTF-8, escapes ``<``, ``>``,
+    ``&``, U+2028 and U+2029 (``encode.go``: HTMLEscape is on for Marshal) and writes numbers
+    as float64 (:func:`go_number`). Struct fields keep their declared order, which the callers
+    here reproduce with ordered dicts at the top level.
     """
 
-    def sort(obj: Any) -> Any:
+    def encode(obj: Any, top: bool = False) -> str:
         if isinstance(obj, dict):
-            return {k: sort(obj[k]) for k in sorted(obj)}
-        if isinstance(obj, list):
-            return [sort(v) for v in obj]
-        if isinstance(obj, float) and obj.is_integer() and abs(obj) < 1e21:
-            return int(obj)  # Go formats an integral float64 without a fraction
-        return obj
+            keys = list(obj) if top else sorted(obj)
+            return "{" + ",".join(f"{encode(str(k))}:{encode(obj[k])}" for k in keys) + "}"
+        if isinstance(obj, (list, tuple)):
+            return "[" + ",".join(encode(v) for v in obj) + "]"
+        if isinstance(obj, (int, float)) and not isinstance(obj, bool):
+            if not math.isfinite(obj):
+                raise ValueError("NaN and infinities have no JSON form")
+            return go_number(obj)
+        if obj is None or isinstance(obj, (bool, str)):
+            text = json.dumps(obj, ensure_ascii=False)
+            for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                                 ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+                text = text.replace(raw, escaped)
+            return text
+        raise ValueError(f"a {type(obj).__name__} has no JSON form")
 
-    top = value if not isinstance(value, dict) else {k: sort(v) for k, v in value.items()}
-    text = json.dumps(top, separators=(",", ":"), ensure_ascii=False)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(raw, escaped)
-    return text.encode("utf-8")
+    return encode(value, top=True).encode("utf-8")
 
 
 def call_body(
@@ -277,7 +305,8 @@ def _error_text(response: Any) -> str:
 
 
 class _Http:
-    """requests with a timeout and one-line errors."""
+    """requests with a timeout and one-line errors, never following a redirect (a 3xx is
+    :class:`gw.plugin.RedirectRefused`: the calls carry the SIM's answers and signatures)."""
 
     def __init__(self, *, verify: bool | str, timeout: float) -> None:
         import requests
@@ -291,7 +320,8 @@ class _Http:
         requests = self._requests
         host = urlsplit(url).netloc
         try:
-            return self.session.post(url, data=body, headers=headers, timeout=self.timeout, verify=self.verify)
+            response = self.session.post(url, data=body, headers=headers, timeout=self.timeout, verify=self.verify,
+                                         allow_redirects=False)
         except requests.Timeout:
             raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
         except requests.exceptions.SSLError:
@@ -300,21 +330,30 @@ class _Http:
             raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
         except requests.RequestException as exc:
             raise KryptonError(f"Krypton {what}: request to {host} failed ({type(exc).__name__})") from None
+        return _no_redirect(response, url, what)
 
     def get(self, url: str, what: str) -> Any:
         requests = self._requests
         host = urlsplit(url).netloc
         try:
-            return self.session.get(url, timeout=self.timeout, verify=self.verify)
+            response = self.session.get(url, timeout=self.timeout, verify=self.verify, allow_redirects=False)
         except requests.Timeout:
             raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
         except requests.exceptions.SSLError:
             raise KryptonError(f"Krypton {what}: TLS verification of {host} failed") from None
         except requests.RequestException:
             raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
+        return _no_redirect(response, url, what)
 
     def close(self) -> None:
         self.session.close()
+
+
+def _no_redirect(response: Any, url: str, what: str) -> Any:
+    from gw.plugin import refuse_redirect
+
+    refuse_redirect(f"Krypton {what}", url, response.status_code, response.headers.get("Location"))
+    return response
 
 
 def _json_of(response: Any, what: str) -> Any:

@@ -1,4 +1,4 @@
-"""The SIM side of SORACOM Krypton: read the IMSI and run AUTHENTICATE (protocols.md section 6).
+"""The SIM side of SORACOM Krypton: read the IMSI and run AUTHENTICATE (docs/protocols.md §6).
 
 No HTTP here. :func:`open_sim` picks a transport (PC/SC reader, modem, or a reader another
 plugin offers through the ``gw_krypton_readers`` hook, such as the demo plugin's emulated SIM)
@@ -43,6 +43,7 @@ from .transports import (
     MODEM_GLOBS,
     ModemTransport,
     PcscTransport,
+    PinRequired,
     SimError,
     Transport,
     pcsc_reader_names,
@@ -98,10 +99,6 @@ class MacFailure(SimError):
 
     def __init__(self) -> None:
         super().__init__("the SIM rejected the challenge: AUTN failed its MAC check (status 9862)")
-
-
-class PinRequired(SimError):
-    """The SIM's PIN1 is enabled and not verified: it refuses EF_IMSI and AUTHENTICATE (6982)."""
 
 
 class PinBlocked(SimError):

@@ -9,7 +9,9 @@
 # Always exits 0 (the tests then skip, or fail loudly under CI=true).
 set -u
 cd "$(dirname "$0")/../.." || exit 0
+# --demo: only what `make demo` needs (the broker and the page's bundle), no browser.
 PKGS="mosquitto chromium chromium-driver"
+[ "${1:-}" = "--demo" ] && PKGS="mosquitto"
 MQTT_VERSION="5"
 VENDOR_DIR="plugins/endorse/static/vendor"
 NPM_DIR="build/npm-mqtt"

@@ -111,22 +111,12 @@ def test_the_core_has_no_import_cycle():
     assert _cycles("core") == []
 
 
-# Not broken yet (issue 16), in modules other branches are changing: these may only go away.
-NOT_YET_BROKEN = {
-    "gw_plugins.krypton -> gw_plugins.krypton.pin -> gw_plugins.krypton",
-    "gw_plugins.krypton.sim -> gw_plugins.krypton.transports -> gw_plugins.krypton.sim",
-    "gw_emulators.demo -> gw_emulators.endorse -> gw_emulators.demo",
-    "gw_emulators.demo -> gw_emulators.iot -> gw_emulators.demo",
-    "gw_emulators.demo -> gw_emulators.iot_data -> gw_emulators.demo",
-}
-
-
 def test_the_plugins_have_no_import_cycle():
-    assert sorted(set(_cycles("plugins")) - NOT_YET_BROKEN) == []
+    assert _cycles("plugins") == []
 
 
 def test_the_emulators_have_no_import_cycle():
-    assert sorted(set(_cycles("emulators")) - NOT_YET_BROKEN) == []
+    assert _cycles("emulators") == []
 
 
 def test_every_package_directory_is_listed_for_installation():

@@ -35,7 +35,7 @@ from tests.core.gw_test_support import (
 def _fetch(home, moto, profile: str = "role", *, fetches: int) -> dict:
     """Run credential-process; assert it succeeded cleanly with ``fetches`` new AssumeRole calls."""
     before = moto.count("AssumeRole")
-    result = home.invoke("credential-process", "--profile", profile)
+    result = home.run_in_process("credential-process", "--profile", profile)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert all(line.startswith("gw: warning: ") for line in result.stderr.splitlines()), result.stderr
@@ -122,7 +122,7 @@ def test_a_leftover_temp_file_of_a_killed_writer_is_harmless(role_home, moto):
     leftover.write_bytes(os.urandom(200))
     doc = _fetch(home, moto, fetches=1)
     assert _fetch(home, moto, fetches=0) == doc
-    listing = home.invoke("cache", "list", env={"COLUMNS": "200"})
+    listing = home.run_in_process("cache", "list", env={"COLUMNS": "200"})
     assert listing.returncode == 0, listing.stderr
     # a pipe gets plain tab-separated lines
     assert any(line.startswith("role\taws-credentials\t") for line in listing.stdout.splitlines())

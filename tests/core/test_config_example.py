@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
-BUILTIN = {"aws", "federation", "soracom", "onepassword", "krypton", "cognito", "endorse", "iot"}
+BUILTIN = {"aws", "federation", "soracom", "onepassword", "krypton", "cognito", "endorse", "iot", "sso"}
 
 
 def test_example_is_valid_except_for_its_vault_entries(gw_home):
-    result = gw_home.invoke("check", env={"GW_CONFIG": str(EXAMPLE)})
+    result = gw_home.run_in_process("check", env={"GW_CONFIG": str(EXAMPLE)})
     problems = [line for line in result.stderr.splitlines() if not line.startswith("gw: ")]
     assert problems, "expected the example's vault references to be reported as missing"
     assert all("in the vault (add it with: gw vault set" in line for line in problems), problems

@@ -76,7 +76,7 @@ def test_a_boto3_child_outlives_its_first_credentials(role_home, moto, tmp_path)
     child = tmp_path / "child.py"
     child.write_text(CHILD)
     before = moto.count("AssumeRole")
-    result = role_home.invoke("exec", "--server", "--min-ttl", "898", "--profile", "deploy", "--",
+    result = role_home.run_in_process("exec", "--server", "--min-ttl", "898", "--profile", "deploy", "--",
                            sys.executable, str(child), "897", timeout=90)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -94,10 +94,10 @@ def test_a_boto3_child_outlives_its_first_credentials(role_home, moto, tmp_path)
 
 
 def test_exec_server_passes_the_exit_status_and_a_missing_command(role_home):
-    done = role_home.invoke("exec", "--server", "--profile", "deploy", "--", sys.executable, "-c",
+    done = role_home.run_in_process("exec", "--server", "--profile", "deploy", "--", sys.executable, "-c",
                          "import sys; sys.exit(7)")
     assert done.returncode == 7, done.stderr
-    missing = role_home.invoke("exec", "--server", "--profile", "deploy", "--", "no-such-command-gw")
+    missing = role_home.run_in_process("exec", "--server", "--profile", "deploy", "--", "no-such-command-gw")
     assert missing.returncode == 127 and "command not found: no-such-command-gw" in missing.stderr
 
 
@@ -114,7 +114,7 @@ def test_long_term_keys_are_not_served(aws_home, iam_user):
     keys_from_env(aws_home, iam_user)
     aws_home.write_config('[profiles.keys]\nsteps = [{ use = "aws-keys", access_key_id = "env:GWT_AKID", '
                           'secret_access_key = "env:GWT_SECRET" }]\n')
-    result = aws_home.invoke("exec", "--server", "--profile", "keys", "--", "true")
+    result = aws_home.run_in_process("exec", "--server", "--profile", "keys", "--", "true")
     assert_clean_failure(result, contains="serves only temporary credentials")
     assert iam_user[1] not in result.stderr
 
@@ -160,25 +160,38 @@ def test_serve_ecs_refuses_requests_without_the_token(role_home):
     assert _refused(url)
 
 
-def test_serve_ecs_token_file_and_a_warning_beyond_loopback(role_home, tmp_path):
+def test_serve_ecs_token_file(role_home, tmp_path):
     token_file = tmp_path / "token"
-    proc, values = _serve(role_home, "--listen", "0.0.0.0:0", "--token-file", str(token_file))
+    proc, values = _serve(role_home, "--listen", "127.0.0.1:0", "--token-file", str(token_file))
     try:
         assert values["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == str(token_file)
         assert token_file.stat().st_mode & 0o777 == 0o600
-        port = urlsplit(values["AWS_CONTAINER_CREDENTIALS_FULL_URI"]).port
-        local = f"http://127.0.0.1:{port}/gw/credentials"
-        ok = requests.get(local, headers={"Authorization": token_file.read_text()}, timeout=10)
+        url = values["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
+        ok = requests.get(url, headers={"Authorization": token_file.read_text()}, timeout=10)
         assert ok.status_code == 200
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0
-    assert "gw: warning: serving the credentials of 'deploy' on 0.0.0.0" in err
+    assert proc.returncode == 0 and err == ""  # loopback: no warning
+
+
+@pytest.mark.parametrize("listen, beyond", [("0.0.0.0:8080", True), ("[::]:8080", True), ("192.0.2.7:8080", True),
+                                            ("127.0.0.1:8080", False), ("127.0.0.2:8080", False),
+                                            ("[::1]:8080", False), ("localhost:8080", False)])
+def test_an_address_beyond_loopback_is_warned_about(listen, beyond):
+    """Decided from the address alone: the test binds nothing (issue 15.8)."""
+    from gw.ecs_server import exposure_warning, parse_listen
+
+    host, port = parse_listen(listen)
+    warning = exposure_warning("deploy", host, port)
+    if beyond:
+        assert warning is not None and warning.startswith(f"serving the credentials of 'deploy' on {host}:8080, beyond")
+    else:
+        assert warning is None
 
 
 def test_serve_ecs_bad_listen_address_is_one_line(role_home):
-    result = role_home.invoke("serve", "ecs", "--profile", "deploy", "--listen", "127.0.0.1:http")
+    result = role_home.run_in_process("serve", "ecs", "--profile", "deploy", "--listen", "127.0.0.1:http")
     assert_clean_failure(result, contains="the port must be a number")
 
 
@@ -225,3 +238,88 @@ steps = [
         _, err = proc.communicate(timeout=20)
     assert err.splitlines() == ["gw: ECS endpoint: cmd: secret.sh exited with status 4 (run it yourself to see why)"]
     assert iam_user[1] not in err and token not in err
+
+
+# -- issue 15.4: slow, half-open and hanging-up clients ------------------------------
+def _dribble(host: str, port: int, stop, cut: list[float]) -> None:
+    """A client without the token sending its request one byte every 0.4 s (each read is quick)."""
+    import time
+
+    started = time.monotonic()
+    sock = socket.create_connection((host, port), timeout=10)
+    try:
+        for byte in b"GET /gw/credentials HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
+            if stop.is_set():
+                return
+            sock.sendall(bytes([byte]))
+            time.sleep(0.4)
+    except OSError:
+        cut.append(time.monotonic() - started)  # the endpoint cut it off
+    finally:
+        sock.close()
+
+
+def test_slow_and_half_open_clients_do_not_keep_botocore_out(role_home):
+    """Slow clients each hold a connection; the SDK's own provider (2 s timeout) still gets in every time."""
+    import threading
+    import time
+
+    from botocore.credentials import ContainerProvider
+
+    proc, values = _serve(role_home)
+    stop = threading.Event()
+    host, port = urlsplit(values["AWS_CONTAINER_CREDENTIALS_FULL_URI"]).hostname, \
+        urlsplit(values["AWS_CONTAINER_CREDENTIALS_FULL_URI"]).port
+    cut: list[float] = []
+    dribblers = [threading.Thread(target=_dribble, args=(host, port, stop, cut)) for _ in range(8)]
+    silent = [socket.create_connection((host, port), timeout=10) for _ in range(40)]  # half-open: never speak
+    try:
+        for thread in dribblers:
+            thread.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        loads = []
+        while time.monotonic() - started < 7:
+            t0 = time.monotonic()
+            credentials = ContainerProvider(environ=values).load()  # raises if it times out 3 times
+            loads.append(time.monotonic() - t0)
+            assert credentials.get_frozen_credentials().access_key.startswith("ASIA")
+            time.sleep(0.3)
+        assert len(loads) >= 10 and max(loads) < 2, loads  # every load answered within botocore's first timeout
+        for thread in dribblers:
+            thread.join(timeout=10)
+        assert len(cut) == 8 and max(cut) < 8, cut  # cut at the whole-request deadline, though each byte came in time
+    finally:
+        stop.set()
+        for sock in silent:
+            sock.close()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and err == ""
+
+
+def test_resets_and_hang_ups_print_nothing(role_home):
+    """Clients that reset mid-request, or hang up before reading the answer, leave stderr empty."""
+    import struct
+
+    proc, values = _serve(role_home)
+    url, token = values["AWS_CONTAINER_CREDENTIALS_FULL_URI"], values["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
+    address = (urlsplit(url).hostname, urlsplit(url).port)
+    request = f"GET /gw/credentials HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n\r\n".encode()
+    try:
+        for i in range(10):
+            sock = socket.create_connection(address, timeout=10)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            sock.sendall(request if i % 2 else request[:20])  # a whole request, or half of one
+            sock.close()
+        sock = socket.create_connection(address, timeout=10)
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # hangs up its sending side, then goes away
+        sock.close()
+        good = requests.get(url, headers={"Authorization": token}, timeout=10)
+        assert good.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert err == ""  # no traceback, not a line

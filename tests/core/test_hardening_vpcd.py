@@ -17,7 +17,22 @@ import pytest
 from tests.conftest import PCSC_IN_CI, pcsc_unavailable
 
 PCSC = Path(__file__).resolve().parents[1] / "pcsc"
-PROBE = "import socket; s = socket.socket(); s.bind(('0.0.0.0', 0)); print(s.getsockname()[0])"
+# Asks libc's bind() for the wildcard (as vpcd does) only when bind is interposed by a preloaded
+# library; otherwise it says so and binds nothing (issue 15.8: no test binds beyond loopback).
+# It calls bind through ctypes, as a C program would, past Python's socket module.
+PROBE = """
+import ctypes, socket, struct, sys
+default, libc = ctypes.CDLL(None, use_errno=True), ctypes.CDLL("libc.so.6")
+address = lambda f: ctypes.cast(f, ctypes.c_void_p).value
+if address(default.bind) == address(libc.bind):
+    print("not interposed")
+    sys.exit(3)
+s = socket.socket()
+wildcard = struct.pack("=HH4s8x", socket.AF_INET, socket.htons(0), socket.inet_aton("0.0.0.0"))
+if default.bind(s.fileno(), ctypes.c_char_p(wildcard), len(wildcard)) != 0:
+    sys.exit(ctypes.get_errno())
+print(s.getsockname()[0])
+"""
 
 
 def _build(tmp_path: Path) -> Path:
@@ -35,7 +50,7 @@ def _build(tmp_path: Path) -> Path:
 def test_the_shim_turns_a_wildcard_bind_into_loopback(tmp_path):
     shim = _build(tmp_path)
     plain = subprocess.run([sys.executable, "-c", PROBE], check=False, capture_output=True, text=True, timeout=30)
-    assert plain.stdout.strip() == "0.0.0.0"  # the probe really binds the wildcard without the shim
+    assert (plain.returncode, plain.stdout.strip()) == (3, "not interposed")  # no shim: the probe binds nothing
     shimmed = subprocess.run([sys.executable, "-c", PROBE], check=False, capture_output=True, text=True, timeout=30,
                              env={**os.environ, "LD_PRELOAD": str(shim)})
     assert shimmed.returncode == 0, shimmed.stderr

@@ -60,7 +60,7 @@ CELLS = [(path, cond, expected) for path, (_, row) in MATRIX.items() for cond, e
 def warm(warm_home):
     home = warm_home  # key and vault (akid, secret, seed) copied from the session's warmed home
     home.write_config(role_profile("p", keys="vault") + TOTP)
-    assert home.invoke("credential-process", "--profile", "p").returncode == 0
+    assert home.run_in_process("credential-process", "--profile", "p").returncode == 0
     (home.state / "totp").mkdir(mode=0o700, exist_ok=True)
     (home.state / "iot").mkdir(mode=0o700, exist_ok=True)
     return home
@@ -106,12 +106,12 @@ def _snapshot(target: Path) -> list[tuple[str, int, bytes]]:
 
 def _run(home, name: str):
     if name == "totp":
-        return home.invoke("env", "--profile", "t", timeout=30)
+        return home.run_in_process("env", "--profile", "t", timeout=30)
     if name == "vault":
-        return home.invoke("vault", "list", timeout=30)
+        return home.run_in_process("vault", "list", timeout=30)
     if name in ("aws-config", "aws-backup"):
-        return home.invoke("setup", "aws", "--profile", "p", timeout=30)
-    return home.invoke("credential-process", "--profile", "p", timeout=30)
+        return home.run_in_process("setup", "aws", "--profile", "p", timeout=30)
+    return home.run_in_process("credential-process", "--profile", "p", timeout=30)
 
 
 @pytest.mark.parametrize(("name", "condition", "expected"), CELLS, ids=[f"{p}-{c}" for p, c, _ in CELLS])

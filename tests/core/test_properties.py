@@ -17,7 +17,6 @@ the real executable. Bounded: the whole module takes well under a minute.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from gw.testing import gw_executable, run_inprocess  # noqa: E402
+from gw.testing import gw_executable, run_in_process  # noqa: E402
 from gw.ui import Scrubber
 from tests.core.hardening_upstream import ScriptedUpstream
 
@@ -40,7 +39,7 @@ ROLE = "arn:aws:iam::123456789012:role/Admin"
 # -- running gw in-process --------------------------------------------------------------------------
 def run_gw(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> tuple[int, str, str]:
     """``gw argv`` in this process (gw.testing's runner): (exit code, stdout, stderr)."""
-    result = run_inprocess(argv, env=env, cwd=os.getcwd(), input=stdin.decode())
+    result = run_in_process(argv, env, stdin)
     return result.returncode, result.stdout, result.stderr
 
 
@@ -289,7 +288,7 @@ steps = [
 @pytest.fixture
 def cached(base_env, tmp_path, upstream, ca):
     """A home whose profile p has a cache entry from the scripted STS; yields (env, entry path, bytes)."""
-    from gw.store import Store
+    from gw.cache import Cache
 
     env = fresh_home(base_env, tmp_path, f"""
 [settings]
@@ -307,7 +306,7 @@ steps = [{{ use = "aws-keys", access_key_id = "env:GWT_A", secret_access_key = "
                                   "", ""), {"Content-Type": "text/xml"})
     code, _out, err = run_gw(["credential-process", "--profile", "p"], env)
     assert code == 0, err
-    entry = Path(Store(str(Path(env["GW_HOME"]) / "cache"), env["GW_CONFIG"]).path("p"))
+    entry = Path(Cache(str(Path(env["GW_HOME"]) / "cache"), env["GW_CONFIG"]).path("p"))
     yield env, entry, entry.read_bytes()
 
 

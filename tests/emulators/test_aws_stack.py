@@ -129,3 +129,22 @@ def test_stop_and_context_manager() -> None:
         pass
     else:  # pragma: no cover
         raise AssertionError("server still answering after stop()")
+
+
+def test_an_injected_fault_answers_instead_of_moto(moto: MotoStack, user: tuple[str, str], tripwire) -> None:
+    """``inject(operation, status=, location=)``: a redirect (Location, no body) or an AWS error document."""
+    import botocore.exceptions
+    import pytest
+
+    try:
+        moto.inject("GetCallerIdentity", status=307, location=tripwire.url())
+        raw = requests.post(moto.url, data={"Action": "GetCallerIdentity", "Version": "2011-06-15"}, timeout=10,
+                            allow_redirects=False)
+        assert raw.status_code == 307 and raw.headers["Location"] == tripwire.url() and raw.content == b""
+        moto.inject("GetCallerIdentity", status=403)
+        with pytest.raises(botocore.exceptions.ClientError, match="Fault403"):
+            _sts(moto, user).get_caller_identity()
+        assert _sts(moto, user).get_caller_identity()["Account"] == moto.account_id  # faults are used up
+        assert tripwire.contacts() == []
+    finally:
+        moto.faults.clear()

@@ -73,3 +73,26 @@ def test_a_delay(echo, ca):
     with pytest.raises(requests.Timeout):
         echo.inject("now", delay=1.0)
         get(echo, ca, timeout=0.2)
+
+
+def test_a_fault_with_a_location_is_a_redirect(echo, ca, tripwire):
+    echo.inject("now", status=307, location=tripwire.url(path="/elsewhere"))
+    reply = requests.get(echo.url + "/now", verify=str(ca.ca_path), timeout=10, allow_redirects=False)
+    assert reply.status_code == 307 and reply.headers["Location"] == tripwire.url(path="/elsewhere")
+    assert tripwire.contacts() == []
+
+
+def test_the_tripwire_records_every_contact_even_one_not_yet_accepted(tripwire):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", tripwire.port), timeout=5) as conn:
+        conn.sendall(b"GET /leak HTTP/1.1\r\nX-Secret: s\r\n\r\n")
+        contacts = tripwire.contacts()  # counted at once, whether or not its thread accepted it yet
+        assert len(contacts) == 1
+    deadline = time.monotonic() + 5
+    while not tripwire.contacts()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tripwire.contacts() == [b"GET /leak HTTP/1.1\r\nX-Secret: s\r\n\r\n"]
+    with pytest.raises(requests.ConnectionError):  # a client that follows fails fast
+        requests.get(tripwire.url(), timeout=5)
+    assert len(tripwire.contacts()) == 2

@@ -23,7 +23,7 @@ def setup_home(aws_home, iam_user):
 
 
 def _setup(home, *extra: str):
-    return home.invoke("setup", "aws", "--profile", "p", *extra)
+    return home.run_in_process("setup", "aws", "--profile", "p", *extra)
 
 
 def _botocore_profile(home, name: str = "p") -> dict:
@@ -113,7 +113,7 @@ def test_a_region_that_is_not_a_region_name_is_refused(setup_home, region):
 def test_a_directory_or_fifo_at_the_path_is_one_clear_line(setup_home, kind):
     home = setup_home
     home.aws_config.mkdir() if kind == "directory" else os.mkfifo(home.aws_config, 0o600)
-    result = home.invoke("setup", "aws", "--profile", "p", timeout=30)
+    result = home.run_in_process("setup", "aws", "--profile", "p", timeout=30)
     line = assert_clean_failure(result)
     assert str(home.aws_config) in line and "internal error" not in line
 
@@ -130,3 +130,135 @@ def test_the_aws_cli_uses_the_written_profile(setup_home, moto):
                             env=home.env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert ":assumed-role/Admin/" in result.stdout
+
+
+# -- issue 15.7: gw's line is the one botocore reads, or nothing changes --------------
+COMMAND = "/opt/gw/bin/gw credential-process --profile dev"
+
+
+def _write_and_judge(path, before: bytes, profile: str, extra: dict[str, str] | None) -> str:
+    """Run the editor on ``before``; check the outcome with botocore's own loader. Returns "written"/"refused"."""
+    import botocore.configloader
+    import botocore.exceptions
+
+    from gw.plugin import ConfigError
+    from gw_plugins.aws.awsconfig import set_credential_process
+
+    path.write_bytes(before)
+    try:
+        old = botocore.configloader.load_config(str(path))
+    except botocore.exceptions.ConfigParseError:
+        old = None
+    try:
+        set_credential_process(str(path), profile, COMMAND, extra)
+    except ConfigError as exc:
+        message = str(exc)
+        assert "\n" not in message and message, message  # one line
+        assert path.read_bytes() == before  # byte-identical
+        return "refused"
+    assert old is not None, "gw wrote a file botocore could not parse before"
+    new = botocore.configloader.load_config(str(path))
+    assert new["profiles"][profile]["credential_process"] == COMMAND
+    for key, value in (extra or {}).items():
+        assert new["profiles"][profile][key] == value
+    kept = {k: v for k, v in old["profiles"].get(profile, {}).items() if k not in ("credential_process", *(extra or {}))}
+    assert kept.items() <= new["profiles"][profile].items()  # the profile's other settings stay
+    assert {k: v for k, v in new["profiles"].items() if k != profile} == \
+        {k: v for k, v in old["profiles"].items() if k != profile}  # every other profile too
+    return "written"
+
+
+@pytest.mark.parametrize("text, outcome", [
+    ("[profile dev] ; x\nregion = us-west-2\n\n[profile  dev ]\noutput = json\n", "refused"),  # from issue 15.7
+    ("[ profile dev]\nregion = us-west-2\n", "written"),  # not a profile to botocore: gw adds [profile dev]
+    ("[profile dev]]\nregion = us-west-2\n", "written"),  # profile "dev]" to botocore
+    ("[profile\tdev]\nregion = us-west-2\n", "refused"),  # profile "dev" to botocore, spelled otherwise
+    ("[profile dev]\nregion = us-west-2\n[profile dev]\noutput = json\n", "refused"),  # botocore cannot parse it
+    ("[profile dev]\nregion = us-west-2\nx = 1\n  [profile dev]\n  credential_process = /evil\n", "written"),
+    ("[profile dev]\ncredential_process = /old\n# inside the value\n  --more\nregion = us-west-2", "written"),
+    ("[profile dev]", "written"),
+    ("[profile dev]\r[default]\rregion = us-west-2\r", "written"),
+    ("[profile dev]\n [profile other]\nregion = us-west-2\n", "written"),  # gw's line must not swallow the next
+    # written, then put back: the new section inherits [DEFAULT]'s s3 block, which botocore cannot parse
+    ("[DEFAULT]\ns3 =\n  [x]\n[sso-session corp]\ns3 =\n", "refused"),
+])
+def test_the_spellings_found_by_the_attack_run(tmp_path, text, outcome):
+    assert _write_and_judge(tmp_path / "config", text.encode(), "dev", None) == outcome
+
+
+def test_a_refusal_through_gw_setup_aws_is_one_line_and_changes_nothing(setup_home):
+    home = setup_home
+    before = b"[profile p] ; mine\nregion = us-west-2\n\n[profile  p ]\noutput = json\n"
+    home.aws_config.write_bytes(before)
+    result = _setup(home)
+    line = assert_clean_failure(result, contains="botocore also reads profile 'p' from section [profile  p ]")
+    assert "updated" not in result.stdout + line
+    assert home.aws_config.read_bytes() == before
+    assert not (home.aws_config.parent / "config.gw-backup").exists()
+
+
+def _header(draw, st) -> str:
+    """A section header spelled in one of the ways people (and fuzzers) write them."""
+    kind = draw(st.sampled_from(["profile", "default", "other", "sso", "DEFAULT", "garbage"]))
+    if kind == "garbage" and draw(st.integers(0, 3)):
+        kind = "profile"  # a broken header only now and then
+    if kind == "default":
+        inner = draw(st.sampled_from(["default", " default", "default ", "Default", "profile default"]))
+    elif kind == "other":
+        inner = draw(st.sampled_from(["profile other", "profile  other", "services s", "preview"]))
+    elif kind == "sso":
+        inner = "sso-session corp"
+    elif kind == "DEFAULT":
+        inner = "DEFAULT"
+    elif kind == "garbage":
+        return draw(st.sampled_from(["[", "]", "[]", "[profile dev", "profile dev]"]))
+    else:
+        word = draw(st.sampled_from(["profile", "Profile", "PROFILE", "profiles", '"profile"']))
+        gap = draw(st.sampled_from([" ", "  ", "\t", " \t", ""]))
+        name = draw(st.sampled_from(["dev", "Dev", "dev]", '"dev"', "'dev'", "dev x", "de v"]))
+        inner = (draw(st.sampled_from(["", " ", "\t"])) + word + gap + name + draw(st.sampled_from(["", " ", "\t"])))
+    close = draw(st.sampled_from(["]", "]]", "] ", "]\t"]))
+    comment = draw(st.sampled_from(["", " ; x", " # x", ";x", " ; [y]"]))
+    lead = draw(st.sampled_from(["", "", " ", "\t"]))
+    return f"{lead}[{inner}{close}{comment}"
+
+
+def _body(draw, st) -> list[str]:
+    """A section's lines: settings (some spelled in another case), continuations, comments, rarely a broken line."""
+    lines = draw(st.lists(st.sampled_from([
+        "region = us-west-2", "Region=eu-central-1", "output: json", "credential_process = /old/tool --x",
+        "Credential_Process = /old", "  --continued", "\t--tabbed-continuation", "; comment", "# comment",
+        "  # indented comment", "", "   ", "role_arn = r ; inline", "s3 =", "  addressing_style = path",
+        "  [profile dev]", "x = 1",
+    ]), max_size=4, unique=True))
+    if draw(st.integers(0, 9)) == 0:
+        lines.append(draw(st.sampled_from(["= no name", "no delimiter here"])))
+    return lines
+
+
+def test_fuzzed_configs_end_with_gw_s_line_seen_by_botocore_or_unchanged(tmp_path_factory):
+    """Hypothesis over header spellings (spaces, tabs, brackets, case), comments (; and #, inline), duplicate
+    sections and continuations: every file is either written so that botocore reads exactly gw's line (and
+    nothing else changed), or refused in one line and left byte-identical."""
+    from hypothesis import HealthCheck, event, given, settings
+    from hypothesis import strategies as st
+
+    directory = tmp_path_factory.mktemp("fuzz")
+
+    @st.composite
+    def configs(draw):
+        lines = [draw(st.sampled_from(["# top comment", "", "  ; indented"]))] if draw(st.booleans()) else []
+        for _ in range(draw(st.integers(0, 4))):
+            lines.append(_header(draw, st))
+            lines += _body(draw, st)
+        ending = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+        tail = draw(st.sampled_from([ending, ""]))
+        return ending.join(lines) + (tail if lines else "")
+
+    @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(text=configs(), profile=st.sampled_from(["dev", "default"]),
+           extra=st.sampled_from([None, {"region": "eu-west-1"}]))
+    def check(text, profile, extra):
+        event(_write_and_judge(directory / "config", text.encode(), profile, extra))
+
+    check()

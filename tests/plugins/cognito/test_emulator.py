@@ -61,6 +61,58 @@ def test_client_secret_post_is_accepted_too(pool, ca):
     assert reply.status_code == 200, reply.text
 
 
+def rfc_basic(client_id: str, secret: str) -> dict[str, str]:
+    """client_secret_basic as RFC 6749 section 2.3.1 spells it: form-encode, then join."""
+    from urllib.parse import quote_plus
+
+    return basic(quote_plus(client_id), quote_plus(secret))
+
+
+@pytest.mark.parametrize("secret", ["Ab+cd%41:e f\u00e9" + "x" * 20, "plain0secret1with2letters3and4digits"])
+@pytest.mark.parametrize("encode", [basic, rfc_basic], ids=["raw", "rfc6749"])
+def test_basic_is_read_raw_or_form_decoded(pool, ca, secret, encode):
+    """Cognito does not document whether it form-decodes Basic; the emulator takes both readings."""
+    pool.add_client("odd", secret=secret, scopes=(READ,))
+    reply = post(pool, "grant_type=client_credentials", encode("odd", secret), ca)
+    assert reply.status_code == 200, reply.text
+    assert pool.issued[-1].client_id == "odd"
+
+
+def test_a_form_decoded_reading_does_not_widen_the_secret(pool, ca):
+    """'a+b' sent raw is not also 'a b': a client whose secret is 'a b' needs 'a b' or 'a+b' encoded."""
+    pool.add_client("spacey", secret="a b" + "c" * 24, scopes=(READ,))
+    assert post(pool, "grant_type=client_credentials", basic("spacey", "a%2Bb" + "c" * 24), ca).json() == {
+        "error": "invalid_client"}
+
+
+@pytest.mark.parametrize(
+    ("form", "error"),
+    [
+        ("client_id=reader", None),  # the same client named twice: accepted
+        ("client_id=reader&client_secret={secret}", None),
+        ("client_id=other", "invalid_request"),
+        ("client_secret=not-the-secret", "invalid_request"),
+        ("client_id=reader&client_secret=not-the-secret", "invalid_request"),
+    ],
+)
+def test_basic_and_form_credentials_that_disagree_are_refused(pool, ca, form, error):
+    """RFC 6749 section 5.2: more than one mechanism that do not agree is invalid_request."""
+    client = pool.clients["reader"]
+    body = "grant_type=client_credentials&" + form.format(secret=client.secret)
+    reply = post(pool, body, reader_auth(pool), ca)
+    if error is None:
+        assert reply.status_code == 200, reply.text
+    else:
+        assert (reply.status_code, reply.json()) == (400, {"error": error})
+
+
+def test_a_wrong_basic_with_form_credentials_is_refused(pool, ca):
+    client = pool.clients["reader"]
+    body = f"grant_type=client_credentials&client_id=reader&client_secret={client.secret}"
+    reply = post(pool, body, basic("reader", "wrong"), ca)
+    assert (reply.status_code, reply.json()) == (400, {"error": "invalid_request"})
+
+
 @pytest.mark.parametrize(
     ("body", "auth", "headers", "error"),
     [
@@ -192,7 +244,7 @@ def test_api_checks_the_issuer_and_token_use(pool, api, ca):
 
 def test_the_demo_pool_profile_and_api_work_together(ca, gw_home):
     """What gw demo will run: start_cognito_demo, demo_profile, the secret in the vault, gw env."""
-    from gw_emulators.cognito import demo_profile, start_cognito_demo
+    from gw_emulators.demo.cognito import demo_profile, start_cognito_demo
 
     pool, api, client = start_cognito_demo(ca)
     try:

@@ -31,6 +31,8 @@ BAD = {
     "empty-client-id": ({**DOMAIN, "client_id": " "}, "client_id must not be empty"),
     "plain-secret": ({**DOMAIN, "client_secret": "s3cr3t-in-the-config"}, "not a secret reference"),
     "unknown-option": ({**DOMAIN, "scope": "orders/read"}, "scope"),
+    "auth-method": ({**DOMAIN, "auth_method": "client_secret_jwt"},
+                    "auth_method must be 'client_secret_basic' or 'client_secret_post'"),
 }
 
 

@@ -217,6 +217,20 @@ def test_injected_faults_hit_the_next_handshakes(ca, iot, temp_creds):
     assert _handshake(url, ca, iot.port)[0] == 101
 
 
+def test_an_injected_redirect_carries_its_location(ca, iot, temp_creds):
+    """(websockets' own client would follow it: this reads the raw answer.)"""
+    import requests
+
+    iot.inject("upgrade", status=307, location="http://127.0.0.1:9/mqtt")
+    url = presign(temp_creds, iot.endpoint)
+    response = requests.get(url.replace(url.split("/")[2], f"127.0.0.1:{iot.port}", 1).replace("wss://", "https://"),
+                            headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "mqtt"},
+                            verify=str(ca.ca_path), allow_redirects=False, timeout=10)
+    assert response.status_code == 307 and response.headers["Location"] == "http://127.0.0.1:9/mqtt"
+    assert iot.calls["fault"] == 1 and iot.calls["bridged"] == 0
+
+
 def test_paho_with_a_bad_url_gets_no_session(ca, mosquitto, iot, temp_creds):
     peer = MqttPeer(f"ws-{uuid.uuid4().hex[:8]}", transport="websockets")
     peer.client.tls_set(ca_certs=str(ca.ca_path))

@@ -11,6 +11,9 @@ from gw_emulators.tls import LocalCA
 
 from .conftest import one_error_line
 
+PROOF = ("accepted (the credentials provider answered as to an authenticated certificate: "
+         "HTTP 404 Role alias does not exist)")
+
 
 @pytest.fixture
 def jitr(ca, tmp_path):
@@ -42,7 +45,7 @@ def test_refused_while_pending_then_accepted(gw_home, jitr):
     assert len(lines) == 4, result.stdout
     for number, line in enumerate(lines[:3], 1):
         assert line.startswith(f"attempt {number}: refused (") and "not active yet; next attempt in" in line
-    assert lines[3] == "attempt 4: accepted (TLS handshake done, HTTP 404): the certificate is registered and ACTIVE"
+    assert lines[3] == f"attempt 4: {PROOF}: the certificate is registered and ACTIVE"
     assert emulator.status(device) == "ACTIVE" and emulator.calls["jitr-registered"] == 1
     assert result.stderr == ""
     # the temporary chain file is gone
@@ -130,8 +133,7 @@ def test_revocation_alert_emulator_still_serves_active_certificates(gw_home, ca,
         gw_home.write_config("")
         result = register(gw_home, emulator, good, emulator.device_ca, "--timeout", "30")
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == ("attempt 1: accepted (TLS handshake done, HTTP 404): "
-                                         "the certificate is registered and ACTIVE")
+        assert result.stdout.strip() == f"attempt 1: {PROOF}: the certificate is registered and ACTIVE"
     finally:
         emulator.stop()
 
@@ -142,3 +144,72 @@ def test_help_has_description_and_examples(gw_home):
     assert "Just-in-time registration (JITR)" in result.stdout
     examples = result.stdout.split("examples:\n", 1)[1]
     assert "gw iot register --certificate device.pem --key device.key --ca-certificate" in examples
+
+
+# -- what proves the certificate authenticated (protocols.md section 8) ---------------------
+def test_port_443_with_alpn_the_jitr_dance_works(gw_home, ca, tmp_path):
+    """The emulator stands for port 443: a client certificate only with ALPN x-amzn-http-ca.
+    gw offers it, so JITR happens and the certificate is ACTIVE when gw says so."""
+    holder: dict[str, IotCredentialsEmulator] = {}
+    emulator = IotCredentialsEmulator(ca, tmp_path / "iot", alpn_required=True,
+                                      clock=lambda: float(holder["e"].calls["refused-pending"]))
+    holder["e"] = emulator
+    emulator.start()
+    try:
+        device_ca = LocalCA(tmp_path / "device-ca", "my device CA")
+        emulator.register_ca(device_ca.ca_path, activation_delay=1)
+        device = device_ca.issue("device", server=False)
+        gw_home.write_config("")
+        result = register(gw_home, emulator, device, device_ca, "--timeout", "30")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == f"attempt 2: {PROOF}: the certificate is registered and ACTIVE"
+        assert emulator.status(device) == "ACTIVE"
+        assert emulator.alpn_offered and all(offered == ["x-amzn-http-ca"] for offered in emulator.alpn_offered)
+    finally:
+        emulator.stop()
+
+
+def test_an_answer_without_a_client_certificate_is_not_success(gw_home, ca, tmp_path):
+    """An HTTPS server that never asked for the certificate answers 404: no proof, one line."""
+    from gw_emulators.httpserver import EmulatorServer
+
+    server = EmulatorServer(ca).start()
+    try:
+        device_ca = LocalCA(tmp_path / "device-ca", "my device CA")
+        device = device_ca.issue("device", server=False)
+        gw_home.write_config("")
+        result = gw_home.run("iot", "register", "--certificate", str(device.cert_path), "--key",
+                             str(device.key_path), "--ca-certificate", str(device_ca.ca_path),
+                             "--endpoint", f"localhost:{server.port}", "--interval", "0.05", "--timeout", "5")
+        line = one_error_line(result)
+        assert line.startswith("gw: the endpoint answered HTTP 404") and "iot:CredentialProvider" in line
+        assert "registered and ACTIVE" not in result.stdout
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("status", "body", "alpn", "port", "verdict"), [
+    (200, b'{"credentials": {"accessKeyId": "ASIA"}}', "x-amzn-http-ca", 443, True),
+    (403, b'{"message": "Access Denied"}', "x-amzn-http-ca", 443, True),
+    (403, b'{"message": "Invalid thing name passed"}', None, 8443, True),
+    (404, b'{"message": "Role alias does not exist"}', None, 8443, True),
+    (400, b'{"message": "Unable to assume the role, or the role to assume does not exist"}', None, 8443, True),
+    (403, b'{"message": "Certificate is invalid on this endpoint"}', "x-amzn-http-ca", 443, False),
+    (403, b'{"message": "Access Denied"}', None, 443, None),  # 443 without the ALPN: cert not used
+    (404, b'{"message": "Role alias does not exist"}', "h2", 443, None),
+    (200, b"<html>welcome</html>", None, 8443, None),
+    (403, b'{"message": "Forbidden"}', None, 8443, None),
+    (404, b"", None, 8443, None),
+])
+def test_judge(status, body, alpn, port, verdict):
+    from gw_plugins.iot.register import judge
+
+    assert judge(status, body, alpn=alpn, port=port)[0] is verdict
+
+
+def test_an_alias_that_is_not_aws_shaped_is_refused(gw_home, jitr):
+    emulator, device_ca = jitr
+    device = device_ca.issue("device", server=False)
+    gw_home.write_config("")
+    line = one_error_line(register(gw_home, emulator, device, device_ca, "--role-alias", "a/b"))
+    assert "--role-alias must be" in line

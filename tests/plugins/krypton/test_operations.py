@@ -1,16 +1,13 @@
 """The operations krypton-cli has, request bodies byte for byte like it, and the emulator's key rules.
 
-Expected bodies are written out by hand from krypton-client-go's request structs (read with the
-project's search tools, not derived from gw's code):
-
-* ``simpleOperation`` and ``OperationBootstrapAWSIoTThing`` (krypton/operations.go) marshal
-  ``struct{ KeyID string `json:"keyId"`; RequestParameters map[string]interface{}
-  `json:"requestParameters,omitempty"` }`` with Go's encoding/json: no spaces, map keys sorted,
-  ``<``/``>``/``&`` escaped as ``\\u003c``/``\\u003e``/``\\u0026``, and no ``requestParameters``
-  at all when there are none;
-* ``OperationBootstrapInventoryDevice`` adds ``Endpoint string `json:"endpoint"``` between them,
-  taken from the request parameters' ``endpoint``, and derives the applicationKey as
-  ``base64(SHA-256(nonce || timestamp || CK)[:16])`` (``calculateInventoryApplicationKey``).
+The expected bodies come from krypton-client-go's request structs as published, copied into
+:data:`GO_REQUEST_STRUCTS` below with their struct tags (read with the project's search tools;
+nothing here is derived from gw's code), and from what Go's encoding/json does with them:
+fields in struct order, no spaces, map keys sorted, ``<``/``>``/``&`` as ``\\u003c``/``\\u003e``/
+``\\u0026``, every number of ``-p`` a float64 (written as the cases spell out by hand), and a
+field tagged ``omitempty`` left out when its map is nil or empty. ``OperationBootstrapInventoryDevice``
+derives the applicationKey as ``base64(SHA-256(nonce || timestamp || CK)[:16])``
+(``calculateInventoryApplicationKey``).
 """
 
 from __future__ import annotations
@@ -58,34 +55,94 @@ def live_key(krypton: KryptonEmulator) -> str:
     return key_id
 
 
-@pytest.mark.parametrize(
-    ("operation", "route", "params", "expected"),
-    [
-        ("cognito-credentials", "aws/cognito/credentials", None, '{"keyId":"KEY"}'),
-        ("aws-iot-bootstrap", "aws/iot/bootstrap", None, '{"keyId":"KEY"}'),
-        ("userdata", "soracom/air/userdata", None, '{"keyId":"KEY"}'),
-        ("arc-bootstrap", "soracom/arc/bootstrap", None, '{"keyId":"KEY"}'),
-        (
-            "subscriber-metadata",
-            "soracom/air/subscriber_metadata",
-            {"z": 1, "a": "x<y&z>", "m": {"b": True, "a": None}},
-            '{"keyId":"KEY","requestParameters":{"a":"x\\u003cy\\u0026z\\u003e","m":{"a":null,"b":true},"z":1}}',
-        ),
-        (
-            "inventory-bootstrap",
-            "soracom/inventory/bootstrap",
-            {"endpoint": "dev-1"},
-            '{"keyId":"KEY","endpoint":"dev-1","requestParameters":{"endpoint":"dev-1"}}',
-        ),
-    ],
-)
+#: soracom/krypton-client-go krypton/operations.go (commit edb8152f66a799a31385ee7a738e23ca5087cd24,
+#: the newest stored; the operation -> function and each request struct's fields with their tags):
+#:   simpleOperation:                 KeyID string `json:"keyId"`
+#:                                    RequestParameters map[string]interface{} `json:"requestParameters,omitempty"`
+#:   OperationBootstrapAWSIoTThing:   the same two fields and tags
+#:   OperationBootstrapInventoryDevice: KeyID string `json:"keyId"`; Endpoint string `json:"endpoint"`;
+#:                                    RequestParameters map[string]interface{} `json:"requestParameters,omitempty"`
+#: (RequestParameters is nil when -p is not given: ``if kc.cfg.RequestParameters != ""`` guards the
+#: json.Unmarshal.) The oldest stored version (7a3c9f59...) had no RequestParameters field at all.
+SIMPLE = (("keyId", ""), ("requestParameters", "omitempty"))
+GO_REQUEST_STRUCTS: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {
+    # gw operation: (operations.go name, what builds the body, (json name, tag options) in struct order)
+    "cognito-credentials": ("generateAmazonCognitoSessionCredentials", "simpleOperation", SIMPLE),
+    "cognito-openid-token": ("generateAmazonCognitoOpenIdToken", "simpleOperation", SIMPLE),
+    "subscriber-metadata": ("getSubscriberMetadata", "simpleOperation", SIMPLE),
+    "userdata": ("getUserData", "simpleOperation", SIMPLE),
+    "arc-bootstrap": ("bootstrapArc", "simpleOperation", SIMPLE),
+    "aws-iot-bootstrap": ("bootstrapAwsIotThing", "OperationBootstrapAWSIoTThing.Perform", SIMPLE),
+    "inventory-bootstrap": ("bootstrapInventoryDevice", "OperationBootstrapInventoryDevice.Perform",
+                            (("keyId", ""), ("endpoint", ""), ("requestParameters", "omitempty"))),
+}
+ROUTES = {
+    "cognito-credentials": "aws/cognito/credentials",
+    "cognito-openid-token": "aws/cognito/open_id_tokens",
+    "subscriber-metadata": "soracom/air/subscriber_metadata",
+    "userdata": "soracom/air/userdata",
+    "arc-bootstrap": "soracom/arc/bootstrap",
+    "aws-iot-bootstrap": "aws/iot/bootstrap",
+    "inventory-bootstrap": "soracom/inventory/bootstrap",
+}
+#: request parameters as gw's config gives them -> the bytes Go writes for that map (by hand)
+PARAMETER_CASES = {
+    "none": (None, None),
+    "empty": ({}, "{}"),
+    "mixed": (
+        {"z": 1, "a": "x<y&z>", "m": {"b": True, "a": None}, "r": 0.00001, "big": 2**53 + 1, "e": 1.5e-7},
+        '{"a":"x\\u003cy\\u0026z\\u003e","big":9007199254740992,"e":1.5e-7,"m":{"a":null,"b":true},'
+        '"r":0.00001,"z":1}',
+    ),
+}
+
+
+def go_body(operation: str, key_id: str, params: dict | None, params_bytes: str | None) -> bytes:
+    """The body the Go struct of ``operation`` marshals to, field by field from its tags."""
+    _, _, fields = GO_REQUEST_STRUCTS[operation]
+    values = {"keyId": json.dumps(key_id), "requestParameters": params_bytes,
+              "endpoint": json.dumps((params or {}).get("endpoint", ""))}
+    empty = {"keyId": not key_id, "endpoint": False, "requestParameters": not params}
+    parts = []
+    for name, tag in fields:
+        if tag == "omitempty" and empty[name]:
+            continue
+        parts.append(f'"{name}":{"null" if values[name] is None else values[name]}')
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+@pytest.mark.parametrize("case", sorted(PARAMETER_CASES))
+@pytest.mark.parametrize("operation", sorted(GO_REQUEST_STRUCTS))
 def test_bodies_are_byte_for_byte_the_go_clients(
-    krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str, operation, route, params, expected
+    krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str, operation, case
 ) -> None:
     if operation == "cognito-credentials":
         pytest.importorskip("boto3")
+    params, params_bytes = PARAMETER_CASES[case]
+    if operation == "inventory-bootstrap":  # krypton-cli takes the endpoint from -p too
+        params = {**(params or {}), "endpoint": "dev-1"}
+        params_bytes = '{"endpoint":"dev-1"}' if params_bytes in (None, "{}") else \
+            params_bytes.replace('"e":1.5e-7,', '"e":1.5e-7,"endpoint":"dev-1",')
     run(step_ctx, krypton, sim_file, operation, request_parameters=params)
-    assert last_body(krypton, route) == expected.replace("KEY", live_key(krypton)).encode()
+    assert last_body(krypton, ROUTES[operation]) == go_body(operation, live_key(krypton), params, params_bytes)
+
+
+def test_the_table_names_every_operation_of_the_go_client() -> None:
+    """krypton-client-go registers these seven operations (init() in operations.go); gw has each."""
+    assert {name for name, _, _ in GO_REQUEST_STRUCTS.values()} == {
+        "bootstrapArc", "bootstrapAwsIotThing", "bootstrapInventoryDevice", "generateAmazonCognitoOpenIdToken",
+        "generateAmazonCognitoSessionCredentials", "getSubscriberMetadata", "getUserData"}
+    assert set(GO_REQUEST_STRUCTS) <= set(OPERATION_PATHS)
+    assert all(OPERATION_PATHS[op] == "/v1/provisioning/" + route for op, route in ROUTES.items())
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_parameters_json_cannot_carry_are_one_line(krypton: KryptonEmulator, sim_file: str, value) -> None:
+    import datetime
+
+    for bad in (value, datetime.date(2026, 1, 1)):
+        with pytest.raises(ValueError, match="request_parameters must hold only JSON values"):
+            options(krypton, sim_file, "subscriber-metadata", request_parameters={"x": bad})
 
 
 def test_cognito_region_is_kept(krypton: KryptonEmulator, step_ctx: StubStepContext, sim_file: str) -> None:
@@ -190,6 +247,44 @@ def test_a_new_key_agreement_ends_the_older_keys(krypton: KryptonEmulator, ca, s
 def signed_post(krypton: KryptonEmulator, ca, session, headers: dict[str, str]) -> requests.Response:
     return requests.post(f"{krypton.url}{METADATA}", data=session["body"], headers=headers,
                          verify=str(ca.ca_path), timeout=5)
+
+
+def _own_signature(body: bytes, timestamp: str, ck: bytes) -> str:
+    """base64(SHA-256(body || timestamp || CK)) computed here, not with gw's helper (docs/protocols.md §6)."""
+    return base64.b64encode(hashlib.sha256(body + timestamp.encode() + ck).digest()).decode()
+
+
+@pytest.mark.parametrize("route", ["soracom/air/subscriber_metadata", "aws/iot/bootstrap"])
+def test_the_emulator_takes_every_form_of_no_parameters_signed_over_the_exact_bytes(
+    krypton: KryptonEmulator, ca, sim_file: str, route: str
+) -> None:
+    """Absent (krypton-client-go's omitempty), null (a struct without omitempty) or {}: all served;
+    the signature is checked over the bytes on the wire, so re-spacing a signed body breaks it."""
+    import time
+
+    with KryptonClient(krypton.url, verify=str(ca.ca_path), timeout=5) as client:
+        sim = open_sim("emulated", options={"sim_file": sim_file}, readers={"emulated": EmulatedReader()})
+        _, session = fetch(client, sim, METADATA, None, MemorySessionStore())
+    key = session.key_id
+    compact = [f'{{"keyId":"{key}"}}', f'{{"keyId":"{key}","requestParameters":null}}',
+               f'{{"keyId":"{key}","requestParameters":{{}}}}']
+
+    def post(body: str, signed: str) -> requests.Response:
+        timestamp = str(int(time.time() * 1000))
+        headers = {"Content-Type": "application/json", "x-soracom-timestamp": timestamp,
+                   "x-soracom-digest-algorithm": "SHA-256",
+                   "x-soracom-signature": _own_signature(signed.encode(), timestamp, session.ck)}
+        return requests.post(f"{krypton.url}/v1/provisioning/{route}", data=body.encode(), headers=headers,
+                             verify=str(ca.ca_path), timeout=5)
+
+    for body in compact:
+        reply = post(body, body)
+        assert reply.status_code == 200, (body, reply.text)
+        assert last_body(krypton, route) == body.encode()
+    spaced = f'{{"keyId": "{key}", "requestParameters": null}}'
+    assert post(spaced, spaced).status_code == 200  # any bytes the signature covers
+    refused = post(spaced, compact[1])  # the same JSON, but not the bytes that were signed
+    assert (refused.status_code, refused.json()["code"]) == (401, "KRY0015")
 
 
 def test_signature_header_names(krypton: KryptonEmulator, ca, sim_file: str) -> None:
