@@ -41,6 +41,7 @@
   var attempts = 0;
   var retryTimer = null;
   var history = [];
+  var lostBecause = ""; // why the last working connection ended
 
   function setStatus(state, text) {
     var status = el("status");
@@ -218,6 +219,9 @@
     connected = false;
     setFormEnabled(false);
     var reason = reasonOf(wasConnected, why);
+    if (wasConnected) {
+      lostBecause = reason;
+    }
     if (firstTry && !wasConnected) { // a URL fresh from the exchange that never worked
       el("connect").disabled = false;
       setStatus("error", "Could not connect to AWS IoT: " + reason + ".");
@@ -229,7 +233,7 @@
     }
     attempts += 1;
     if (attempts > MAX_ATTEMPTS) {
-      disconnected(reason);
+      disconnected((lostBecause ? lostBecause + ", and " : "") + MAX_ATTEMPTS + " reconnects failed: " + reason);
       return;
     }
     var delay = Math.min(1000 * Math.pow(2, attempts - 1), 10000);
