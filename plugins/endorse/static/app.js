@@ -251,6 +251,8 @@
     var firstTry = client === null;
     if (firstTry) {
       setStatus("connecting", "Connecting to AWS IoT...");
+    } else if (el("status").dataset.state !== "reconnecting") { // Reconnect pressed
+      setStatus("reconnecting", "Reconnecting to AWS IoT...");
     }
     el("connect").disabled = true;
     var wasConnected = false;
