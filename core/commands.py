@@ -87,8 +87,9 @@ def add_core_commands(sub):
     p.set_defaults(handler=cmd_exec)
 
     p = _parser(sub, "profiles", "list profiles: steps, output kind, cached until",
-                "List the profiles in the config with their steps, what they yield and until when "
-                "their cached credentials are good.", "  gw profiles\n  gw profiles --json | jq -r '.[].name'", fmt)
+                "List the profiles in the config with their steps, what they yield, until when "
+                "their cached credentials are good, and how many of their steps have a cached result "
+                "(long-term keys are never cached). On a pipe: one tab-separated row per profile.", "  gw profiles\n  gw profiles --json | jq -r '.[].name'", fmt)
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.set_defaults(handler=cmd_profiles)
     p = _parser(sub, "plugins", "list loaded plugins and their step types",
@@ -410,46 +411,20 @@ def _json(app, doc) -> None:
 
 
 def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+    from .profiles_view import iso
+
+    return iso(epoch)
 
 
 def cmd_profiles(ns, app) -> int:
-    rows, docs = [], []
-    for profile in app.config.profiles.values():
-        steps = [step["use"] for step in profile.steps]
-        try:
-            kind: str | None = app.output_kind(profile)
-        except GwError:
-            kind = None
-        header = app.cache.header(profile.name)
-        expires = None
-        if header and header.digest == profile.digest and header.expires_at > time.time():
-            expires = header.expires_at
-        shared = _cached_prefix_list(app, profile)
-        rows.append([profile.name, " -> ".join(steps), kind or "invalid (run gw check)",
-                     _when(expires) if expires else "-",
-                     "\n".join(f"{use} until {_when(until)}" for use, until in shared) or "-"])
-        docs.append({"name": profile.name, "description": profile.description, "region": profile.region,
-                     "steps": steps, "output": kind, "valid": kind is not None, "cached_until": _iso(expires),
-                     "shared_steps_cached": [{"step": use, "until": _iso(until)} for use, until in shared]})
+    from .profiles_view import profile_rows, show
+
+    docs = profile_rows(app)
     if ns.json:
-        _json(app, docs)
+        _json(app, [{k: v for k, v in doc.items() if not k.startswith("_")} for doc in docs])
         return 0
-    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until", "shared steps cached"],
-           rows)
+    show(app, docs)
     return 0
-
-
-def _cached_prefix_list(app, profile) -> list[tuple[str, float]]:
-    """The profile's chain steps whose results are cached (and shared): (step type, expires at)."""
-    from .app import prefix_digests, prefix_entry
-
-    found = []
-    for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
-        header = app.cache.header(prefix_entry(digest))
-        if header and header.digest == digest and header.expires_at > time.time():
-            found.append((profile.steps[index].get("use", "?"), header.expires_at))
-    return found
 
 
 def cmd_plugins(ns, app) -> int:

@@ -205,8 +205,8 @@ def test_tables_are_plain_text_on_a_pipe(role_home):
     result = role_home.run("profiles")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "profile\tsteps\toutput\tcached until\tshared steps cached"
-    assert "admin\taws-keys -> assume-role\taws-credentials\t-\t-" in lines
+    assert lines[0] == "profile\tsteps\toutput\texpires\tcached"
+    assert "admin\taws-keys -> assume-role\taws-credentials\t-\t0 of 2" in lines
     assert not any(ch in result.stdout for ch in "┃│━─┏└╇")
     plugins = role_home.run("plugins").stdout
     assert plugins.startswith("plugin\t") and not any(ch in plugins for ch in "┃│━─")
