@@ -71,11 +71,13 @@ def add_core_commands(sub):
     p.set_defaults(handler=cmd_env)
 
     p = _parser(sub, "exec", "run a command with the profile's credentials in its environment",
-                "Run a command with the profile's credentials. With --server the command gets no keys: "
+                "Run a command with the profile's credentials; without a command, your $SHELL "
+                "(GW_EXEC_PROFILE names the profile inside it). With --server the command gets no keys: "
                 "it reads them from a local ECS credentials endpoint (127.0.0.1, random port and token) "
                 "that lives as long as the command and refreshes through gw's cache, so long jobs "
                 "outlive their first credentials.",
                 "  gw exec --profile admin -- aws s3 ls\n"
+                "  gw exec --profile admin\n"
                 "  gw exec --server --profile deploy -- terraform apply\n"
                 "  gw exec --profile admin --region eu-west-1 -- aws ec2 describe-instances", fmt)
     profile_option(p)
@@ -245,17 +247,18 @@ def cmd_env(ns, app) -> int:
     return 0
 
 
-def _command(ns) -> list[str]:
+def _command(ns, app) -> list[str]:
+    from .exec_shell import command_or_shell
+
     command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
-    if not command:
-        raise UsageError("gw exec needs a command after --")
-    return command
+    return command_or_shell(command, ns.profile, app.ui, dict(os.environ))
 
 
 def cmd_exec(ns, app) -> int:
     from .envvars import child_environment
+    from .exec_shell import mark
 
-    command = _command(ns)
+    command = _command(ns, app)
     if ns.server:
         return exec_with_server(ns, app, command)
     credential = _resolve(ns, app)
@@ -263,7 +266,7 @@ def cmd_exec(ns, app) -> int:
     if not values:
         raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, which has no environment form")
     env = child_environment(dict(os.environ), region_values(ns, app, values, dict(os.environ)))
-    env["GW_PROFILE"] = ns.profile
+    mark(env, ns.profile)
     sys.stdout.flush()
     from .fastpath import restore_signals
 
@@ -304,12 +307,13 @@ def exec_with_server(ns, app, command: list[str]) -> int:
     import threading
 
     from .envvars import child_environment
+    from .exec_shell import mark
 
     server = _ecs_server(ns, app)
     app.ui.scrubber.add(server.token)
     values = region_values(ns, app, server.environment(), dict(os.environ))
     env = child_environment(dict(os.environ), values)
-    env["GW_PROFILE"] = ns.profile
+    mark(env, ns.profile)
     sys.stdout.flush()
     # Handlers go in before the child exists, so a signal can never find gw unprepared;
     # the child starts with default dispositions (exec resets caught signals).
