@@ -708,6 +708,7 @@ _gw_zsh_profiles() {
   local -a names; names=(${(f)"$(_gw_profiles)"}); compadd -a names
 }
 """
+# Fish shows a description beside each candidate: "name<TAB>the profile's description".
 _PROFILES_FISH = r"""
 function __gw_profiles
   set -l cfg $GW_CONFIG
@@ -715,7 +716,21 @@ function __gw_profiles
     set -q XDG_CONFIG_HOME; and set cfg $XDG_CONFIG_HOME/gw/config.toml; or set cfg $HOME/.config/gw/config.toml
   end
   test -r $cfg; or return 0
-  sed -n 's/^[[:space:]]*\[profiles\.\([A-Za-z0-9][A-Za-z0-9_.@-]*\)\][[:space:]]*\(#.*\)\{0,1\}$/\1/p; s/^[[:space:]]*\[profiles\."\([A-Za-z0-9][A-Za-z0-9_.@-]*\)"\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' $cfg | sort -u
+  awk '
+    function flush() { if (name != "") print name "\t" desc; name = ""; desc = "" }
+    /^[ \t]*\[/ {
+      flush(); line = $0
+      if (sub(/^[ \t]*\[profiles\./, "", line) && sub(/\][ \t]*(#.*)?$/, "", line)) {
+        if (line ~ /^"[A-Za-z0-9][A-Za-z0-9_.@-]*"$/) line = substr(line, 2, length(line) - 2)
+        if (line ~ /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/) name = line
+      }
+      next
+    }
+    name != "" && /^[ \t]*description[ \t]*=[ \t]*"/ {
+      d = $0; sub(/^[^"]*"/, "", d); sub(/"[ \t]*(#.*)?$/, "", d); gsub(/\\\\"/, "\"", d); desc = d
+    }
+    END { flush() }
+  ' $cfg | sort -u
 end
 """
 PROFILE_COMPLETION = {"bash": "_gw_compgen_profiles", "zsh": "_gw_zsh_profiles", "fish": "(__gw_profiles)"}
