@@ -65,13 +65,10 @@ class PtySession:
                     pass
                 break
         if self.status is None:
-            if not os.waitpid(self.pid, os.WNOHANG)[0]:
+            if time.monotonic() >= deadline:
                 os.kill(self.pid, 9)  # still running at the deadline: the test fails below
-            try:
-                _, status = os.waitpid(self.pid, 0)
-                self.status = os.waitstatus_to_exitcode(status)
-            except ChildProcessError:
-                pass
+            _, status = os.waitpid(self.pid, 0)
+            self.status = None if time.monotonic() >= deadline else os.waitstatus_to_exitcode(status)
         os.close(self.fd)
         assert self.status is not None, self.seen
         return self.status
