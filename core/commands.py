@@ -102,8 +102,13 @@ def add_core_commands(sub):
     p = _parser(sub, "check", "validate the config and say exactly what is wrong and where",
                 f"Check every profile, step option and vault reference; print one line per problem. "
                 f"Exit status {CHECK_PROBLEMS} when problems are found.",
-                "  gw check\n  gw check --json | jq -r '.problems[]'", fmt)
+                "  gw check\n  gw check --json | jq -r '.problems[]'\n  gw check --live\n"
+                "  gw check --live --profile admin", fmt)
     p.add_argument("--json", action="store_true", help="JSON result on stdout")
+    p.add_argument("--live", action="store_true",
+                   help="also get each profile's credentials (cached or fetched) and show a ✓/✗ table: "
+                        "where they came from, time taken, expiry, the first error")
+    p.add_argument("--profile", help="with --live: only this profile")
     p.set_defaults(handler=cmd_check)
 
     cache = _parser(sub, "cache", "inspect or clear cached credentials",
@@ -463,6 +468,12 @@ def cmd_plugins(ns, app) -> int:
 
 
 def cmd_check(ns, app) -> int:
+    if getattr(ns, "live", False):
+        from .live_check import run
+
+        return run(ns, app)
+    if getattr(ns, "profile", None):
+        raise UsageError("--profile goes with --live (gw check always checks the whole config)")
     advice: list[str] = []
     try:
         problems, config = _check_problems(app, advice), app.config
