@@ -12,7 +12,8 @@ from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
 
 # Commands that need no plugin loaded to build their parser (``completion`` needs them all).
-CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
+CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault",
+                 "init", "config"}
 #: every name the core's parser takes (a plugin command of one of these names is skipped)
 CORE_NAMES = CORE_COMMANDS | {"completion", "setup", "serve", "import"}
 
@@ -144,6 +145,7 @@ def add_core_commands(sub):
     p.add_argument("name")
     p.set_defaults(handler=cmd_vault_rm)
 
+    _add_first_hour(sub, fmt)
     p = _parser(sub, "completion", "print a shell completion script (bash, zsh, fish)",
                 "Print a static completion script for gw's commands and options; profile names are "
                 "read from the config file by a small shell function (no Python per TAB).",
@@ -184,6 +186,40 @@ def add_core_commands(sub):
     freshness_options(p)
     p.set_defaults(handler=cmd_serve_ecs)
     return {"setup": setup, "serve": serve, "import": imports}
+
+
+def _add_first_hour(sub, fmt) -> None:
+    """``gw init`` and ``gw config example`` (gw.wizard)."""
+    from .wizard import print_example
+
+    p = _parser(sub, "init", "add a first profile by answering questions (secrets go to the vault)",
+                "Ask what the credential is (AWS access keys, a SORACOM AuthKey or SAM user, a 1Password "
+                "item), ask for its values on the terminal (secrets without echo), store the secrets in "
+                "gw's vault, add a commented profile to the config (created 0600 when missing; an existing "
+                "profile is never replaced) and run gw check.",
+                "  gw init\n  gw init --profile work", fmt)
+    p.add_argument("--profile", help="name of the new profile (asked when not given)")
+    p.set_defaults(handler=cmd_init)
+    config = _parser(sub, "config", "about the config file", "About gw's config file.",
+                     "  gw config example > ~/.config/gw/config.toml", fmt).add_subparsers(
+        metavar="ACTION", dest="config_action", required=True)
+    p = _parser(config, "example", "print the commented example config (every step and option)",
+                "Print the commented example config that ships with gw: every step type and option.",
+                "  gw config example | less\n  gw config example > ~/.config/gw/config.toml", fmt)
+    p.set_defaults(handler=print_example)
+
+
+def cmd_init(ns, app) -> int:
+    """The first-profile wizard (gw.wizard), then gw check on the config it wrote."""
+    from .app import App
+    from .wizard import run
+
+    path, name = run(ns, app)
+    ns.json, ns.live, ns.profile = False, False, None
+    status = cmd_check(ns, App(config_path=path))
+    if status == 0:
+        app.emit(f"try it: gw check --live --profile {name}")
+    return status
 
 
 # -- credentials out ------------------------------------------------------------

@@ -64,7 +64,7 @@ class WrappingFormatter(argparse.RawDescriptionHelpFormatter):
     def _split_lines(self, text: str, width: int) -> list[str]:
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False) or [""]
 
-    def _metavar_formatter(self, action, default_metavar):  # type: ignore[no-untyped-def]
+    def _metavar_formatter(self, action, default_metavar):
         if _long_choices(action):  # {a,b,...} wider than a usage line: named, and listed in the help
             return super()._metavar_formatter(_named(action, default_metavar), default_metavar)
         return super()._metavar_formatter(action, default_metavar)
