@@ -187,7 +187,7 @@ RECIPE_MAX = 64 * 1024  # bytes: a recipe is a few hundred
 COMMAND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 # gw's own top-level words (tests/core/test_fast_exec.py checks them against the parser): never served here.
 CORE_WORDS = frozenset({"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache",
-                        "vault", "completion", "setup", "import", "serve"})
+                        "vault", "completion", "setup", "import", "serve", "init", "config"})
 _MAC_AAD = b"gw-exec-recipe\0"
 _HEAD, _MID, _TAIL = b'{"mac":"', b'","recipe":', b"}\n"
 _MAC_HEX = 2 * (12 + 16)  # hex of nonce + GCM tag (gw.crypto.seal of an empty plaintext)

@@ -21,6 +21,7 @@ steps = [ {KEYS}, {{ use = "assume-role", role_arn = "arn:aws:iam::123456789012:
 def test_live_check_shows_each_profile_and_fails_on_a_broken_one(aws_home, iam_user, moto):
     aws_home.write_config(CONFIG)
     store_user(aws_home, iam_user)
+    moto.reset_counts()
     moto.inject("AssumeRole", status=403)
     first = aws_home.run_in_process("check", "--live")
     assert first.returncode == 3, first.stderr
