@@ -43,14 +43,25 @@ def fill(text: str, width: int, indent: str = "") -> str:
 
 
 def _indented(line: str, width: int) -> list[str]:
-    """An indented line; when too wide, broken at spaces with `` \\`` and four more spaces."""
+    """An indented line; when too wide, a trailing remark (after two spaces) moves to the next
+    lines, and a command still too wide is broken at spaces with `` \\`` and four more spaces."""
     if len(line) <= width:
         return [line]
     margin = line[: len(line) - len(line.lstrip())]
-    pieces = textwrap.wrap(line.strip(), width - len(margin) - 6, break_on_hyphens=False,
-                           break_long_words=False)
+    command, gap, remark = line.strip().partition("   ")
+    out = _continued(margin, command, width)
+    if gap and remark.strip():
+        out += textwrap.wrap(remark.strip(), width, initial_indent=margin + "    ", subsequent_indent=margin + "    ",
+                             break_on_hyphens=False, break_long_words=False)
+    return out
+
+
+def _continued(margin: str, command: str, width: int) -> list[str]:
+    if len(margin) + len(command) <= width:
+        return [margin + command]
+    pieces = textwrap.wrap(command, width - len(margin) - 6, break_on_hyphens=False, break_long_words=False)
     if len(pieces) < 2:
-        return [line]
+        return [margin + command]
     return [margin + pieces[0] + " \\"] + [margin + "    " + p + " \\" for p in pieces[1:-1]] + \
         [margin + "    " + pieces[-1]]
 
