@@ -107,7 +107,7 @@ def add_core_commands(sub):
                 "  gw check --live --profile admin", fmt)
     p.add_argument("--json", action="store_true", help="JSON result on stdout")
     p.add_argument("--live", action="store_true",
-                   help="also get each profile's credentials (cached or fetched) and show a ✓/✗ table: "
+                   help="get each profile's credentials for real (cached or fetched) and show a ✓/✗ table: "
                         "where they came from, time taken, expiry, the first error")
     p.add_argument("--profile", help="with --live: only this profile")
     p.set_defaults(handler=cmd_check)
