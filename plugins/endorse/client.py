@@ -155,8 +155,8 @@ def run_exchange(ctx: Any, options: dict[str, Any], upstream: Credential | None)
     try:
         if output == "iot-wss":
             url = doc["url"]
-            if not isinstance(url, str) or not url.startswith("wss://"):
-                raise StepError("the Endorse exchange service answered no wss:// URL")
+            if not isinstance(url, str) or not url.startswith("wss://") or not url.isprintable() or " " in url:
+                raise StepError("the Endorse exchange service answered no usable wss:// URL")
             ctx.add_secret(url)
             return IotWssUrl(url=url, client_id=doc.get("clientId"), topic_prefix=doc.get("topic_prefix"),
                              expiration=parse_time(doc["expiration"]), issued_at=utcnow())
