@@ -187,7 +187,7 @@ class AppCommandContext:
         with app.profile_lock(profile):
             cached = app.cached(app.config.profile(profile))
             if cached is not None and cached.to_dict() == credential.to_dict():
-                app.cache.remove(profile)
+                app.store.remove(profile)
 
     def _record_exec(self, profile: str, kind: str, recipe: dict[str, Any], program: str,
                      credential_secrets: Sequence[str]) -> None:

@@ -362,7 +362,7 @@ def drop_entry(profile: str, plaintext: bytes, config: str) -> None:
         with file_lock(os.path.join(paths.state_dir(), "locks", f"{profile}.lock"), 5.0, f"profile {profile!r}") as locked:
             found = _fresh_entry(profile, None) if locked else None
             if found is not None and found[1] == plaintext:
-                os.unlink(Cache(paths.cache_dir(), config).path(profile))
+                Store(paths.cache_dir(), config).discard(profile)
     except Exception:  # locked for long, or already gone: the entry is refused upstream anyway
         pass
 
