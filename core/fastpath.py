@@ -166,7 +166,7 @@ def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-cre
 COMMAND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 # gw's own top-level words (tests/core/test_fast_exec.py checks them against the parser): never served here.
 CORE_WORDS = frozenset({"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache",
-                        "vault", "completion", "setup", "import", "serve"})
+                        "vault", "completion", "setup", "import", "serve", "init", "config"})
 
 
 def command_word(name: str) -> bool:
@@ -362,7 +362,7 @@ def drop_entry(profile: str, plaintext: bytes, config: str) -> None:
         with file_lock(os.path.join(paths.state_dir(), "locks", f"{profile}.lock"), 5.0, f"profile {profile!r}") as locked:
             found = _fresh_entry(profile, None) if locked else None
             if found is not None and found[1] == plaintext:
-                Store(paths.cache_dir(), config).discard(profile)
+                Store(paths.cache_dir(), config).remove(profile)
     except Exception:  # locked for long, or already gone: the entry is refused upstream anyway
         pass
 

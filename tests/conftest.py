@@ -32,15 +32,13 @@ AWS_CLI = shutil.which("aws", path=str(VENV_BIN)) or shutil.which("aws")
 # and the children note each refused bind in GW_TEST_BIND_LOG.
 BIND_GUARD = Path(__file__).resolve().parent / "bind_guard"
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BIND_GUARD), os.environ.get("PYTHONPATH")) if p)
-os.environ.setdefault("GW_TEST_BIND_LOG", os.path.join(
-    os.environ.get("TMPDIR", "/tmp"), f"gw-test-binds-{os.getpid()}.log"))
+# One log per pytest process: under xdist each worker has its own (the controller's would be
+# inherited and shared, and one worker's deliberate refusal would fail the other's test).
+_bind_log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gw-test-binds-{os.getpid()}.log")
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # A pytest-xdist worker is itself a child of the test process: sitecustomize already installed the
-    # guard as the top-level module ``loopback_only``. Use that one (not a second hook beside it), and a
-    # log of this worker's own, so one worker's meant refusal never fails the other's test.
-    os.environ["GW_TEST_BIND_LOG"] = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gw-test-binds-{os.getpid()}.log")
-    if "loopback_only" in sys.modules:
-        sys.modules.setdefault("tests.bind_guard.loopback_only", sys.modules["loopback_only"])
+    os.environ["GW_TEST_BIND_LOG"] = _bind_log
+else:
+    os.environ.setdefault("GW_TEST_BIND_LOG", _bind_log)
 
 
 @pytest.fixture(scope="session", autouse=True)
