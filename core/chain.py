@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import secrets
-from .config import Profile, Settings, suggest, type_name
+from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, StepError
 from .steps import StepType
@@ -129,7 +129,12 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
         where = f"{config_path}: {profile.where()}.{name}"
         spec = registry.tables.get(name)
         if spec is None:
-            problems.append(f"{where}: unknown profile table{suggest(name, list(registry.tables) + ['steps'])}")
+            what = "profile table" if isinstance(table, dict) else "profile option"
+            problems.append(f"{where}: unknown {what}{suggest(name, [*PROFILE_KEYS, *registry.tables])}")
+            continue
+        if not isinstance(table, dict):  # a known table given as a value: login = "x"
+            problems.append(f"{where}: must be a table ([{profile.where()}.{name}] or {name} = {{ ... }}), "
+                            f"not {type_name(table)}")
             continue
         _, table_problems = check_table(spec, table, registry.schemes)
         problems.extend(f"{where}: {p}" for p in table_problems)
@@ -168,7 +173,23 @@ def check_settings(settings: Settings, registry: Any, config_path: str) -> tuple
             problems.append(f"{where}: must be one of {', '.join(map(str, spec.option.choices))}, not {value!r}")
         else:
             values[key] = value
+            continue
+        values[key] = BrokenSetting(problems[-1])  # fails only what reads it (setting_value)
     return values, problems
+
+
+@dataclass(frozen=True)
+class BrokenSetting:
+    """A declared setting whose configured value is wrong: reading it raises ``problem``."""
+
+    problem: str
+
+
+def unread_setting_problems(values: dict[str, Any], problems: list[str]) -> list[str]:
+    """Those of ``check_settings``'s problems no command reads (unknown keys and tables):
+    warned about when a profile runs, listed by ``gw check``, never a failure."""
+    read = {v.problem for v in values.values() if isinstance(v, BrokenSetting)}
+    return [p for p in problems if p not in read]
 
 
 def setting_value(values: dict[str, Any], name: str) -> Any:
@@ -177,6 +198,10 @@ def setting_value(values: dict[str, Any], name: str) -> Any:
         from .errors import ConfigError
 
         raise ConfigError(f"settings.{name} is declared by no loaded plugin (gw_settings)")
+    if isinstance(values[name], BrokenSetting):
+        from .errors import ConfigError
+
+        raise ConfigError(values[name].problem)
     return values[name]
 
 
@@ -186,6 +211,8 @@ def _no_run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> C
 
 def check_table(spec: Any, table: dict[str, Any], schemes: list) -> tuple[dict[str, Any], list[str]]:
     """Validate a plugin-owned profile table like a step's options."""
+    if not isinstance(table, dict):
+        return {}, [f"must be a table, not {type_name(table)}"]
     shim = StepType(name=spec.name, run=_no_run, produces="", options=spec.options, check=spec.check)
     return check_options(shim, {k: v for k, v in table.items() if k != "use"}, schemes)
 

@@ -518,7 +518,7 @@ def _check_problems(app, advice: list[str] | None = None) -> list[str]:
     from .secrets import vault_names
 
     config = app.config
-    problems: list[str] = check_settings(config.settings, app.registry, config.path)[1]
+    problems: list[str] = [*config.all_problems(), *check_settings(config.settings, app.registry, config.path)[1]]
     vault: set[str] | None = None
     for profile in config.profiles.values():
         planned, found = check_profile(profile, app.registry, config.path)
@@ -544,7 +544,7 @@ def _check_problems(app, advice: list[str] | None = None) -> list[str]:
                             f"{config.path}: {profile.where(index)}: {key}: no secret {name!r} in the vault "
                             f"(add it with: gw vault set {name})"
                         )
-    if not config.profiles:
+    if not config.profiles and not config.broken:
         problems.append(f"{config.path}: no profiles defined")
     return problems
 
