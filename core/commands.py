@@ -432,6 +432,10 @@ def cmd_profiles(ns, app) -> int:
         docs.append({"name": profile.name, "description": profile.description, "region": profile.region,
                      "steps": steps, "output": kind, "valid": kind is not None, "cached_until": _iso(expires),
                      "shared_steps_cached": [{"step": use, "until": _iso(until)} for use, until in shared]})
+    for name in app.config.broken:  # listed too: each fails alone, and gw check says why
+        rows.append([name, "-", "invalid (run gw check)", "-", "-"])
+        docs.append({"name": name, "description": "", "region": None, "steps": [], "output": None, "valid": False,
+                     "cached_until": None, "shared_steps_cached": []})
     if ns.json:
         _json(app, docs)
         return 0
@@ -610,6 +614,7 @@ def cmd_cache_clear(ns, app) -> int:
             own = set()
         prefixes = [n for n in prefixes if n in own]
         if not names and not prefixes and not app.cache.legacy_files(ns.profile):
+            _known_profile(app, ns.profile)  # a typo is an error, not "cleared 0"
             app.ui.info(f"nothing cached for profile {ns.profile!r}")
     else:
         names += [n for n in app.cache.names() if n.startswith("_state.")]
@@ -628,6 +633,17 @@ def cmd_cache_clear(ns, app) -> int:
     extra += f" and {len(legacy)} entr{'y' if len(legacy) == 1 else 'ies'} of an older gw" if legacy else ""
     app.emit(f"cleared {cleared} cached profile(s){extra}")
     return 0
+
+
+def _known_profile(app, name: str) -> None:
+    """Raise the config's "no profile named ... (did you mean ...)" unless ``name`` is a profile
+    (a config that cannot be read decides nothing: what is cached may still be cleared)."""
+    try:
+        config = app.config
+    except ConfigError:
+        return
+    if name not in config.profiles and name not in config.broken:
+        config.profile(name)
 
 
 def _unlinked(path: str) -> bool:

@@ -10,7 +10,7 @@ What is here:
 - ``hookimpl``: the decorator for hook implementations (the hooks are in
   ``gw.hookspecs``, documented in docs/plugins.md).
 - Declarations a plugin returns: :class:`StepType`, :class:`Option`,
-  :class:`SecretScheme`, :class:`Command`, :class:`ProfileTable`, :class:`Setting`.
+  :class:`SecretScheme`, :class:`Command`, :class:`ProfileTable`, :class:`Setting`, :class:`EnvironmentVariable`.
 - What the core hands a plugin: :class:`StepContext` (a running step) and
   :class:`CommandContext` (a plugin command).
 - Credential kinds and classes, with the time helpers they use.
@@ -60,6 +60,7 @@ from .paths import atomic_write
 from .steps import (
     Command,
     CommandContext,
+    EnvironmentVariable,
     Option,
     ProfileTable,
     SecretScheme,
@@ -89,6 +90,7 @@ __all__ = [
     "ConfigError",
     "Credential",
     "EndorseToken",
+    "EnvironmentVariable",
     "GwError",
     "IotCertificate",
     "JsonDocument",

@@ -293,6 +293,16 @@ class Command:
 
 
 @dataclass(frozen=True)
+class EnvironmentVariable:
+    """An environment variable a plugin reads (``gw_environment``), listed by ``gw --help``,
+    e.g. the onepassword plugin's ``GW_OP_PATH``. ``help`` is one short line."""
+
+    name: str
+    help: str
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
 class Setting:
     """A ``[settings]`` key a plugin owns, e.g. the soracom plugin's ``soracom_cli``.
 
