@@ -228,9 +228,10 @@ class App:
         """The inter-process lock that guards a profile's cache entry."""
         if timeout is None:
             try:
-                timeout = self.config.settings.lock_timeout
-            except ConfigError:  # e.g. gw cache clear with a broken config
-                timeout = 120.0
+                config = self.config
+            except ConfigError:  # e.g. gw cache clear with a config that cannot be read
+                config = None
+            timeout = config.settings.lock_timeout if config else 120.0  # a wrong lock_timeout fails here
         return file_lock(
             os.path.join(self.state_dir, "locks", f"{name}.lock"),
             timeout,
