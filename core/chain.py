@@ -19,7 +19,8 @@ from . import secrets
 from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, StepError
-from .steps import StepType
+from .cli_options import DURATION_EXAMPLES, duration_seconds
+from .steps import Duration, StepType
 from .totp import never_sent
 from .ui import UI
 
@@ -47,6 +48,12 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
                 continue
+        elif spec.type is Duration:
+            seconds = duration_seconds(value)
+            if seconds is None:
+                problems.append(f"{key} must be a duration: seconds or a string ({DURATION_EXAMPLES}), not {value!r}")
+                continue
+            value = seconds
         else:
             allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
             if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ConfigError
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+PROFILE_NAME_RULE = "profile names use letters, digits and _ . @ - (starting with a letter or digit)"
 PROFILE_KEYS = {"description", "steps", "region"}
 MAX_CONFIG = 1024 * 1024  # bytes
 # Every number in [settings]: (lowest, highest) allowed; NaN and infinities never are.
@@ -104,7 +105,8 @@ class Config:
         listed = "" if hint else f" (profiles: {', '.join(names) if len(names) <= 8 else 'run gw profiles'})"
         if not names:
             listed = " (it defines none)"
-        also = "".join(f"; {p}" for p in self.problems if "'profiles'" in p)  # [profile.x] for [profiles.x]
+        # [profile.x] for [profiles.x], or a name no command line can give: said beside the miss
+        also = "".join(f"; {p}" for p in self.problems if "'profiles'" in p or PROFILE_NAME_RULE in p)
         raise ConfigError(f"no profile named {name!r} in {self.path}{hint or listed}{also}")
 
     def all_problems(self) -> list[str]:
@@ -206,7 +208,9 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
     broken: dict[str, list[str]] = {}
     for name, raw in profiles_raw.items():
         profile, found = _parse_profile(name, raw, path)
-        if found:
+        if found and not PROFILE_NAME.match(name):
+            problems += found  # no command can select it: a config-wide mistake
+        elif found:
             broken[name] = found
         else:
             assert profile is not None
@@ -248,7 +252,7 @@ def _parse_profile(name: str, raw: Any, path: str) -> tuple[Profile | None, list
     """The profile, or its mistakes (every one of them, each ``path: where: message``)."""
     where = f"profiles.{name}"
     if not PROFILE_NAME.match(name):
-        return None, [f"{path}: {where}: profile names use letters, digits and _ . @ - (starting with a letter or digit)"]
+        return None, [f"{path}: {where}: {PROFILE_NAME_RULE}"]
     if not isinstance(raw, dict):
         return None, [f"{path}: {where}: must be a table"]
     problems: list[str] = []

@@ -60,6 +60,7 @@ from .paths import atomic_write
 from .steps import (
     Command,
     CommandContext,
+    Duration,
     EnvironmentVariable,
     Option,
     ProfileTable,
@@ -89,6 +90,7 @@ __all__ = [
     "CommandContext",
     "ConfigError",
     "Credential",
+    "Duration",
     "EndorseToken",
     "EnvironmentVariable",
     "GwError",

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import hookspecs
 from .credentials import KINDS, Credential
-from .steps import Command, EnvironmentVariable, Option, ProfileTable, SecretScheme, Setting, StepType
+from .steps import Command, Duration, EnvironmentVariable, Option, ProfileTable, SecretScheme, Setting, StepType
 
 ENTRY_POINT_GROUP = "gw"
 COMMAND_GROUPS = (None, "setup", "serve", "import")
@@ -284,6 +284,9 @@ def _check_options(options: Any, what: str) -> None:
         if spec.default is not None:
             if spec.secret:  # a secret's default is a reference (``prompt``), not a value of its type
                 pass
+            elif spec.type is Duration:
+                if isinstance(spec.default, bool) or not isinstance(spec.default, int):
+                    raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not seconds (int)")
             elif (isinstance(spec.default, bool) and bool not in allowed) or not isinstance(spec.default, allowed):
                 raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, "
                                     f"not of its type {'/'.join(t.__name__ for t in allowed)}")

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from .credentials import Credential
 
 
+class Duration(int):
+    """An :class:`Option` type: a length of time, given as whole seconds (``3600``) or as a
+    string in the syntax of ``--min-ttl`` (``"90s"``, ``"30m"``, ``"1h30m"``); the step gets an int
+    of seconds."""
+
+
 @dataclass(frozen=True)
 class Option:
     """One option a step type accepts.

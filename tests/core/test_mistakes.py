@@ -164,3 +164,27 @@ def test_role_profile_still_plans(gw_home):
     gw_home.write_config(f"[profiles.r]\nsteps = [{KEYS}, {{ use = \"assume-role\", role_arn = \"{ROLE}\" }}]\n")
     result = gw_home.run_in_process("check")
     assert result.returncode == 0, result.stderr
+
+
+def test_one_duration_syntax_for_step_options_and_login(aws_home, iam_user):
+    """``duration = "1h"`` and ``duration = 3600`` mean the same; moto's STS sees 3600 s either way."""
+    import datetime
+
+    aws_home.env["GWT_AKID"], aws_home.env["GWT_SECRET"] = iam_user
+    source = '{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = "env:GWT_SECRET" }'
+    for duration in ('"1h"', '"60m"', "3600"):
+        aws_home.write_config(
+            f'[profiles.r]\nsteps = [{source}, {{ use = "assume-role", role_arn = "{ROLE}", duration = {duration} }}]\n'
+            '[profiles.r.login]\nduration = "1h30m"\n')
+        assert aws_home.run_in_process("check").returncode == 0
+        result = aws_home.run_in_process("credential-process", "--profile", "r", "--refresh")
+        assert result.returncode == 0, result.stderr
+        expires = datetime.datetime.fromisoformat(json.loads(result.stdout)["Expiration"])
+        left = (expires - datetime.datetime.now(datetime.UTC)).total_seconds()
+        assert 3500 < left <= 3600, (duration, left)
+    aws_home.write_config(
+        f'[profiles.r]\nsteps = [{source}, {{ use = "assume-role", role_arn = "{ROLE}", duration = "an hour" }}]\n')
+    assert "duration must be a duration: seconds or a string (e.g. 900, 90s, 30m, 2h, 1h30m), not 'an hour'" \
+        in _one_line(aws_home.run_in_process("credential-process", "--profile", "r"))
+    bad = aws_home.run_in_process("login", "--profile", "r", "--print", "--duration", "5m")
+    assert bad.returncode == 2 and "must be between 900 and 43200 seconds" in bad.stderr
