@@ -18,7 +18,7 @@ from typing import Any
 from . import secrets
 from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
-from .errors import ConfigError, GwError, StepError
+from .errors import ConfigError, GwError, SecretError, StepError
 from .cli_options import DURATION_EXAMPLES, duration_seconds
 from .steps import Duration, StepType
 from .totp import never_sent
@@ -390,6 +390,15 @@ def _account(names: str | tuple[str, ...] | None, options: dict[str, Any]) -> st
     return "/".join(present) or None
 
 
+def _one_time_code(value: Any, where: str) -> str:
+    """A one-time code (an option with an ``account``) as digits; anything else is refused here,
+    before it is sent (a typo at a prompt, a password in ``env:``). Never shows the value."""
+    code = "".join(value.split()) if isinstance(value, str) else ""
+    if not (code.isascii() and code.isdigit() and 6 <= len(code) <= 10):
+        raise SecretError(f"{where}: a one-time code is 6 to 10 digits, and this one is not; nothing was sent")
+    return code
+
+
 def run_step(
     env: ChainEnv, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
 ) -> Credential:
@@ -421,6 +430,8 @@ def run_step(
                     resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
                 finally:
                     ctx.code_account = None
+                if spec.account is not None:
+                    resolved[key] = _one_time_code(resolved[key], f"profile {profile!r}, step {index} ({step.name}): {key}")
     except BaseException:
         _settle_codes(env, ctx, release=True)  # the step never ran: no code was sent
         raise

@@ -548,8 +548,26 @@ def _check_problems(app, advice: list[str] | None = None) -> list[str]:
                             f"{config.path}: {profile.where(index)}: {key}: no secret {name!r} in the vault "
                             f"(add it with: gw vault set {name})"
                         )
+                if spec.secret and vault:
+                    problems += _seed_problems(app, values.get(key), vault, f"{config.path}: {profile.where(index)}: {key}")
     if not config.profiles and not config.broken:
         problems.append(f"{config.path}: no profiles defined")
+    return problems
+
+
+def _seed_problems(app, ref, vault: set[str], where: str) -> list[str]:
+    """A TOTP seed in the vault that cannot make codes, named by its entry (never shown)."""
+    from .builtin_schemes import totp_refs, totp_seed_ref
+    from .totp import parse_seed
+
+    problems = []
+    for totp in totp_refs(ref):
+        seed_ref = totp_seed_ref(totp)
+        if isinstance(seed_ref, str) and seed_ref.startswith("vault:") and seed_ref[6:] in vault:
+            try:
+                parse_seed(app.vault.get(seed_ref[6:]))
+            except GwError as exc:
+                problems.append(f"{where}: {seed_ref}: {exc}")
     return problems
 
 
