@@ -351,6 +351,11 @@ class App:
                 if require and kind != require:
                     raise ConfigError(f"profile {name!r} yields {kind}, but this command needs {require}")
                 credential = self.run_chain(profile, planned, refresh=refresh)
+                expiration = getattr(credential, "expiration", None)
+                if expiration is not None:  # never hand out what this computer's clock calls expired
+                    from .clock import check_expiry
+
+                    check_expiry(expiration, f"the last step of profile {name!r}")
                 self._store(profile, credential)
         self._issued(name, credential, False)
         return credential

@@ -55,6 +55,7 @@ from .credentials import (
     to_rfc3339,
     utcnow,
 )
+from .clock import CLOCK_TOLERANCE, check_expiry, clock_note, clock_offset
 from .errors import ConfigError, GwError, RedirectRefused, SecretError, StepError, UsageError
 from .paths import atomic_write
 from .steps import (
@@ -77,6 +78,7 @@ hookimpl = pluggy.HookimplMarker("gw")
 
 __all__ = [
     "AWS",
+    "CLOCK_TOLERANCE",
     "BEARER_TOKEN",
     "ENDORSE_TOKEN",
     "IOT_CERTIFICATE",
@@ -110,6 +112,9 @@ __all__ = [
     "StepType",
     "UsageError",
     "atomic_write",
+    "check_expiry",
+    "clock_note",
+    "clock_offset",
     "freshness_options",
     "hookimpl",
     "http_request",

@@ -71,17 +71,34 @@ def _client(ctx, service: str, options: dict[str, Any], credentials: AwsCredenti
     return refuse_aws_redirects(session.client(service, **kwargs))
 
 
-def _call(ctx, what: str, fn, **kwargs) -> dict[str, Any]:
+def _call(ctx, what: str, fn, upstream: str = "AWS STS", **kwargs) -> dict[str, Any]:
+    """``fn(**kwargs)``: one line on failure; new credentials are checked against the answer's
+    ``Date`` header (botocore keeps the HTTP headers in ``ResponseMetadata``), so a wrong local
+    clock is named, and credentials already expired by it are never handed out."""
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from gw.plugin import check_expiry, clock_note
 
     try:
         with ctx.status(f"{what} ..."):
-            return fn(**{k: v for k, v in kwargs.items() if v is not None})
+            data = fn(**{k: v for k, v in kwargs.items() if v is not None})
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise StepError(f"{what} failed: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")) from None
+        note = clock_note(upstream, _date_header(exc.response))  # a refused MFA code or signature time
+        raise StepError(f"{what} failed: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+                        + note) from None
     except BotoCoreError as exc:
         raise StepError(f"{what} failed: {exc}") from None
+    expiration = (data.get("Credentials") or {}).get("Expiration")
+    if isinstance(expiration, datetime):
+        check_expiry(expiration if expiration.tzinfo else expiration.replace(tzinfo=UTC), upstream,
+                     _date_header(data), warn=ctx.warn)
+    return data
+
+
+def _date_header(response: dict[str, Any]) -> str | None:
+    """The ``Date`` header of the HTTP answer behind a botocore response."""
+    return ((response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("date")
 
 
 def _account_of(data: dict[str, Any]) -> str | None:
@@ -299,6 +316,7 @@ def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) ->
         ctx,
         "GetCredentialsForIdentity",
         client.get_credentials_for_identity,
+        upstream="Amazon Cognito Identity",
         IdentityId=identity_id,
         Logins={options["provider"]: upstream.token},
     )
