@@ -73,6 +73,7 @@ def _run(args: list[str]) -> int:
             ns, extra = parser.parse_known_args(args)
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        app.ui.errors_on_tty = getattr(ns, "errors_on_tty", True)
         if not getattr(ns, "handler", None):
             parser.print_help(sys.stderr)
             return 2

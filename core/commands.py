@@ -45,7 +45,9 @@ def add_core_commands(sub):
                 "  gw credential-process --profile admin --min-ttl 30m", fmt)
     profile_option(p)
     freshness_options(p)
-    p.set_defaults(handler=cmd_credential_process)
+    # botocore puts a failing credential_process's stderr into its own error: the person sees it
+    # there, so the error line goes to stderr only (waits still reach /dev/tty)
+    p.set_defaults(handler=cmd_credential_process, errors_on_tty=False)
 
     p = _parser(sub, "token", "print the profile's bearer or OpenID token (raw, header or json)",
                 "Print the access token of a profile whose chain yields a bearer token (e.g. "
