@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import secrets
+from .cli_options import DURATION_EXAMPLES, duration_seconds
 from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, SecretError, StepError
-from .cli_options import DURATION_EXAMPLES, duration_seconds
 from .steps import Duration, StepType
 from .totp import never_sent
 from .ui import UI

@@ -186,14 +186,15 @@ def build_parser(app, args: list[str]):
 
 def _parser_class():
     import argparse
+    from typing import NoReturn
 
     class Parser(argparse.ArgumentParser):
         """argparse, with a hint where a bare usage line would leave one guessing."""
 
-        def error(self, message: str):  # type: ignore[override]
+        def error(self, message: str) -> NoReturn:
             if "--profile" in message and "required" in message:
                 message += " (or set GW_PROFILE)"
-            return super().error(message)
+            super().error(message)
 
     return Parser
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from .cli_options import freshness_options, parse_duration, profile_option
+from .clock import CLOCK_TOLERANCE, check_expiry, clock_note, clock_offset
 from .credentials import (
     AWS,
     BEARER_TOKEN,
@@ -55,7 +56,6 @@ from .credentials import (
     to_rfc3339,
     utcnow,
 )
-from .clock import CLOCK_TOLERANCE, check_expiry, clock_note, clock_offset
 from .errors import ConfigError, GwError, RedirectRefused, SecretError, StepError, UsageError
 from .paths import atomic_write
 from .steps import (

@@ -552,7 +552,6 @@ def serve(demo: Demo, *, keep: bool = False) -> int:
     import shlex
     import signal
     import threading
-
     import tomllib
 
     profiles = []

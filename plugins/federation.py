@@ -29,8 +29,8 @@ from gw.plugin import (
     StepError,
     atomic_write,
     freshness_options,
-    parse_duration,
     hookimpl,
+    parse_duration,
     private_dir,
 )
 
