@@ -199,6 +199,8 @@ def parse_config(data: dict[str, Any], path: str) -> Config:
             continue
         plugin_tables[key] = value  # a plugin's (Setting(top_level=True)), checked with the plugins (gw.chain)
     settings = _parse_settings(data.get("settings", {}), path)
+    if "settings" in settings.problems:  # settings = 3: no setting to blame, so the whole file's
+        problems.append(settings.problems.pop("settings"))
     settings.plugin_tables = plugin_tables
     profiles_raw = data.get("profiles", {})
     if not isinstance(profiles_raw, dict):
