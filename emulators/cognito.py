@@ -313,38 +313,4 @@ def _error(error: str, status: int = 400) -> Response:
     return json_response(status, {"error": error}, NO_STORE)
 
 
-def start_cognito_demo(ca: LocalCA, *, scopes: tuple[str, ...] = ("gw-demo/read",)) -> tuple[CognitoEmulator, Any, AppClient]:
-    """Start a user pool and a protected API for ``gw demo``: (pool, api, app client).
-
-    The pool has a resource server ``gw-demo`` with ``read`` and ``write`` scopes and one
-    machine-to-machine app client allowed ``scopes``; the API (see
-    :mod:`gw_emulators.cognito_api`) answers ``GET /items`` to tokens carrying
-    ``gw-demo/read``. The caller stops both (``.stop()``).
-    """
-    from .cognito_api import ProtectedApi
-
-    pool = CognitoEmulator(ca)
-    pool.add_resource_server("gw-demo", ["read", "write"])
-    client = pool.add_client("gwdemo", scopes=scopes)
-    pool.start()
-    api = ProtectedApi(ca, issuer=pool.issuer, audiences=(client.client_id,), routes={"/items": "gw-demo/read"})
-    api.start()
-    return pool, api, client
-
-
-def demo_profile(pool: CognitoEmulator, client: AppClient, *, name: str = "m2m",
-                 secret_ref: str = "vault:gw-demo-m2m-secret", scopes: tuple[str, ...] = ("gw-demo/read",)) -> str:
-    """A config snippet with a ``cognito-m2m`` profile ``name`` for ``client`` of ``pool``.
-
-    The caller stores ``client.secret`` where ``secret_ref`` points (``gw vault set``).
-    """
-    scope_list = ", ".join(f'"{scope}"' for scope in scopes)
-    return (
-        f"[profiles.{name}]\n"
-        f'description = "Cognito client credentials (emulated user pool {pool.pool_id})"\n'
-        f'steps = [{{ use = "cognito-m2m", token_url = "{pool.token_url}", client_id = "{client.client_id}", '
-        f'client_secret = "{secret_ref}", scopes = [{scope_list}] }}]\n'
-    )
-
-
-__all__ = ["OAUTH_ERRORS", "AppClient", "CognitoEmulator", "IssuedToken", "demo_profile", "start_cognito_demo"]
+__all__ = ["OAUTH_ERRORS", "AppClient", "CognitoEmulator", "IssuedToken"]

@@ -43,6 +43,21 @@ def allowed(host: object) -> bool:
     return address.is_loopback or any(address in ipaddress.ip_network(net) for net in documentation)
 
 
+def _outgoing(address: object) -> bool:
+    """A client's source address: ``socket.create_connection(..., source_address=("", 0))`` (paho's
+    default) binds an ephemeral port only to connect from it; such a socket never listens."""
+    if not (isinstance(address, tuple) and len(address) >= 2 and address[1] == 0):
+        return False
+    frame = sys._getframe(2)
+    for _ in range(4):
+        if frame is None:
+            return False
+        if frame.f_code.co_name == "create_connection" and frame.f_code.co_filename.endswith("socket.py"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _hook(event: str, args: tuple) -> None:
     if event != "socket.bind":
         return
@@ -52,7 +67,7 @@ def _hook(event: str, args: tuple) -> None:
     if getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
         return
     host = address[0] if isinstance(address, tuple) and address else address
-    if allowed(host):
+    if allowed(host) or _outgoing(address):
         return
     line = f"pid {os.getpid()} ({' '.join(sys.argv)[:200]}) binds {address!r}: tests bind loopback only"
     violations.append(line)

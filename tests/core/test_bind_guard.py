@@ -36,3 +36,20 @@ def test_a_python_child_gets_the_guard_and_its_refusal_is_logged(tmp_path):
                             env={**os.environ, "GW_TEST_BIND_LOG": str(log)})
     assert result.returncode != 0 and "tests bind loopback only" in result.stderr
     assert "binds ('::', 0" in log.read_text()
+
+
+def test_a_client_s_wildcard_source_address_is_not_a_listener():
+    """paho connects with ``source_address=("", 0)``: an ephemeral client port, never a listener."""
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        client = socket.create_connection(server.getsockname(), timeout=5, source_address=("", 0))
+        client.close()
+    finally:
+        server.close()
+    listener = socket.socket()
+    try:
+        with pytest.raises(OSError, match="loopback only"):
+            listener.bind(("", 0))  # the same address bound by hand, to listen on: refused
+    finally:
+        listener.close()
+        loopback_only.violations.clear()

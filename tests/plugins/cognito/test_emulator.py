@@ -244,7 +244,7 @@ def test_api_checks_the_issuer_and_token_use(pool, api, ca):
 
 def test_the_demo_pool_profile_and_api_work_together(ca, gw_home):
     """What gw demo will run: start_cognito_demo, demo_profile, the secret in the vault, gw env."""
-    from gw_emulators.cognito import demo_profile, start_cognito_demo
+    from gw_emulators.demo.cognito import demo_profile, start_cognito_demo
 
     pool, api, client = start_cognito_demo(ca)
     try:

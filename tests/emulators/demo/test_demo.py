@@ -25,7 +25,7 @@ def test_demo_runs_end_to_end(tmp_path):
                      r"--profile admin$", out, re.M)
     # the closing summary: every part ran, with its time and the upstream calls it made
     table = out[out.index("gw demo: summary"):]
-    from gw_emulators.demo import PARTS
+    from gw_emulators.demo.parts import PARTS
 
     for name, _ in PARTS:
         row = re.search(rf"^│ {re.escape(name)} +│ ok +│ +[\d.]+ s │ +(\d+) │$", table, re.M)
@@ -64,7 +64,7 @@ def test_a_skipped_part_makes_the_demo_incomplete_not_finished(tmp_path):
 
     from rich.console import Console
 
-    from gw_emulators.demo import Demo, DemoFailed, DemoSkipped, run_part, summary, verdict
+    from gw_emulators.demo.show import Demo, DemoFailed, DemoSkipped, run_part, summary, verdict
 
     console = Console(file=io.StringIO(), width=80, highlight=False)
     demo = Demo(root=tmp_path, gw=GW, console=console)

@@ -1,4 +1,4 @@
-"""The demo entry points (gw_emulators.iot.start_iot / part_iot) run against the real emulators."""
+"""The demo entry points (gw_emulators.demo.iot.start_iot / part_iot) run against the real emulators."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from tests.plugins.krypton.conftest import IMSI, OPC, K, write_sim
 
 def test_demo_part_runs(gw_home, ca, moto, tmp_path):
     rich = pytest.importorskip("rich.console")
-    from gw_emulators.demo import Demo
-    from gw_emulators.iot import part_iot, start_iot
+    from gw_emulators.demo.iot import part_iot, start_iot
+    from gw_emulators.demo.show import Demo
     from gw_emulators.krypton import KryptonEmulator
 
     out = io.StringIO()
@@ -51,7 +51,7 @@ def test_demo_part_runs(gw_home, ca, moto, tmp_path):
 
 def _demo(gw_home, ca, moto, tmp_path, out):
     rich = pytest.importorskip("rich.console")
-    from gw_emulators.demo import Demo
+    from gw_emulators.demo.show import Demo
 
     demo = Demo(root=tmp_path, gw=GW, console=rich.Console(file=out, width=200), env=dict(gw_home.env))
     demo.services.update(ca=ca, moto=moto)
@@ -62,8 +62,8 @@ def _demo(gw_home, ca, moto, tmp_path, out):
 
 def test_demo_part_fails_on_a_wrong_identity(gw_home, ca, moto, tmp_path):
     """When the AWS CLI ends up as another identity than the IoT role, the demo part fails."""
-    from gw_emulators.demo import DemoFailed
-    from gw_emulators.iot import part_iot, start_iot
+    from gw_emulators.demo.iot import part_iot, start_iot
+    from gw_emulators.demo.show import DemoFailed
 
     out = io.StringIO()
     demo = _demo(gw_home, ca, moto, tmp_path, out)
@@ -79,8 +79,8 @@ def test_demo_part_fails_on_a_wrong_identity(gw_home, ca, moto, tmp_path):
 
 
 def test_demo_part_fails_when_the_aws_cli_fails(gw_home, ca, moto, tmp_path):
-    from gw_emulators.demo import DemoFailed
-    from gw_emulators.iot import part_iot, start_iot
+    from gw_emulators.demo.iot import part_iot, start_iot
+    from gw_emulators.demo.show import DemoFailed
 
     out = io.StringIO()
     demo = _demo(gw_home, ca, moto, tmp_path, out)

@@ -8,8 +8,8 @@ from contextlib import ExitStack
 
 from rich.console import Console
 
-from gw_emulators.demo import Demo
-from gw_emulators.endorse import part_endorse, start_endorse
+from gw_emulators.demo.endorse import part_endorse, start_endorse
+from gw_emulators.demo.show import Demo
 from tests.conftest import GW
 
 
