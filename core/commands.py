@@ -503,7 +503,7 @@ def cmd_check(ns, app) -> int:
         path = config.path
     if ns.json:
         _json(app, {"config": path, "ok": not problems, "problems": problems, "warnings": advice,
-                    "profiles": len(config.profiles) if config else 0})
+                    "profiles": len(config.profiles) + len(config.broken) if config else 0})
         return CHECK_PROBLEMS if problems else 0
     for line in advice:
         app.ui.warn(line)
