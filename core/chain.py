@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import secrets
-from .cli_options import DURATION_EXAMPLES, duration_seconds
+from .cli_options import DURATION_EXAMPLES
+from .durations import duration_seconds
 from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, SecretError, StepError
@@ -49,7 +50,7 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
                 problems.append(f"{key}: {exc}")
                 continue
         elif spec.type is Duration:
-            seconds = duration_seconds(value)
+            seconds = _duration_value(value)
             if seconds is None:
                 problems.append(f"{key} must be a duration: seconds or a string ({DURATION_EXAMPLES}), not {value!r}")
                 continue
@@ -80,6 +81,13 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
         except ValueError as exc:
             problems.append(str(exc))
     return values, problems
+
+
+def _duration_value(value: Any) -> int | None:
+    """Seconds of a :class:`gw.steps.Duration` option: whole seconds, or a string like ``"1h30m"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    return duration_seconds(value.strip()) if isinstance(value, str) else None
 
 
 def _reference_in_plain_option(spec: Any, value: Any, schemes: list) -> bool:
@@ -301,7 +309,9 @@ class ChainContext:
         from .totp import fresh_code
 
         def waiting(seconds: float) -> None:
-            self.env.ui.wait(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
+            from .countdown import count_down
+
+            count_down(self.env.ui, seconds, f"a fresh {label}", "the current one was already used")
 
         return fresh_code(
             self.code_account or account, produce, self.env.state_dir, period=period,

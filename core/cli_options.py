@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
-DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
-
+from .durations import duration_seconds
 
 DURATION_EXAMPLES = "e.g. 900, 90s, 30m, 2h, 1h30m"
-
-
-def duration_seconds(value: object) -> int | None:
-    """Seconds of a duration: an int (``900``) or a string (``"900"``, ``"90s"``, ``"30m"``, ``"2h"``,
-    ``"1h30m"``); None when it is not one. The one duration syntax of gw's options and flags."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value >= 0 else None
-    if not isinstance(value, str):
-        return None
-    match = DURATION.fullmatch(value.strip())
-    if not value.strip() or match is None or not any(match.groups()):
-        return None
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
 
 
 def parse_duration(text: str) -> int:
     """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (an argparse ``type``: ``--min-ttl``, ``--duration``)."""
     import argparse
 
-    seconds = duration_seconds(text)
+    seconds = duration_seconds(text.strip())
     if seconds is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration ({DURATION_EXAMPLES})")
     return seconds

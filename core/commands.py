@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from .cli_options import freshness_options, profile_option
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
+from .fastpath import CORE_WORDS
 
 # Commands that need no plugin loaded to build their parser (``completion`` needs them all).
-CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
-#: every name the core's parser takes (a plugin command of one of these names is skipped)
-CORE_NAMES = CORE_COMMANDS | {"completion", "setup", "serve", "import"}
+CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault",
+                 "init", "config"}
+#: every name the core's parser takes (a plugin command of one of these names is skipped); one list with the
+#: words the fast path never serves
+CORE_NAMES = CORE_WORDS
 
 #: exit statuses (also in ``gw --help`` and the README)
 EXIT_CODES = (
@@ -73,11 +76,13 @@ def add_core_commands(sub):
     p.set_defaults(handler=cmd_env)
 
     p = _parser(sub, "exec", "run a command with the profile's credentials in its environment",
-                "Run a command with the profile's credentials. With --server the command gets no keys: "
+                "Run a command with the profile's credentials; without a command, your $SHELL "
+                "(GW_EXEC_PROFILE names the profile inside it). With --server the command gets no keys: "
                 "it reads them from a local ECS credentials endpoint (127.0.0.1, random port and token) "
                 "that lives as long as the command and refreshes through gw's cache, so long jobs "
                 "outlive their first credentials.",
                 "  gw exec --profile admin -- aws s3 ls\n"
+                "  gw exec --profile admin\n"
                 "  gw exec --server --profile deploy -- terraform apply\n"
                 "  gw exec --profile admin --region eu-west-1 -- aws ec2 describe-instances", fmt)
     profile_option(p)
@@ -89,8 +94,9 @@ def add_core_commands(sub):
     p.set_defaults(handler=cmd_exec)
 
     p = _parser(sub, "profiles", "list profiles: steps, output kind, cached until",
-                "List the profiles in the config with their steps, what they yield and until when "
-                "their cached credentials are good.", "  gw profiles\n  gw profiles --json | jq -r '.[].name'", fmt)
+                "List the profiles in the config with their steps, what they yield, until when "
+                "their cached credentials are good, and how many of their steps have a cached result "
+                "(long-term keys are never cached). On a pipe: one tab-separated row per profile.", "  gw profiles\n  gw profiles --json | jq -r '.[].name'", fmt)
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.set_defaults(handler=cmd_profiles)
     p = _parser(sub, "plugins", "list loaded plugins and their step types",
@@ -101,8 +107,13 @@ def add_core_commands(sub):
     p = _parser(sub, "check", "validate the config and say exactly what is wrong and where",
                 f"Check every profile, step option and vault reference; print one line per problem. "
                 f"Exit status {CHECK_PROBLEMS} when problems are found.",
-                "  gw check\n  gw check --json | jq -r '.problems[]'", fmt)
+                "  gw check\n  gw check --json | jq -r '.problems[]'\n  gw check --live\n"
+                "  gw check --live --profile admin", fmt)
     p.add_argument("--json", action="store_true", help="JSON result on stdout")
+    p.add_argument("--live", action="store_true",
+                   help="get each profile's credentials for real (cached or fetched) and show a ✓/✗ table: "
+                        "where they came from, time taken, expiry, the first error")
+    p.add_argument("--profile", help="with --live: only this profile")
     p.set_defaults(handler=cmd_check)
 
     cache = _parser(sub, "cache", "inspect or clear cached credentials",
@@ -138,6 +149,7 @@ def add_core_commands(sub):
     p.add_argument("name")
     p.set_defaults(handler=cmd_vault_rm)
 
+    _add_first_hour(sub, fmt)
     p = _parser(sub, "completion", "print a shell completion script (bash, zsh, fish)",
                 "Print a static completion script for gw's commands and options; profile names are "
                 "read from the config file by a small shell function (no Python per TAB).",
@@ -178,6 +190,40 @@ def add_core_commands(sub):
     freshness_options(p)
     p.set_defaults(handler=cmd_serve_ecs)
     return {"setup": setup, "serve": serve, "import": imports}
+
+
+def _add_first_hour(sub, fmt) -> None:
+    """``gw init`` and ``gw config example`` (gw.wizard)."""
+    from .wizard import print_example
+
+    p = _parser(sub, "init", "add a first profile by answering questions (secrets go to the vault)",
+                "Ask what the credential is (AWS access keys, a SORACOM AuthKey or SAM user, a 1Password "
+                "item), ask for its values on the terminal (secrets without echo), store the secrets in "
+                "gw's vault, add a commented profile to the config (created 0600 when missing; an existing "
+                "profile is never replaced) and run gw check.",
+                "  gw init\n  gw init --profile work", fmt)
+    p.add_argument("--profile", help="name of the new profile (asked when not given)")
+    p.set_defaults(handler=cmd_init)
+    config = _parser(sub, "config", "about the config file", "About gw's config file.",
+                     "  gw config example > ~/.config/gw/config.toml", fmt).add_subparsers(
+        metavar="ACTION", dest="config_action", required=True)
+    p = _parser(config, "example", "print the commented example config (every step and option)",
+                "Print the commented example config that ships with gw: every step type and option.",
+                "  gw config example | less\n  gw config example > ~/.config/gw/config.toml", fmt)
+    p.set_defaults(handler=print_example)
+
+
+def cmd_init(ns, app) -> int:
+    """The first-profile wizard (gw.wizard), then gw check on the config it wrote."""
+    from .app import App
+    from .wizard import run
+
+    path, name = run(ns, app)
+    ns.json, ns.live, ns.profile = False, False, None
+    status = cmd_check(ns, App(config_path=path))
+    if status == 0:
+        app.emit(f"try it: gw check --live --profile {name}")
+    return status
 
 
 # -- credentials out ------------------------------------------------------------
@@ -246,17 +292,18 @@ def cmd_env(ns, app) -> int:
     return 0
 
 
-def _command(ns) -> list[str]:
+def _command(ns, app) -> list[str]:
+    from .exec_shell import command_or_shell
+
     command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
-    if not command:
-        raise UsageError("gw exec needs a command after --")
-    return command
+    return command_or_shell(command, ns.profile, app.ui, dict(os.environ))
 
 
 def cmd_exec(ns, app) -> int:
     from .envvars import child_environment
+    from .exec_shell import mark
 
-    command = _command(ns)
+    command = _command(ns, app)
     if ns.server:
         return exec_with_server(ns, app, command)
     credential = _resolve(ns, app)
@@ -264,7 +311,7 @@ def cmd_exec(ns, app) -> int:
     if not values:
         raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, which has no environment form")
     env = child_environment(dict(os.environ), region_values(ns, app, values, dict(os.environ)))
-    env["GW_PROFILE"] = ns.profile
+    mark(env, ns.profile)
     sys.stdout.flush()
     from .fastpath import restore_signals
 
@@ -305,12 +352,13 @@ def exec_with_server(ns, app, command: list[str]) -> int:
     import threading
 
     from .envvars import child_environment
+    from .exec_shell import mark
 
     server = _ecs_server(ns, app)
     app.ui.scrubber.add(server.token)
     values = region_values(ns, app, server.environment(), dict(os.environ))
     env = child_environment(dict(os.environ), values)
-    env["GW_PROFILE"] = ns.profile
+    mark(env, ns.profile)
     sys.stdout.flush()
     # Handlers go in before the child exists, so a signal can never find gw unprepared;
     # the child starts with default dispositions (exec resets caught signals).
@@ -412,50 +460,20 @@ def _json(app, doc) -> None:
 
 
 def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+    from .profiles_view import iso
+
+    return iso(epoch)
 
 
 def cmd_profiles(ns, app) -> int:
-    rows, docs = [], []
-    for profile in app.config.profiles.values():
-        steps = [step["use"] for step in profile.steps]
-        try:
-            kind: str | None = app.output_kind(profile)
-        except GwError:
-            kind = None
-        header = app.cache.header(profile.name)
-        expires = None
-        if header and header.digest == profile.digest and header.expires_at > time.time():
-            expires = header.expires_at
-        shared = _cached_prefix_list(app, profile)
-        rows.append([profile.name, " -> ".join(steps), kind or "invalid (run gw check)",
-                     _when(expires) if expires else "-",
-                     "\n".join(f"{use} until {_when(until)}" for use, until in shared) or "-"])
-        docs.append({"name": profile.name, "description": profile.description, "region": profile.region,
-                     "steps": steps, "output": kind, "valid": kind is not None, "cached_until": _iso(expires),
-                     "shared_steps_cached": [{"step": use, "until": _iso(until)} for use, until in shared]})
-    for name in app.config.broken:  # listed too: each fails alone, and gw check says why
-        rows.append([name, "-", "invalid (run gw check)", "-", "-"])
-        docs.append({"name": name, "description": "", "region": None, "steps": [], "output": None, "valid": False,
-                     "cached_until": None, "shared_steps_cached": []})
+    from .profiles_view import profile_rows, show
+
+    docs = profile_rows(app)
     if ns.json:
-        _json(app, docs)
+        _json(app, [{k: v for k, v in doc.items() if not k.startswith("_")} for doc in docs])
         return 0
-    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until", "shared steps cached"],
-           rows)
+    show(app, docs)
     return 0
-
-
-def _cached_prefix_list(app, profile) -> list[tuple[str, float]]:
-    """The profile's chain steps whose results are cached (and shared): (step type, expires at)."""
-    from .app import prefix_digests, prefix_entry
-
-    found = []
-    for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
-        header = app.cache.header(prefix_entry(digest))
-        if header and header.digest == digest and header.expires_at > time.time():
-            found.append((profile.steps[index].get("use", "?"), header.expires_at))
-    return found
 
 
 def cmd_plugins(ns, app) -> int:
@@ -490,17 +508,18 @@ def cmd_plugins(ns, app) -> int:
 
 
 def cmd_check(ns, app) -> int:
+    if getattr(ns, "live", False):
+        from .live_check import run
+
+        return run(ns, app)
+    if getattr(ns, "profile", None):
+        raise UsageError("--profile goes with --live (gw check always checks the whole config)")
     advice: list[str] = []
     try:
         problems, config = _check_problems(app, advice), app.config
     except ConfigError as exc:  # the file itself cannot be read or parsed
         problems, config = [str(exc)], None
-    if config is None:
-        from .paths import config_path
-
-        path = os.path.abspath(getattr(app, "_config_path", None) or config_path())
-    else:
-        path = config.path
+    path = app.config_file if config is None else config.path
     if ns.json:
         _json(app, {"config": path, "ok": not problems, "problems": problems, "warnings": advice,
                     "profiles": len(config.profiles) + len(config.broken) if config else 0})
@@ -576,7 +595,7 @@ def _seed_problems(app, ref, vault: set[str], where: str) -> list[str]:
 # -- the cache ------------------------------------------------------------------------
 def _shared_steps(app) -> dict[str, tuple[str, list[str]]]:
     """Cache entry name of every chain prefix -> (its steps, the profiles sharing it)."""
-    from .app import prefix_digests, prefix_entry
+    from .store import prefix_digests, prefix_name
 
     shared: dict[str, tuple[str, list[str]]] = {}
     try:
@@ -585,27 +604,27 @@ def _shared_steps(app) -> dict[str, tuple[str, list[str]]]:
         return shared
     for profile in profiles:
         for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
-            name = prefix_entry(digest)
+            name = prefix_name(digest)
             steps = " -> ".join(step.get("use", "?") for step in profile.steps[: index + 1])
             shared.setdefault(name, (steps, []))[1].append(profile.name)
     return shared
 
 
 def cmd_cache_list(ns, app) -> int:
-    from .app import PREFIX
-
+    store = app.store
     shared = _shared_steps(app)
     rows, docs = [], []
-    for name in app.cache.names():
-        if name.startswith("_state."):
+    for name in store.names():
+        kind = store.kind_of(name)
+        if kind == "state":
             continue
-        header = app.cache.header(name)
+        header = store.header(name)
         label = name
-        if name.startswith(PREFIX):
+        if kind == "prefix":
             steps, users = shared.get(name, ("(no profile uses it now)", []))
             label = f"shared: {steps}" + (f" (profiles {', '.join(users)})" if users else "")
         doc: dict[str, object] = {"name": name}
-        if name.startswith(PREFIX):
+        if kind == "prefix":
             doc.update(shared_steps=steps, profiles=users)
         if header is None:
             rows.append([label, "?", "-", "unreadable header"])
@@ -617,41 +636,41 @@ def cmd_cache_list(ns, app) -> int:
     if ns.json:
         _json(app, docs)
         return 0
-    _table(f"cache in {app.cache.directory}", ["profile", "kind", "expires", "state"], rows)
+    _table(f"cache in {store.directory}", ["profile", "kind", "expires", "state"], rows)
     return 0
 
 
 def cmd_cache_clear(ns, app) -> int:
-    from .app import PREFIX, prefix_digests, prefix_entry
+    from .store import prefix_digests, prefix_name
 
-    names = [n for n in app.cache.names() if not n.startswith(("_state.", PREFIX))]
-    prefixes = [n for n in app.cache.names() if n.startswith(PREFIX)]
+    store = app.store
+    names = store.names("profile")
+    prefixes = store.names("prefix")
+    states: list[str] = []
     if ns.profile:
         names = [n for n in names if n == ns.profile]
         try:
-            own = {prefix_entry(d) for d in prefix_digests(app.config.profile(ns.profile).steps)}
+            own = {prefix_name(d) for d in prefix_digests(app.config.profile(ns.profile).steps)}
         except GwError:
             own = set()
         prefixes = [n for n in prefixes if n in own]
-        if not names and not prefixes and not app.cache.legacy_files(ns.profile):
+        if not names and not prefixes and not store.legacy_files(ns.profile):
             _known_profile(app, ns.profile)  # a typo is an error, not "cleared 0"
             app.ui.info(f"nothing cached for profile {ns.profile!r}")
     else:
-        names += [n for n in app.cache.names() if n.startswith("_state.")]
+        states = store.names("state")
     for name in prefixes:
-        app.cache.remove(name)
+        store.remove(name)
     for name in names:
-        if name.startswith("_state."):
-            app.cache.remove(name)
-            continue
         with app.profile_lock(name):  # not while a fetch or a re-stamp of this profile is writing
-            _revoke_and_remove(app, name)
-    _remove_recipes(app, ns.profile)
-    legacy = [path for path in app.cache.legacy_files(ns.profile) if _unlinked(path)]
-    cleared = len([n for n in names if not n.startswith("_state.")])
+            _revoke_and_remove(app, name)  # before the plugin state a revocation may need
+    for name in states:
+        store.remove(name)
+    store.remove_recipes(ns.profile)
+    legacy = store.remove_legacy(ns.profile)
     extra = f" and {len(prefixes)} shared chain step(s)" if prefixes else ""
-    extra += f" and {len(legacy)} entr{'y' if len(legacy) == 1 else 'ies'} of an older gw" if legacy else ""
-    app.emit(f"cleared {cleared} cached profile(s){extra}")
+    extra += f" and {legacy} entr{'y' if legacy == 1 else 'ies'} of an older gw" if legacy else ""
+    app.emit(f"cleared {len(names)} cached profile(s){extra}")
     return 0
 
 
@@ -666,50 +685,23 @@ def _known_profile(app, name: str) -> None:
         config.profile(name)
 
 
-def _unlinked(path: str) -> bool:
-    try:
-        os.unlink(path)
-        return True
-    except OSError:
-        return False
-
-
-def _remove_recipes(app, profile: str | None) -> None:
-    """Drop the fast-path exec recipes (``CommandContext.exec_with``): all, or ``profile``'s."""
-    from .fastpath import recipe_path
-
-    directory = app.cache.directory
-    try:
-        files = [f for f in os.listdir(directory) if f.startswith("_exec.") and f.endswith(".json")]
-    except OSError:
-        return
-    for file in files:
-        command = file[len("_exec."):].rpartition(".")[0].rpartition(".")[0]
-        path = os.path.join(directory, file)
-        if profile is None or path == recipe_path(directory, command, profile, app.config.path):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
-
 def _revoke_and_remove(app, name: str) -> None:
     """Let plugins revoke a live cached credential upstream, then drop the entry."""
     import json
 
     from .credentials import credential_from_dict
 
-    header = app.cache.header(name)
+    header = app.store.header(name)
     if header and header.expires_at > time.time():
         try:
-            loaded = app.cache.load(name, app.key())
+            loaded = app.store.load(name, app.key())
             doc = json.loads(loaded[1].partition(b"\n")[2]) if loaded else None
             if doc:
                 credential = credential_from_dict(doc["kind"], doc["data"])
                 app.registry.hook.gw_cache_cleared(profile=name, credential=credential, context=app.context(name))
         except (ValueError, KeyError, GwError) as exc:
             app.ui.warn(f"could not revoke the cached credentials of {name!r}: {exc}")
-    app.cache.remove(name)
+    app.store.remove(name)
 
 
 # -- the vault ---------------------------------------------------------------------------
@@ -765,6 +757,7 @@ _gw_zsh_profiles() {
   local -a names; names=(${(f)"$(_gw_profiles)"}); compadd -a names
 }
 """
+# Fish shows a description beside each candidate: "name<TAB>the profile's description".
 _PROFILES_FISH = r"""
 function __gw_profiles
   set -l cfg $GW_CONFIG
@@ -772,7 +765,21 @@ function __gw_profiles
     set -q XDG_CONFIG_HOME; and set cfg $XDG_CONFIG_HOME/gw/config.toml; or set cfg $HOME/.config/gw/config.toml
   end
   test -r $cfg; or return 0
-  sed -n 's/^[[:space:]]*\[profiles\.\([A-Za-z0-9][A-Za-z0-9_.@-]*\)\][[:space:]]*\(#.*\)\{0,1\}$/\1/p; s/^[[:space:]]*\[profiles\."\([A-Za-z0-9][A-Za-z0-9_.@-]*\)"\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' $cfg | sort -u
+  awk '
+    function flush() { if (name != "") print name "\t" desc; name = ""; desc = "" }
+    /^[ \t]*\[/ {
+      flush(); line = $0
+      if (sub(/^[ \t]*\[profiles\./, "", line) && sub(/\][ \t]*(#.*)?$/, "", line)) {
+        if (line ~ /^"[A-Za-z0-9][A-Za-z0-9_.@-]*"$/) line = substr(line, 2, length(line) - 2)
+        if (line ~ /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/) name = line
+      }
+      next
+    }
+    name != "" && /^[ \t]*description[ \t]*=[ \t]*"/ {
+      d = $0; sub(/^[^"]*"/, "", d); sub(/"[ \t]*(#.*)?$/, "", d); gsub(/\\\\"/, "\"", d); desc = d
+    }
+    END { flush() }
+  ' $cfg | sort -u
 end
 """
 PROFILE_COMPLETION = {"bash": "_gw_compgen_profiles", "zsh": "_gw_zsh_profiles", "fish": "(__gw_profiles)"}

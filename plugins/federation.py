@@ -32,6 +32,7 @@ from gw.plugin import (
     hookimpl,
     parse_duration,
     private_dir,
+    profile_option,
 )
 
 
@@ -224,7 +225,7 @@ def redirect_page(state_dir: str, url: str) -> str:
 
 
 def _configure(parser) -> None:
-    parser.add_argument("--profile", required=True)
+    profile_option(parser)
     parser.add_argument("--print", action="store_true", help="print the sign-in URL instead of opening a browser")
     parser.add_argument("--destination", help="console URL to land on")
     parser.add_argument("--duration", type=_duration, help="console session length, 15m..12h (e.g. 3600, 90m, 1h30m)")
