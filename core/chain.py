@@ -17,9 +17,9 @@ from typing import Any
 
 from . import secrets
 from .cli_options import DURATION_EXAMPLES
-from .durations import duration_seconds
 from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
+from .durations import duration_seconds
 from .errors import ConfigError, GwError, SecretError, StepError
 from .steps import Duration, StepType
 from .totp import never_sent
