@@ -35,6 +35,7 @@ class App:
         self.state_dir = paths.state_dir()
         self.store = Store(paths.cache_dir(), os.path.abspath(config_path or paths.config_path()))
         self._vault: Any = None
+        self._warned = False  # config-wide problems are warned about once per command
         self._entries: Entries | None = None
 
     @property
@@ -116,10 +117,7 @@ class App:
         """The ``[settings]`` keys plugins declared, checked, with defaults filled in."""
         from .chain import check_settings
 
-        values, problems = check_settings(self.config.settings, self.registry, self.config.path)
-        if problems:
-            raise ConfigError(problems[0])
-        return values
+        return check_settings(self.config.settings, self.registry, self.config.path)[0]  # wrong ones fail when read
 
     def context(self, profile: str, step: str | None = None):
         """A :class:`gw.plugin.StepContext`; with ``step``, the one that step type's runs get."""
@@ -158,13 +156,20 @@ class App:
 
     # -- checking --------------------------------------------------------------
     def plan(self, profile: Profile):
-        from .chain import check_profile, check_settings
+        """The profile's checked steps. Only its own mistakes fail it: a config-wide one that
+        no command reads (a misspelt table or setting) is a warning; a wrong setting fails
+        the command that reads it."""
+        from .chain import check_profile, check_settings, unread_setting_problems
 
         planned, problems = check_profile(profile, self.registry, self.config.path)
-        problems = check_settings(self.config.settings, self.registry, self.config.path)[1] + problems
         if problems:
             more = f" (and {len(problems) - 1} more: run gw check)" if len(problems) > 1 else ""
             raise ConfigError(problems[0] + more)
+        values, settings_problems = check_settings(self.config.settings, self.registry, self.config.path)
+        if not self._warned:
+            self._warned = True
+            for line in [*self.config.problems, *unread_setting_problems(values, settings_problems)]:
+                self.ui.warn(f"{line}; ignored (gw check lists every problem)")
         return planned
 
     def output_kind(self, profile: Profile) -> str:
@@ -206,9 +211,10 @@ class App:
         """The inter-process lock that guards a profile's cache entry."""
         if timeout is None:
             try:
-                timeout = self.config.settings.lock_timeout
-            except ConfigError:  # e.g. gw cache clear with a broken config
-                timeout = 120.0
+                config = self.config
+            except ConfigError:  # e.g. gw cache clear with a config that cannot be read
+                config = None
+            timeout = config.settings.lock_timeout if config else 120.0  # a wrong lock_timeout fails here
         return file_lock(
             os.path.join(self.state_dir, "locks", f"{name}.lock"),
             timeout,
@@ -275,6 +281,11 @@ class App:
                 if credential is not None:
                     return credential
                 credential = with_region(run_steps(self.steps(profile, require), refresh), profile.region)
+                expiration = getattr(credential, "expiration", None)
+                if expiration is not None:  # never hand out what this computer's clock calls expired
+                    from .clock import check_expiry
+
+                    check_expiry(expiration, f"the last step of profile {name!r}")
                 self._store(profile, credential)
         self._issued(name, credential, False)
         return credential

@@ -91,9 +91,33 @@ def _resolve_totp(ctx: StepContext, ref: Any) -> str:
 
     inner, period, digits = _totp_parts(ref)
     label = ctx.secret_label  # type: ignore[attr-defined]
-    seed = ctx.resolve_secret(inner, label=f"{label} seed")
-    make = generator(seed, period=period, digits=digits)
-    return ctx.one_time_code(seed_account(seed), make, period=period, label=label)
+    seed = totp_seed(ctx.resolve_secret(inner, label=f"{label} seed"), ref, f"profile {ctx.profile!r}")
+    ctx.add_secret(seed.secret)
+    return ctx.one_time_code(seed_account(seed), generator(seed), period=seed.period, label=label)
+
+
+def totp_seed(value: str, ref: Any, whose: str):
+    """The :class:`gw.totp.Seed` that ``value`` (read from ``ref``'s seed reference) holds; an
+    error names the reference and ``whose`` it is (a profile), never the seed."""
+    from .totp import parse_seed
+
+    inner, period, digits = _totp_parts(ref)
+    try:
+        return parse_seed(value, period=period, digits=digits)
+    except SecretError as exc:
+        raise SecretError(f"{whose}: {inner}: {exc}") from None
+
+
+def totp_refs(ref: Any) -> list[Any]:
+    """The ``totp:`` references in an option's value (for ``gw check``)."""
+    if isinstance(ref, dict) and "totp" in ref or isinstance(ref, str) and ref.startswith("totp:"):
+        return [ref]
+    return []
+
+
+def totp_seed_ref(ref: Any) -> str:
+    """The reference a ``totp:`` reference reads its seed from (``vault:NAME``)."""
+    return _totp_parts(ref)[0]
 
 
 def _cmd_parts(ref: Any) -> tuple[list[str], float, int]:

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from . import secrets
-from .config import Profile, Settings, suggest, type_name
+from .cli_options import DURATION_EXAMPLES
+from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
-from .errors import ConfigError, GwError, StepError
-from .steps import StepType
+from .durations import duration_seconds
+from .errors import ConfigError, GwError, SecretError, StepError
+from .steps import Duration, StepType
 from .totp import never_sent
 from .ui import UI
 
@@ -47,6 +49,12 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
                 continue
+        elif spec.type is Duration:
+            seconds = _duration_value(value)
+            if seconds is None:
+                problems.append(f"{key} must be a duration: seconds or a string ({DURATION_EXAMPLES}), not {value!r}")
+                continue
+            value = seconds
         else:
             allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
             if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
@@ -73,6 +81,13 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
         except ValueError as exc:
             problems.append(str(exc))
     return values, problems
+
+
+def _duration_value(value: Any) -> int | None:
+    """Seconds of a :class:`gw.steps.Duration` option: whole seconds, or a string like ``"1h30m"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    return duration_seconds(value.strip()) if isinstance(value, str) else None
 
 
 def _reference_in_plain_option(spec: Any, value: Any, schemes: list) -> bool:
@@ -129,7 +144,12 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
         where = f"{config_path}: {profile.where()}.{name}"
         spec = registry.tables.get(name)
         if spec is None:
-            problems.append(f"{where}: unknown profile table{suggest(name, list(registry.tables) + ['steps'])}")
+            what = "profile table" if isinstance(table, dict) else "profile option"
+            problems.append(f"{where}: unknown {what}{suggest(name, [*PROFILE_KEYS, *registry.tables])}")
+            continue
+        if not isinstance(table, dict):  # a known table given as a value: login = "x"
+            problems.append(f"{where}: must be a table ([{profile.where()}.{name}] or {name} = {{ ... }}), "
+                            f"not {type_name(table)}")
             continue
         _, table_problems = check_table(spec, table, registry.schemes)
         problems.extend(f"{where}: {p}" for p in table_problems)
@@ -168,7 +188,23 @@ def check_settings(settings: Settings, registry: Any, config_path: str) -> tuple
             problems.append(f"{where}: must be one of {', '.join(map(str, spec.option.choices))}, not {value!r}")
         else:
             values[key] = value
+            continue
+        values[key] = BrokenSetting(problems[-1])  # fails only what reads it (setting_value)
     return values, problems
+
+
+@dataclass(frozen=True)
+class BrokenSetting:
+    """A declared setting whose configured value is wrong: reading it raises ``problem``."""
+
+    problem: str
+
+
+def unread_setting_problems(values: dict[str, Any], problems: list[str]) -> list[str]:
+    """Those of ``check_settings``'s problems no command reads (unknown keys and tables):
+    warned about when a profile runs, listed by ``gw check``, never a failure."""
+    read = {v.problem for v in values.values() if isinstance(v, BrokenSetting)}
+    return [p for p in problems if p not in read]
 
 
 def setting_value(values: dict[str, Any], name: str) -> Any:
@@ -177,6 +213,10 @@ def setting_value(values: dict[str, Any], name: str) -> Any:
         from .errors import ConfigError
 
         raise ConfigError(f"settings.{name} is declared by no loaded plugin (gw_settings)")
+    if isinstance(values[name], BrokenSetting):
+        from .errors import ConfigError
+
+        raise ConfigError(values[name].problem)
     return values[name]
 
 
@@ -186,6 +226,8 @@ def _no_run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> C
 
 def check_table(spec: Any, table: dict[str, Any], schemes: list) -> tuple[dict[str, Any], list[str]]:
     """Validate a plugin-owned profile table like a step's options."""
+    if not isinstance(table, dict):
+        return {}, [f"must be a table, not {type_name(table)}"]
     shim = StepType(name=spec.name, run=_no_run, produces="", options=spec.options, check=spec.check)
     return check_options(shim, {k: v for k, v in table.items() if k != "use"}, schemes)
 
@@ -358,6 +400,15 @@ def _account(names: str | tuple[str, ...] | None, options: dict[str, Any]) -> st
     return "/".join(present) or None
 
 
+def _one_time_code(value: Any, where: str) -> str:
+    """A one-time code (an option with an ``account``) as digits; anything else is refused here,
+    before it is sent (a typo at a prompt, a password in ``env:``). Never shows the value."""
+    code = "".join(value.split()) if isinstance(value, str) else ""
+    if not (code.isascii() and code.isdigit() and 6 <= len(code) <= 10):
+        raise SecretError(f"{where}: a one-time code is 6 to 10 digits, and this one is not; nothing was sent")
+    return code
+
+
 def run_step(
     env: ChainEnv, profile: str, index: int, step: StepType, values: dict[str, Any], upstream: Credential | None
 ) -> Credential:
@@ -389,6 +440,8 @@ def run_step(
                     resolved[key] = ctx.resolve_secret(resolved[key], label=key.replace("_", " "))
                 finally:
                     ctx.code_account = None
+                if spec.account is not None:
+                    resolved[key] = _one_time_code(resolved[key], f"profile {profile!r}, step {index} ({step.name}): {key}")
     except BaseException:
         _settle_codes(env, ctx, release=True)  # the step never ran: no code was sent
         raise

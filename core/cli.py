@@ -64,7 +64,16 @@ def _run(args: list[str]) -> int:
     app = App(config_path=_config_option(args))
     try:
         parser = build_parser(app, args)
-        ns = parser.parse_args(args)
+        ns, extra = parser.parse_known_args(args)
+        flag, extra = _global_flags(extra)
+        if flag:  # gw profiles --config X: gw's own flag after a command that has none of its own
+            args = _moved_to_front(args, flag)
+            app = App(config_path=_config_option(args))
+            parser = build_parser(app, args)
+            ns, extra = parser.parse_known_args(args)
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        app.ui.errors_on_tty = getattr(ns, "errors_on_tty", True)
         if not getattr(ns, "handler", None):
             parser.print_help(sys.stderr)
             return 2
@@ -105,6 +114,25 @@ def _config_option(args: list[str]) -> str | None:
     return None
 
 
+def _global_flags(extra: list[str]) -> tuple[list[str], list[str]]:
+    """gw's ``--config PATH`` among the arguments no command took (a command's own ``--config``,
+    e.g. ``gw serve endorse-exchange --config``, took its own): (its tokens, the rest)."""
+    for i, arg in enumerate(extra):
+        if arg == "--config" and i + 1 < len(extra):
+            return extra[i : i + 2], extra[:i] + extra[i + 2 :]
+        if arg.startswith("--config="):
+            return [arg], extra[:i] + extra[i + 1 :]
+    return [], extra
+
+
+def _moved_to_front(args: list[str], tokens: list[str]) -> list[str]:
+    """``args`` with the last run of ``tokens`` moved before the command."""
+    for i in range(len(args) - len(tokens), -1, -1):
+        if args[i : i + len(tokens)] == tokens:
+            return [*tokens, *args[:i], *args[i + len(tokens) :]]
+    return args
+
+
 def _needs_plugins(args: list[str]) -> bool:
     from . import commands
 
@@ -117,7 +145,7 @@ def build_parser(app, args: list[str]):
 
     from . import __version__, commands
 
-    parser = argparse.ArgumentParser(
+    parser = GwParser(
         prog="gw", description="Short-lived AWS and SORACOM credentials from named profiles.",
         epilog=_epilog(commands.EXIT_CODES), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -131,6 +159,7 @@ def build_parser(app, args: list[str]):
 
         try:
             plugin_commands = app.registry.commands
+            parser.epilog = _epilog(commands.EXIT_CODES, app.registry.environment)
         except ConfigError as exc:
             app.ui.warn(str(exc))
             plugin_commands = []
@@ -156,6 +185,25 @@ def build_parser(app, args: list[str]):
 
     apply(parser)  # help pages wrapped to the terminal, examples kept
     return parser
+
+
+def _parser_class():
+    import argparse
+    from typing import NoReturn
+
+    class Parser(argparse.ArgumentParser):
+        """argparse, with a hint where a bare usage line would leave one guessing."""
+
+        def error(self, message: str) -> NoReturn:
+            if "--profile" in message and "required" in message:
+                message += " (or set GW_PROFILE)"
+            super().error(message)
+
+    return Parser
+
+
+def GwParser(**kwargs):  # noqa: N802 - a class made on first use: argparse is imported lazily
+    return _parser_class()(**kwargs)
 
 
 def _extend(app, made: dict, command) -> None:
@@ -189,8 +237,22 @@ def _extend(app, made: dict, command) -> None:
     parser.set_defaults(handler=handler)
 
 
-def _epilog(exit_codes) -> str:
-    lines = ["environment:", "  GW_PROFILE   the profile when --profile is not given", "",
+ENVIRONMENT = (
+    ("GW_CONFIG", "the config file (default ~/.config/gw/config.toml; also --config)"),
+    ("GW_HOME", "gw's state: key, vault, cache (default ~/.local/state/gw and ~/.cache/gw)"),
+    ("GW_PROFILE", "the profile when --profile is not given"),
+    ("GW_DEBUG", "1: show a traceback on an internal error"),
+    ("GW_QUIET", "1: no progress or notices on stderr"),
+    ("GW_PLUGINS", "extra plugin modules to load (a,b), e.g. one under development"),
+    ("GW_DISABLE_PLUGINS", "plugins not to load (a,b); also settings.disable_plugins"),
+    ("GW_NO_CACHE", "1: skip the cache-hit fast path"),
+)
+
+
+def _epilog(exit_codes, extra_environment=()) -> str:
+    variables = [*ENVIRONMENT, *((v.name, f"{v.help} ({v.plugin} plugin)") for v in extra_environment)]
+    width = max(len(name) for name, _ in variables) + 2
+    lines = ["environment:", *(f"  {name:<{width}} {text}" for name, text in variables), "",
              "exit status:"]
     lines += [f"  {code:<4} {meaning}" for code, meaning in exit_codes]
     return "\n".join(lines + ["", "examples:", "  gw setup aws --profile admin", "  gw exec --profile admin -- aws s3 ls",

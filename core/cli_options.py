@@ -7,14 +7,16 @@ from typing import Any
 
 from .durations import duration_seconds
 
+DURATION_EXAMPLES = "e.g. 900, 90s, 30m, 2h, 1h30m"
+
 
 def parse_duration(text: str) -> int:
-    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (for ``--min-ttl``)."""
+    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (an argparse ``type``: ``--min-ttl``, ``--duration``)."""
     import argparse
 
     seconds = duration_seconds(text.strip())
     if seconds is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration ({DURATION_EXAMPLES})")
     return seconds
 
 

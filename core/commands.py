@@ -48,7 +48,9 @@ def add_core_commands(sub):
                 "  gw credential-process --profile admin --min-ttl 30m", fmt)
     profile_option(p)
     freshness_options(p)
-    p.set_defaults(handler=cmd_credential_process)
+    # botocore puts a failing credential_process's stderr into its own error: the person sees it
+    # there, so the error line goes to stderr only (waits still reach /dev/tty)
+    p.set_defaults(handler=cmd_credential_process, errors_on_tty=False)
 
     p = _parser(sub, "token", "print the profile's bearer or OpenID token (raw, header or json)",
                 "Print the access token of a profile whose chain yields a bearer token (e.g. "
@@ -520,7 +522,7 @@ def cmd_check(ns, app) -> int:
     path = app.config_file if config is None else config.path
     if ns.json:
         _json(app, {"config": path, "ok": not problems, "problems": problems, "warnings": advice,
-                    "profiles": len(config.profiles) if config else 0})
+                    "profiles": len(config.profiles) + len(config.broken) if config else 0})
         return CHECK_PROBLEMS if problems else 0
     for line in advice:
         app.ui.warn(line)
@@ -541,7 +543,7 @@ def _check_problems(app, advice: list[str] | None = None) -> list[str]:
     from .secrets import vault_names
 
     config = app.config
-    problems: list[str] = check_settings(config.settings, app.registry, config.path)[1]
+    problems: list[str] = [*config.all_problems(), *check_settings(config.settings, app.registry, config.path)[1]]
     vault: set[str] | None = None
     for profile in config.profiles.values():
         planned, found = check_profile(profile, app.registry, config.path)
@@ -567,8 +569,26 @@ def _check_problems(app, advice: list[str] | None = None) -> list[str]:
                             f"{config.path}: {profile.where(index)}: {key}: no secret {name!r} in the vault "
                             f"(add it with: gw vault set {name})"
                         )
-    if not config.profiles:
+                if spec.secret and vault:
+                    problems += _seed_problems(app, values.get(key), vault, f"{config.path}: {profile.where(index)}: {key}")
+    if not config.profiles and not config.broken:
         problems.append(f"{config.path}: no profiles defined")
+    return problems
+
+
+def _seed_problems(app, ref, vault: set[str], where: str) -> list[str]:
+    """A TOTP seed in the vault that cannot make codes, named by its entry (never shown)."""
+    from .builtin_schemes import totp_refs, totp_seed_ref
+    from .totp import parse_seed
+
+    problems = []
+    for totp in totp_refs(ref):
+        seed_ref = totp_seed_ref(totp)
+        if isinstance(seed_ref, str) and seed_ref.startswith("vault:") and seed_ref[6:] in vault:
+            try:
+                parse_seed(app.vault.get(seed_ref[6:]))
+            except GwError as exc:
+                problems.append(f"{where}: {seed_ref}: {exc}")
     return problems
 
 
@@ -635,6 +655,7 @@ def cmd_cache_clear(ns, app) -> int:
             own = set()
         prefixes = [n for n in prefixes if n in own]
         if not names and not prefixes and not store.legacy_files(ns.profile):
+            _known_profile(app, ns.profile)  # a typo is an error, not "cleared 0"
             app.ui.info(f"nothing cached for profile {ns.profile!r}")
     else:
         states = store.names("state")
@@ -651,6 +672,17 @@ def cmd_cache_clear(ns, app) -> int:
     extra += f" and {legacy} entr{'y' if legacy == 1 else 'ies'} of an older gw" if legacy else ""
     app.emit(f"cleared {len(names)} cached profile(s){extra}")
     return 0
+
+
+def _known_profile(app, name: str) -> None:
+    """Raise the config's "no profile named ... (did you mean ...)" unless ``name`` is a profile
+    (a config that cannot be read decides nothing: what is cached may still be cleared)."""
+    try:
+        config = app.config
+    except ConfigError:
+        return
+    if name not in config.profiles and name not in config.broken:
+        config.profile(name)
 
 
 def _revoke_and_remove(app, name: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ConfigError
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
+PROFILE_NAME_RULE = "profile names use letters, digits and _ . @ - (starting with a letter or digit)"
 PROFILE_KEYS = {"description", "steps", "region"}
 MAX_CONFIG = 1024 * 1024  # bytes
 # Every number in [settings]: (lowest, highest) allowed; NaN and infinities never are.
@@ -40,6 +41,14 @@ class Settings:
     disable_plugins: list[str] = field(default_factory=list)
     plugin_values: dict[str, Any] = field(default_factory=dict)  # keys plugins declare (gw_settings), unchecked
     plugin_tables: dict[str, Any] = field(default_factory=dict)  # top-level tables plugins declare, unchecked
+    problems: dict[str, str] = field(default_factory=dict)  # setting -> its one-line error (default kept)
+
+    def __getattribute__(self, name: str) -> Any:
+        # A wrong setting fails only the commands that read it (the default stands in for the rest).
+        problems = object.__getattribute__(self, "problems")
+        if name in problems:
+            raise ConfigError(problems[name])
+        return object.__getattribute__(self, name)
 
 
 SETTING_TYPES: dict[str, tuple[type, ...]] = {
@@ -80,22 +89,35 @@ class Config:
     settings: Settings
     profiles: dict[str, Profile]
     stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
+    problems: list[str] = field(default_factory=list)  # config-wide mistakes (a misspelt top-level table)
+    broken: dict[str, list[str]] = field(default_factory=dict)  # profile -> its structural mistakes
 
     def profile(self, name: str) -> Profile:
-        try:
+        """The profile ``name``; a broken one fails alone, a typo gets the nearest name."""
+        if name in self.profiles:
             return self.profiles[name]
-        except KeyError:
-            known = ", ".join(sorted(self.profiles)) or "none"
-            raise ConfigError(f"no profile named {name!r} in {self.path} (profiles: {known})") from None
+        if name in self.broken:
+            found = self.broken[name]
+            more = f" (and {len(found) - 1} more: run gw check)" if len(found) > 1 else ""
+            raise ConfigError(found[0] + more)
+        names = sorted([*self.profiles, *self.broken])
+        hint = suggest(name, names)
+        listed = "" if hint else f" (profiles: {', '.join(names) if len(names) <= 8 else 'run gw profiles'})"
+        if not names:
+            listed = " (it defines none)"
+        # [profile.x] for [profiles.x], or a name no command line can give: said beside the miss
+        also = "".join(f"; {p}" for p in self.problems if "'profiles'" in p or PROFILE_NAME_RULE in p)
+        raise ConfigError(f"no profile named {name!r} in {self.path}{hint or listed}{also}")
+
+    def all_problems(self) -> list[str]:
+        """Every mistake found without plugins: config-wide, settings, then each profile's."""
+        return [*self.problems, *self.settings.problems.values(),
+                *(line for found in self.broken.values() for line in found)]
 
 
 def type_name(value: Any) -> str:
     return {str: "a string", bool: "true/false", int: "an integer", float: "a number", list: "an array",
             dict: "a table"}.get(type(value), type(value).__name__)
-
-
-def _fail(path: str, where: str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: {where}: {message}")
 
 
 def suggest(word: str, choices: Any) -> str:
@@ -165,72 +187,95 @@ def _config_file_problem(path: str, st: os.stat_result) -> str | None:
 
 
 def parse_config(data: dict[str, Any], path: str) -> Config:
+    """Check the structure; every mistake is recorded where it belongs, so each fails alone."""
     plugin_tables: dict[str, Any] = {}
+    problems: list[str] = []
     for key, value in data.items():
         if key in ("settings", "profiles"):
             continue
         hint = suggest(key, ("settings", "profiles"))
         if hint or not isinstance(value, dict):  # a misspelt core table, or no table at all
-            raise _fail(path, key, f"unknown top-level table{hint}")
+            problems.append(f"{path}: {key}: unknown top-level table{hint}")
+            continue
         plugin_tables[key] = value  # a plugin's (Setting(top_level=True)), checked with the plugins (gw.chain)
     settings = _parse_settings(data.get("settings", {}), path)
+    if "settings" in settings.problems:  # settings = 3: no setting to blame, so the whole file's
+        problems.append(settings.problems.pop("settings"))
     settings.plugin_tables = plugin_tables
     profiles_raw = data.get("profiles", {})
     if not isinstance(profiles_raw, dict):
-        raise _fail(path, "profiles", "must be a table of profiles")
-    profiles = {name: _parse_profile(name, raw, path) for name, raw in profiles_raw.items()}
-    return Config(path=path, settings=settings, profiles=profiles)
+        problems.append(f"{path}: profiles: must be a table of profiles")
+        profiles_raw = {}
+    profiles: dict[str, Profile] = {}
+    broken: dict[str, list[str]] = {}
+    for name, raw in profiles_raw.items():
+        profile, found = _parse_profile(name, raw, path)
+        if found and not PROFILE_NAME.match(name):
+            problems += found  # no command can select it: a config-wide mistake
+        elif found:
+            broken[name] = found
+        else:
+            assert profile is not None
+            profiles[name] = profile
+    return Config(path=path, settings=settings, profiles=profiles, problems=problems, broken=broken)
 
 
 def _parse_settings(raw: Any, path: str) -> Settings:
-    if not isinstance(raw, dict):
-        raise _fail(path, "settings", "must be a table")
     settings = Settings()
+    if not isinstance(raw, dict):
+        settings.problems["settings"] = f"{path}: settings: must be a table"
+        return settings
+    problems: dict[str, str] = {}
     for key, value in raw.items():
         if key not in SETTING_TYPES:  # a plugin's, checked once the plugins are loaded (gw.chain)
             settings.plugin_values[key] = value
             continue
         if isinstance(value, bool) or not isinstance(value, SETTING_TYPES[key]):
-            raise _fail(path, f"settings.{key}", f"must be {type_name(SETTING_TYPES[key][0]())}, not {type_name(value)}")
+            problems[key] = f"{path}: settings.{key}: must be {type_name(SETTING_TYPES[key][0]())}, not {type_name(value)}"
+            continue
         setattr(settings, key, value)
-    if not all(isinstance(n, str) for n in settings.disable_plugins):
-        raise _fail(path, "settings.disable_plugins", "must be an array of plugin names")
-    if settings.key_store not in KEY_STORES:
-        raise _fail(path, "settings.key_store", f"must be one of {', '.join(KEY_STORES)}")
+    if "disable_plugins" not in problems and not all(isinstance(n, str) for n in settings.disable_plugins):
+        problems["disable_plugins"] = f"{path}: settings.disable_plugins: must be an array of plugin names"
+        settings.disable_plugins = []
+    if "key_store" not in problems and settings.key_store not in KEY_STORES:
+        problems["key_store"] = (f"{path}: settings.key_store: must be one of {', '.join(KEY_STORES)}"
+                                 f"{suggest(settings.key_store, KEY_STORES)}")
     for key, (low, high) in SETTING_RANGES.items():
         value = getattr(settings, key)
-        if not math.isfinite(value) or not low <= value <= high:
-            raise _fail(path, f"settings.{key}", f"must be a number of seconds from {low:g} to {high:g}, not {value!r}")
+        if key not in problems and (not math.isfinite(value) or not low <= value <= high):
+            problems[key] = f"{path}: settings.{key}: must be a number of seconds from {low:g} to {high:g}, not {value!r}"
     if settings.ca_bundle:
         settings.ca_bundle = os.path.expanduser(settings.ca_bundle)
+    settings.problems = problems
     return settings
 
 
-def _parse_profile(name: str, raw: Any, path: str) -> Profile:
+def _parse_profile(name: str, raw: Any, path: str) -> tuple[Profile | None, list[str]]:
+    """The profile, or its mistakes (every one of them, each ``path: where: message``)."""
     where = f"profiles.{name}"
     if not PROFILE_NAME.match(name):
-        raise _fail(path, where, "profile names use letters, digits and _ . @ - (starting with a letter or digit)")
+        return None, [f"{path}: {where}: {PROFILE_NAME_RULE}"]
     if not isinstance(raw, dict):
-        raise _fail(path, where, "must be a table")
-    tables: dict[str, dict[str, Any]] = {}
-    for key, value in raw.items():
-        if key in PROFILE_KEYS:
-            continue
-        if not isinstance(value, dict):  # plugin tables ([profiles.x.login]) are checked with the plugins
-            raise _fail(path, f"{where}.{key}", f"unknown profile option{suggest(key, PROFILE_KEYS)}")
-        tables[key] = value
+        return None, [f"{path}: {where}: must be a table"]
+    problems: list[str] = []
+    # Any other key may be a plugin's profile table ([profiles.x.login]): checked with the plugins
+    # (gw.chain.check_profile), which tell a misspelt option from a known table of the wrong type.
+    tables: dict[str, Any] = {key: value for key, value in raw.items() if key not in PROFILE_KEYS}
     steps = raw.get("steps")
     if not isinstance(steps, list) or not steps:
-        raise _fail(path, f"{where}.steps", "must be a non-empty array of steps like { use = \"...\" }")
+        problems.append(f"{path}: {where}.steps: must be a non-empty array of steps like {{ use = \"...\" }}")
+        steps = []
     for i, step in enumerate(steps):
         if not isinstance(step, dict):
-            raise _fail(path, f"{where}.steps[{i}]", f"must be a table, not {type_name(step)}")
-        if not isinstance(step.get("use"), str) or not step["use"]:
-            raise _fail(path, f"{where}.steps[{i}]", 'needs use = "<step type>"')
+            problems.append(f"{path}: {where}.steps[{i}]: must be a table, not {type_name(step)}")
+        elif not isinstance(step.get("use"), str) or not step["use"]:
+            problems.append(f"{path}: {where}.steps[{i}]: needs use = \"<step type>\"")
     description = raw.get("description", "")
     if not isinstance(description, str):
-        raise _fail(path, f"{where}.description", "must be a string")
+        problems.append(f"{path}: {where}.description: must be a string, not {type_name(description)}")
     region = raw.get("region")
     if region is not None and not isinstance(region, str):
-        raise _fail(path, f"{where}.region", "must be a string")
-    return Profile(name=name, steps=steps, description=description, tables=tables, region=region, raw=raw)
+        problems.append(f"{path}: {where}.region: must be a string, not {type_name(region)}")
+    if problems:
+        return None, problems
+    return Profile(name=name, steps=steps, description=description, tables=tables, region=region, raw=raw), []

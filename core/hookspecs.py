@@ -18,7 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .credentials import Credential
-    from .steps import Command, ProfileTable, SecretScheme, Setting, StepType
+    from .steps import Command, EnvironmentVariable, ProfileTable, SecretScheme, Setting, StepType
 
 hookspec = pluggy.HookspecMarker("gw")
 
@@ -88,6 +88,12 @@ def gw_settings() -> list[Setting]:
     Each is checked like a step option; a name the core uses, or another plugin's,
     is refused. Steps and commands read the value with ``ctx.setting(name)``.
     """
+
+
+@hookspec
+def gw_environment() -> list[EnvironmentVariable]:
+    """Return the environment variables this plugin reads (:class:`gw.plugin.EnvironmentVariable`),
+    so ``gw --help`` lists them beside gw's own."""
 
 
 @hookspec

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import hookspecs
 from .credentials import KINDS, Credential
-from .steps import Command, Option, ProfileTable, SecretScheme, Setting, StepType
+from .steps import Command, Duration, EnvironmentVariable, Option, ProfileTable, SecretScheme, Setting, StepType
 
 ENTRY_POINT_GROUP = "gw"
 COMMAND_GROUPS = (None, "setup", "serve", "import")
@@ -47,6 +48,7 @@ class Registry:
     failed: dict[str, str] = field(default_factory=dict)
     disabled: list[str] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)
+    environment: list[EnvironmentVariable] = field(default_factory=list)
 
     @property
     def hook(self) -> Any:
@@ -89,7 +91,8 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     from . import builtin_schemes
 
     pm.register(builtin_schemes, name="core")
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for ep in entry_points:
         if ep.name in registry.disabled:
             pm.set_blocked(ep.name)
             continue
@@ -102,7 +105,15 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
             _fail(registry, ep.name, f"cannot be loaded: {_describe(exc)}")
     import importlib
 
-    for module_name in [n.strip() for n in os.environ.get("GW_PLUGINS", "").split(",") if n.strip()]:
+    modules = [n.strip() for n in os.environ.get("GW_PLUGINS", "").split(",") if n.strip()]
+    known = ["core", *(ep.name for ep in entry_points), *modules]
+    for name in registry.disabled:
+        if name not in known:  # a typo would otherwise leave the plugin running without a word
+            from .config import suggest
+
+            print(f"gw: warning: GW_DISABLE_PLUGINS/settings.disable_plugins: no plugin named {name!r}"
+                  f"{suggest(name, known)}", file=sys.stderr)
+    for module_name in modules:
         if module_name in registry.disabled or pm.get_plugin(module_name) is not None:
             continue
         try:
@@ -181,6 +192,7 @@ def _collect(registry: Registry) -> None:
         "gw_commands": _check_command,
         "gw_profile_tables": _check_table,
         "gw_settings": _check_setting,
+        "gw_environment": _check_environment,
     }
     for name, plugin in list(pm.list_name_plugin()):
         if plugin is None:
@@ -242,6 +254,7 @@ def _collect(registry: Registry) -> None:
                 continue
             registry.settings[setting.name] = setting
         registry.commands.extend(found.get("gw_commands", []))
+        registry.environment.extend(found.get("gw_environment", []))
     for step_name, steps in owners.items():
         if len(steps) == 1:
             registry.step_types[step_name] = steps[0]
@@ -267,6 +280,9 @@ def _check_options(options: Any, what: str) -> None:
         if spec.default is not None:
             if spec.secret:  # a secret's default is a reference (``prompt``), not a value of its type
                 pass
+            elif spec.type is Duration:
+                if isinstance(spec.default, bool) or not isinstance(spec.default, int):
+                    raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not seconds (int)")
             elif (isinstance(spec.default, bool) and bool not in allowed) or not isinstance(spec.default, allowed):
                 raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, "
                                     f"not of its type {'/'.join(t.__name__ for t in allowed)}")
@@ -322,6 +338,14 @@ def _check_table(item: Any, plugin: str) -> ProfileTable:
     if item.name in ("steps", "description", "region"):
         raise PluginProblem(f"profile table {item.name!r} clashes with a core profile key")
     _check_options(item.options, f"profile table {item.name!r}")
+    return item if item.plugin else replace(item, plugin=plugin)
+
+
+def _check_environment(item: Any, plugin: str) -> EnvironmentVariable:
+    if not isinstance(item, EnvironmentVariable):
+        raise PluginProblem(f"gw_environment returned {type(item).__name__}, not EnvironmentVariable")
+    if not isinstance(item.name, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", item.name) or not isinstance(item.help, str):
+        raise PluginProblem(f"environment variable {item.name!r}: a NAME_IN_CAPITALS and a one-line help")
     return item if item.plugin else replace(item, plugin=plugin)
 
 

@@ -239,7 +239,9 @@ def open_regular(path: str, *, follow: bool = False) -> int:
     st = os.fstat(fd)
     if not _stat.S_ISREG(st.st_mode):
         os.close(fd)
-        what = "a directory" if _stat.S_ISDIR(st.st_mode) else "a FIFO" if _stat.S_ISFIFO(st.st_mode) else "not a regular file"
+        what = ("a directory" if _stat.S_ISDIR(st.st_mode) else "a FIFO" if _stat.S_ISFIFO(st.st_mode)
+                else "a device" if _stat.S_ISCHR(st.st_mode) or _stat.S_ISBLK(st.st_mode)
+                else "a socket" if _stat.S_ISSOCK(st.st_mode) else "a special file")
         raise UnsafePath(f"{path} is {what}, not a regular file; move it away")
     os.set_blocking(fd, True)
     return fd

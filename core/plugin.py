@@ -10,7 +10,7 @@ What is here:
 - ``hookimpl``: the decorator for hook implementations (the hooks are in
   ``gw.hookspecs``, documented in docs/plugins.md).
 - Declarations a plugin returns: :class:`StepType`, :class:`Option`,
-  :class:`SecretScheme`, :class:`Command`, :class:`ProfileTable`, :class:`Setting`.
+  :class:`SecretScheme`, :class:`Command`, :class:`ProfileTable`, :class:`Setting`, :class:`EnvironmentVariable`.
 - What the core hands a plugin: :class:`StepContext` (a running step) and
   :class:`CommandContext` (a plugin command).
 - Credential kinds and classes, with the time helpers they use.
@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from .cli_options import freshness_options, parse_duration, profile_option
+from .clock import CLOCK_TOLERANCE, check_expiry, clock_note, clock_offset
 from .credentials import (
     AWS,
     BEARER_TOKEN,
@@ -60,6 +61,8 @@ from .paths import atomic_write
 from .steps import (
     Command,
     CommandContext,
+    Duration,
+    EnvironmentVariable,
     Option,
     ProfileTable,
     SecretScheme,
@@ -75,6 +78,7 @@ hookimpl = pluggy.HookimplMarker("gw")
 
 __all__ = [
     "AWS",
+    "CLOCK_TOLERANCE",
     "BEARER_TOKEN",
     "ENDORSE_TOKEN",
     "IOT_CERTIFICATE",
@@ -88,7 +92,9 @@ __all__ = [
     "CommandContext",
     "ConfigError",
     "Credential",
+    "Duration",
     "EndorseToken",
+    "EnvironmentVariable",
     "GwError",
     "IotCertificate",
     "JsonDocument",
@@ -106,6 +112,9 @@ __all__ = [
     "StepType",
     "UsageError",
     "atomic_write",
+    "check_expiry",
+    "clock_note",
+    "clock_offset",
     "freshness_options",
     "hookimpl",
     "http_request",

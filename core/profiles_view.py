@@ -69,6 +69,10 @@ def profile_rows(app) -> list[dict[str, Any]]:
                      "cached_until": iso(expires) if expires and expires > now else None,
                      "expired_at": iso(expires) if expires and expires <= now else None,
                      "steps_cached": cached, "shared_steps_cached": shared, "_expires": expires})
+    for name in app.config.broken:  # listed too: each fails alone, and gw check says why
+        docs.append({"name": name, "description": "", "region": None, "steps": [], "output": None, "valid": False,
+                     "cached_until": None, "expired_at": None, "steps_cached": 0, "shared_steps_cached": [],
+                     "_expires": None})
     return docs
 
 

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from .credentials import Credential
 
 
+class Duration(int):
+    """An :class:`Option` type: a length of time, given as whole seconds (``3600``) or as a
+    string in the syntax of ``--min-ttl`` (``"90s"``, ``"30m"``, ``"1h30m"``); the step gets an int
+    of seconds."""
+
+
 @dataclass(frozen=True)
 class Option:
     """One option a step type accepts.
@@ -305,6 +311,16 @@ class Command:
     def full_name(self) -> str:
         """``name`` or ``"<group> <name>"``."""
         return f"{self.group} {self.name}" if self.group else self.name
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    """An environment variable a plugin reads (``gw_environment``), listed by ``gw --help``,
+    e.g. the onepassword plugin's ``GW_OP_PATH``. ``help`` is one short line."""
+
+    name: str
+    help: str
+    plugin: str = ""
 
 
 @dataclass(frozen=True)

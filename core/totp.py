@@ -31,21 +31,56 @@ from .locks import file_lock
 from .paths import atomic_write, ensure_dir
 
 
-def generator(seed: str, *, period: int = 30, digits: int = 6) -> Callable[[float], str]:
-    """``produce(t)``: the TOTP code of ``seed`` valid at epoch time ``t``."""
+@dataclass(frozen=True)
+class Seed:
+    """A TOTP seed as stored: a base32 secret, or an ``otpauth://totp/...`` URI (its own
+    period, digits and algorithm win). Never printed: ``repr`` hides it."""
+
+    secret: str = field(repr=False)
+    period: int = 30
+    digits: int = 6
+    digest: str = "sha1"
+
+
+def parse_seed(text: str, *, period: int = 30, digits: int = 6) -> Seed:
+    """The seed in ``text``; a :class:`SecretError` naming what is wrong (never the seed)."""
     import pyotp
 
+    stripped = text.strip()
+    if stripped[:10].lower() == "otpauth://":
+        try:
+            otp = pyotp.parse_uri(stripped)  # the Key URI Format of Google Authenticator, as pyotp reads it
+        except ValueError as exc:
+            reason = str(exc) if stripped not in str(exc) else "unreadable"
+            raise SecretError(f"the TOTP seed is an otpauth:// URI gw cannot use ({reason})") from None
+        if not isinstance(otp, pyotp.TOTP):
+            raise SecretError("the TOTP seed is an otpauth://hotp URI (counter-based); gw needs otpauth://totp")
+        seed = Seed(otp.secret, int(otp.interval), int(otp.digits), otp.digest().name)
+    else:
+        seed = Seed("".join(stripped.split()).upper().rstrip("="), period, digits)
     try:
-        totp = pyotp.TOTP("".join(seed.split()).upper().rstrip("="), digits=digits, interval=period)
-        totp.byte_secret()
+        pyotp.TOTP(seed.secret, digits=seed.digits, interval=seed.period).byte_secret()
     except Exception as exc:  # pyotp's messages never include the seed
-        raise SecretError(f"the TOTP seed is unusable (base32, at least 112 bits): {exc}") from None
+        raise SecretError(f"the TOTP seed is unusable (base32, at least 112 bits, or an otpauth://totp URI): "
+                          f"{exc}") from None
+    return seed
+
+
+def generator(seed: str | Seed, *, period: int = 30, digits: int = 6) -> Callable[[float], str]:
+    """``produce(t)``: the TOTP code of ``seed`` valid at epoch time ``t``."""
+    import hashlib as _hashlib
+
+    import pyotp
+
+    parsed = seed if isinstance(seed, Seed) else parse_seed(seed, period=period, digits=digits)
+    totp = pyotp.TOTP(parsed.secret, digits=parsed.digits, interval=parsed.period,
+                      digest=getattr(_hashlib, parsed.digest))
     return lambda t: totp.at(t)
 
 
-def seed_account(seed: str) -> str:
+def seed_account(seed: str | Seed) -> str:
     """The account name a bare TOTP seed stands for when no step names the account."""
-    normalised = "".join(seed.split()).upper().rstrip("=")
+    normalised = seed.secret if isinstance(seed, Seed) else "".join(seed.split()).upper().rstrip("=")
     return "totp-seed:" + hashlib.sha256(b"gw-totp\0" + normalised.encode()).hexdigest()
 
 

@@ -113,6 +113,7 @@ class UI:
         self.quiet = bool(os.environ.get("GW_QUIET"))
         self.stderr_is_tty = sys.stderr.isatty()
         self.interactive = self.stderr_is_tty and not self.quiet
+        self.errors_on_tty = True  # False where the caller shows gw's stderr itself (credential_process)
 
     @property
     def console(self) -> Any:
@@ -144,10 +145,12 @@ class UI:
         print(f"gw: warning: {one_line(self.scrubber.scrub(message))}", file=sys.stderr, flush=True)
 
     def error(self, message: str) -> None:
-        """The final one-line error: on stderr, and on ``/dev/tty`` when stderr is not a terminal."""
+        """The final one-line error: on stderr, and on ``/dev/tty`` when stderr is not a terminal
+        (unless :attr:`errors_on_tty` is off: the caller shows gw's stderr itself)."""
         line = f"gw: {one_line(self.scrubber.scrub(message))}"
         print(line, file=sys.stderr, flush=True)
-        self.to_tty(line)
+        if self.errors_on_tty:
+            self.to_tty(line)
 
     def to_tty(self, line: str) -> bool:
         """Write one scrubbed line to the controlling terminal when stderr is not that terminal.

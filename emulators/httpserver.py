@@ -228,6 +228,10 @@ class EmulatorServer(EmulatorBase):
         class RequestHandler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                # the Date header tells the emulator's (injectable) clock, as a real server's tells its own
+                return super().date_time_string(emulator.clock() if timestamp is None else timestamp)
+
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 

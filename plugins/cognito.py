@@ -297,15 +297,18 @@ def _claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def token_expiry(ctx: StepContext, now: float, expires_in: int, claims: dict[str, Any] | None) -> float:
-    """The earlier of ``now + expires_in`` and the ``exp`` claim; warns when they disagree a lot."""
+def token_expiry(ctx: StepContext, now: float, expires_in: int, claims: dict[str, Any] | None,
+                 date_header: str | None = None) -> float:
+    """The earlier of ``now + expires_in`` and the ``exp`` claim; warns when they disagree a lot.
+    A token whose ``exp`` is already past is refused, naming the clock offset the answer's
+    ``Date`` header shows (:func:`gw.plugin.check_expiry`, shared with the other steps)."""
+    from gw.plugin import check_expiry
+
     by_answer = now + expires_in
     exp = claims.get("exp") if claims else None
     if not isinstance(exp, (int, float)) or isinstance(exp, bool):
         return by_answer
-    if exp <= now:
-        raise StepError("the new access token's exp claim is already in the past: "
-                        "check this computer's clock (and the user pool's token validity)")
+    check_expiry(float(exp), "the Cognito token endpoint", date_header, now=now, what="an access token (by its exp claim)")
     if abs(exp - by_answer) > DISAGREEMENT:
         ctx.warn(f"the access token's exp claim and expires_in disagree by {abs(exp - by_answer) / 60:.0f} min; "
                  "using the earlier (check this computer's clock)")
@@ -339,7 +342,7 @@ def _run(ctx: StepContext, options: dict[str, Any], upstream: Credential | None)
     if token_type is not None and token_type.lower() != "bearer":
         raise StepError(f"the Cognito token endpoint issued a {token_type!r} token, not a bearer token")
     claims = _claims(token)
-    expires_at = token_expiry(ctx, issued, expires_in, claims)
+    expires_at = token_expiry(ctx, issued, expires_in, claims, response.headers.get("Date"))
     granted = claims.get("scope") if claims and isinstance(claims.get("scope"), str) else None
     return BearerToken(
         access_token=token,

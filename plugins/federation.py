@@ -23,12 +23,14 @@ from gw.plugin import (
     Command,
     CommandContext,
     ConfigError,
+    Duration,
     Option,
     ProfileTable,
     StepError,
     atomic_write,
     freshness_options,
     hookimpl,
+    parse_duration,
     private_dir,
     profile_option,
 )
@@ -226,7 +228,7 @@ def _configure(parser) -> None:
     profile_option(parser)
     parser.add_argument("--print", action="store_true", help="print the sign-in URL instead of opening a browser")
     parser.add_argument("--destination", help="console URL to land on")
-    parser.add_argument("--duration", type=_duration, help="console session length, 900..43200 s")
+    parser.add_argument("--duration", type=_duration, help="console session length, 15m..12h (e.g. 3600, 90m, 1h30m)")
     parser.add_argument("--issuer", help="where the console's sign-out link goes")
     parser.add_argument("--logout-first", action="store_true", help="sign out of any console session first")
     freshness_options(parser)
@@ -235,12 +237,9 @@ def _configure(parser) -> None:
 def _duration(text: str) -> int:
     import argparse
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be a whole number of seconds") from None
+    value = parse_duration(text)  # gw's one duration syntax: 3600, 90m, 1h30m
     if not 900 <= value <= 43200:
-        raise argparse.ArgumentTypeError("must be between 900 and 43200 seconds")
+        raise argparse.ArgumentTypeError("must be between 900 and 43200 seconds (15m to 12h)")
     return value
 
 
@@ -259,7 +258,7 @@ def gw_profile_tables() -> list[ProfileTable]:
             "issuer": Option(str, help="where the console's sign-out link goes"),
             "endpoint": Option(str, help="the federation endpoint (default: the partition's)"),
             "partition": Option(str, default="aws", choices=tuple(PARTITIONS), help="aws, aws-us-gov or aws-cn"),
-            "duration": Option(int, help="console session length, 900..43200 s"),
+            "duration": Option(Duration, help="console session length, 15m..12h (900..43200 s)"),
             "logout_first": Option(bool, default=False, help="sign out of any console session first"),
             "sts_endpoint": Option(str, help="STS endpoint for GetFederationToken with IAM user keys"),
         },

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gw.plugin import (
     AWS,
     SORACOM_CREDENTIALS,
+    EnvironmentVariable,
     Option,
     SecretError,
     SecretScheme,
@@ -198,6 +199,12 @@ def resolve_op_otp(ctx: StepContext, ref: str) -> str:
     code, _ = fresh_otp(ctx, f"op-item:{vault}/{item}", (*span, code, period), fetch, period)
     ctx.add_secret(code)
     return code
+
+
+@hookimpl
+def gw_environment() -> list[EnvironmentVariable]:
+    return [EnvironmentVariable("GW_OP_PATH", "the 1Password CLI (default: op on PATH)"),
+            EnvironmentVariable("GW_OP_TIMEOUT", f"seconds an op call may take (default {DEFAULT_TIMEOUT})")]
 
 
 @hookimpl

@@ -41,14 +41,33 @@ def aws_client(ctx, service: str, options: dict[str, Any], credentials: AwsCrede
     return refuse_aws_redirects(session.client(service, **kwargs))
 
 
-def aws_call(ctx, what: str, fn, **kwargs) -> dict[str, Any]:
+def aws_call(ctx, what: str, fn, upstream: str = "AWS STS", **kwargs) -> dict[str, Any]:
+    """``fn(**kwargs)``: one line on failure; new credentials are checked against the answer's
+    ``Date`` header (botocore keeps the HTTP headers in ``ResponseMetadata``), so a wrong local
+    clock is named, and credentials already expired by it are never handed out."""
+    from datetime import UTC, datetime
+
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from gw.plugin import check_expiry, clock_note
 
     try:
         with ctx.status(f"{what} ..."):
-            return fn(**{k: v for k, v in kwargs.items() if v is not None})
+            data = fn(**{k: v for k, v in kwargs.items() if v is not None})
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise StepError(f"{what} failed: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")) from None
+        note = clock_note(upstream, _date_header(exc.response))  # a refused MFA code or signature time
+        raise StepError(f"{what} failed: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+                        + note) from None
     except BotoCoreError as exc:
         raise StepError(f"{what} failed: {exc}") from None
+    expiration = (data.get("Credentials") or {}).get("Expiration")
+    if isinstance(expiration, datetime):
+        check_expiry(expiration if expiration.tzinfo else expiration.replace(tzinfo=UTC), upstream,
+                     _date_header(data), warn=ctx.warn)
+    return data
+
+
+def _date_header(response: dict[str, Any]) -> str | None:
+    """The ``Date`` header of the HTTP answer behind a botocore response."""
+    return ((response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("date")

@@ -197,7 +197,7 @@ def check_endorse(options: dict[str, Any]) -> None:
 def configure_iot_url(parser: Any) -> None:
     parser.add_argument("--profile", required=True, help="profile ending in endorse-exchange (output iot-wss or aws)")
     parser.add_argument("--endpoint", help="AWS IoT ATS data endpoint host, when the profile yields AWS credentials")
-    parser.add_argument("--region", help="region of the IoT endpoint (default: the profile's region)")
+    parser.add_argument("--region", help="region of the IoT endpoint (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's region)")
     from gw.plugin import freshness_options
 
     freshness_options(parser)
@@ -217,9 +217,13 @@ def run_iot_url(args: Any, ctx: Any) -> int:
         raise UsageError(f"profile {args.profile!r} ends in {kind}; gw iot-url needs an iot-wss-url or AWS credentials")
     if not args.endpoint:
         raise UsageError("this profile yields AWS credentials: give --endpoint (the IoT ATS data endpoint host)")
-    region = args.region or ctx.profile(args.profile).region
+    import os
+
+    # as the AWS CLI: the flag, then AWS_REGION / AWS_DEFAULT_REGION, then the profile's own region
+    region = (args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+              or ctx.profile(args.profile).region)
     if not region:
-        raise UsageError("give --region (the profile has no region)")
+        raise UsageError("give --region, or set AWS_REGION (the profile has no region)")
     cred = ctx.resolve(args.profile, require=AWS, refresh=args.refresh, min_ttl=args.min_ttl)
     assert isinstance(cred, AwsCredentials)
     ctx.emit(presign_mqtt_url(cred, args.endpoint, region))

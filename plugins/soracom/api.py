@@ -77,13 +77,18 @@ def is_mfa_required(code: str | None, message: str, *, sent_mfa: bool, mfa_requi
 
 def auth_error(response: Any, *, sent_mfa: bool, mfa_required_code: str | None, what: str) -> StepError:
     """One clear line for a failed SORACOM auth call."""
+    from gw.plugin import clock_note
+
     code, message = _message_of(response)
     tag = f" ({code})" if code else ""
     if response.status_code == 401:
         if is_mfa_required(code, message, sent_mfa=sent_mfa, mfa_required_code=mfa_required_code):
             return StepError(f"SORACOM MFA code required{tag}: {MFA_OPTION_HINT}")
         if sent_mfa and _MFA_WORDS.search(message):
-            return StepError(f"SORACOM rejected the MFA code{tag}: wrong, expired or already used")
+            # a TOTP code is only as right as the clock that made it: compare with the answer's Date
+            note = clock_note("the SORACOM API", response.headers.get("Date"))
+            return StepError(f"SORACOM rejected the MFA code{tag}: "
+                             + (f"made with a wrong clock{note}" if note else "wrong, expired or already used"))
         if code == INVALID_CREDENTIALS:
             return StepError(f"SORACOM rejected the credentials{tag}")
         return StepError(f"SORACOM refused {what}{tag}: HTTP 401 {message}".rstrip())

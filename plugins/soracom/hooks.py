@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gw.plugin import Command, Option, Setting, StepType, hookimpl
+from gw.plugin import Command, EnvironmentVariable, Option, Setting, StepType, hookimpl
 
 if TYPE_CHECKING:
     from gw.plugin import Credential
@@ -15,6 +15,12 @@ def gw_step_types() -> list[StepType]:
     from .steps import step_types
 
     return step_types()
+
+
+@hookimpl
+def gw_environment() -> list[EnvironmentVariable]:
+    return [EnvironmentVariable("SORACOM_PROFILE_DIR", "where gw setup soracom writes soracom-cli profiles "
+                                                       "(default ~/.soracom)")]
 
 
 @hookimpl

@@ -20,22 +20,20 @@ def _steps(*steps: str) -> str:
 CASES = {
     "unknown-top-level-key": (
         "[profile.p]\nsteps = []\n", "profile: unknown top-level table (did you mean 'profiles'?)"),
-    "unknown-setting": (
-        "[settings]\nlock_timout = 5\n" + _steps(USER), "settings.lock_timout: unknown setting (did you mean 'lock_timeout'?)"),
     "unknown-profile-option": (
         _steps(USER) + 'regoin = "eu-west-1"\n', "profiles.p.regoin: unknown profile option (did you mean 'region'?)"),
     "unknown-step-option": (
         _steps(USER, f'{{ use = "assume-role", role_ar = "{ROLE}" }}'),
         "profiles.p.steps[1] (assume-role): unknown option 'role_ar' (did you mean 'role_arn'?)"),
     "wrong-type-step-option": (
-        _steps(USER, f'{{ use = "assume-role", role_arn = "{ROLE}", duration = "3600" }}'),
-        "profiles.p.steps[1] (assume-role): duration must be an integer, not a string"),
+        _steps(USER, f'{{ use = "assume-role", role_arn = "{ROLE}", duration = "soon" }}'),
+        "profiles.p.steps[1] (assume-role): duration must be a duration: seconds or a string"),
     "wrong-type-setting": (
         '[settings]\nlock_timeout = "soon"\n' + _steps(USER), "settings.lock_timeout: must be an integer, not a string"),
     "wrong-type-steps": (
         '[profiles.p]\nsteps = "aws-keys"\n', "profiles.p.steps: must be a non-empty array"),
     "wrong-type-login": (
-        _steps(USER) + "login = { duration = \"long\" }\n", "profiles.p.login: duration must be an integer"),
+        _steps(USER) + "login = { duration = \"long\" }\n", "profiles.p.login: duration must be a duration"),
     "unknown-step-type": (
         _steps(USER, f'{{ use = "asume-role", role_arn = "{ROLE}" }}'),
         "unknown step type 'asume-role' (did you mean 'assume-role'?)"),

@@ -45,7 +45,7 @@ def test_every_toml_example_parses_and_passes_its_checker(where, block, tmp_path
     if "profiles" in document or "settings" in document:
         home = GwHome.create(tmp_path)
         for name in sorted(set(re.findall(r'vault:([\w.-]+)', block))):
-            home.vault_set(name, "JBSWY3DPEHPK3PXP")  # a valid TOTP seed serves every kind
+            home.vault_set(name, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")  # a valid TOTP seed (160 bits) serves every kind
         home.config_path.write_text(block)
         home.config_path.chmod(0o600)
         result = home.run("check")

@@ -37,7 +37,10 @@ USER = '{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = 
     "prompt_timeout = nan", "prompt_timeout = inf", "prompt_timeout = -5",
 ])
 def test_every_number_in_settings_is_finite_and_in_range(gw_home, setting):
-    gw_home.write_config(f"[settings]\n{setting}\n\n" + role_profile("p"), settings=False)
+    # a wrong setting fails the commands that read it: prompt_timeout is read by a prompt
+    asks = '[profiles.p]\nsteps = [{ use = "aws-keys", access_key_id = "prompt", secret_access_key = "prompt" }]\n'
+    gw_home.write_config(f"[settings]\n{setting}\n\n" + (asks if "prompt" in setting else role_profile("p")),
+                         settings=False)
     started = time.monotonic()
     result = gw_home.run_in_process("credential-process", "--profile", "p", timeout=TIMEOUT)
     line = assert_clean_failure(result, contains=setting.split(" = ")[0])

@@ -93,7 +93,7 @@ def _env(home, quiet: bool = False) -> dict[str, str]:
 def test_the_final_error_also_reaches_the_terminal(gw_home, terminal):
     gw_home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:NOPE_A\", "
                          "secret_access_key = \"env:NOPE_B\" }]\n")
-    proc = terminal.popen([GW, "credential-process", "--profile", "p"], _env(gw_home, quiet=True))
+    proc = terminal.popen([GW, "env", "--profile", "p"], _env(gw_home, quiet=True))
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and out == ""
     line = "gw: environment variable NOPE_A is not set"
@@ -101,15 +101,37 @@ def test_the_final_error_also_reaches_the_terminal(gw_home, terminal):
     assert line in terminal.wait_for(line)
 
 
-def test_an_sdk_that_captures_stderr_still_lets_the_person_see_why(aws_home, terminal):
-    """The AWS CLI (botocore) runs credential_process with stderr captured."""
+def test_credential_process_errors_go_to_stderr_only(gw_home, terminal):
+    """botocore shows a credential_process's stderr in its own error: /dev/tty would be a second copy."""
+    gw_home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:NOPE_A\", "
+                         "secret_access_key = \"env:NOPE_B\" }]\n")
+    proc = terminal.popen([GW, "credential-process", "--profile", "p"], _env(gw_home, quiet=True))
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == ""
+    assert err.strip() == "gw: environment variable NOPE_A is not set"
+    time.sleep(0.5)  # anything gw wrote to the terminal has arrived by now
+    assert "NOPE_A" not in terminal.text
+
+
+def test_under_the_aws_cli_in_a_terminal_the_error_shows_once(aws_home, terminal):
+    """The AWS CLI (botocore) runs credential_process with stderr captured and prints it in its
+    own error; in a terminal the person must see gw's line once, not twice."""
     aws_home.write_config("[profiles.p]\nsteps = [{ use = \"aws-keys\", access_key_id = \"env:NOPE_A\", "
                           "secret_access_key = \"env:NOPE_B\" }]\n")
     aws_home.aws_config.write_text(f"[profile p]\ncredential_process = {GW} credential-process --profile p\n")
-    proc = terminal.popen([AWS_CLI, "sts", "get-caller-identity", "--profile", "p"], _env(aws_home))
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "environment variable NOPE_A is not set" in err
-    assert "gw: environment variable NOPE_A is not set" in terminal.wait_for("NOPE_A is not set")
+    name = terminal.slave_name
+
+    def take_terminal() -> None:
+        os.close(os.open(name, os.O_RDWR))
+
+    proc = subprocess.Popen([AWS_CLI, "sts", "get-caller-identity", "--profile", "p"], env=_env(aws_home),
+                            stdin=subprocess.DEVNULL, stdout=terminal.slave, stderr=terminal.slave,
+                            start_new_session=True, preexec_fn=take_terminal)  # noqa: PLW1509
+    assert proc.wait(timeout=60) != 0
+    shown = terminal.wait_for("NOPE_A is not set")
+    time.sleep(0.5)
+    shown = terminal.text
+    assert shown.count("NOPE_A is not set") == 1, shown
 
 
 def test_soracom_profile_errors_reach_the_terminal(gw_home, terminal):

@@ -233,7 +233,8 @@ def test_agreeing_expiries_say_nothing(gw_home, pool):
 def test_a_token_already_expired_by_its_claim_is_refused(gw_home, pool):
     write_m2m(gw_home, pool)
     pool.advance(-7200)  # the pool's clock is two hours behind: exp is in our past
-    assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="check this computer's clock")
+    line = assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="already past by this computer's clock")
+    assert "this computer's clock is 2 h 0 min ahead of the Cognito token endpoint's (by its Date header)" in line
 
 
 # -- secrets --------------------------------------------------------------------------------------

@@ -123,6 +123,20 @@ def test_iot_url_presigns_with_aws_credentials(gw_home, endorse, server):
     assert query["X-Amz-Credential"][0].split("/")[2:4] == ["eu-west-1", "iotdevicegateway"]
 
 
+def test_iot_url_takes_the_region_from_the_aws_environment(gw_home, endorse, server):
+    """Without --region: AWS_REGION, then AWS_DEFAULT_REGION, then the profile's region, as the AWS CLI does."""
+    gw_home.write_config(device_profile(endorse, server, verify=False).replace('region = "us-east-1"\n', ""))
+    endpoint = ["iot-url", "--profile", "device", "--endpoint", "abc-ats.iot.ap-northeast-1.amazonaws.com"]
+    for env, region in (({"AWS_DEFAULT_REGION": "ap-northeast-1"}, "ap-northeast-1"),
+                        ({"AWS_REGION": "eu-central-1", "AWS_DEFAULT_REGION": "ap-northeast-1"}, "eu-central-1")):
+        result = gw_home.run_in_process(*endpoint, env=env)
+        assert result.returncode == 0, result.stderr
+        query = parse_qs(urlsplit(result.stdout.strip()).query)
+        assert query["X-Amz-Credential"][0].split("/")[2] == region
+    missing = gw_home.run_in_process(*endpoint)
+    assert missing.returncode == 2 and "AWS_REGION" in missing.stderr
+
+
 def test_bad_step_options_are_one_line(gw_home, endorse):
     gw_home.write_config("""
     [profiles.device]

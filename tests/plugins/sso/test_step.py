@@ -255,11 +255,7 @@ def test_chained_assume_role_shares_one_sso_role_session(sso_home, sso, moto):
 
 @pytest.mark.parametrize("config, expected", [
     (session_config(sso_profile("p", session="wrok")), "no [sso_sessions.wrok] table in the config (did you mean 'work'?)"),
-    ('[sso_session.work]\nstart_url = "https://x/start"\n' + sso_profile("p"),
-     "sso_session: unknown top-level table (did you mean 'sso_sessions'?)"),
     (session_config(sso_profile("p", "12345")), "account_id must be 12 digits"),
-    ('[settings]\nsso_sessions = {}\n' + session_config(sso_profile("p")),
-     "settings.sso_sessions: is a top-level table [sso_sessions], not a key of [settings]"),
     (session_config(sso_profile("p")).replace('region = "us-east-1"', 'regoin = "us-east-1"'),
      "sso_sessions.work.regoin: unknown option (did you mean 'region'?)"),
 ])
@@ -267,6 +263,22 @@ def test_config_mistakes_are_one_line(sso_home, config, expected):
     sso_home.write_config(config)
     result = sso_home.run("credential-process", "--profile", "p")
     assert_clean_failure(result, contains=expected)
+
+
+@pytest.mark.parametrize("config, expected", [
+    ('[sso_session.work]\nstart_url = "https://x/start"\n' + sso_profile("p"),
+     "sso_session: unknown top-level table (did you mean 'sso_sessions'?)"),
+    ('[settings]\nsso_sessions = {}\n' + session_config(sso_profile("p")),
+     "settings.sso_sessions: is a top-level table [sso_sessions], not a key of [settings]"),
+])
+def test_misplaced_session_tables_are_said_once(sso_home, config, expected):
+    """Mistakes no step reads are a warning (each profile fails only for its own): said once, and
+    gw check lists them."""
+    sso_home.write_config(config)
+    result = sso_home.run("credential-process", "--profile", "p")
+    assert result.stderr.count(expected) == 1 and f"gw: warning: {sso_home.config_path}: " in result.stderr
+    checked = sso_home.run("check")
+    assert checked.returncode == 3 and expected in checked.stderr
 
 
 def test_roles_lists_every_page_in_80_columns_and_as_json(sso_home, sso):
@@ -327,7 +339,8 @@ def test_sessions_without_the_plugin_are_an_unknown_table(sso_home):
     sso_home.write_config(session_config('\n[profiles.p]\nsteps = [{ use = "aws-keys", access_key_id = "env:A", '
                                          'secret_access_key = "env:B" }]\n'))
     result = sso_home.run("credential-process", "--profile", "p")
-    assert_clean_failure(result, contains="sso_sessions: unknown top-level table (plugins skipped or disabled: sso)")
+    assert "gw: warning: " in result.stderr
+    assert "sso_sessions: unknown top-level table (plugins skipped or disabled: sso)" in result.stderr
 
 
 def test_a_role_assumed_from_sso_credentials_is_role_chaining(sso_home, sso, moto):
