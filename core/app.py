@@ -46,13 +46,24 @@ class App:
     @property
     def registry(self):
         if self._registry is None:
-            from .plugins import load_registry
+            self._registry = self._load_registry()
+        return self._registry
 
-            try:
-                disabled = self.config.settings.disable_plugins
-            except ConfigError:
-                disabled = []
-            self._registry = load_registry(disabled=disabled)
+    def _load_registry(self, needs: Any = None):
+        from .plugins import load_registry
+
+        try:
+            disabled = self.config.settings.disable_plugins
+        except ConfigError:
+            disabled = []
+        return load_registry(disabled=disabled, needs=needs)
+
+    def registry_for(self, profile: Profile):
+        """The registry, loading (when none is loaded yet) only the plugins ``profile``'s steps need."""
+        if self._registry is None:
+            from .plugins import needs_of
+
+            self._registry = self._load_registry(needs_of(profile.steps, profile.tables))
         return self._registry
 
     def key(self) -> bytes:
@@ -142,6 +153,9 @@ class App:
         from .chain import check_table
 
         spec = self.registry.tables.get(name)
+        if spec is None and self.registry.partial:
+            self.registry.complete()
+            spec = self.registry.tables.get(name)
         raw = self.config.profile(profile).tables.get(name, {})
         if spec is None:
             return dict(raw)
@@ -154,8 +168,12 @@ class App:
     def plan(self, profile: Profile):
         from .chain import check_profile, check_settings
 
-        planned, problems = check_profile(profile, self.registry, self.config.path)
-        problems = check_settings(self.config.settings, self.registry, self.config.path)[1] + problems
+        registry = self.registry_for(profile)
+        planned, problems = check_profile(profile, registry, self.config.path)
+        problems = check_settings(self.config.settings, registry, self.config.path)[1] + problems
+        if problems and registry.partial:  # perhaps a plugin left out knows it: load them all, check again
+            registry.complete()
+            return self.plan(profile)
         if problems:
             more = f" (and {len(problems) - 1} more: run gw check)" if len(problems) > 1 else ""
             raise ConfigError(problems[0] + more)
@@ -395,6 +413,9 @@ class App:
 
         if kind not in KINDS:
             cls = self.registry.kinds.get(kind)
+            if cls is None and self.registry.partial:
+                self.registry.complete()
+                cls = self.registry.kinds.get(kind)
             if cls is None:
                 raise ValueError(f"unknown credential kind {kind!r}")
             return cls.from_dict(data)
