@@ -10,10 +10,12 @@ published source) on PATH. It measures, with the real ``gw`` executable:
   cache: the number of ``/v1/auth`` calls and one-time codes (target: 1 and 1, no TOTP wait)
   and the wall time of each call;
 * ``parallel``: 10 such calls started together on a cold cache (target: one ``/v1/auth``);
-* ``overhead``: per-call wall time of ``gw soracom`` (cache hit: core/fastpath.py execs from
-  the recipe ``exec_with`` left, no plugin loaded) against the stand-in called directly with
+* ``overhead``: per-call wall time of ``gw soracom`` (cache hit: core/fastpath.py calls the
+  runner of the recipe ``run_with`` left, no plugin loaded; soracom-cli talks to gw's forwarder,
+  which forwards to the emulator over TLS) against the stand-in called directly with
   ``--api-key K --api-token T`` (target: at most 25 % more), interleaved runs; medians in ms
-  and their ratio;
+  and their ratio; also the CPU time of each (gw and soracom-cli together), which a loaded
+  machine does not distort as it does wall time;
 * ``gw_alone``: gw's own share, ``gw soracom`` running ``/bin/true`` (``GW_SORACOM_CLI``)
   against ``/bin/true`` itself, and ``python -c pass`` of gw's interpreter for scale;
 * ``profileCommand``: for contrast, 3 sequential ``soracom --profile`` calls through
@@ -94,6 +96,14 @@ steps = [
     return env
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of all finished child processes so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def gw_soracom(env: dict[str, str], profile: str = PROFILE) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
     proc = subprocess.run([GW, "soracom", "--profile", profile, "--", "subscribers", "list"], env=env,
@@ -160,18 +170,26 @@ def main() -> int:
             direct_env = {**env, "SORACOM_ENDPOINT": token["endpoint"]}
             direct_cmd = ["soracom", "--api-key", token["apiKey"], "--api-token", token["token"],
                           "subscribers", "list"]
-            via, direct = [], []
+            via, direct, via_cpu, direct_cpu = [], [], [], []
             for _ in range(args.runs):
+                before = children_cpu()
                 took, proc = gw_soracom(env)
+                via_cpu.append(children_cpu() - before)
                 assert proc.returncode == 0, proc.stderr
                 via.append(took)
+                before = children_cpu()
                 start = time.perf_counter()
                 subprocess.run(direct_cmd, env=direct_env, capture_output=True, check=True, stdin=subprocess.DEVNULL)
                 direct.append(time.perf_counter() - start)
+                direct_cpu.append(children_cpu() - before)
             ratio = statistics.median(via) / statistics.median(direct)
             results["overhead"] = {"runs": args.runs, "gw_soracom": summary(via), "direct": summary(direct),
                                    "ratio": round(ratio, 3), "overhead_pct": round((ratio - 1) * 100, 1),
-                                   "overhead_ms": round((statistics.median(via) - statistics.median(direct)) * 1000, 1)}
+                                   "overhead_ms": round((statistics.median(via) - statistics.median(direct)) * 1000, 1),
+                                   # CPU (user + system) of gw and soracom-cli together against soracom-cli alone:
+                                   # what the call costs the machine, whatever else runs on it
+                                   "cpu_gw_soracom": summary(via_cpu), "cpu_direct": summary(direct_cpu),
+                                   "cpu_ratio": round(statistics.median(via_cpu) / statistics.median(direct_cpu), 3)}
 
             # gw's own share: gw soracom exec'ing /bin/true, against /bin/true (and a bare Python start)
             true_env = {**env, "GW_SORACOM_CLI": "/bin/true"}
@@ -207,7 +225,8 @@ def main() -> int:
     print(f"\n10 sequential: {seq['auth_calls']} /v1/auth, {seq['codes_used']} code(s), {seq['total_s']} s"  # type: ignore[index]
           f"\n10 parallel cold: {par['auth_calls']} /v1/auth, {par['ok']}/10 ok, {par['total_s']} s"  # type: ignore[index]
           f"\ncache hit: gw soracom {ovh['gw_soracom']['median_ms']} ms vs soracom-cli with key+token "  # type: ignore[index]
-          f"{ovh['direct']['median_ms']} ms (medians): x{ovh['ratio']}, {ovh['overhead_pct']:+} %")  # type: ignore[index]
+          f"{ovh['direct']['median_ms']} ms (medians): x{ovh['ratio']}, {ovh['overhead_pct']:+} %"  # type: ignore[index]
+          f"; CPU x{ovh['cpu_ratio']}")  # type: ignore[index]
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
     (out_dir / "soracom.json").write_text(json.dumps(results, indent=2) + "\n")

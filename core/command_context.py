@@ -157,6 +157,42 @@ class AppCommandContext:
             raise _exec_failure(f"cannot run {program}: {exc.strerror or type(exc).__name__}", 126) from None
         raise AssertionError("execve returned")  # pragma: no cover
 
+    def run_with(self, profile: str, credential: Credential, runner: str, program: str, args: Sequence[str], *,
+                 options: Mapping[str, Any] | None = None, depends_on: Sequence[str] = ()) -> int | None:
+        """Run ``program`` through the plugin's ``runner`` (``"module:function"``) while gw stays alive.
+
+        ``function(program_path, fields, args, options)`` gets the program's path (found on
+        ``PATH`` when it has no slash), ``credential.to_dict()``, ``args`` and ``options``
+        (JSON values, no secrets) and returns ``(status, drop)``: ``drop`` drops the profile's
+        cached credential (revoked or refused upstream); a ``status`` of None means nothing
+        irrevocable happened (the caller may retry). The module must import nothing but the
+        standard library: gw records a runner recipe, and the next cache hit calls it from the
+        fast path without loading plugins. Returns the status (None: see above).
+        """
+        import os
+
+        from .fastpath import load_runner, which
+
+        program_path = which(program)
+        if program_path is None:
+            raise _exec_failure(f"command not found: {program}", 127)
+        recipe: dict[str, Any] = {"argv": [program], "env": {}, "runner": runner, "options": dict(options or {}),
+                                  "depends_on": {name: os.environ.get(name) for name in depends_on}}
+        self._record_exec(profile, credential.KIND, dict(recipe, program=program_path), program_path,
+                          credential.secrets())
+        status, drop = load_runner(runner)(program_path, credential.to_dict(), list(args), recipe["options"])
+        if drop:
+            self._forget(profile, credential)
+        return status
+
+    def _forget(self, profile: str, credential: Credential) -> None:
+        """Drop ``profile``'s cache entry if it still holds ``credential`` (no upstream revocation)."""
+        app = self._app
+        with app.profile_lock(profile):
+            cached = app.cached(app.config.profile(profile))
+            if cached is not None and cached.to_dict() == credential.to_dict():
+                app.cache.remove(profile)
+
     def _record_exec(self, profile: str, kind: str, recipe: dict[str, Any], program: str,
                      credential_secrets: Sequence[str]) -> None:
         """Write this command's exec recipe for ``profile`` when the fast path could use it.

@@ -414,9 +414,16 @@ def serve_exec(name: str, args: list[str]) -> bool:
         doc = parse_json(plaintext.partition(b"\n")[2].decode())
         if not isinstance(doc, dict) or doc.get("kind") != header.kind or not isinstance(doc.get("data"), dict):
             return False
-        made = child_argv_env(recipe, doc["data"], rest)
+        if "runner" in recipe:
+            runner = load_runner(recipe["runner"])
+            options = recipe.get("options") or {}
+            made = None
+        else:
+            made = child_argv_env(recipe, doc["data"], rest)
     except Exception:  # a recipe or entry of an unexpected shape: the ordinary path decides
         return False
+    if "runner" in recipe:
+        return _serve_runner(runner, program, doc["data"], rest, options, profile, plaintext, config)
     if made is None:
         return False
     try:
@@ -425,6 +432,57 @@ def serve_exec(name: str, args: list[str]) -> bool:
     except OSError:  # gone or not runnable since: the ordinary path explains
         return False
     return False  # pragma: no cover - execve does not return
+
+
+# -- runner recipes: ``CommandContext.run_with`` ----------------------------------------------
+#
+# A plugin command that must stay alive while its program runs (to serve it the credential
+# without putting it in an argv or environment) leaves a recipe naming a runner,
+# ``"module:function"``: a module of the plugin that imports only the standard library. The
+# fast path imports that one module (no pluggy, no entry points, no other plugin) and calls
+# ``function(program, fields, args, options)``. It returns ``(status, drop)``: ``drop`` asks
+# that the cached credential be dropped (it was revoked or refused upstream); a ``status`` of
+# None means nothing irrevocable happened and the ordinary path should run the command again
+# (after a drop: with a fresh credential).
+
+
+def load_runner(spec: str):  # noqa: ANN201 - a callable of the plugin
+    """The function a runner recipe names (``"module:function"``)."""
+    import importlib
+
+    module, _, function = spec.partition(":")
+    if not module or not function:
+        raise ValueError("a runner is module:function")
+    return getattr(importlib.import_module(module), function)
+
+
+def drop_entry(profile: str, plaintext: bytes, config: str) -> None:
+    """Remove ``profile``'s cache entry if it still holds ``plaintext`` (a refreshed one stays),
+    under the profile lock, never waiting long."""
+    from .locks import file_lock
+
+    try:
+        with file_lock(os.path.join(paths.state_dir(), "locks", f"{profile}.lock"), 5.0, f"profile {profile!r}") as locked:
+            found = _fresh_entry(profile, None) if locked else None
+            if found is not None and found[1] == plaintext:
+                os.unlink(Cache(paths.cache_dir(), config).path(profile))
+    except Exception:  # locked for long, or already gone: the entry is refused upstream anyway
+        pass
+
+
+def _serve_runner(runner, program: str, fields: dict, args: list[str], options: dict, profile: str,  # noqa: ANN001
+                  plaintext: bytes, config: str) -> bool:
+    """Call a runner on a cache hit; exit with its status, or return False for the ordinary path."""
+    try:
+        status, drop = runner(program, fields, args, options)
+    except Exception as exc:  # the program may have run: never run the command a second time
+        os.write(2, f"gw: internal error while running {program}: {type(exc).__name__}\n".encode())
+        os._exit(70)
+    if drop:
+        drop_entry(profile, plaintext, config)
+    if status is None:
+        return False
+    os._exit(status)
 
 
 def exit_now() -> None:

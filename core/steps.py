@@ -205,6 +205,21 @@ class CommandContext(Protocol):
         not found exits 127, one that cannot run 126 (one line each).
         """
 
+    def run_with(self, profile: str, credential: Credential, runner: str, program: str, args: Sequence[str], *,
+                 options: Mapping[str, Any] | None = None, depends_on: Sequence[str] = ()) -> int | None:
+        """Run ``program`` through the plugin's ``runner`` (``"module:function"``) while gw stays
+        alive, e.g. to serve the program the credential over a local socket instead of its argv.
+
+        ``function(program_path, fields, args, options)`` gets the program's path,
+        ``credential.to_dict()``, ``args`` and ``options`` (JSON values, never secrets) and
+        returns ``(status, drop)``: ``drop`` drops the profile's cached credential (refused or
+        revoked upstream); a ``status`` of None means nothing irrevocable happened (the command
+        may retry, e.g. after ``resolve(refresh=True)``). The runner's module must import only
+        the standard library: gw records a runner recipe (no secrets), and the next cache hit
+        calls the runner from the fast path without loading plugins (a None status there drops
+        to the ordinary path). Returns the status. A program not found exits 127.
+        """
+
 
 RunFn = Callable[["StepContext", dict[str, Any], Any], "Credential"]
 

@@ -1,11 +1,25 @@
-"""A local stand-in for SORACOM Endorse and its public key bucket (protocols.md section 5).
+"""A local stand-in for SORACOM Endorse and its public key bucket (docs/protocols.md section 5).
 
 What it serves (HTTPS on 127.0.0.1, :class:`EmulatorServer`):
 
-* ``GET /`` and ``POST /`` (JSON object body) -> ``{"token": "<JWT>"}``. Extra query
-  parameters (and the POST body's members) land in the claim's ``requestParameters``.
-* ``GET /?redirect_url=<url>`` -> 302 to ``<url>?soracom_endorse_token=<JWT>`` when
-  ``url`` starts with one of :attr:`EndorseEmulator.authorized_redirects`, else 400.
+* ``GET /`` and ``POST /`` -> ``{"token": "<JWT>"}``. Query parameters, and the POST
+  body's members, land in the claim's ``requestParameters``; the claim has no
+  ``requestParameters`` at all when none were sent. The body may be a JSON object or a
+  form (``username=sora``, as SORACOM's URL-redirection example posts): a body that
+  begins like JSON is read as JSON whatever its ``Content-Type`` (SORACOM's own example,
+  ``curl -X POST -d '{"username": ...}'``, sends JSON labelled as a form); otherwise a
+  form-encoded (or unlabelled) body is read as a form, and any other type is a 400.
+* ``?redirect_url=<url>`` (``url`` must start with one of
+  :attr:`EndorseEmulator.authorized_redirects`, else 400) delivers the token to ``url``
+  instead, as :attr:`EndorseEmulator.redirect_delivery` says. SORACOM's pages describe
+  two ways and both are served: ``"query"`` (the default, what the configuration page
+  and the Japanese user-data page show) answers 302 to
+  ``<url>?soracom_endorse_token=<JWT>``, which a browser follows with a GET; ``"post"``
+  (what the URL-redirection page describes) answers an HTML page whose form posts
+  ``soracom_endorse_token=<JWT>`` to ``url`` by itself.
+
+  Sources: developers.soracom.io/en/docs/endorse/request, .../endorse/configuration and
+  .../endorse/url-redirection; users.soracom.io/ja-jp/docs/endorse/user-userdata.
 * ``GET /soracom-public-keys/<kid>`` -> the signing key as PEM: a ``CERTIFICATE``
   (default, as the real ``-x509.pem`` name says) or, with ``key_form = "public-key"``,
   a ``PUBLIC KEY``. :attr:`EndorseEmulator.key_store_url` is the bucket URL to configure.
@@ -25,13 +39,14 @@ with any of those modes and claim overrides, for tests.
 
 from __future__ import annotations
 
+import html
+import json
 import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from .httpserver import EmulatorServer, Request, Response, json_response
 from .tls import LocalCA
@@ -43,6 +58,8 @@ OTHER_SERVICE_AUDIENCE = "soracom-funk-audience"  # stand-in: the real Funk valu
 OTHER_SERVICE_SUBJECT = "soracom-funk"
 MODES = ("valid", "expired", "not-yet-valid", "wrong-signature", "wrong-audience", "other-service")
 KEY_PATH = "/soracom-public-keys"
+REDIRECT_DELIVERIES = ("query", "post")
+TOKEN_FIELD = "soracom_endorse_token"
 
 
 @dataclass
@@ -61,14 +78,16 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _compact_json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def _sign(header: dict[str, Any], payload: dict[str, Any], key: Any) -> str:
     """A JWS in compact form, signed RS256 by PyJWT's algorithm; claims are not checked, so tests
     can mint tokens with any garbage in any field."""
-    import json
-
     from jwt.algorithms import RSAAlgorithm
 
-    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
+    signing_input = f"{_b64(_compact_json(header))}.{_b64(_compact_json(payload))}"
     signature = RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input.encode(), key)
     return f"{signing_input}.{_b64(signature)}"
 
@@ -86,12 +105,15 @@ class EndorseEmulator(EmulatorServer):
 
     def __init__(self, ca: LocalCA | None = None, *, sims: list[Sim] | None = None,
                  default_imsi: str | None = None, lifetime: int = 3600,
-                 authorized_redirects: tuple[str, ...] = ()) -> None:
+                 authorized_redirects: tuple[str, ...] = (), redirect_delivery: str = "query") -> None:
         super().__init__(ca)
         self.sims: dict[str, Sim] = {s.imsi: s for s in (sims or [Sim("440101234567890", "353456789012345", "819012345678")])}
         self.default_imsi = default_imsi or next(iter(self.sims))
         self.lifetime = lifetime
         self.authorized_redirects = authorized_redirects
+        if redirect_delivery not in REDIRECT_DELIVERIES:
+            raise ValueError(f"redirect_delivery is one of {', '.join(REDIRECT_DELIVERIES)}")
+        self.redirect_delivery = redirect_delivery
         self.mode = "valid"
         self.key_form = "certificate"
         self.kid = f"v1-{secrets.token_hex(16)}-x509.pem"
@@ -157,8 +179,10 @@ class EndorseEmulator(EmulatorServer):
              now: float | None = None) -> str:
         """A token as the service would issue it for SIM ``imsi``, bent by ``mode``.
 
+        ``request_parameters`` (None or empty: the claim has no ``requestParameters``);
         ``claims`` overrides or adds top-level claims (a value of None removes one);
-        ``header`` overrides header fields.
+        ``header`` overrides header fields. As in SORACOM's sample token, the header names
+        ``kid`` before ``alg`` and the ``jti`` is 22 URL-safe characters.
         """
         mode = mode or self.mode
         if mode not in MODES:
@@ -169,13 +193,15 @@ class EndorseEmulator(EmulatorServer):
             iat -= self.lifetime + 600
         elif mode == "not-yet-valid":
             iat += 3600
-        endorse_claim: dict[str, Any] = {"imsi": sim.imsi, "requestParameters": dict(request_parameters or {})}
+        endorse_claim: dict[str, Any] = {"imsi": sim.imsi}
         if sim.imei:
             endorse_claim["imei"] = sim.imei
         if sim.msisdn:
             endorse_claim["msisdn"] = sim.msisdn
         if sim.sim_id:
             endorse_claim["simId"] = sim.sim_id
+        if request_parameters:
+            endorse_claim["requestParameters"] = dict(request_parameters)
         payload: dict[str, Any] = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -183,7 +209,7 @@ class EndorseEmulator(EmulatorServer):
             "iat": iat,
             "nbf": iat - 60,
             "exp": iat + self.lifetime,
-            "jti": str(uuid.uuid4()),
+            "jti": secrets.token_urlsafe(16),
             "soracom-endorse-claim": endorse_claim,
         }
         if mode == "wrong-audience":
@@ -195,7 +221,7 @@ class EndorseEmulator(EmulatorServer):
                 payload.pop(key, None)
             else:
                 payload[key] = value
-        headers = {"alg": "RS256", "kid": self.kid, **(header or {})}
+        headers = {"kid": self.kid, "alg": "RS256", **(header or {})}
         key = self._key
         if mode == "wrong-signature":
             with self._lock_key:
@@ -211,27 +237,58 @@ class EndorseEmulator(EmulatorServer):
         imsi = request.header("x-emulator-imsi") or self.default_imsi
         return self.sims.get(imsi)
 
-    def _token(self, request: Request) -> Response:
-        sim = self._sim_for(request)
-        if sim is None:
-            return json_response(403, {"code": "END0001", "message": "Request does not come from a SORACOM Air SIM."})
-        params = {k: v[0] for k, v in request.query.items() if k != "redirect_url"}
-        if request.method == "POST" and request.body:
+    @staticmethod
+    def _body_parameters(request: Request) -> dict[str, Any] | Response:
+        """The POST body's members: a JSON object, or a form; a 400 answer for anything else."""
+        kind = (request.header("content-type") or "").split(";")[0].strip().lower()
+        try:
+            text = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return json_response(400, {"code": "END0002", "message": "Request body must be UTF-8 text."})
+        if kind == "application/json" or text.lstrip().startswith(("{", "[")):
             try:
-                body = request.json()
+                body = json.loads(text)
             except ValueError:
                 return json_response(400, {"code": "END0002", "message": "Request body must be JSON."})
             if not isinstance(body, dict):
                 return json_response(400, {"code": "END0002", "message": "Request body must be a JSON object."})
-            params.update({str(k): v for k, v in body.items()})
-        token = self.mint(sim.imsi, request_parameters=params, now=time.time() if self.clock is time.time else None)
+            return {str(k): v for k, v in body.items()}
+        if kind in ("application/x-www-form-urlencoded", ""):
+            return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        return json_response(400, {"code": "END0002", "message": "Request body must be JSON or a form."})
+
+    def _token(self, request: Request) -> Response:
+        sim = self._sim_for(request)
+        if sim is None:
+            return json_response(403, {"code": "END0001", "message": "Request does not come from a SORACOM Air SIM."})
+        params: dict[str, Any] = {k: v[0] for k, v in request.query.items() if k != "redirect_url"}
+        if request.method == "POST" and request.body:
+            body = self._body_parameters(request)
+            if isinstance(body, Response):
+                return body
+            params.update(body)
         redirect = request.arg("redirect_url")
-        if redirect is not None:
-            if not any(redirect.startswith(prefix) for prefix in self.authorized_redirects):
-                return json_response(400, {"code": "END0003", "message": "redirect_url is not authorized."})
-            joiner = "&" if "?" in redirect else "?"
-            return Response(302, b"", {"Location": f"{redirect}{joiner}{urlencode({'soracom_endorse_token': token})}"})
-        return json_response(200, {"token": token})
+        if redirect is not None and not any(redirect.startswith(prefix) for prefix in self.authorized_redirects):
+            return json_response(400, {"code": "END0003", "message": "redirect_url is not authorized."})
+        token = self.mint(sim.imsi, request_parameters=params, now=time.time() if self.clock is time.time else None)
+        if redirect is None:
+            return json_response(200, {"token": token})
+        if self.redirect_delivery == "post":
+            return Response(200, self._auto_post(redirect, token), {"Content-Type": "text/html; charset=utf-8",
+                                                                     "Cache-Control": "no-store"})
+        joiner = "&" if "?" in redirect else "?"
+        return Response(302, b"", {"Location": f"{redirect}{joiner}{urlencode({TOKEN_FIELD: token})}"})
+
+    @staticmethod
+    def _auto_post(url: str, token: str) -> bytes:
+        """A page whose form posts the token to ``url`` as soon as it loads (a button without script)."""
+        return (
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>SORACOM Endorse</title></head>"
+            "<body onload=\"document.forms[0].submit()\">"
+            f"<form method=\"post\" action=\"{html.escape(url)}\">"
+            f"<input type=\"hidden\" name=\"{TOKEN_FIELD}\" value=\"{html.escape(token)}\">"
+            "<noscript><button type=\"submit\">Continue</button></noscript></form></body></html>"
+        ).encode()
 
     def _public_key(self, request: Request) -> Response:
         assert request.match is not None

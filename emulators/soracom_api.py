@@ -116,6 +116,7 @@ class SoracomApiEmulator(EmulatorServer):
         self.langs: list[str | None] = []  # X-Soracom-Lang of every call
         self.sessions: dict[str, EmulatedSession] = {}  # by api key
         self.logged_out: list[str] = []  # api keys
+        self.seen_keys: list[str] = []  # the API key of every call a session authorised
         self.operators: dict[str, dict[str, Any]] = {}
         self._accounts: dict[str, _Account] = {}
         self._subscribers: list[Subscriber] = []
@@ -248,6 +249,8 @@ class SoracomApiEmulator(EmulatorServer):
             or not secrets.compare_digest(session.token, token)
         ):
             return None
+        with self._state_lock:
+            self.seen_keys.append(api_key)
         return session
 
     def live_sessions(self) -> list[EmulatedSession]:

@@ -182,10 +182,12 @@ def check_exchange(options: dict[str, Any]) -> None:
 def check_endorse(options: dict[str, Any]) -> None:
     import re
 
-    for key in ("endpoint", "key_store_url"):
-        value = options.get(key)
-        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", str(value)):
-            raise ValueError(f"{key} must be an http(s) URL")
+    endpoint = options.get("endpoint")
+    if endpoint is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", str(endpoint)):
+        raise ValueError("endpoint must be an http(s) URL")
+    key_store = options.get("key_store_url")  # it decides which signatures are trusted: https only
+    if key_store is not None and not re.fullmatch(r"https://[^\s/?#]+(/[^\s?#]*)?", str(key_store)):
+        raise ValueError("key_store_url must be an https URL")
     leeway = options.get("leeway")
     if leeway is not None and not 0 <= leeway <= 300:
         raise ValueError("leeway must be between 0 and 300 seconds")

@@ -1,4 +1,4 @@
-"""The presigned ``wss://`` URL of AWS IoT MQTT over WebSocket (protocols.md section 9).
+"""The presigned ``wss://`` URL of AWS IoT MQTT over WebSocket (docs/protocols.md section 9).
 
 botocore's SigV4 query signer does the signing (service ``iotdevicegateway``, signed
 header ``host``, path ``/mqtt``); AWS IoT wants ``X-Amz-Security-Token`` appended

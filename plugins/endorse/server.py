@@ -4,14 +4,25 @@ Routes: ``GET|POST /exchange`` (the exchange, see :mod:`.service`), ``OPTIONS`` 
 preflight), ``GET /`` and ``GET /static/<file>`` (the browser page from the package's
 ``static/`` directory when it is installed), ``GET /healthz``. Listens on 127.0.0.1 by
 default; another address only when ``--listen`` asks for it, with a warning.
+
+Slow or stalled clients cost no thread (see :class:`ExchangeHttpServer`): requests are read
+on an asyncio loop with a deadline and a body limit checked before the body, and answered
+by a bounded worker pool.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import mimetypes
 import re
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +32,10 @@ from .service import MAX_BODY_BYTES, ExchangeService, HttpAnswer, HttpRequest
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_NAME = re.compile(r"(?:vendor/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}")
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+READ_TIMEOUT = 10.0  # seconds a connection has to deliver a whole request (idle keep-alive included)
+WORKERS = 16  # threads computing answers
+MAX_CONNECTIONS = 512  # open connections at once; more are closed at once
+MAX_HEAD_BYTES = 16384  # request line and headers
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -51,75 +66,250 @@ def _static(path: str) -> tuple[int, bytes, str]:
     return 200, file.read_bytes(), kind
 
 
-def make_server(service: ExchangeService, host: str, port: int) -> ThreadingHTTPServer:
-    """A bound (not yet serving) HTTP server answering with ``service``."""
+def respond(service: ExchangeService, method: str, target: str, headers: dict[str, str], body: bytes,
+            source: str) -> tuple[int, bytes, dict[str, str]]:
+    """One parsed request -> (status, body, headers); runs in a worker thread, never raises."""
+    try:
+        parts = urlsplit(target)
+        if parts.path == "/exchange":
+            request = HttpRequest(
+                method=method, path=parts.path,
+                query=parse_qs(parts.query, keep_blank_values=True, max_num_fields=50) if parts.query else {},
+                headers=headers, body=body, source=source,
+            )
+            answer: HttpAnswer = service.handle(request)
+            return answer.status, answer.payload(), answer.headers
+        if method in ("GET", "HEAD") and (parts.path == "/" or parts.path.startswith("/static/")):
+            status, data, kind = _static(parts.path)
+            return status, data, {"Content-Type": kind, "Cache-Control": "no-cache"}
+        if method == "GET" and parts.path == "/healthz":
+            return 200, b'{"status":"ok"}', {"Content-Type": "application/json"}
+        return 404, b'{"code":"not_found","message":"no such path"}', {"Content-Type": "application/json"}
+    except ValueError:  # e.g. too many query fields
+        return _error(400, "malformed_request", "malformed request")
+    except Exception:  # noqa: BLE001 - a bug answers 500, never a traceback
+        return _error(500, "internal_error", "internal error")
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "gw-endorse-exchange"
-        sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # the service logs one JSON line itself
-            pass
+def _error(status: int, code: str, message: str) -> tuple[int, bytes, dict[str, str]]:
+    body = json.dumps({"code": code, "message": message}, separators=(",", ":")).encode()
+    return status, body, {"Content-Type": "application/json"}
 
-        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
 
-        def _handle(self) -> None:
-            parts = urlsplit(self.path)
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if length < 0 or length > MAX_BODY_BYTES:
-                self.close_connection = True
-                self._send(400 if length < 0 else 413,
-                           b'{"code":"malformed_request","message":"bad or too large Content-Length"}',
-                           {"Content-Type": "application/json"})
+class _Refused(Exception):
+    """A request the server answers itself, then closes the connection."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.answer = _error(status, code, message)
+
+
+@dataclass
+class _Head:
+    method: str
+    target: str
+    headers: dict[str, str]
+    keep_alive: bool
+
+
+def _parse_head(raw: bytes) -> _Head:
+    """The request line and headers (RFC 9112), strictly: what is not plainly HTTP/1.x is a 400."""
+    lines = raw.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not re.fullmatch(r"[A-Z]{1,16}", parts[0]) or parts[2] not in ("HTTP/1.1", "HTTP/1.0") \
+            or not parts[1] or len(parts[1]) > 8192:
+        raise _Refused(400, "malformed_request", "malformed request line")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            raise _Refused(400, "malformed_request", "malformed header line")
+        key, value = name.lower(), value.strip(" \t")
+        if key in headers:
+            if key in ("content-length", "host", "authorization", "content-type"):
+                raise _Refused(400, "malformed_request", f"more than one {name} header")
+            value = f"{headers[key]}, {value}"
+        headers[key] = value
+    connection = headers.get("connection", "").lower()
+    keep_alive = parts[2] == "HTTP/1.1" and "close" not in connection
+    return _Head(parts[0], parts[1], headers, keep_alive)
+
+
+class ExchangeHttpServer:
+    """The local front door: HTTP/1.1 on one asyncio loop, answers computed by a bounded pool.
+
+    Reading a request costs no thread: a connection is only a buffer on the loop until its
+    whole request (head and body) has arrived, and it gets ``timeout`` seconds for that,
+    idle keep-alive time included, before it is closed. The body limit is checked on the
+    ``Content-Length`` before a byte of the body is read. ``workers`` threads run the
+    service (which blocks on STS, DynamoDB, the key store); at most ``max_connections``
+    connections are open at once (beyond that new ones are closed at once). A client
+    hanging up at any point is the end of its connection and nothing else: no traceback.
+
+    The interface is ``socketserver``'s where the callers use it: ``server_address``,
+    ``serve_forever``, ``shutdown`` (from another thread) and ``server_close``.
+    """
+
+    def __init__(self, service: ExchangeService, host: str, port: int, *, timeout: float = READ_TIMEOUT,
+                 workers: int = WORKERS, max_connections: int = MAX_CONNECTIONS,
+                 body_limit: int = MAX_BODY_BYTES) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, port), family=family, backlog=256)
+        self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
+        self.service = service
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.body_limit = body_limit
+        self.open_connections = 0
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="endorse-exchange")
+        self._guard = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._closing = False
+        self._finished = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()  # open connections (used on the loop only)
+
+    # -- socketserver's interface -----------------------------------------------------------
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until :meth:`shutdown` (``poll_interval`` is accepted for compatibility)."""
+        try:
+            asyncio.run(self._serve())
+        finally:
+            self._finished.set()
+
+    def shutdown(self) -> None:
+        """Stop :meth:`serve_forever` and wait for it to return (call it from another thread)."""
+        with self._guard:
+            self._closing = True
+            loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                loop.call_soon_threadsafe(stop.set)
+            self._finished.wait()
+
+    def server_close(self) -> None:
+        self.socket.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, _context: None)  # a hang-up is never a traceback
+        stop = asyncio.Event()
+        with self._guard:
+            if self._closing:
                 return
-            body = self.rfile.read(length) if length else b""
-            if parts.path == "/exchange":
-                request = HttpRequest(
-                    method=self.command, path=parts.path,
-                    query=parse_qs(parts.query, keep_blank_values=True, max_num_fields=50) if parts.query else {},
-                    headers={k.lower(): v for k, v in self.headers.items()}, body=body,
-                    source=self.client_address[0],
-                )
-                answer: HttpAnswer = service.handle(request)
-                self._send(answer.status, answer.payload(), answer.headers)
-            elif self.command in ("GET", "HEAD") and (parts.path == "/" or parts.path.startswith("/static/")):
-                status, data, kind = _static(parts.path)
-                self._send(status, data, {"Content-Type": kind, "Cache-Control": "no-cache"})
-            elif self.command == "GET" and parts.path == "/healthz":
-                self._send(200, b'{"status":"ok"}', {"Content-Type": "application/json"})
+            self._loop, self._stop = loop, stop
+        server = await asyncio.start_server(self._connection, sock=self.socket, limit=MAX_HEAD_BYTES)
+        try:
+            await stop.wait()
+        finally:  # stop accepting, drop every open connection, and do not wait for idle clients
+            server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open_connections >= self.max_connections:
+            writer.transport.abort()
+            return
+        self.open_connections += 1
+        self._writers.add(writer)
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        graceful = False
+        try:
+            while True:
+                try:
+                    request = await asyncio.wait_for(self._read_request(reader, writer), self.timeout)
+                except _Refused as refused:
+                    await self._answer(writer, "GET", refused.answer, keep_alive=False)
+                    await self._linger(reader, writer)
+                    graceful = True
+                    return
+                if request is None:  # the client closed between requests
+                    graceful = True
+                    return
+                head, body = request
+                answer = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, respond, self.service, head.method, head.target, head.headers, body, source)
+                await self._answer(writer, head.method, answer, keep_alive=head.keep_alive)
+                if not head.keep_alive:
+                    graceful = True
+                    return
+        except (TimeoutError, ConnectionError, OSError, EOFError, asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError, RuntimeError):
+            pass  # too slow, hung up, reset: the connection ends here, quietly
+        finally:
+            self.open_connections -= 1
+            self._writers.discard(writer)
+            if graceful:
+                writer.close()
             else:
-                self._send(404, b'{"code":"not_found","message":"no such path"}', {"Content-Type": "application/json"})
+                writer.transport.abort()
 
-        def _guarded(self) -> None:
-            try:
-                self._handle()
-            except ValueError:  # e.g. too many query fields
-                self._send(400, b'{"code":"malformed_request","message":"malformed request"}',
-                           {"Content-Type": "application/json"})
+    async def _read_request(self, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> tuple[_Head, bytes] | None:
+        """A whole request, or None on a clean close before its first byte; :class:`_Refused` when
+        it is one the server answers itself. The caller bounds the time this may take."""
+        try:
+            raw = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial.strip():
+                raise
+            return None
+        except asyncio.LimitOverrunError:
+            raise _Refused(431, "headers_too_large", f"the request head is larger than {MAX_HEAD_BYTES} bytes") from None
+        head = _parse_head(raw[:-4].lstrip(b"\r\n"))
+        if "transfer-encoding" in head.headers:
+            raise _Refused(411, "length_required", "send the body with a Content-Length, not chunked")
+        text = head.headers.get("content-length", "0")
+        if not re.fullmatch(r"[0-9]{1,12}", text):
+            raise _Refused(400, "malformed_request", "bad Content-Length")
+        length = int(text)
+        if length > self.body_limit:  # refused before a byte of the body is read
+            raise _Refused(413, "body_too_large", f"the request body is larger than {self.body_limit} bytes")
+        if length and head.headers.get("expect", "").lower() == "100-continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+        body = await reader.readexactly(length) if length else b""
+        return head, body
 
-        do_GET = do_POST = do_OPTIONS = do_HEAD = do_PUT = do_DELETE = do_PATCH = _guarded
+    async def _answer(self, writer: asyncio.StreamWriter, method: str, answer: tuple[int, bytes, dict[str, str]],
+                      *, keep_alive: bool) -> None:
+        status, body, headers = answer
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+        lines = [f"HTTP/1.1 {status} {reason}", "Server: gw-endorse-exchange", f"Date: {formatdate(usegmt=True)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if not re.search(r"[\r\n]", f"{k}{v}")]
+        lines += [f"Content-Length: {len(body)}", "X-Content-Type-Options: nosniff"]
+        if not keep_alive:
+            lines.append("Connection: close")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if method == "HEAD" else body))
+        await asyncio.wait_for(writer.drain(), self.timeout)
 
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After refusing a request whose body was not read: stop sending and discard what the
+        client still sends for a moment, so closing does not reset the answer away."""
+        with contextlib.suppress(OSError, RuntimeError):
+            writer.write_eof()
+        with contextlib.suppress(TimeoutError, ConnectionError, OSError):
+            async with asyncio.timeout(min(2.0, self.timeout)):
+                for _ in range(64):
+                    if not await reader.read(65536):
+                        break
 
-    if ":" in host:
-        import socket
 
-        Server.address_family = socket.AF_INET6
-    return Server((host, port), Handler)
+def make_server(service: ExchangeService, host: str, port: int, **options: Any) -> ExchangeHttpServer:
+    """A bound (not yet serving) server answering with ``service``; ``options`` go to
+    :class:`ExchangeHttpServer` (``timeout``, ``workers``, ``max_connections``, ``body_limit``)."""
+    return ExchangeHttpServer(service, host, port, **options)
 
 
 # -- gw serve endorse-exchange ---------------------------------------------------------------

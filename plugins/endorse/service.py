@@ -3,14 +3,15 @@
 :class:`ExchangeService.handle` takes an :class:`HttpRequest` (built by the local
 server in :mod:`.server` or by the Lambda handler in :mod:`.lambda_handler`) and returns
 an :class:`HttpAnswer`. It reads the token (``soracom_endorse_token`` query parameter,
-a form or JSON body field ``token``, or ``Authorization: Bearer``), verifies it
-(:mod:`.verify`), refuses a replayed ``jti`` (:mod:`.replay`), checks that the SIM may
-exchange tokens (IMSI allowlist and/or a live SORACOM API check), assumes the
+a form or JSON body field ``token`` or ``soracom_endorse_token``, or ``Authorization:
+Bearer``), verifies it (:mod:`.verify`), checks that the SIM may exchange tokens (IMSI
+allowlist and/or a live SORACOM API check, which never follows a redirect), only then
+records the ``jti`` and refuses a replay (:mod:`.replay`), assumes the
 configured role with session tags from the SIM, and answers AWS credentials or a
 presigned AWS IoT WebSocket URL.
 
 Statuses: 400 malformed, 401 bad/expired/replayed token, 403 SIM not allowed, 502
-upstream failure. Bodies are ``{"code", "message"}``; nothing secret is echoed and one
+upstream failure, 503 key-fetch budget spent or replay store full. Bodies are ``{"code", "message"}``; nothing secret is echoed and one
 JSON log line per request (no token, no credential) goes to the ``log`` callable.
 """
 
@@ -31,7 +32,7 @@ from urllib.parse import parse_qs
 
 from .replay import DynamoReplayStore, MemoryReplayStore, ReplayStore
 from .settings import ExchangeSettings
-from .verify import EndorseClaims, ExchangeError, KeyStore, Verifier
+from .verify import EndorseClaims, ExchangeError, KeyStore, Verifier, redirect_refused
 
 TOKEN_PARAM = "soracom_endorse_token"
 OUTPUTS = ("aws", "iot-wss")
@@ -146,7 +147,8 @@ class ExchangeService:
                  replay_store: ReplayStore | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.keys = KeyStore(settings.key_store_url, verify=settings.tls_verify)
+        self.keys = KeyStore(settings.key_store_url, verify=settings.tls_verify,
+                             fetch_budget=settings.key_fetches_per_minute)
         self.verifier = Verifier(self.keys, leeway=settings.leeway, max_token_bytes=settings.max_token_bytes, clock=clock)
         self.replay: ReplayStore = replay_store or self._replay_store()
         self.soracom_session = soracom_session
@@ -224,9 +226,11 @@ class ExchangeService:
         claims = self.verifier.verify(token)
         record["imsi"] = claims.imsi
         record["jti_sha256"] = hashlib.sha256(claims.jti.encode()).hexdigest()[:16]
+        self.authorize(claims)
+        # recorded only once every authorization check has passed: a SIM that may not exchange
+        # tokens must not fill the replay store (DynamoDB writes, a full memory store's 503)
         if not self.replay.first_use(claims.jti, claims.exp):
             raise ExchangeError(401, "token_replayed", "the token was used before")
-        self.authorize(claims)
         credentials = self.assume_role(claims)
         if output == "iot-wss":
             return self.iot_answer(claims, credentials)
@@ -283,10 +287,13 @@ class ExchangeService:
                     f"{base}/v1/subscribers/{imsi}",
                     headers={"X-Soracom-API-Key": session.api_key, "X-Soracom-Token": session.token,
                              "X-Soracom-Lang": "en", "Accept": "application/json"},
-                    timeout=10, verify=self.settings.tls_verify,
+                    timeout=10, verify=self.settings.tls_verify, allow_redirects=False,
                 )
             except requests.RequestException:
                 raise ExchangeError(502, "soracom_unreachable", "the SORACOM API could not be reached") from None
+            if 300 <= response.status_code < 400:  # never re-send the API key and token elsewhere
+                # named by its endpoint only: the path holds the IMSI
+                raise redirect_refused(response, "the SORACOM API (SIM check)", "soracom_redirect", base + "/")
             if response.status_code != 401:
                 break
         assert response is not None

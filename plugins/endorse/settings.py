@@ -41,6 +41,7 @@ class ExchangeSettings:
     iot_region: str | None = None
     leeway: int = 30
     max_token_bytes: int = 4096
+    key_fetches_per_minute: int = 10
     allowed_origins: tuple[str, ...] = ()
     replay_store: str = "memory"
     dynamodb_endpoint: str | None = None
@@ -57,7 +58,7 @@ class ExchangeSettings:
 
 
 LISTS = {"allowed_imsis", "allowed_groups", "allowed_origins"}
-INTS = {"duration", "leeway", "max_token_bytes"}
+INTS = {"duration", "leeway", "max_token_bytes", "key_fetches_per_minute"}
 KEYS = [f.name for f in fields(ExchangeSettings) if f.name != "extra"]
 
 
@@ -101,6 +102,8 @@ def build(values: Mapping[str, Any], where: str) -> ExchangeSettings:
         raise SettingsError(f"{where}: leeway must be between 0 and 300 seconds")
     if not 512 <= data.get("max_token_bytes", 4096) <= 65536:
         raise SettingsError(f"{where}: max_token_bytes must be between 512 and 65536")
+    if not 1 <= data.get("key_fetches_per_minute", 10) <= 600:
+        raise SettingsError(f"{where}: key_fetches_per_minute must be between 1 and 600")
     _check_url(f"{where}: key_store_url", data.get("key_store_url", DEFAULT_KEY_STORE))
     for key in ("sts_endpoint", "dynamodb_endpoint"):
         if key in data:

@@ -1,15 +1,16 @@
-"""Verifying SORACOM Endorse tokens (protocols.md section 5) with PyJWT.
+"""Verifying SORACOM Endorse tokens (docs/protocols.md section 5) with PyJWT.
 
 The rules, shared by the exchange service and the ``endorse`` step's ``verify = true``:
 the token is refused before parsing when it is larger than ``max_token_bytes`` or not
 in JWS compact form; the header must say ``alg = RS256`` (pinned: ``none``, HS256 and
 every other algorithm are refused) and carry a ``kid`` matching
 ``^v1-[0-9a-f]{32}-x509\\.pem$`` before the kid goes into the key-store URL; the key
-(PEM ``PUBLIC KEY`` or ``CERTIFICATE``) is fetched over HTTPS and cached; ``iss``,
+(PEM ``PUBLIC KEY`` or ``CERTIFICATE``) is fetched over HTTPS, never following a
+redirect, within a global budget for kids not seen before, and cached (:class:`KeyStore`); ``iss``,
 ``aud``, ``sub``, ``exp``, ``nbf``, ``iat`` and ``jti`` are required and checked with a
 small leeway; the ``soracom-endorse-claim`` must name an IMSI.
 
-Every refusal is an :class:`ExchangeError` (status 400, 401 or 502); nothing else escapes.
+Every refusal is an :class:`ExchangeError` (status 400, 401, 502 or 503); nothing else escapes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,10 @@ IMSI_PATTERN = re.compile(r"[0-9]{6,15}")
 KEY_TTL = 3600.0  # seconds a fetched key is trusted before it is fetched again
 MISSING_KEY_TTL = 60.0  # seconds an unknown kid is remembered as unknown
 MAX_KEY_BYTES = 16384
+FETCH_BUDGET = 10  # key-store fetches for kids not seen before, per FETCH_WINDOW seconds
+FETCH_WINDOW = 60.0
+MAX_KEYS = 64  # fetched keys kept (SORACOM signs with a handful at a time)
+MAX_MISSING = 4096  # unknown kids remembered
 
 
 class ExchangeError(Exception):
@@ -86,57 +92,106 @@ def _load_pem_key(pem: bytes) -> Any:
 class KeyStore:
     """Public keys by kid, fetched over HTTPS from ``base_url/<kid>`` and cached for ``ttl`` s.
 
-    One fetch per kid at a time: concurrent requests for a cold kid wait for the first
-    fetch instead of all hitting the bucket. An unknown kid (403/404) is remembered for
-    :data:`MISSING_KEY_TTL` s so garbage kids cannot make the service hammer the bucket.
+    The kid is chosen by whoever sends a token, before any signature is checked, so the
+    store is built to be sprayed with made-up kids (docs/protocols.md section 5):
+
+    * a kid must match :data:`KID_PATTERN` before anything is fetched;
+    * a kid not known yet costs one fetch from a global budget of ``fetch_budget``
+      fetches per ``fetch_window`` s; beyond it such kids are refused (503) without a
+      fetch, while kids already fetched (cached, or due for a refresh) never wait on it;
+    * one fetch per kid at a time: concurrent requests for a cold kid wait for the first;
+    * an unknown kid (403/404) is remembered for :data:`MISSING_KEY_TTL` s;
+    * every map is bounded: at most ``max_keys`` keys and ``max_missing`` unknown kids
+      (least recently used dropped first), and only fetches in flight hold an entry in the
+      map of pending fetches - at most ``fetch_budget`` of them plus refreshes;
+    * the fetch is https only and never follows a redirect: a 3xx is a 502 naming the
+      host it pointed to.
     """
 
     def __init__(self, base_url: str, *, verify: bool | str = True, ttl: float = KEY_TTL,
-                 timeout: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 timeout: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 fetch_budget: int = FETCH_BUDGET, fetch_window: float = FETCH_WINDOW,
+                 max_keys: int = MAX_KEYS, max_missing: int = MAX_MISSING) -> None:
+        if not base_url.lower().startswith("https://"):
+            raise ValueError("the key store URL must be an https URL")
         self.base_url = base_url.rstrip("/")
         self.verify = verify
         self.ttl = ttl
         self.timeout = timeout
         self.clock = clock
+        self.fetch_budget = fetch_budget
+        self.fetch_window = fetch_window
+        self.max_keys = max_keys
+        self.max_missing = max_missing
         self.fetches = 0
-        self._keys: dict[str, tuple[Any, float]] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._keys: OrderedDict[str, tuple[Any, float]] = OrderedDict()  # kid -> (key, fetched at)
+        self._missing: OrderedDict[str, float] = OrderedDict()  # kid -> when the store said "no such key"
+        self._pending: dict[str, threading.Event] = {}  # kid -> set when its fetch is over
+        self._spent: deque[float] = deque()  # times of the budgeted fetches inside the window
         self._guard = threading.Lock()
         self._session: Any = None
 
     def get(self, kid: str) -> Any:
-        """The key for ``kid`` (already checked against :data:`KID_PATTERN`)."""
+        """The key for ``kid``, or :class:`ExchangeError` (401 unknown kid, 502 key store, 503 budget)."""
         if not KID_PATTERN.fullmatch(kid):
             raise bad_token("the token's key id is not a SORACOM key id", "invalid_kid")
-        cached = self._cached(kid)
-        if cached is not None:
-            return self._unwrap(cached)
-        with self._guard:
-            lock = self._locks.setdefault(kid, threading.Lock())
-        with lock:
-            cached = self._cached(kid)
-            if cached is None:
-                cached = self._fetch(kid)
+        for _ in range(3):  # a waiter whose fetcher failed fetches itself, a bounded number of times
+            with self._guard:
+                now = self.clock()
+                entry = self._keys.get(kid)
+                if entry is not None and now - entry[1] <= self.ttl:
+                    self._keys.move_to_end(kid)
+                    return entry[0]
+                missed = self._missing.get(kid)
+                if missed is not None and now - missed <= MISSING_KEY_TTL:
+                    raise _unknown_kid()
+                pending = self._pending.get(kid)
+                if pending is None:
+                    if entry is None:  # a kid never seen: it costs budget (a refresh does not)
+                        self._spend(now)
+                    pending = self._pending[kid] = threading.Event()
+                    fetcher = True
+                else:
+                    fetcher = False
+            if not fetcher:
+                pending.wait(self.timeout + 5)
+                continue
+            try:
+                found = self._fetch(kid)
                 with self._guard:
-                    self._keys[kid] = (cached, self.clock())
-        return self._unwrap(cached)
+                    self._remember(kid, found, self.clock())
+            finally:
+                with self._guard:
+                    self._pending.pop(kid, None)
+                pending.set()
+            if found is _MISSING:
+                raise _unknown_kid()
+            return found
+        raise ExchangeError(502, "key_store_unreachable", "the SORACOM public key store could not be reached")
 
-    def _cached(self, kid: str) -> Any:
-        with self._guard:
-            entry = self._keys.get(kid)
-        if entry is None:
-            return None
-        value, when = entry
-        ttl = MISSING_KEY_TTL if value is None else self.ttl
-        if self.clock() - when > ttl:
-            return None
-        return value if value is not None else _MISSING
+    def _spend(self, now: float) -> None:
+        """Take one fetch from the budget, or refuse (called with the guard held)."""
+        while self._spent and now - self._spent[0] >= self.fetch_window:
+            self._spent.popleft()
+        if len(self._spent) >= self.fetch_budget:
+            raise ExchangeError(503, "key_fetch_budget", "too many tokens with signing keys not seen before; "
+                                "try again in a minute")
+        self._spent.append(now)
 
-    @staticmethod
-    def _unwrap(value: Any) -> Any:
-        if value is _MISSING or value is None:
-            raise bad_token("the token's signing key is unknown", "unknown_kid")
-        return value
+    def _remember(self, kid: str, found: Any, now: float) -> None:
+        """Cache a fetched key or an unknown kid, least recently used dropped first (guard held)."""
+        if found is _MISSING:
+            self._keys.pop(kid, None)
+            self._missing[kid] = now
+            self._missing.move_to_end(kid)
+            while len(self._missing) > self.max_missing:
+                self._missing.popitem(last=False)
+        else:
+            self._missing.pop(kid, None)
+            self._keys[kid] = (found, now)
+            self._keys.move_to_end(kid)
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
 
     def _http(self) -> Any:
         import requests
@@ -152,11 +207,14 @@ class KeyStore:
         self.fetches += 1
         url = f"{self.base_url}/{kid}"
         try:
-            response = self._http().get(url, timeout=self.timeout, verify=self.verify, stream=True)
+            response = self._http().get(url, timeout=self.timeout, verify=self.verify, stream=True,
+                                        allow_redirects=False)
             pem = response.raw.read(MAX_KEY_BYTES + 1, decode_content=True) if response.status_code == 200 else b""
             response.close()
         except requests.RequestException:
             raise ExchangeError(502, "key_store_unreachable", "the SORACOM public key store could not be reached") from None
+        if 300 <= response.status_code < 400:
+            raise redirect_refused(response, "the SORACOM public key store", "key_store_redirect")
         if response.status_code in (403, 404):
             return _MISSING
         if response.status_code != 200:
@@ -167,6 +225,23 @@ class KeyStore:
             return _load_pem_key(pem)
         except (ValueError, TypeError):
             raise ExchangeError(502, "key_store_error", "the SORACOM public key store answered an unusable key") from None
+
+
+def _unknown_kid() -> ExchangeError:
+    return bad_token("the token's signing key is unknown", "unknown_kid")
+
+
+def redirect_refused(response: Any, what: str, code: str, url: str | None = None) -> ExchangeError:
+    """The one error (502 ``code``) for a 3xx from ``what``, naming where it pointed: redirects are
+    never followed (gw's policy, :func:`gw.plugin.refuse_redirect`). ``url``: the URL to name
+    as asked (default the request's)."""
+    from gw.plugin import RedirectRefused, refuse_redirect
+
+    try:
+        refuse_redirect(what, url or str(response.url), response.status_code, response.headers.get("Location"))
+    except RedirectRefused as exc:
+        return ExchangeError(502, code, str(exc))
+    return ExchangeError(502, code, f"{what} answered HTTP {response.status_code}")
 
 
 _MISSING = object()
@@ -182,7 +257,8 @@ class Verifier:
     clock: Callable[[], float] = time.time
 
     def verify(self, token: Any) -> EndorseClaims:
-        """The token's claims, or :class:`ExchangeError` (400 oversized, 401 refused, 502 key store)."""
+        """The token's claims, or :class:`ExchangeError` (400 oversized, 401 refused, 502 key store,
+        503 key-fetch budget spent)."""
         if not isinstance(token, str) or not token:
             raise ExchangeError(400, "missing_token", "no Endorse token in the request")
         if len(token) > self.max_token_bytes:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from gw.plugin import GwError, StepError
 
+from .forwarder import normalise_endpoint
+
 if TYPE_CHECKING:
     from gw.plugin import SoracomCredentials, SoracomSession
 
@@ -28,14 +30,6 @@ _MFA_WORDS = re.compile(r"\b(?:mfa|otp|one[- ]time|multi[- ]factor|two[- ]factor
                         re.IGNORECASE)
 _REQUIRED_WORDS = re.compile(r"required|missing|must|need|必要|必須|入力してください", re.IGNORECASE)
 MFA_OPTION_HINT = "add mfa_code (e.g. totp:vault:NAME or op-otp://VAULT/ITEM) to the profile's soracom-keys step"
-
-
-def normalise_endpoint(endpoint: str) -> str:
-    """An API base without a trailing ``/`` or ``/v1`` (soracom-cli and gw append ``/v1``)."""
-    base = endpoint.strip().rstrip("/")
-    while base.endswith("/v1"):
-        base = base[: -len("/v1")].rstrip("/")
-    return base
 
 
 def api_base(endpoint: str | None, coverage: str, *, sandbox: bool = False) -> str:

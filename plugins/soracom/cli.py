@@ -67,7 +67,15 @@ def _needs_session(ctx: CommandContext, profile: str, command: str) -> None:
     raise UsageError(f"profile {profile!r} yields {kind}; {command} needs a chain ending in soracom-auth")
 
 
+RUNNER = "gw_plugins.soracom.runner:run"
+
+
 def _soracom_run(args: Any, ctx: CommandContext) -> int:
+    """soracom-cli behind the local forwarder (runner.py, forwarder.py): neither the key nor the
+    token is in any argv or environment. A session the API refuses on soracom-cli's first request
+    (nothing ran yet) is dropped and soracom-cli runs once more after a fresh sign-in."""
+    import time
+
     from gw.plugin import SoracomSession
 
     argv = list(args.args)
@@ -75,24 +83,25 @@ def _soracom_run(args: Any, ctx: CommandContext) -> int:
         argv = argv[1:]
     _needs_session(ctx, args.profile, "gw soracom")
     program = soracom_cli(ctx, args.profile)
+    started = time.time()
     session = _resolve_session(args, ctx)
-    if not isinstance(session, SoracomSession):  # pragma: no cover - require= guarantees it
-        raise StepError(f"profile {args.profile!r} did not yield a SORACOM session")
-    # soracom-cli appends /v1 itself; sessions keep the endpoint without it (steps.py), older ones may not.
-    endpoint = api.normalise_endpoint(session.endpoint)
-    endpoint_template = "{endpoint}" if endpoint == session.endpoint else endpoint.replace("{", "{{").replace("}", "}}")
-    # soracom-cli reads no variable for a key or token: only these flags, which skip its sign-in.
-    # They are visible in the process list to the same user while soracom-cli runs (docs).
-    # The core fills the placeholders and records the recipe its fast path replays on a cache hit.
-    ctx.exec_with(
-        args.profile,
-        session,
-        [program, "--api-key", "{api_key}", "--api-token", "{token}"],
-        {"SORACOM_ENDPOINT": endpoint_template, CLI_ENV: None},
-        argv,
-        depends_on=(CLI_ENV,),
-    )
-    return 0  # pragma: no cover - exec_with does not return
+    for attempt in (1, 2):
+        if not isinstance(session, SoracomSession):  # pragma: no cover - require= guarantees it
+            raise StepError(f"profile {args.profile!r} did not yield a SORACOM session")
+        if not api.normalise_endpoint(session.endpoint).lower().startswith("https://"):
+            raise UsageError(f"profile {args.profile!r}: gw soracom forwards only to an https endpoint, "
+                             f"not {api.normalise_endpoint(session.endpoint)!r}")
+        status = ctx.run_with(args.profile, session, RUNNER, program, argv, options={"verify": ctx.tls_verify},
+                              depends_on=(CLI_ENV,))
+        if status is not None:
+            return status
+        # Refused before soracom-cli's first request ran (the runner stopped it): run_with dropped the session.
+        fresh = session.issued_at is not None and session.issued_at.timestamp() >= started - 1
+        if attempt == 2 or fresh:
+            break
+        session = ctx.resolve(args.profile, require=SORACOM_SESSION, refresh=True)
+    raise StepError(f"SORACOM refused a freshly signed-in session of profile {args.profile!r} (HTTP 401 / AUM0004); "
+                    "soracom-cli was stopped before its request ran")
 
 
 # -- gw soracom-profile -----------------------------------------------------------------------
@@ -190,7 +199,7 @@ def _gw_soracom_lines(gw: str, profile: str) -> list[str]:
             f"{gw} soracom --profile {profile} -- subscribers list"
         ),
         f"shell alias: alias {alias}='{gw} soracom --profile {profile} --'",
-        "(the API key and token are visible in the process list to your own user while soracom-cli runs)",
+        "(soracom-cli gets placeholders; gw serves the real key and token to it on 127.0.0.1, never in an argv)",
     ]
 
 
@@ -295,11 +304,13 @@ def commands() -> list[Command]:
             _configure_soracom,
             _soracom_run,
             description=textwrap.fill(
-                "Run soracom-cli with --api-key/--api-token from the profile's cached SORACOM API session "
-                "(a chain ending in soracom-auth) and SORACOM_ENDPOINT pinned to the session's endpoint. "
-                "One sign-in (and one MFA code) per session, however many calls. soracom-cli is "
-                f"${CLI_ENV}, else the soracom-auth option cli, else soracom on PATH. The key and token are "
-                "visible in the process list to your own user while soracom-cli runs: keep token_timeout short.",
+                "Run soracom-cli with the profile's cached SORACOM API session (a chain ending in "
+                "soracom-auth). One sign-in (and one MFA code) per session, however many calls. The key and "
+                "token never appear in an argv or environment: soracom-cli gets per-call placeholders and "
+                "SORACOM_ENDPOINT pointing at a forwarder gw serves on 127.0.0.1 for your own user only, "
+                "which puts the real ones in and forwards over verified TLS. A logout drops the cached "
+                "session; a refused one is dropped and the call runs again once after a fresh sign-in. "
+                f"soracom-cli is ${CLI_ENV}, else the soracom-auth option cli, else soracom on PATH.",
                 width=88,
             ),
             epilog="examples:\n  gw soracom --profile sora -- subscribers list\n"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -59,7 +60,7 @@ mosquitto = fx.mosquitto
 
 # -- stand-ins ---------------------------------------------------------------------------
 class EndorseStandIn(EmulatorServer):
-    """``GET /?redirect_url=`` of SORACOM Endorse (protocols.md section 5), opaque tokens."""
+    """``GET /?redirect_url=`` of SORACOM Endorse (docs/protocols.md section 5), opaque tokens."""
 
     name = "browser-endorse"
 
@@ -412,3 +413,20 @@ def test_page_refuses_a_plain_http_endorse_url(flow, browser_factory):
     _wait_state(driver, "error")
     assert "https" in driver.find_element(By.ID, "status").text
     assert flow.tokens_issued() == 0
+
+
+def test_auto_posted_redirect_reaches_the_exchange_service(endorse, ca, base_settings, exchange_server, browser_factory):
+    """``redirect_delivery = "post"``: Chromium runs the emulator's page, whose form posts
+    ``soracom_endorse_token`` to the exchange service by itself, and lands on its answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = exchange_server(base_settings)
+    endorse.authorized_redirects = (server.exchange_url,)
+    endorse.redirect_delivery = "post"
+    driver = browser_factory([_spki_sha256(_leaf(ca, endorse))])
+    driver.get(f"{endorse.url}/?redirect_url={quote(server.exchange_url, safe='')}")
+    WebDriverWait(driver, 30).until(lambda d: d.current_url.startswith(server.exchange_url))
+    answer = json.loads(driver.find_element(By.TAG_NAME, "body").text)
+    assert answer["Imsi"] == endorse.default_imsi and "SessionToken" in answer
+    assert [r["method"] for r in server.records() if r.get("status") == 200] == ["POST"]

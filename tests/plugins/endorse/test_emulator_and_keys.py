@@ -71,3 +71,77 @@ def test_key_store_answering_a_small_or_foreign_key_is_502(endorse, ca, monkeypa
     with pytest.raises(ExchangeError) as exc:
         verifier.verify(endorse.mint())
     assert exc.value.status == 502 and exc.value.code == "key_store_error"
+
+
+def _claim(token: str) -> dict:
+    return jwt.decode(token, options={"verify_signature": False})["soracom-endorse-claim"]
+
+
+def test_form_bodies_json_labelled_as_a_form_and_no_parameters(endorse, ca):
+    """docs/protocols.md section 5: a form body (``username=sora``) and JSON both land in
+    ``requestParameters``; without parameters the claim has no ``requestParameters``."""
+    verify = str(ca.ca_path)
+    form = requests.post(endorse.url + "/", data={"username": "sora", "sessionId": "123"}, verify=verify, timeout=10)
+    assert form.status_code == 200, form.text
+    assert _claim(form.json()["token"])["requestParameters"] == {"username": "sora", "sessionId": "123"}
+    labelled = requests.post(endorse.url + "/", data=b'{"username": "sora"}', verify=verify, timeout=10,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert _claim(labelled.json()["token"])["requestParameters"] == {"username": "sora"}
+    for bare in (requests.get(endorse.url + "/", verify=verify, timeout=10),
+                 requests.post(endorse.url + "/", verify=verify, timeout=10)):
+        assert bare.status_code == 200 and "requestParameters" not in _claim(bare.json()["token"])
+    xml = requests.post(endorse.url + "/", data=b"<a/>", headers={"Content-Type": "application/xml"}, verify=verify,
+                        timeout=10)
+    assert xml.status_code == 400
+    token = form.json()["token"]
+    assert list(jwt.get_unverified_header(token)) == ["kid", "alg"]  # as in SORACOM's sample token
+    assert len(jwt.decode(token, options={"verify_signature": False})["jti"]) == 22
+
+
+def _auto_post_form(page: str) -> tuple[str, dict[str, str]]:
+    """(action, fields) of the first form of an HTML page, read with the stdlib's HTML parser."""
+    from html.parser import HTMLParser
+
+    found: dict = {"action": None, "fields": {}, "onload": None}
+
+    class Form(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            a = dict(attrs)
+            if tag == "body":
+                found["onload"] = a.get("onload")
+            elif tag == "form" and found["action"] is None:
+                assert (a.get("method") or "").lower() == "post"
+                found["action"] = a.get("action")
+            elif tag == "input" and a.get("type") == "hidden":
+                found["fields"][a["name"]] = a.get("value", "")
+
+    Form().feed(page)
+    assert found["onload"] == "document.forms[0].submit()"
+    return found["action"], found["fields"]
+
+
+@pytest.mark.parametrize("delivery", ["query", "post"])
+def test_both_redirect_deliveries_reach_the_exchange_service(endorse, ca, base_settings, exchange_server, delivery):
+    server = exchange_server(base_settings)
+    endorse.authorized_redirects = (server.exchange_url,)
+    endorse.redirect_delivery = delivery
+    first = requests.get(endorse.url + "/", params={"redirect_url": server.exchange_url, "nonce": "n"},
+                         verify=str(ca.ca_path), allow_redirects=False, timeout=10)
+    if delivery == "query":
+        assert first.status_code == 302
+        landed = requests.get(first.headers["Location"], timeout=30)  # what a browser does with a 302
+    else:
+        assert first.status_code == 200 and first.headers["Content-Type"].startswith("text/html")
+        action, fields = _auto_post_form(first.text)
+        assert action == server.exchange_url and list(fields) == ["soracom_endorse_token"]
+        landed = requests.post(action, data=fields, timeout=30)  # what the page's form submits
+    assert landed.status_code == 200, landed.text
+    assert landed.json()["Imsi"] == endorse.default_imsi
+
+
+def test_redirect_delivery_default_is_query_and_unknown_is_refused(ca):
+    from gw_emulators.endorse import EndorseEmulator
+
+    assert EndorseEmulator(ca).redirect_delivery == "query"
+    with pytest.raises(ValueError, match="redirect_delivery"):
+        EndorseEmulator(ca, redirect_delivery="fragment")

@@ -18,7 +18,10 @@ Modelled on soracom-cli's published source, not on gw's code:
 
 Commands: ``subscribers list [--limit N] [--last-evaluated-key K]``,
 ``subscribers get --imsi I``, ``operator get`` (operator ID from the token's JWT payload,
-as soracom-cli does). TLS trusts ``SSL_CERT_FILE`` (as Go's crypto/x509 does on Linux).
+as auth_helper.go ``extractOperatorIDFromAPIToken`` reads it from ``--api-token``), ``logout``
+(generated/cmd/logout.go: ``POST /v1/auth/logout``, nothing printed on success). Requests are
+sent to ``SORACOM_ENDPOINT`` + ``/v1`` + path with ``X-Soracom-API-Key``/``X-Soracom-Token``
+set from the flags (generated/cmd/apiclient.go ``callAPI``). TLS trusts ``SSL_CERT_FILE`` (as Go's crypto/x509 does on Linux).
 ``SORACOM_STANDIN_LOG=<file>`` appends one JSON line per run (argv, endpoint, what
 authenticated it) so tests can see what the CLI received.
 """
@@ -179,7 +182,9 @@ def call(method: str, url: str, body: dict | None = None, key: str | None = None
         headers["X-Soracom-API-Key"] = key
         headers["X-Soracom-Token"] = token
     data = json.dumps(body).encode() if body is not None else None
-    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))
+    # Go's net/http sets up TLS (and loads the trust store) only for an https URL: a plain
+    # http://127.0.0.1 SORACOM_ENDPOINT (gw soracom's forwarder) makes no TLS context.
+    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE")) if url.startswith("https:") else None
     request = urllib.request.Request(url, data=data, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, context=context, timeout=30) as answer:
@@ -268,6 +273,10 @@ def run(argv: list[str]) -> int:
         status, _, doc = call("GET", f"{base}/v1/subscribers" + (f"?{query}" if query else ""), None, key, token)
     elif words[:2] == ["subscribers", "get"]:
         status, _, doc = call("GET", f"{base}/v1/subscribers/{option(rest, '--imsi')}", None, key, token)
+    elif words[:1] == ["logout"]:  # generated/cmd/logout.go: POST /v1/auth/logout, prints nothing on 204
+        status, _, doc = call("POST", f"{base}/v1/auth/logout", None, key, token)
+        if status < 400:
+            return 0
     elif words[:2] == ["operator", "get"]:
         status, _, doc = call("GET", f"{base}/v1/operators/{operator_id_of(token)}", None, key, token)
     else:

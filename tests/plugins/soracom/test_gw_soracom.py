@@ -49,6 +49,7 @@ def test_argv_passed_through_untouched_and_exit_code_returned(sora):
     run = sora.cli_runs()[-1]
     assert run["rest"] == odd  # everything after gw's -- reaches soracom-cli as it was
     assert run["argv"][:4] == ["--api-key", run["argv"][1], "--api-token", run["argv"][3]]
+    assert run["argv"][1].startswith("gw-placeholder-") and run["argv"][3].startswith("gw-placeholder.")
 
     missing = _soracom(sora, "sora-session", "subscribers", "get", "--imsi", "440109999999999")
     assert missing.returncode == 1 and json.loads(missing.stdout)["code"]  # soracom-cli's own exit code
@@ -58,8 +59,8 @@ def test_argv_passed_through_untouched_and_exit_code_returned(sora):
 def test_refresh_and_min_ttl_sign_in_again(sora):
     # issue 9: gw soracom hands soracom-cli a session, so it takes --refresh and --min-ttl
     # (before the --); after the -- they belong to soracom-cli, untouched.
-    def key_of_last_run() -> str:
-        return sora.cli_runs()[-1]["argv"][1]
+    def key_of_last_run() -> str:  # the real key the API saw (soracom-cli sees placeholders only)
+        return sora.api.seen_keys[-1]
 
     assert _soracom(sora, "sora-session", "subscribers", "list").returncode == 0
     first = key_of_last_run()
@@ -94,8 +95,10 @@ def test_endpoint_pinned_to_the_session(sora):
                     extra={"SORACOM_ENDPOINT": "https://wrong.invalid"})
     assert proc.returncode == 0, proc.stderr
     run = sora.cli_runs()[-1]
-    # the step's endpoint ends in /v1; soracom-cli appends /v1 itself, so gw pins it without
-    assert run["env_endpoint"] == run["endpoint"] == sora.api.url
+    # soracom-cli talks to gw's forwarder on 127.0.0.1 (without /v1: soracom-cli appends it), whatever
+    # the user set; the forwarder talks to the session's endpoint
+    assert run["env_endpoint"] == run["endpoint"] and run["endpoint"].startswith("http://127.0.0.1:")
+    assert sora.api.calls["subscribers"] == 1
 
 
 def test_stdin_is_inherited(sora, tmp_path):
@@ -171,8 +174,14 @@ def _verbose(sora, *args: str, extra: dict | None = None) -> tuple[subprocess.Co
     return proc, {line.split("'")[1] for line in proc.stderr.splitlines() if line.startswith("import '")}
 
 
+# The fast path loads the runner recipe's own modules (standard library only) and nothing else of a plugin.
+RUNNER_MODULES = {"gw_plugins", "gw_plugins.soracom", "gw_plugins.soracom.runner", "gw_plugins.soracom.forwarder",
+                  "gw_plugins.soracom.upstream"}
+
+
 def _plugins_loaded(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if m.split(".")[0] in ("gw_plugins", "pluggy", "argparse", "tomllib"))
+    return sorted(m for m in modules - RUNNER_MODULES
+                  if m.split(".")[0] in ("gw_plugins", "pluggy", "argparse", "tomllib", "requests"))
 
 
 def _recipe(sora) -> Path:
@@ -192,8 +201,9 @@ def test_a_cache_hit_runs_soracom_cli_without_loading_plugins(sora):
     assert len(json.loads(hit.stdout)) == 2
     runs = sora.cli_runs()
     assert runs[-1]["rest"] == odd  # passed through untouched, placeholders in ARGS not filled
-    assert runs[-1]["argv"][:4] == runs[0]["argv"][:4]  # the same session: --api-key K --api-token T
-    assert runs[-1]["env_endpoint"] == runs[-1]["endpoint"] == sora.api.url  # pinned, whatever the user set
+    assert runs[-1]["argv"][1] != runs[0]["argv"][1]  # fresh placeholders per call ...
+    assert len(set(sora.api.seen_keys)) == 1  # ... for the same session
+    assert runs[-1]["endpoint"].startswith("http://127.0.0.1:")  # the forwarder, whatever the user set
     assert sora.api.calls["auth"] == 1 and len(sora.api.accepted_codes) == 1
     # soracom-cli's exit status is gw's on the fast path too
     missing, modules = _verbose(sora, "soracom", "--profile", "sora-mfa-session", "--", "subscribers", "get",
@@ -205,7 +215,7 @@ def test_the_probe_sees_the_slow_path(sora):
     """Guards the test above: a first call (no recipe yet) does load the plugins."""
     proc, modules = _verbose(sora, "soracom", "--profile", "sora-session", "--", "subscribers", "list")
     assert proc.returncode == 0, proc.stderr
-    assert {"gw_plugins.soracom", "pluggy", "argparse"} <= set(_plugins_loaded(modules))
+    assert {"gw_plugins.soracom.hooks", "pluggy", "argparse"} <= set(_plugins_loaded(modules))
 
 
 def test_the_recipe_holds_no_secret(sora):
@@ -213,13 +223,13 @@ def test_the_recipe_holds_no_secret(sora):
     path = _recipe(sora)
     raw = path.read_text()
     assert path.stat().st_mode & 0o777 == 0o600
-    argv = sora.cli_runs()[-1]["argv"]
-    api_key, token = argv[1], argv[3]
-    for secret in [api_key, token, *SECRETS, *sora.api.accepted_codes]:
+    session = sora.api.live_sessions()[0]
+    for secret in [session.api_key, session.token, *SECRETS, *sora.api.accepted_codes]:
         assert secret not in raw and json.dumps(secret)[1:-1] not in raw
     recipe = json.loads(raw)["recipe"]
-    assert recipe["argv"][1:] == ["--api-key", "{api_key}", "--api-token", "{token}"]
-    assert recipe["env"] == {"SORACOM_ENDPOINT": "{endpoint}", "GW_SORACOM_CLI": None}
+    assert recipe["argv"] == ["soracom"] and recipe["env"] == {}
+    assert recipe["runner"] == "gw_plugins.soracom.runner:run"
+    assert recipe["options"] == {"verify": str(sora.home.ca_path)}
     assert recipe["kind"] == "soracom-session" and recipe["command"] == "soracom"
 
 
@@ -230,7 +240,7 @@ def test_a_changed_cli_variable_or_edited_recipe_goes_the_slow_way(sora, tmp_pat
     elsewhere = soracom_cli_standin.install(tmp_path / "elsewhere")
     proc, modules = _verbose(sora, "soracom", "--profile", "sora-session", "--", "subscribers", "list",
                              extra={"GW_SORACOM_CLI": str(elsewhere)})
-    assert proc.returncode == 0 and "gw_plugins.soracom" in modules  # GW_SORACOM_CLI changed: slow path
+    assert proc.returncode == 0 and "gw_plugins.soracom.hooks" in modules  # GW_SORACOM_CLI changed: slow path
     # an edited recipe (another program) is never trusted: the slow path runs soracom-cli again
     evil_log = tmp_path / "evil.log"
     evil = tmp_path / "evil"
@@ -240,6 +250,6 @@ def test_a_changed_cli_variable_or_edited_recipe_goes_the_slow_way(sora, tmp_pat
     path.write_text(path.read_text().replace(json.dumps(str(elsewhere)), json.dumps(str(evil))))
     proc, modules = _verbose(sora, "soracom", "--profile", "sora-session", "--", "subscribers", "list",
                              extra={"GW_SORACOM_CLI": str(elsewhere)})
-    assert proc.returncode == 0 and "gw_plugins.soracom" in modules
+    assert proc.returncode == 0 and "gw_plugins.soracom.hooks" in modules
     assert not evil_log.exists() and len(json.loads(proc.stdout)) == len(IMSIS)
     assert sora.api.calls["auth"] == 1

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gw.plugin import UsageError
-from gw_plugins.soracom import (
+from gw_plugins.soracom.profile_command import (
     profile_command,
     soracom_profile_name_problem,
     split_profile_command,
