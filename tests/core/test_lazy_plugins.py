@@ -101,3 +101,6 @@ def test_the_development_venv_declares_every_built_in_step():
     built_in = {name for name, step in registry.step_types.items() if step.plugin in
                 {ep.name for ep in importlib.metadata.entry_points(group="gw") if ep.value.startswith("gw_plugins")}}
     assert built_in and {f"step:{name}" for name in built_in} <= provided
+    # each entry names a plugin module of the gw group (a stale one would leave its plugin eager)
+    modules = {ep.value for ep in importlib.metadata.entry_points(group="gw")}
+    assert {ep.value for ep in importlib.metadata.entry_points(group="gw.provides")} <= modules
