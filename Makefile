@@ -53,7 +53,7 @@ lint: install-sim
 
 test: install-sim lint
 	bash tests/pcsc/pcscd.sh start || true
-	$(BIN)/python -m pytest tests; status=$$?; bash tests/pcsc/pcscd.sh stop || true; exit $$status
+	$(BIN)/python -m pytest -n auto --dist loadgroup tests; status=$$?; bash tests/pcsc/pcscd.sh stop || true; exit $$status
 
 # Benchmarks run gw from a separate, non-editable install: what a user gets.
 $(BENCH_VENV)/.installed: pyproject.toml $(shell find core plugins emulators -name '*.py')

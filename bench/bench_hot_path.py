@@ -115,9 +115,9 @@ def bench_hit(gw: str, python: str, env: dict[str, str], runs: int) -> dict[str,
 
 
 def bench_parallel(gw: str, env: dict[str, str], moto, askpass_log: Path, clients: int = 32) -> dict[str, float]:
-    from gw.cache import Cache
+    from gw.store import Store
 
-    cache = Path(Cache(str(Path(env["GW_HOME"]) / "cache"), os.path.abspath(env["GW_CONFIG"])).path("bench"))
+    cache = Path(Store(str(Path(env["GW_HOME"]) / "cache"), os.path.abspath(env["GW_CONFIG"])).path("bench"))
     cache.unlink(missing_ok=True)
     before = moto.count("AssumeRole")
     single, _ = timed([gw, "credential-process", "--profile", "bench"], env)

@@ -8,20 +8,20 @@ for one MFA code); the others wait on the lock and read what the first wrote.
 
 from __future__ import annotations
 
-import contextlib
-import json
+import functools
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 from . import paths
-from .cache import Cache, EntryHeader, config_stamp, refresh_margin
 from .config import Config, Profile, load_config
-from .credentials import AwsCredentials, Credential, credential_from_dict
+from .credentials import Credential, credential_from_dict
 from .errors import CacheError, ConfigError
 from .locks import file_lock
+from .resolve import CachedStep, Entries, Step, chain_marker, run_steps, with_region
+from .store import EntryHeader, Store, config_stamp, prefix_digests, prefix_name
 from .ui import UI
 
 
@@ -33,8 +33,14 @@ class App:
         self._registry: Any = None
         self._key: bytes | None = None
         self.state_dir = paths.state_dir()
-        self.cache = Cache(paths.cache_dir(), os.path.abspath(config_path or paths.config_path()))
+        self.store = Store(paths.cache_dir(), os.path.abspath(config_path or paths.config_path()))
         self._vault: Any = None
+        self._entries: Entries | None = None
+
+    @property
+    def config_file(self) -> str:
+        """The config file's absolute path, known without reading it (nor its existing)."""
+        return self.store.config_path
 
     # -- lazily loaded parts -------------------------------------------------
     @property
@@ -50,7 +56,7 @@ class App:
         return self._registry
 
     def _load_registry(self, needs: Any = None):
-        from .plugins import load_registry
+        from .loading import load_registry
 
         try:
             disabled = self.config.settings.disable_plugins
@@ -61,7 +67,7 @@ class App:
     def registry_for(self, profile: Profile):
         """The registry, loading (when none is loaded yet) only the plugins ``profile``'s steps need."""
         if self._registry is None:
-            from .plugins import needs_of
+            from .loading import needs_of
 
             self._registry = self._load_registry(needs_of(profile.steps, profile.tables))
         return self._registry
@@ -186,51 +192,28 @@ class App:
     # -- the cache -----------------------------------------------------------------
     def cached(self, profile: Profile, kind: str | None = None) -> Credential | None:
         """A fresh cached credential for ``profile`` (of ``kind``) or None; damaged entries are dropped."""
-        header = self.cache.header(profile.name)  # None unless bound to this profile name and config
+        header = self.store.header(profile.name)  # None unless bound to this profile name and config
         if header is None or header.digest != profile.digest or not header.fresh():
             return None
         if kind is not None and header.kind != kind:
             return None
-        credential = self._load(profile.name, f"the cached credentials of profile {profile.name!r}")
+        credential = self.entries.load(profile.name, f"the cached credentials of profile {profile.name!r}")
         if credential is not None and (header.stamp != self.config_stamp or header.config_path != self.config.path):
             self._restamp(profile, credential, header)
         return credential
 
-    def _load(self, name: str, what: str) -> Credential | None:
-        """Decrypt and rebuild the credential of entry ``name``; a damaged one is dropped with a warning."""
-        try:
-            loaded = self.cache.load(name, self.key())
-        except ValueError:
-            self.ui.warn(f"{what} were damaged; fetching new ones")
-            self.cache.discard(name)
-            return None
-        if loaded is None:
-            return None
-        _, plaintext = loaded
-        try:
-            doc = json.loads(plaintext.partition(b"\n")[2])
-            credential = self.credential_from_dict(doc["kind"], doc["data"])
-        except (ValueError, KeyError, TypeError):
-            self.ui.warn(f"{what} were unreadable; fetching new ones")
-            self.cache.discard(name)
-            return None
-        for value in credential.secrets():
-            self.ui.scrubber.add(value)
-        return credential
-
-    # -- shared chain prefixes ----------------------------------------------------------
-    def cached_prefix(self, digest: str, kind: str) -> Credential | None:
-        """A fresh cached result of the chain prefix ``digest`` (shared by every profile starting so)."""
-        name = prefix_entry(digest)
-        header = self.cache.header(name)
-        if header is None or header.digest != digest or header.kind != kind or not header.fresh():
-            return None
-        return self._load(name, "cached credentials of a shared chain step")
+    @property
+    def entries(self) -> Entries:
+        """The Store's credential entries, with this App's key, UI and credential kinds."""
+        if self._entries is None:
+            self._entries = Entries(self.store, self.ui, self.key, lambda: self.config.settings.key_store,
+                                    self.credential_from_dict)
+        return self._entries
 
     def prefix_lock(self, digest: str):
         """The lock that guards a shared chain prefix: one fetch (and one MFA prompt) for all its profiles."""
         return file_lock(
-            os.path.join(self.state_dir, "locks", f"{prefix_entry(digest)}.lock"),
+            os.path.join(self.state_dir, "locks", f"{prefix_name(digest)}.lock"),
             self.config.settings.lock_timeout,
             "a chain step shared by several profiles",
             on_wait=lambda: self.ui.wait("another gw process is fetching a shared chain step; waiting for it"),
@@ -262,7 +245,7 @@ class App:
 
         try:
             with self.profile_lock(profile.name, timeout=0) as locked:
-                current = self.cache.header(profile.name)
+                current = self.store.header(profile.name)
                 if locked and current is not None and current.line() == header.line():
                     self._store(profile, credential, quiet=True)
         except LockTimeout:
@@ -274,66 +257,19 @@ class App:
 
     def _store(self, profile: Profile, credential: Credential, quiet: bool = False) -> None:
         fast = credential.fast_output()
-        self._write(profile.name, credential, digest=profile.digest, stamp=self.config_stamp,
+        self.entries.write(profile.name, credential, digest=profile.digest, stamp=self.config_stamp,
                     config_path=self.config.path, fast="" if "\n" in fast else fast,
                     what=None if quiet else f"credentials of profile {profile.name!r}")
 
-    def _store_prefix(self, digest: str, credential: Credential) -> None:
-        self._write(prefix_entry(digest), credential, digest=digest, stamp=(0, 0, 0, 0), config_path="-", fast="",
-                    what="credentials of a shared chain step")
-
-    def _write(self, name: str, credential: Credential, *, digest: str, stamp: tuple[int, int, int, int],
-               config_path: str, fast: str, what: str | None) -> None:
-        """Seal ``credential`` into entry ``name``; long-lived, single-use or nearly expired ones are not written."""
-        expiration = getattr(credential, "expiration", None)
-        if expiration is None or credential.SINGLE_USE:
-            return
-        now = time.time()
-        expires = int(expiration.timestamp())
-        issued_at = getattr(credential, "issued_at", None)
-        issued = int(issued_at.timestamp()) if issued_at else int(now)
-        refresh_at = int(expires - refresh_margin(expires - issued))
-        if refresh_at <= now:
-            return
-        header = EntryHeader(
-            kind=credential.KIND,
-            refresh_at=refresh_at,
-            expires_at=expires,
-            issued_at=issued,
-            key_store=self.config.settings.key_store,
-            stamp=stamp,
-            digest=digest,
-            config_path=config_path,
-        )
-        body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
-        try:
-            self.cache.store(name, header, f"{fast}\n{body}".encode(), self.key())
-        except (OSError, CacheError) as exc:
-            if what:
-                reason = getattr(exc, "strerror", None) or str(exc)
-                self.ui.warn(f"{what} were not cached ({reason})")
-
     def state_delete(self, plugin: str, name: str) -> None:
-        self.cache.discard(self.cache.state_name(plugin, name))
+        self.store.state_delete(plugin, name)
 
     def state_get(self, plugin: str, name: str) -> dict[str, Any] | None:
-        entry_name = self.cache.state_name(plugin, name)
-        header = self.cache.header(entry_name)
-        if header is None or time.time() >= header.expires_at:
-            return None
-        try:
-            loaded = self.cache.load(entry_name, self.key())
-            return json.loads(loaded[1]) if loaded else None
-        except ValueError:
-            self.cache.discard(entry_name)
-            return None
+        return self.store.state_get(plugin, name, self.key())
 
     def state_put(self, plugin: str, name: str, data: dict[str, Any], expires_at: float) -> None:
-        now = int(time.time())
-        header = EntryHeader("state", int(expires_at), int(expires_at), now, self.config.settings.key_store,
-                             (0, 0, 0, 0), "-", "-")
         try:
-            self.cache.store(self.cache.state_name(plugin, name), header, json.dumps(data).encode(), self.key())
+            self.store.state_put(plugin, name, data, expires_at, self.config.settings.key_store, self.key())
         except (OSError, CacheError) as exc:
             self.ui.warn(f"cannot keep {plugin} state ({getattr(exc, 'strerror', None) or exc})")
 
@@ -349,63 +285,41 @@ class App:
         """
         profile = self.config.profile(name)
         with chain_marker(name):
-            credential = None if refresh else _long_enough(self.cached(profile, require), min_ttl)
+            credential = self._hit(profile, require, refresh, min_ttl)  # no lock, no plugin loaded
             if credential is not None:
-                self._issued(name, credential, True)
                 return credential
             with self.profile_lock(name):
-                credential = None if refresh else _long_enough(self.cached(profile, require), min_ttl)
+                credential = self._hit(profile, require, refresh, min_ttl)  # another gw may have fetched meanwhile
                 if credential is not None:
-                    self._issued(name, credential, True)
                     return credential
-                planned = self.plan(profile)
-                kind = planned[-1][0].output_kind(planned[-1][1])
-                if require and kind != require:
-                    raise ConfigError(f"profile {name!r} yields {kind}, but this command needs {require}")
-                credential = self.run_chain(profile, planned, refresh=refresh)
+                credential = with_region(run_steps(self.steps(profile, require), refresh), profile.region)
                 self._store(profile, credential)
         self._issued(name, credential, False)
         return credential
 
-    def run_chain(self, profile: Profile, planned=None, refresh: bool = False) -> Credential:
-        """Run the chain from its longest prefix whose result is still cached.
+    def _hit(self, profile: Profile, require: str | None, refresh: bool, min_ttl: float) -> Credential | None:
+        credential = None if refresh else _long_enough(self.cached(profile, require), min_ttl)
+        if credential is not None:
+            self._issued(profile.name, credential, True)
+        return credential
 
-        Every step's temporary result is cached under the digest of the chain prefix
-        that made it, so profiles sharing ``keys -> session-token (MFA)`` share one MFA
-        session, and a 1-hour role under a 12-hour session asks for a code every 12
-        hours. Each shared step runs under its prefix lock: parallel callers of
-        different profiles make one upstream call and one prompt. Long-lived results
-        (IAM user keys) are never written.
-        """
+    def steps(self, profile: Profile, require: str | None = None) -> list[Step]:
+        """The profile's planned steps, each but the last wrapped in caching bound to its prefix digest."""
         from .chain import run_step
 
-        planned = planned or self.plan(profile)
-        digests = prefix_digests(profile.steps)
-        last = len(planned) - 1
+        planned = self.plan(profile)
         kinds = [step.output_kind(values) for step, values in planned]
-        start, upstream = 0, None
-        if not refresh:
-            for index in range(last - 1, -1, -1):
-                found = self.cached_prefix(digests[index], kinds[index])
-                if found is not None:
-                    start, upstream = index + 1, found
-                    break
-        env = self.chain_env
-        for index in range(start, last + 1):
+        if require and kinds[-1] != require:
+            raise ConfigError(f"profile {profile.name!r} yields {kinds[-1]}, but this command needs {require}")
+        env, digests, last = self.chain_env, prefix_digests(profile.steps), len(planned) - 1
+
+        def runner(index: int) -> Callable[[Credential | None], Credential]:
             step, values = planned[index]
-            if index == last:
-                upstream = run_step(env, profile.name, index, step, values, upstream)
-                continue
-            with self.prefix_lock(digests[index]):
-                found = None if refresh else self.cached_prefix(digests[index], kinds[index])
-                if found is None:
-                    found = run_step(env, profile.name, index, step, values, upstream)
-                    self._store_prefix(digests[index], found)
-            upstream = found
-        assert upstream is not None
-        if profile.region and isinstance(upstream, AwsCredentials) and not upstream.region:
-            upstream.region = profile.region
-        return upstream
+            return lambda upstream: run_step(env, profile.name, index, step, values, upstream)
+
+        return [Step(runner(i)) if i == last else
+                CachedStep(runner(i), self.entries, digests[i], kinds[i], functools.partial(self.prefix_lock, digests[i]))
+                for i in range(last + 1)]
 
     def credential_from_dict(self, kind: str, data: dict[str, Any]) -> Credential:
         """Rebuild a cached credential; a plugin's kind loads the plugins to find its class."""
@@ -433,41 +347,6 @@ def _long_enough(credential: Credential | None, min_ttl: float) -> Credential | 
     if credential is None or not min_ttl or expiration is None:
         return credential
     return credential if expiration.timestamp() - time.time() >= min_ttl else None
-
-
-PREFIX = "_prefix."
-
-
-def prefix_digests(steps: list[dict[str, Any]]) -> list[str]:
-    """SHA-256 of each chain prefix ``steps[:i + 1]``: the cache key of step ``i``'s result."""
-    import hashlib
-
-    return [
-        hashlib.sha256(b"gw-prefix\0" + json.dumps(steps[: i + 1], sort_keys=True, default=str).encode()).hexdigest()
-        for i in range(len(steps))
-    ]
-
-
-def prefix_entry(digest: str) -> str:
-    """The cache entry name of a shared chain prefix."""
-    return PREFIX + digest[:40]
-
-
-@contextlib.contextmanager
-def chain_marker(profile: str) -> Iterator[None]:
-    """Record the profiles being resolved in ``GW_CHAIN`` so a child gw can spot a cycle."""
-    before = os.environ.get("GW_CHAIN")
-    names = [n for n in (before or "").split(",") if n]
-    if profile in names:
-        raise ConfigError(f"profile cycle: {' -> '.join(names + [profile])} (a step leads back to gw itself)")
-    os.environ["GW_CHAIN"] = ",".join(names + [profile])
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("GW_CHAIN", None)
-        else:
-            os.environ["GW_CHAIN"] = before
 
 
 class StateStore:

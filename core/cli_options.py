@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
-DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
+from .durations import duration_seconds
 
 
 def parse_duration(text: str) -> int:
     """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds (for ``--min-ttl``)."""
     import argparse
 
-    match = DURATION.fullmatch(text.strip())
-    if not text.strip() or match is None or not any(match.groups()):
+    seconds = duration_seconds(text.strip())
+    if seconds is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 900, 90s, 30m, 2h, 1h30m)")
-    hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    return seconds
 
 
 def profile_option(parser: Any, help: str = "the gw profile (default: $GW_PROFILE)") -> None:

@@ -45,11 +45,7 @@ class AppCommandContext:
     @property
     def config_path(self) -> str:
         """The config file's path, known even before the file exists (``gw import`` creates it)."""
-        import os
-
-        from .paths import config_path
-
-        return os.path.abspath(self._app._config_path or config_path())
+        return self._app.config_file
 
     @property
     def tls_verify(self) -> bool | str:
@@ -191,7 +187,7 @@ class AppCommandContext:
         with app.profile_lock(profile):
             cached = app.cached(app.config.profile(profile))
             if cached is not None and cached.to_dict() == credential.to_dict():
-                app.cache.remove(profile)
+                app.store.remove(profile)
 
     def _record_exec(self, profile: str, kind: str, recipe: dict[str, Any], program: str,
                      credential_secrets: Sequence[str]) -> None:
@@ -204,8 +200,8 @@ class AppCommandContext:
         import json
         import os
 
-        from .fastpath import RECIPE_VERSION, command_word, open_recipe, read_private, recipe_path, seal_recipe
-        from .paths import atomic_write
+        from .fastpath import command_word
+        from .store import RECIPE_VERSION
 
         app = self._app
         name = self._command or ""
@@ -213,15 +209,14 @@ class AppCommandContext:
             return
         try:
             config = app.config
-            header = app.cache.header(profile)
+            store = app.store
+            header = store.header(profile)
             digest = config.profile(profile).digest
             if config.settings.key_store != "file" or header is None or header.digest != digest or header.kind != kind:
                 return
             recipe.update(version=RECIPE_VERSION, command=name, profile=profile, config=config.path, kind=kind, digest=digest)
-            path = recipe_path(app.cache.directory, name, profile, config.path)
             key = app.key()
-            old = read_private(path)
-            if old is not None and open_recipe(key, old) == recipe:
+            if store.read_recipe(name, profile, key) == recipe:
                 return
             body = json.dumps(recipe, sort_keys=True, separators=(",", ":"))
             scrubber = app.ui.scrubber
@@ -229,7 +224,7 @@ class AppCommandContext:
                 scrubber.add(value)
             if scrubber.scrub(body) != body:  # a secret written literally into argv or env: no recipe
                 return
-            atomic_write(path, seal_recipe(key, body.encode()), 0o600)
+            store.write_recipe(name, profile, key, body.encode())
         except Exception:  # an optimisation only: the command still runs
             return
 

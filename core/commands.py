@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 from .cli_options import freshness_options, profile_option
 from .credentials import AWS
 from .errors import ConfigError, GwError, UsageError
+from .fastpath import CORE_WORDS
 
 # Commands that need no plugin loaded to build their parser (``completion`` needs them all).
 CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
-#: every name the core's parser takes (a plugin command of one of these names is skipped)
-CORE_NAMES = CORE_COMMANDS | {"completion", "setup", "serve", "import"}
+#: every name the core's parser takes (a plugin command of one of these names is skipped); one list with the
+#: words the fast path never serves
+CORE_NAMES = CORE_WORDS
 
 #: exit statuses (also in ``gw --help`` and the README)
 EXIT_CODES = (
@@ -421,7 +423,7 @@ def cmd_profiles(ns, app) -> int:
             kind: str | None = app.output_kind(profile)
         except GwError:
             kind = None
-        header = app.cache.header(profile.name)
+        header = app.store.header(profile.name)
         expires = None
         if header and header.digest == profile.digest and header.expires_at > time.time():
             expires = header.expires_at
@@ -442,11 +444,11 @@ def cmd_profiles(ns, app) -> int:
 
 def _cached_prefix_list(app, profile) -> list[tuple[str, float]]:
     """The profile's chain steps whose results are cached (and shared): (step type, expires at)."""
-    from .app import prefix_digests, prefix_entry
+    from .store import prefix_digests, prefix_name
 
     found = []
     for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
-        header = app.cache.header(prefix_entry(digest))
+        header = app.store.header(prefix_name(digest))
         if header and header.digest == digest and header.expires_at > time.time():
             found.append((profile.steps[index].get("use", "?"), header.expires_at))
     return found
@@ -489,12 +491,7 @@ def cmd_check(ns, app) -> int:
         problems, config = _check_problems(app, advice), app.config
     except ConfigError as exc:  # the file itself cannot be read or parsed
         problems, config = [str(exc)], None
-    if config is None:
-        from .paths import config_path
-
-        path = os.path.abspath(getattr(app, "_config_path", None) or config_path())
-    else:
-        path = config.path
+    path = app.config_file if config is None else config.path
     if ns.json:
         _json(app, {"config": path, "ok": not problems, "problems": problems, "warnings": advice,
                     "profiles": len(config.profiles) if config else 0})
@@ -552,7 +549,7 @@ def _check_problems(app, advice: list[str] | None = None) -> list[str]:
 # -- the cache ------------------------------------------------------------------------
 def _shared_steps(app) -> dict[str, tuple[str, list[str]]]:
     """Cache entry name of every chain prefix -> (its steps, the profiles sharing it)."""
-    from .app import prefix_digests, prefix_entry
+    from .store import prefix_digests, prefix_name
 
     shared: dict[str, tuple[str, list[str]]] = {}
     try:
@@ -561,27 +558,27 @@ def _shared_steps(app) -> dict[str, tuple[str, list[str]]]:
         return shared
     for profile in profiles:
         for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
-            name = prefix_entry(digest)
+            name = prefix_name(digest)
             steps = " -> ".join(step.get("use", "?") for step in profile.steps[: index + 1])
             shared.setdefault(name, (steps, []))[1].append(profile.name)
     return shared
 
 
 def cmd_cache_list(ns, app) -> int:
-    from .app import PREFIX
-
+    store = app.store
     shared = _shared_steps(app)
     rows, docs = [], []
-    for name in app.cache.names():
-        if name.startswith("_state."):
+    for name in store.names():
+        kind = store.kind_of(name)
+        if kind == "state":
             continue
-        header = app.cache.header(name)
+        header = store.header(name)
         label = name
-        if name.startswith(PREFIX):
+        if kind == "prefix":
             steps, users = shared.get(name, ("(no profile uses it now)", []))
             label = f"shared: {steps}" + (f" (profiles {', '.join(users)})" if users else "")
         doc: dict[str, object] = {"name": name}
-        if name.startswith(PREFIX):
+        if kind == "prefix":
             doc.update(shared_steps=steps, profiles=users)
         if header is None:
             rows.append([label, "?", "-", "unreadable header"])
@@ -593,68 +590,41 @@ def cmd_cache_list(ns, app) -> int:
     if ns.json:
         _json(app, docs)
         return 0
-    _table(f"cache in {app.cache.directory}", ["profile", "kind", "expires", "state"], rows)
+    _table(f"cache in {store.directory}", ["profile", "kind", "expires", "state"], rows)
     return 0
 
 
 def cmd_cache_clear(ns, app) -> int:
-    from .app import PREFIX, prefix_digests, prefix_entry
+    from .store import prefix_digests, prefix_name
 
-    names = [n for n in app.cache.names() if not n.startswith(("_state.", PREFIX))]
-    prefixes = [n for n in app.cache.names() if n.startswith(PREFIX)]
+    store = app.store
+    names = store.names("profile")
+    prefixes = store.names("prefix")
+    states: list[str] = []
     if ns.profile:
         names = [n for n in names if n == ns.profile]
         try:
-            own = {prefix_entry(d) for d in prefix_digests(app.config.profile(ns.profile).steps)}
+            own = {prefix_name(d) for d in prefix_digests(app.config.profile(ns.profile).steps)}
         except GwError:
             own = set()
         prefixes = [n for n in prefixes if n in own]
-        if not names and not prefixes and not app.cache.legacy_files(ns.profile):
+        if not names and not prefixes and not store.legacy_files(ns.profile):
             app.ui.info(f"nothing cached for profile {ns.profile!r}")
     else:
-        names += [n for n in app.cache.names() if n.startswith("_state.")]
+        states = store.names("state")
     for name in prefixes:
-        app.cache.remove(name)
+        store.remove(name)
     for name in names:
-        if name.startswith("_state."):
-            app.cache.remove(name)
-            continue
         with app.profile_lock(name):  # not while a fetch or a re-stamp of this profile is writing
-            _revoke_and_remove(app, name)
-    _remove_recipes(app, ns.profile)
-    legacy = [path for path in app.cache.legacy_files(ns.profile) if _unlinked(path)]
-    cleared = len([n for n in names if not n.startswith("_state.")])
+            _revoke_and_remove(app, name)  # before the plugin state a revocation may need
+    for name in states:
+        store.remove(name)
+    store.remove_recipes(ns.profile)
+    legacy = store.remove_legacy(ns.profile)
     extra = f" and {len(prefixes)} shared chain step(s)" if prefixes else ""
-    extra += f" and {len(legacy)} entr{'y' if len(legacy) == 1 else 'ies'} of an older gw" if legacy else ""
-    app.emit(f"cleared {cleared} cached profile(s){extra}")
+    extra += f" and {legacy} entr{'y' if legacy == 1 else 'ies'} of an older gw" if legacy else ""
+    app.emit(f"cleared {len(names)} cached profile(s){extra}")
     return 0
-
-
-def _unlinked(path: str) -> bool:
-    try:
-        os.unlink(path)
-        return True
-    except OSError:
-        return False
-
-
-def _remove_recipes(app, profile: str | None) -> None:
-    """Drop the fast-path exec recipes (``CommandContext.exec_with``): all, or ``profile``'s."""
-    from .fastpath import recipe_path
-
-    directory = app.cache.directory
-    try:
-        files = [f for f in os.listdir(directory) if f.startswith("_exec.") and f.endswith(".json")]
-    except OSError:
-        return
-    for file in files:
-        command = file[len("_exec."):].rpartition(".")[0].rpartition(".")[0]
-        path = os.path.join(directory, file)
-        if profile is None or path == recipe_path(directory, command, profile, app.config.path):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 def _revoke_and_remove(app, name: str) -> None:
@@ -663,17 +633,17 @@ def _revoke_and_remove(app, name: str) -> None:
 
     from .credentials import credential_from_dict
 
-    header = app.cache.header(name)
+    header = app.store.header(name)
     if header and header.expires_at > time.time():
         try:
-            loaded = app.cache.load(name, app.key())
+            loaded = app.store.load(name, app.key())
             doc = json.loads(loaded[1].partition(b"\n")[2]) if loaded else None
             if doc:
                 credential = credential_from_dict(doc["kind"], doc["data"])
                 app.registry.hook.gw_cache_cleared(profile=name, credential=credential, context=app.context(name))
         except (ValueError, KeyError, GwError) as exc:
             app.ui.warn(f"could not revoke the cached credentials of {name!r}: {exc}")
-    app.cache.remove(name)
+    app.store.remove(name)
 
 
 # -- the vault ---------------------------------------------------------------------------

@@ -80,10 +80,6 @@ class Credential:
         """Secret values carried by this credential (used to scrub messages)."""
         return [v for name in self.SECRET_FIELDS if isinstance(v := getattr(self, name, None), str) and v]
 
-    @property
-    def long_lived(self) -> bool:
-        return getattr(self, "expiration", None) is None
-
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         for f in dataclasses.fields(self):

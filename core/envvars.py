@@ -23,9 +23,6 @@ def conflicting() -> tuple[str, ...]:
     return tuple(names)
 
 
-FORMATS = ("sh", "fish", "powershell", "json")
-
-
 def _check_values(values: dict[str, str]) -> None:
     from .errors import StepError
 

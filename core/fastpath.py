@@ -18,7 +18,7 @@ import sys
 import time
 
 from . import paths
-from .cache import Cache, EntryHeader, config_stamp, entry_tag, read_entry
+from .store import RECIPE_MAX, EntryHeader, Store, config_stamp, open_recipe, read_entry, read_regular, recipe_path
 
 
 class StdoutFailed(Exception):
@@ -40,25 +40,6 @@ def _private_dirs(cache_dir: str) -> bool:
     return not (cache_dir.startswith(state.rstrip(os.sep) + os.sep) and os.path.islink(cache_dir))
 
 
-def _seconds(text: str) -> int | None:
-    """``900``, ``90s``, ``30m``, ``2h``, ``1h30m`` -> seconds; None when unsure (no ``re`` here)."""
-    total, number, units = 0, "", "hms"
-    for ch in text:
-        if ch.isdigit():
-            number += ch
-        elif ch in units and number:
-            total += int(number) * {"h": 3600, "m": 60, "s": 1}[ch]
-            units = units[units.index(ch) + 1:]
-            number = ""
-        else:
-            return None
-    if number:
-        if units != "hms" and "s" not in units:
-            return None
-        total += int(number)
-    return total if text else None
-
-
 def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
     """(profile, min_ttl) when ``args`` are only --profile / --min-ttl, else None (argparse decides)."""
     profile, min_ttl, i = None, 0, 0
@@ -74,7 +55,9 @@ def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
         if name == "--profile":
             profile = value
         elif name == "--min-ttl":
-            seconds = _seconds(value)
+            from .durations import duration_seconds
+
+            seconds = duration_seconds(value)
             if seconds is None:
                 return None
             min_ttl = seconds
@@ -122,7 +105,7 @@ def _fresh_entry(profile: str | None, kinds: tuple[str, ...] | None, min_ttl: in
     if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
         return None
     config = os.path.abspath(paths.config_path())
-    cache = Cache(paths.cache_dir(), config)
+    cache = Store(paths.cache_dir(), config)
     entry = read_entry(cache.path(profile))
     if entry is None:
         return None
@@ -174,109 +157,21 @@ def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-cre
 # -- exec recipes: ``gw <plugin-command> --profile P -- ARGS`` --------------------------------
 #
 # A plugin command that ends by exec'ing a program with a credential (CommandContext.exec_with)
-# leaves a recipe in the cache directory: which program, the argv and environment templates
-# with ``{field}`` placeholders naming fields of the credential's cached JSON form, and what it
-# is bound to (command, profile, config file, credential kind, profile digest). It holds no
-# secret. It is authenticated with the cache key (AES-GCM over empty plaintext, the recipe as
-# associated data: a GMAC), so an edited recipe - another program, another kind, a placeholder
-# moved - is never trusted. On a later call the fast path fills the templates from the
-# profile's fresh cache entry and execs, without argparse, config parsing or any plugin.
+# leaves a recipe in the cache directory (gw.store owns its name and format): which program, the
+# argv and environment templates with ``{field}`` placeholders naming fields of the credential's
+# cached JSON form, and what it is bound to (command, profile, config file, credential kind,
+# profile digest). On a later call the fast path fills the templates from the profile's fresh
+# cache entry and execs, without argparse, config parsing or any plugin.
 
-RECIPE_VERSION = 1
-RECIPE_MAX = 64 * 1024  # bytes: a recipe is a few hundred
 COMMAND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 # gw's own top-level words (tests/core/test_fast_exec.py checks them against the parser): never served here.
 CORE_WORDS = frozenset({"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache",
                         "vault", "completion", "setup", "import", "serve"})
-_MAC_AAD = b"gw-exec-recipe\0"
-_HEAD, _MID, _TAIL = b'{"mac":"', b'","recipe":', b"}\n"
-_MAC_HEX = 2 * (12 + 16)  # hex of nonce + GCM tag (gw.crypto.seal of an empty plaintext)
 
 
 def command_word(name: str) -> bool:
     """A plugin command name the fast path can serve: ``[a-z0-9-]+``, not one of gw's own words."""
     return bool(name) and not name.startswith("-") and set(name) <= COMMAND_CHARS and name not in CORE_WORDS
-
-
-def recipe_path(cache_dir: str, command: str, profile: str, config: str) -> str:
-    """The recipe file of ``command`` for ``profile`` of config file ``config`` (case-safe, like entries)."""
-    return os.path.join(cache_dir, f"_exec.{command}.{entry_tag(command + chr(0) + profile, config)}.json")
-
-
-def seal_recipe(key: bytes, body: bytes) -> bytes:
-    """The recipe file's bytes: ``{"mac": "<hex>", "recipe": <body>}`` (``body``: the recipe as JSON)."""
-    from .crypto import seal
-
-    return _HEAD + seal(key, b"", _MAC_AAD + body).hex().encode() + _MID + body + _TAIL
-
-
-def open_recipe(key: bytes, data: bytes) -> dict | None:
-    """The recipe in a recipe file's bytes when its MAC verifies with ``key``, else None."""
-    mac_end = len(_HEAD) + _MAC_HEX
-    if not (data.startswith(_HEAD) and data.endswith(_TAIL)) or data[mac_end : mac_end + len(_MID)] != _MID:
-        return None
-    body = data[mac_end + len(_MID) : -len(_TAIL)]
-    from .crypto import unseal
-
-    try:
-        unseal(key, bytes.fromhex(data[len(_HEAD) : mac_end].decode("ascii")), _MAC_AAD + body)
-        recipe = parse_json(body.decode())
-    except Exception:  # altered, or written with another key
-        return None
-    return recipe if isinstance(recipe, dict) and recipe.get("version") == RECIPE_VERSION else None
-
-
-def read_private(path: str, limit: int = RECIPE_MAX) -> bytes | None:
-    """A small regular file that is ours and private (no group/other bits), else None. Never blocks."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit or st.st_uid != os.getuid() or st.st_mode & 0o077:
-            return None
-        data = os.read(fd, limit + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) <= limit else None
-
-
-def _json_constant(name: str) -> object:
-    raise ValueError(f"{name} is not a value gw writes")
-
-
-def parse_json(text: str) -> object:
-    """``json.loads`` for the documents gw writes, without importing :mod:`json` (which imports ``re``).
-
-    It drives CPython's own C scanner (``_json``) as :class:`json.JSONDecoder` does; where
-    that is missing it falls back to :mod:`json`. Raises ValueError (or StopIteration) when
-    ``text`` is not one JSON value.
-    """
-    try:
-        from _json import make_scanner
-    except ImportError:  # pragma: no cover - another Python implementation
-        import json
-
-        return json.loads(text)
-
-    class _Context:  # the attributes json.scanner reads from a JSONDecoder
-        strict = True
-        object_hook = None
-        object_pairs_hook = None
-        parse_float = float
-        parse_int = int
-        parse_constant = staticmethod(_json_constant)
-
-    start = len(text) - len(text.lstrip(" \t\r\n"))
-    value, end = make_scanner(_Context())(text, start)  # type: ignore[arg-type]
-    if text[end:].strip(" \t\r\n"):
-        raise ValueError("extra data after the JSON value")
-    return value
 
 
 def fill(template: str, fields: dict) -> str | None:
@@ -389,7 +284,7 @@ def serve_exec(name: str, args: list[str]) -> bool:
         return False
     profile, rest = parsed
     config = os.path.abspath(paths.config_path())
-    data = read_private(recipe_path(paths.cache_dir(), name, profile, config))
+    data = read_regular(recipe_path(paths.cache_dir(), name, profile, config), RECIPE_MAX, private=True)
     if data is None:
         return False
     found = _fresh_entry(profile, None)
@@ -411,6 +306,8 @@ def serve_exec(name: str, args: list[str]) -> bool:
         program, argv0 = recipe["program"], recipe["argv"][0]
         if not os.path.isabs(program) or which(argv0) != program:
             return False
+        from .jsonscan import parse_json
+
         doc = parse_json(plaintext.partition(b"\n")[2].decode())
         if not isinstance(doc, dict) or doc.get("kind") != header.kind or not isinstance(doc.get("data"), dict):
             return False
@@ -465,7 +362,7 @@ def drop_entry(profile: str, plaintext: bytes, config: str) -> None:
         with file_lock(os.path.join(paths.state_dir(), "locks", f"{profile}.lock"), 5.0, f"profile {profile!r}") as locked:
             found = _fresh_entry(profile, None) if locked else None
             if found is not None and found[1] == plaintext:
-                os.unlink(Cache(paths.cache_dir(), config).path(profile))
+                Store(paths.cache_dir(), config).remove(profile)
     except Exception:  # locked for long, or already gone: the entry is refused upstream anyway
         pass
 

@@ -6,7 +6,7 @@ A plugin is a module registered in the ``gw`` entry-point group::
     [project.entry-points.gw]
     myplugin = "my_package.my_module"
 
-and decorates functions with ``gw.hookimpl``. Built-in plugins use exactly the
+and decorates functions with ``gw.plugin.hookimpl``. Built-in plugins use exactly the
 same mechanism. Every hook is optional.
 """
 

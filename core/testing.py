@@ -9,8 +9,9 @@ Fixtures:
 - ``gw_home``: a :class:`GwHome` - an isolated user (temporary ``HOME``,
   ``GW_HOME``, ``GW_CONFIG``, ``~/.aws``), with ``write_config(text)``,
   ``run(*args)`` (the real ``gw`` executable, stdin from /dev/null, no
-  controlling terminal), ``run_in_process(*args)`` (``gw.cli.main`` in the test's
-  own process, for speed: :func:`run_in_process`), ``popen(*args)`` and
+  controlling terminal), ``run_in_process(*args)`` (the same command line through
+  ``gw.cli.main`` in the test's own process, for speed: :func:`run_in_process`),
+  ``popen(*args)`` and
   ``vault_set(name, value)``. Plugins
   that are not installed are loaded with ``gw_home.load_plugin("module")``
   (``GW_PLUGINS``), so a test never installs anything into the running venv.
@@ -19,13 +20,16 @@ Fixtures:
   memory, messages are recorded.
 
 Test through real parts wherever you can: run the real ``gw`` against a local
-emulator and count the calls it receives.
+emulator and count the calls it receives. ``run_in_process`` is to ``run`` what pytest's
+``runpytest_inprocess`` is to ``runpytest_subprocess``: the same command line and
+result, without starting an interpreter; keep ``run`` for what crosses a process
+boundary (the launcher and the hot path's ``os._exit``, signals, ``/dev/tty``,
+locks between processes, ``gw exec``, a process ended on purpose).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -35,6 +39,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._inprocess import InProcessExit, run_in_process
+
+__all__ = ["GwHome", "InProcessExit", "StubStepContext", "assert_clean_failure", "clean_environ", "gw_executable",
+           "run_in_process"]
 
 import pytest
 
@@ -50,44 +59,6 @@ def gw_executable() -> str:
 def clean_environ() -> dict[str, str]:
     """``os.environ`` without any AWS, gw, XDG or SORACOM variable of the developer's."""
     return {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
-
-
-@contextlib.contextmanager
-def _environ(env: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def run_in_process(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    """``gw argv`` in this process, with exactly ``env`` as its environment and ``stdin`` as
-    its input. Any exception but SystemExit escapes (and so fails the test): gw must turn
-    every failure into an exit code."""
-    out, err = io.BytesIO(), io.BytesIO()
-    streams = (sys.stdin, sys.stdout, sys.stderr)
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
-    try:
-        from .cli import main
-
-        with _environ(env):
-            try:
-                code = main(argv)
-            except SystemExit as exc:  # argparse: --help, --version, usage errors
-                code = exc.code if isinstance(exc.code, int) else 1
-        sys.stdout.flush()
-        sys.stderr.flush()
-        captured = out.getvalue(), err.getvalue()  # before the wrappers go (closing their buffers)
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = streams
-    return subprocess.CompletedProcess(["gw", *argv], code, captured[0].decode("utf-8", "replace"),
-                                       captured[1].decode("utf-8", "replace"))
 
 
 @dataclass
@@ -119,6 +90,19 @@ class GwHome:
             env["GW_NO_ISOLATION"] = os.environ["GW_NO_ISOLATION"]
         return cls(root=root, env=env, ca_path=ca_path)
 
+    def clone(self, root: Path) -> GwHome:
+        """A copy of this home under ``root``: the same key, vault and files, its own paths.
+
+        Build a warmed home once per session and clone it per test. Cache entries are bound to
+        their config file's path, so a clone's copies of them are misses, never hits.
+        """
+        import shutil
+
+        shutil.copytree(self.root, root, symlinks=True, dirs_exist_ok=True)
+        old, new = str(self.root), str(root)
+        env = {k: v.replace(old, new) if old in v else v for k, v in self.env.items()}
+        return GwHome(root=root, env=env, ca_path=self.ca_path, extra_settings=dict(self.extra_settings))
+
     @property
     def home(self) -> Path:
         return self.root / "home"
@@ -141,9 +125,9 @@ class GwHome:
 
     def cache_file(self, profile: str) -> Path:
         """Where gw caches ``profile``'s credentials for this home's config (encrypted)."""
-        from .cache import Cache
+        from .store import Store
 
-        return Path(Cache(str(self.cache_dir), str(self.config_path)).path(profile))
+        return Path(Store(str(self.cache_dir), str(self.config_path)).path(profile))
 
     def load_plugin(self, module: str, path: str | Path | None = None) -> None:
         """Load plugin ``module`` (importable from ``path``) in every gw this home runs."""
@@ -184,14 +168,17 @@ class GwHome:
             raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
         return result
 
-    def run_in_process(self, *args: str, input: str | None = None,
-                       env: dict | None = None) -> subprocess.CompletedProcess:
-        """``gw ARGS`` as this user, in this process (:func:`run_in_process`)."""
-        return run_in_process(list(args), {**self.env, **(env or {})}, (input or "").encode())
+    def run_in_process(self, *args: str, input: str | None = None, timeout: float | None = 120,
+                       env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
+        """``gw ARGS`` as :meth:`run` does it, in this process (:func:`run_in_process`)."""
+        result = run_in_process(list(args), {**self.env, **(env or {})}, input or "", cwd=self.root, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"gw {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+        return result
 
     def vault_set(self, name: str, value: str) -> None:
         """Store ``value`` in this home's vault."""
-        self.run("vault", "set", name, input=value, check=True)
+        self.run_in_process("vault", "set", name, input=value, check=True)
 
     def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen:
         """Start ``gw ARGS`` without waiting (pipes for stdout and stderr unless given)."""

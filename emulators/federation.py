@@ -61,10 +61,6 @@ class ConsoleSession:
     destination: str | None = None
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _error_page(message: str) -> Response:
     body = (
         "<!DOCTYPE html><html><head><title>Amazon Web Services Sign-In</title></head>"

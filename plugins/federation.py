@@ -30,6 +30,7 @@ from gw.plugin import (
     freshness_options,
     hookimpl,
     private_dir,
+    profile_option,
 )
 
 
@@ -222,7 +223,7 @@ def redirect_page(state_dir: str, url: str) -> str:
 
 
 def _configure(parser) -> None:
-    parser.add_argument("--profile", required=True)
+    profile_option(parser)
     parser.add_argument("--print", action="store_true", help="print the sign-in URL instead of opening a browser")
     parser.add_argument("--destination", help="console URL to land on")
     parser.add_argument("--duration", type=_duration, help="console session length, 900..43200 s")

@@ -34,10 +34,15 @@ BIND_GUARD = Path(__file__).resolve().parent / "bind_guard"
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BIND_GUARD), os.environ.get("PYTHONPATH")) if p)
 # gw's launcher isolates Python (-I -S: no PYTHONPATH, no sitecustomize); the suite's gw runs opt
 # out so the guard reaches them too. Tests of the launcher's isolation drop the opt-out
-# (tests/core/test_launcher.py, test_hot_path.py, the early-SIGINT test): their gw opens no socket.
+# (tests/core/test_hot_path.py's launcher tests, the early-SIGINT test): their gw opens no socket.
 os.environ["GW_NO_ISOLATION"] = "1"
-os.environ.setdefault("GW_TEST_BIND_LOG", os.path.join(
-    os.environ.get("TMPDIR", "/tmp"), f"gw-test-binds-{os.getpid()}.log"))
+# One log per pytest process: under xdist each worker has its own (the controller's would be
+# inherited and shared, and one worker's deliberate refusal would fail the other's test).
+_bind_log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gw-test-binds-{os.getpid()}.log")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["GW_TEST_BIND_LOG"] = _bind_log
+else:
+    os.environ.setdefault("GW_TEST_BIND_LOG", _bind_log)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -133,6 +138,27 @@ def aws_home(gw_home, moto) -> GwHome:
     return gw_home
 
 
+WARM_SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+@pytest.fixture(scope="session")
+def warm_template(tmp_path_factory, ca, moto, iam_user) -> GwHome:
+    """Built once per session: a home with its key and a vault holding the suite's IAM user's
+    keys (``akid``, ``secret``) and a TOTP seed (``seed``). Tests get a clone (``warm_home``)."""
+    home = GwHome.create(tmp_path_factory.mktemp("warm"), ca_path=str(ca.ca_path))
+    home.env.update(AWS_ENDPOINT_URL=moto.url, AWS_DEFAULT_REGION="us-east-1")
+    home.vault_set("akid", iam_user[0])
+    home.vault_set("secret", iam_user[1])
+    home.vault_set("seed", WARM_SEED)
+    return home
+
+
+@pytest.fixture
+def warm_home(warm_template, tmp_path) -> GwHome:
+    """A per-test copy of the session's warmed home (key and vault ready, AWS calls to moto)."""
+    return warm_template.clone(tmp_path / "warm")
+
+
 @pytest.fixture
 def tripwire():
     """A listener on 127.0.0.1 that nothing may contact: where injected redirects point
@@ -167,6 +193,13 @@ PCSC_LOCK = os.environ.get("GW_TEST_PCSC_LOCK", "/tmp/gw-test-pcsc.lock")
 PCSC_IN_CI = os.environ.get("CI", "").lower() == "true"
 VPCD_READER = "Virtual PCD 00 00"  # port 35963, where VpcdCard inserts its card
 VPCD_EMPTY_READER = "Virtual PCD 00 01"  # port 35964, always empty in the tests
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), every test on the one pcscd and vpcd port runs on one worker."""
+    for item in items:
+        if "pcscd" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("pcsc"))
 
 
 def pcsc_unavailable(reason: str) -> None:

@@ -25,8 +25,11 @@ from gw.plugin import (
     StepError,
     StepType,
     hookimpl,
+    profile_option,
     utcnow,
 )
+
+from .clients import aws_call, aws_client
 
 ROLE_ORIGINS = {"assume-role", "web-identity", "cognito-identity", "saml", "sso"}
 ALLOW_ALL = json.dumps(
@@ -37,50 +40,6 @@ SERVICE = {
     "region": Option(str, help="AWS region of the STS endpoint (default us-east-1)"),
     "endpoint": Option(str, help="STS endpoint URL override"),
 }
-
-
-def _client(ctx, service: str, options: dict[str, Any], credentials: AwsCredentials | None):
-    """A boto3 client with the step's explicit credentials; a 3xx answer is one
-    :class:`gw.plugin.RedirectRefused` line (botocore would report a parser error)."""
-    import boto3
-    import botocore.session
-    from botocore.config import Config
-
-    from gw.plugin import refuse_aws_redirects
-
-    # The step's credentials are explicit: a profile named by AWS_PROFILE / AWS_DEFAULT_PROFILE
-    # (often the very profile whose credential_process is gw) must not be read, nor fail the call.
-    core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-    session = boto3.session.Session(
-        botocore_session=core,
-        aws_access_key_id=credentials.access_key_id if credentials else None,
-        aws_secret_access_key=credentials.secret_access_key if credentials else None,
-        aws_session_token=credentials.session_token if credentials else None,
-        region_name=options.get("region") or (credentials.region if credentials else None) or "us-east-1",
-    )
-    kwargs: dict[str, Any] = {"config": Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10, read_timeout=30)}
-    if options.get("endpoint"):
-        kwargs["endpoint_url"] = options["endpoint"]
-    if ctx.ca_bundle:
-        kwargs["verify"] = ctx.ca_bundle
-    if credentials is None:
-        from botocore import UNSIGNED
-
-        kwargs["config"] = kwargs["config"].merge(Config(signature_version=UNSIGNED))
-    return refuse_aws_redirects(session.client(service, **kwargs))
-
-
-def _call(ctx, what: str, fn, **kwargs) -> dict[str, Any]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        with ctx.status(f"{what} ..."):
-            return fn(**{k: v for k, v in kwargs.items() if v is not None})
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise StepError(f"{what} failed: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")) from None
-    except BotoCoreError as exc:
-        raise StepError(f"{what} failed: {exc}") from None
 
 
 def _account_of(data: dict[str, Any]) -> str | None:
@@ -216,8 +175,8 @@ def run_assume_role(ctx, options: dict[str, Any], upstream: AwsCredentials) -> A
         ctx.info("role chaining is limited to 1 hour by AWS; asking for 3600 s")
         duration = 3600
     tags = [{"Key": k, "Value": v} for k, v in (options.get("tags") or {}).items()]
-    sts = _client(ctx, "sts", options, upstream)
-    data = _call(
+    sts = aws_client(ctx, "sts", options, upstream)
+    data = aws_call(
         ctx,
         f"AssumeRole {options['role_arn']}",
         sts.assume_role,
@@ -249,8 +208,8 @@ def _check_assume_role(options: dict[str, Any]) -> None:
 def run_session_token(ctx, options: dict[str, Any], upstream: AwsCredentials) -> AwsCredentials:
     if upstream.session_token:
         raise StepError("GetSessionToken needs long-term IAM user keys, but the previous step gave temporary ones")
-    sts = _client(ctx, "sts", options, upstream)
-    data = _call(ctx, "GetSessionToken", sts.get_session_token, DurationSeconds=options["duration"], **_mfa(options))
+    sts = aws_client(ctx, "sts", options, upstream)
+    data = aws_call(ctx, "GetSessionToken", sts.get_session_token, DurationSeconds=options["duration"], **_mfa(options))
     return _from_sts(data, "session-token", options.get("region") or upstream.region, made_from=upstream.origin,
                      account_id=upstream.account_id)
 
@@ -259,9 +218,9 @@ def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials)
     if upstream.session_token:
         raise StepError("GetFederationToken needs long-term IAM user keys, but the previous step gave temporary ones")
     name = re.sub(r"[^\w+=,.@-]", "-", options.get("name") or f"gw-{ctx.profile}")[:32]
-    sts = _client(ctx, "sts", options, upstream)
+    sts = aws_client(ctx, "sts", options, upstream)
     policy_arns = [{"arn": arn} for arn in options.get("policy_arns") or []]
-    data = _call(
+    data = aws_call(
         ctx,
         "GetFederationToken",
         sts.get_federation_token,
@@ -275,8 +234,8 @@ def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials)
 
 
 def run_web_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
-    sts = _client(ctx, "sts", options, None)
-    data = _call(
+    sts = aws_client(ctx, "sts", options, None)
+    data = aws_call(
         ctx,
         f"AssumeRoleWithWebIdentity {options['role_arn']}",
         sts.assume_role_with_web_identity,
@@ -293,8 +252,8 @@ def run_cognito_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) ->
     if not identity_id:
         raise StepError("cognito-identity needs an identity id (from the token's issuer, or option identity_id)")
     region = options.get("region") or upstream.region or identity_id.split(":", 1)[0]
-    client = _client(ctx, "cognito-identity", {**options, "region": region}, None)
-    data = _call(
+    client = aws_client(ctx, "cognito-identity", {**options, "region": region}, None)
+    data = aws_call(
         ctx,
         "GetCredentialsForIdentity",
         client.get_credentials_for_identity,
@@ -404,7 +363,7 @@ def gw_step_types() -> list[StepType]:
 
 # -- gw setup aws -------------------------------------------------------------------------
 def _configure_setup(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="the gw profile")
+    profile_option(parser)
     parser.add_argument("--aws-profile", help="the AWS profile name to write (default: same as --profile)")
     parser.add_argument("--region", help="also set region in that AWS profile")
 

@@ -28,7 +28,7 @@ import os
 import time
 from typing import Any
 
-from gw.plugin import AwsCredentials, CommandContext, ConfigError, StepError
+from gw.plugin import AwsCredentials, CommandContext, ConfigError, StepError, profile_option
 
 CHECKPOINTS = ("created", "recorded", "verified", "stored", "deleted")
 VERIFY_DELAYS = (1, 1, 2, 2, 3, 4, 5, 6, 8)  # about 30 s: IAM usually propagates a new key in seconds
@@ -76,19 +76,19 @@ def _mfa_session(ctx: CommandContext, profile: str, keys: AwsCredentials) -> Aws
 
 
 def _clients(ctx: CommandContext, profile: str, keys: AwsCredentials):
-    from . import _client
+    from .clients import aws_client
 
     step_ctx = ctx.step_context(profile)
     region = {"region": ctx.profile(profile).region} if ctx.profile(profile).region else {}
-    caller = _client(step_ctx, "sts", region, keys)
+    caller = aws_client(step_ctx, "sts", region, keys)
     session = _mfa_session(ctx, profile, keys) or keys
-    return step_ctx, caller, _client(step_ctx, "iam", region, session)
+    return step_ctx, caller, aws_client(step_ctx, "iam", region, session)
 
 
 def _user_name(step_ctx, sts) -> str:
-    from . import _call
+    from .clients import aws_call
 
-    arn = _call(step_ctx, "GetCallerIdentity", sts.get_caller_identity)["Arn"]
+    arn = aws_call(step_ctx, "GetCallerIdentity", sts.get_caller_identity)["Arn"]
     if ":user/" not in arn:
         raise ConfigError(f"these keys belong to {arn}, not an IAM user; only IAM user keys can be rotated")
     return arn.rsplit("/", 1)[-1]
@@ -98,9 +98,9 @@ def _verify(step_ctx, profile: str, key: AwsCredentials, user: str, region: dict
     """GetCallerIdentity with the new key, until IAM knows it (bounded)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from . import _client
+    from .clients import aws_client
 
-    sts = _client(step_ctx, "sts", region, key)
+    sts = aws_client(step_ctx, "sts", region, key)
     problem = "no answer"
     for delay in (0, *VERIFY_DELAYS):
         if delay:
@@ -119,14 +119,14 @@ def _verify(step_ctx, profile: str, key: AwsCredentials, user: str, region: dict
 
 
 def _list_keys(step_ctx, iam, user: str) -> list[str]:
-    from . import _call
+    from .clients import aws_call
 
-    doc = _call(step_ctx, "ListAccessKeys", iam.list_access_keys, UserName=user)
+    doc = aws_call(step_ctx, "ListAccessKeys", iam.list_access_keys, UserName=user)
     return [k["AccessKeyId"] for k in doc.get("AccessKeyMetadata", [])]
 
 
 def run_rotate(args: Any, ctx: CommandContext) -> int:
-    from . import _call
+    from .clients import aws_call
 
     profile = args.profile
     akid_name, secret_name = vault_refs(ctx, profile)
@@ -158,7 +158,7 @@ def run_rotate(args: Any, ctx: CommandContext) -> int:
                         f"uses ({old_id}); AWS allows two. If it is unused, delete it (aws iam delete-access-key "
                         f"--user-name {user} --access-key-id {others[0]}) and run gw rotate again")
 
-    created = _call(step_ctx, "CreateAccessKey", iam.create_access_key, UserName=user)["AccessKey"]
+    created = aws_call(step_ctx, "CreateAccessKey", iam.create_access_key, UserName=user)["AccessKey"]
     new = AwsCredentials(access_key_id=created["AccessKeyId"], secret_access_key=created["SecretAccessKey"])
     ctx.add_secret(new.secret_access_key)
     _checkpoint("created")
@@ -172,14 +172,14 @@ def run_rotate(args: Any, ctx: CommandContext) -> int:
 
 def _finish(ctx: CommandContext, step_ctx, iam, profile: str, user: str, old_id: str, new: AwsCredentials,
             keys: list[str], region: dict[str, str], akid_name: str, secret_name: str) -> None:
-    from . import _call
+    from .clients import aws_call
 
     _verify(step_ctx, profile, new, user, region)
     _checkpoint("verified")
     ctx.vault_set({akid_name: new.access_key_id, secret_name: new.secret_access_key})
     _checkpoint("stored")
     if old_id != new.access_key_id and old_id in keys:
-        _call(step_ctx, f"DeleteAccessKey {old_id}", iam.delete_access_key, UserName=user, AccessKeyId=old_id)
+        aws_call(step_ctx, f"DeleteAccessKey {old_id}", iam.delete_access_key, UserName=user, AccessKeyId=old_id)
     _checkpoint("deleted")
     ctx.vault_remove(record_name(profile))
     ctx.emit(f"rotated the access key of IAM user {user} for profile {profile!r}: {old_id} -> {new.access_key_id} "
@@ -187,4 +187,4 @@ def _finish(ctx: CommandContext, step_ctx, iam, profile: str, user: str, old_id:
 
 
 def configure_rotate(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="the gw profile whose vault-held IAM user key is replaced")
+    profile_option(parser, help="the gw profile whose vault-held IAM user key is replaced (default: $GW_PROFILE)")

@@ -11,7 +11,8 @@ configured role with session tags from the SIM, and answers AWS credentials or a
 presigned AWS IoT WebSocket URL.
 
 Statuses: 400 malformed, 401 bad/expired/replayed token, 403 SIM not allowed, 502
-upstream failure, 503 key-fetch budget spent or replay store full. Bodies are ``{"code", "message"}``; nothing secret is echoed and one
+upstream failure, 503 key-fetch budget spent, replay store full or ``no_aws_credentials``
+(the service itself has no AWS credentials: nothing was sent to STS). Bodies are ``{"code", "message"}``; nothing secret is echoed and one
 JSON log line per request (no token, no credential) goes to the ``log`` callable.
 """
 
@@ -39,6 +40,8 @@ OUTPUTS = ("aws", "iot-wss")
 MAX_BODY_BYTES = 65536
 SIM_CHECK_TTL = 60.0  # seconds a live SIM check result is reused
 ROLE_SESSION_PREFIX = "endorse-"
+NO_CREDENTIALS = ("the exchange service has no AWS credentials to call AssumeRole with (set AWS_PROFILE, "
+                  "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run it with an IAM role)")
 
 
 @dataclass
@@ -330,7 +333,7 @@ class ExchangeService:
             return self._sts
 
     def assume_role(self, claims: EndorseClaims) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, PartialCredentialsError
 
         tags = [{"Key": "imsi", "Value": claims.imsi}]
         if claims.imei:
@@ -344,6 +347,8 @@ class ExchangeService:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", "error"))[:60]
             raise ExchangeError(502, "sts_refused", f"AWS STS refused AssumeRole ({code})") from None
+        except (NoCredentialsError, PartialCredentialsError):  # nothing was sent: STS is not to blame
+            raise ExchangeError(503, "no_aws_credentials", NO_CREDENTIALS) from None
         except BotoCoreError as exc:
             raise ExchangeError(502, "sts_unreachable", f"AWS STS could not be reached ({type(exc).__name__})") from None
         credentials = answer.get("Credentials") if isinstance(answer, dict) else None

@@ -32,11 +32,11 @@ from gw.plugin import (
 )
 
 from .mtls import Endpoint
+from .names import ROLE_ALIAS
 
 STEP = "iot-certificate"
 #: AWS's role alias pattern ``[\w=,@-]+`` (CreateRoleAlias API reference), \w meaning ASCII
 #: word characters; every one of them may stand raw in a URL path (RFC 3986 pchar)
-_ALIAS = re.compile(r"[\w=,@-]{1,128}\Z", re.ASCII)
 _THING = re.compile(r"[a-zA-Z0-9:_-]{1,128}\Z")
 #: a bootstrap certificate is replaced this long before its notAfter
 BOOTSTRAP_MARGIN_S = 86400
@@ -63,7 +63,7 @@ OPTIONS: dict[str, Option] = {
 
 
 def _check(options: dict[str, Any]) -> None:
-    if not _ALIAS.match(options.get("role_alias") or ""):
+    if not ROLE_ALIAS.match(options.get("role_alias") or ""):
         raise ValueError("role_alias must be 1-128 characters from letters, digits and _=,@-")
     if options.get("thing_name") is not None and not _THING.match(options["thing_name"]):
         raise ValueError("thing_name must be 1-128 characters from letters, digits and :_-")
@@ -264,7 +264,7 @@ def _run(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Cred
     headers = {"x-amzn-iot-thingname": thing} if thing else {}
     with ctx.status(f"getting AWS credentials for role alias {alias} from {endpoint}"):
         try:
-            # the alias raw, as AWS's documented curl call sends it (_ALIAS admits only path-safe characters)
+            # the alias raw, as AWS's documented curl call sends it (ROLE_ALIAS admits only path-safe characters)
             answer = mtls.get(context, endpoint, f"/role-aliases/{alias}/credentials", headers,
                               timeout=float(options.get("timeout") or 30), what="the IoT credentials provider")
         except mtls.CertificateRefused as exc:

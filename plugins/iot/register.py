@@ -184,9 +184,9 @@ def run(args: Any, ctx: Any) -> int:
 
     if args.timeout <= 0 or args.interval <= 0:
         raise UsageError("--timeout and --interval must be positive numbers of seconds")
-    from . import _ALIAS
+    from .names import ROLE_ALIAS
 
-    if not _ALIAS.match(args.role_alias):
+    if not ROLE_ALIAS.match(args.role_alias):
         raise UsageError("--role-alias must be 1-128 characters from letters, digits and _=,@-")
     endpoint = Endpoint.parse(args.endpoint)
     cafile = args.ca or (ctx.tls_verify if isinstance(ctx.tls_verify, str) else None)

@@ -37,6 +37,7 @@ from .protocol import (
     KryptonSession,
     go_json,
 )
+from .readers import open_step_sim
 
 #: operation -> credential kind it yields.
 OPERATION_KINDS: dict[str, str] = {
@@ -126,31 +127,6 @@ class StateSessionStore:
 
     def drop(self, imsi: str) -> None:
         self.ctx.state_delete(f"session-{imsi}")
-
-
-def plugin_readers(ctx: Any) -> dict[str, Any]:
-    """SIM readers other plugins offer (``gw_krypton_readers``), by name."""
-    found: dict[str, Any] = {}
-    for readers in ctx.call_hook("gw_krypton_readers"):
-        for reader in readers or ():
-            name = getattr(reader, "name", None)
-            if isinstance(name, str) and name and callable(getattr(reader, "open", None)):
-                found.setdefault(name, reader)
-    return found
-
-
-def open_step_sim(ctx: Any, options: dict[str, Any]) -> Any:
-    """Open the SIM the step's ``reader`` names; one StepError line when it cannot."""
-    from .sim import SimError, open_sim
-
-    reader = options.get("reader") or "auto"
-    kind, _, arg = reader.partition(":")
-    # gw's own readers need no other plugin: asking the hook would load every plugin (lazy loading)
-    own = reader == "auto" or (kind in ("pcsc", "modem") and bool(arg))
-    try:
-        return open_sim(reader, options=options, readers={} if own else plugin_readers(ctx), status=ctx.status)
-    except SimError as exc:
-        raise StepError(f"cannot open the SIM ({reader}): {exc}") from None
 
 
 def _operation_call(options: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:

@@ -119,7 +119,7 @@ def _ask_pin(app: Any, label: str) -> str:
 
 def run_pin_command(args: Any, app: Any) -> int:
     """``gw krypton pin ACTION --profile P``: one PIN command at most, never the PIN printed."""
-    from . import open_step_sim
+    from .readers import open_step_sim
 
     options = app.step_options(args.profile, "krypton")
     if args.reader:

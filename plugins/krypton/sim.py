@@ -43,6 +43,7 @@ from .transports import (
     MODEM_GLOBS,
     ModemTransport,
     PcscTransport,
+    PinRequired,
     SimError,
     Transport,
     pcsc_reader_names,
@@ -98,10 +99,6 @@ class MacFailure(SimError):
 
     def __init__(self) -> None:
         super().__init__("the SIM rejected the challenge: AUTN failed its MAC check (status 9862)")
-
-
-class PinRequired(SimError):
-    """The SIM's PIN1 is enabled and not verified: it refuses EF_IMSI and AUTHENTICATE (6982)."""
 
 
 class PinBlocked(SimError):

@@ -19,6 +19,7 @@ __all__ = [
     "InProcessTransport",
     "ModemTransport",
     "PcscTransport",
+    "PinRequired",
     "SimError",
     "Transport",
     "pcsc_reader_names",
@@ -30,6 +31,10 @@ _EXTRA_HINT = "install it with: pip install 'gw-credential-gateway[sim]'"
 
 class SimError(StepError):
     """Talking to the SIM failed (no reader, no card, no USIM, bad answer ...)."""
+
+
+class PinRequired(SimError):
+    """The SIM's PIN1 is enabled and not verified: it refuses EF_IMSI and AUTHENTICATE (6982)."""
 
 
 class Transport(Protocol):
@@ -236,8 +241,6 @@ class ModemTransport:
         lines, final = self.command("AT+CIMI")
         digits = [ln for ln in lines if ln.isdigit()]
         if "SIM PIN" in final.upper():  # 27.007 +CME ERROR 11: SIM PIN required
-            from .sim import PinRequired
-
             raise PinRequired(f"the SIM in modem {self.name} has its PIN1 enabled and refuses to be read without it")
         if final != "OK" or not digits:
             raise SimError(f"modem {self.name} did not report an IMSI (AT+CIMI: {final})")

@@ -56,7 +56,7 @@ def configure(parser: Any) -> None:
 
 def resolve_session(args: Any, ctx: Any) -> tuple[Any, Any]:
     """(StepContext, SsoSession) for ``--session`` or ``--profile``."""
-    from . import session_from_options
+    from .sessions import session_from_options
 
     if getattr(args, "profile", None):
         options = ctx.step_options(args.profile, "aws-sso")

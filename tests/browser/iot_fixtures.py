@@ -17,7 +17,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -162,6 +162,13 @@ class MqttPeer:
             found = self._arrived.wait_for(lambda: any(p == payload for _, p in self.messages), timeout)
             assert found, f"message not received; got {len(self.messages)} other(s)"
             return next(m for m in self.messages if m[1] == payload)
+
+    def wait_for_match(self, match: Callable[[bytes], bool], timeout: float = 10.0) -> tuple[str, bytes]:
+        """The first message whose payload ``match`` accepts."""
+        with self._arrived:
+            found = self._arrived.wait_for(lambda: any(match(p) for _, p in self.messages), timeout)
+            assert found, f"message not received; got {len(self.messages)} other(s)"
+            return next(m for m in self.messages if match(m[1]))
 
     def stop(self) -> None:
         self.client.disconnect()

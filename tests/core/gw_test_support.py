@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gw.cache import EntryHeader, read_entry
 from gw.crypto import read_key_file, unseal
+from gw.store import EntryHeader, read_entry
 from gw.testing import assert_clean_failure, gw_executable  # noqa: F401 (re-exported for the tests)
 
 GW = gw_executable()

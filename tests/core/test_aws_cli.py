@@ -17,7 +17,7 @@ def setup_admin(home, iam_user, askpass, moto):
     home.extra_settings["askpass"] = askpass[0]
     home.write_config(admin_profile())
     store_user(home, iam_user)
-    result = home.run("setup", "aws", "--profile", "admin", "--region", "us-east-1")
+    result = home.run_in_process("setup", "aws", "--profile", "admin", "--region", "us-east-1")
     assert result.returncode == 0, result.stderr
     return home
 
@@ -61,12 +61,12 @@ def test_boto3_through_credential_process(aws_home, iam_user, askpass, moto):
 
 def test_credential_process_output_is_only_the_json(aws_home, iam_user, askpass, moto):
     home = setup_admin(aws_home, iam_user, askpass, moto)
-    first = home.run("credential-process", "--profile", "admin")
+    first = home.run_in_process("credential-process", "--profile", "admin")
     assert first.returncode == 0, first.stderr
     doc = parse_credential_process(first.stdout)
     issued = moto.lookup(doc["AccessKeyId"])
     assert issued is not None and issued.arn.endswith(":assumed-role/Admin/gw-admin")
-    second = home.run("credential-process", "--profile", "admin")
+    second = home.run_in_process("credential-process", "--profile", "admin")
     assert second.stdout == first.stdout and second.stderr == ""
 
 
@@ -75,19 +75,19 @@ def test_setup_aws_keeps_the_rest_of_the_file(aws_home, iam_user, askpass, moto)
     home.write_config(admin_profile())
     original = "# my settings\n[default]\nregion = eu-west-1\n\n[profile admin]\n# keep me\nregion = us-west-2\noutput = json\n\n[profile other]\nregion = ap-northeast-1\n"
     home.aws_config.write_text(original)
-    result = home.run("setup", "aws", "--profile", "admin")
+    result = home.run_in_process("setup", "aws", "--profile", "admin")
     assert result.returncode == 0, result.stderr
     text = home.aws_config.read_text()
     assert text.startswith("# my settings\n[default]\nregion = eu-west-1\n\n[profile admin]\n# keep me\nregion = us-west-2\noutput = json\ncredential_process = ")
     assert text.endswith("\n\n[profile other]\nregion = ap-northeast-1\n")
     assert (home.aws_config.parent / "config.gw-backup").read_text() == original
-    again = home.run("setup", "aws", "--profile", "admin")
+    again = home.run_in_process("setup", "aws", "--profile", "admin")
     assert again.returncode == 0 and "updated" in again.stdout
     assert home.aws_config.read_text() == text
 
 
 def test_setup_aws_refuses_a_profile_that_is_not_aws(aws_home):
     aws_home.write_config('[profiles.x]\nsteps = [{ use = "assume-role", role_arn = "' + ROLE + '" }]\n')
-    result = aws_home.run("setup", "aws", "--profile", "x")
+    result = aws_home.run_in_process("setup", "aws", "--profile", "x")
     assert result.returncode == 2 and "cannot come first" in result.stderr
     assert not aws_home.aws_config.exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gw.cache import Cache, EntryHeader, refresh_margin
+from gw.store import EntryHeader, Store, refresh_margin
 from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
     GW,
@@ -35,7 +35,7 @@ from tests.core.gw_test_support import (
 def _fetch(home, moto, profile: str = "role", *, fetches: int) -> dict:
     """Run credential-process; assert it succeeded cleanly with ``fetches`` new AssumeRole calls."""
     before = moto.count("AssumeRole")
-    result = home.run("credential-process", "--profile", profile)
+    result = home.run_in_process("credential-process", "--profile", profile)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert all(line.startswith("gw: warning: ") for line in result.stderr.splitlines()), result.stderr
@@ -55,7 +55,7 @@ def _reseal(home, profile: str, **times: int) -> None:
     header, plaintext = read_cached(home, profile)
     fields = {name: getattr(header, name) for name in EntryHeader.__slots__}
     fields.update(times)
-    Cache(str(home.cache_dir), str(home.config_path)).store(profile, EntryHeader(**fields), plaintext, cache_key(home))
+    Store(str(home.cache_dir), str(home.config_path)).store(profile, EntryHeader(**fields), plaintext, cache_key(home))
 
 
 # -- damaged entries -----------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_a_leftover_temp_file_of_a_killed_writer_is_harmless(role_home, moto):
     leftover.write_bytes(os.urandom(200))
     doc = _fetch(home, moto, fetches=1)
     assert _fetch(home, moto, fetches=0) == doc
-    listing = home.run("cache", "list", env={"COLUMNS": "200"})
+    listing = home.run_in_process("cache", "list", env={"COLUMNS": "200"})
     assert listing.returncode == 0, listing.stderr
     # a pipe gets plain tab-separated lines
     assert any(line.startswith("role\taws-credentials\t") for line in listing.stdout.splitlines())
@@ -177,7 +177,7 @@ def test_a_read_only_state_dir_still_gives_credentials_with_a_warning(aws_home, 
         if populated:
             warm = run()  # creates the key and the lock file, caches the entry
             assert warm.returncode == 0, warm.stderr
-            Path(Cache(str(state / "cache"), str(root / "config.toml")).path("role")).unlink()
+            Path(Store(str(state / "cache"), str(root / "config.toml")).path("role")).unlink()
             os.chmod(state / "cache", 0o500)
         else:
             (state / "cache").rmdir()

@@ -26,7 +26,7 @@ def _profile(home, akid_ref: str, secret_ref: str) -> None:
 
 
 def _env(home, **kwargs):
-    return home.run("env", "--profile", "p", "--format", "json", **kwargs)
+    return home.run_in_process("env", "--profile", "p", "--format", "json", **kwargs)
 
 
 def test_first_line_of_the_command_is_the_secret(gw_home, tmp_path):
@@ -39,7 +39,7 @@ def test_first_line_of_the_command_is_the_secret(gw_home, tmp_path):
     values = json.loads(result.stdout)
     assert values["AWS_ACCESS_KEY_ID"] == "AKIACMDSCHEMEEXAMPLE"
     assert values["AWS_SECRET_ACCESS_KEY"] == SECRET
-    assert gw_home.run("check").returncode == 0
+    assert gw_home.run_in_process("check").returncode == 0
 
 
 def test_no_shell_and_stdin_is_dev_null(gw_home, tmp_path):
@@ -74,11 +74,11 @@ def test_timeout_and_missing_command(gw_home, tmp_path):
 
 def test_check_rejects_malformed_cmd_references(gw_home):
     _profile(gw_home, '"cmd:"', '{ cmd = "pass show x", timeout = 0 }')
-    result = gw_home.run("check")
+    result = gw_home.run_in_process("check")
     assert result.returncode == 3
     assert "cmd: needs a command after it" in result.stderr
     assert "cmd timeout must be a number of seconds from 1 to 3600" in result.stderr
     _profile(gw_home, '"cmd:pass show \'unclosed"', '{ cmd = "x", shell = true }')
-    result = gw_home.run("check")
+    result = gw_home.run_in_process("check")
     assert result.returncode == 3
     assert "cannot split the command line" in result.stderr and "unknown key 'shell'" in result.stderr

@@ -58,7 +58,7 @@ CASES = {
 def test_config_error_is_one_clear_line(gw_home, case):
     text, expected = CASES[case]
     gw_home.write_config(text, settings=False)
-    result = gw_home.run("credential-process", "--profile", "p")
+    result = gw_home.run_in_process("credential-process", "--profile", "p")
     line = assert_clean_failure(result, contains=expected)
     assert result.returncode == 2
     if case not in ("bad-toml",):
@@ -71,7 +71,7 @@ def test_gw_check_lists_every_problem_one_per_line(gw_home):
         + "\n[profiles.q]\nsteps = [\n  " + USER + ",\n  " + f'{{ use = "assume-role", role_ar = "{ROLE}" }}' + ",\n]\n",
         settings=False,
     )
-    result = gw_home.run("check")
+    result = gw_home.run_in_process("check")
     assert result.returncode == 3 and result.stdout == "" and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert lines[-1] == f"gw: 3 problem(s) in {gw_home.config_path}"
@@ -84,26 +84,26 @@ def test_gw_check_lists_every_problem_one_per_line(gw_home):
 def test_gw_check_reports_a_missing_vault_secret(gw_home):
     gw_home.vault_set("akid", "AKIAEXAMPLEEXAMPLE00")
     gw_home.write_config(_steps('{ use = "aws-keys", access_key_id = "vault:akid", secret_access_key = "vault:nope" }'))
-    result = gw_home.run("check")
+    result = gw_home.run_in_process("check")
     assert result.returncode == 3 and "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 2, result.stderr
     assert "profiles.p.steps[0] (aws-keys): secret_access_key: no secret 'nope' in the vault" in lines[0]
     assert "gw vault set nope" in lines[0]
     gw_home.vault_set("nope", "s3cr3t-value")
-    ok = gw_home.run("check")
+    ok = gw_home.run_in_process("check")
     assert ok.returncode == 0 and ok.stdout.strip().endswith("1 profile(s), all valid")
 
 
 def test_missing_config_file(gw_home):
-    result = gw_home.run("credential-process", "--profile", "p")
+    result = gw_home.run_in_process("credential-process", "--profile", "p")
     line = assert_clean_failure(result, contains=f"no config file at {gw_home.config_path}")
     assert result.returncode == 2 and "GW_CONFIG" in line
 
 
 def test_unknown_profile_name(gw_home):
     gw_home.write_config(_steps(USER))
-    result = gw_home.run("env", "--profile", "nope")
+    result = gw_home.run_in_process("env", "--profile", "nope")
     assert_clean_failure(result, contains="no profile named 'nope'")
     assert "(profiles: p)" in result.stderr
 
@@ -113,7 +113,7 @@ def test_an_aws_profile_that_runs_gw_for_the_same_profile_is_a_cycle(aws_home):
     home.aws_config.write_text(f"[profile loop]\ncredential_process = {GW} credential-process --profile loop\n")
     home.write_config('[profiles.loop]\nsteps = [{ use = "aws-profile", profile = "loop" }]\n')
     started = time.monotonic()
-    result = home.run("credential-process", "--profile", "loop", timeout=60)
+    result = home.run_in_process("credential-process", "--profile", "loop", timeout=60)
     assert time.monotonic() - started < 20
     assert_clean_failure(result, contains="profile cycle")
 
@@ -129,5 +129,5 @@ def test_a_cycle_through_two_gw_profiles_is_caught(aws_home):
         '[profiles.a]\nsteps = [{ use = "aws-profile", profile = "b" }]\n\n'
         '[profiles.b]\nsteps = [{ use = "aws-profile", profile = "a" }]\n'
     )
-    result = home.run("credential-process", "--profile", "a", timeout=60)
+    result = home.run_in_process("credential-process", "--profile", "a", timeout=60)
     assert_clean_failure(result, contains="profile cycle")

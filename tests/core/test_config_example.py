@@ -10,7 +10,7 @@ BUILTIN = {"aws", "federation", "soracom", "onepassword", "krypton", "cognito", 
 
 
 def test_example_is_valid_except_for_its_vault_entries(gw_home):
-    result = gw_home.run("check", env={"GW_CONFIG": str(EXAMPLE)})
+    result = gw_home.run_in_process("check", env={"GW_CONFIG": str(EXAMPLE)})
     problems = [line for line in result.stderr.splitlines() if not line.startswith("gw: ")]
     assert problems, "expected the example's vault references to be reported as missing"
     assert all("in the vault (add it with: gw vault set" in line for line in problems), problems
@@ -18,7 +18,7 @@ def test_example_is_valid_except_for_its_vault_entries(gw_home):
 
 def test_example_mentions_every_option():
     from gw.config import SETTING_TYPES
-    from gw.plugins import load_registry
+    from gw.loading import load_registry
 
     text = EXAMPLE.read_text()
     registry = load_registry()

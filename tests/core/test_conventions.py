@@ -34,50 +34,50 @@ def _json(result: subprocess.CompletedProcess):
 
 # -- GW_PROFILE ---------------------------------------------------------------------------
 def test_gw_profile_is_the_default_profile(role_home, moto):
-    first = _json(role_home.run("credential-process", env={"GW_PROFILE": "admin"}))  # the ordinary path
-    cached = _json(role_home.run("credential-process", env={"GW_PROFILE": "admin"}))  # the fast path
+    first = _json(role_home.run_in_process("credential-process", env={"GW_PROFILE": "admin"}))  # the ordinary path
+    cached = _json(role_home.run_in_process("credential-process", env={"GW_PROFILE": "admin"}))  # the fast path
     assert cached == first and moto.lookup(first["AccessKeyId"]).kind == "assume-role"
-    env = _json(role_home.run("env", "--format", "json", env={"GW_PROFILE": "admin"}))
+    env = _json(role_home.run_in_process("env", "--format", "json", env={"GW_PROFILE": "admin"}))
     assert env["AWS_ACCESS_KEY_ID"] == first["AccessKeyId"]
-    explicit = _json(role_home.run("env", "--profile", "keys", "--format", "json", env={"GW_PROFILE": "admin"}))
+    explicit = _json(role_home.run_in_process("env", "--profile", "keys", "--format", "json", env={"GW_PROFILE": "admin"}))
     assert explicit["AWS_ACCESS_KEY_ID"] != first["AccessKeyId"]  # --profile wins
     # a plugin command's --profile too (gw login)
-    login = role_home.run("login", "--print", "--destination", "https://console.aws.amazon.com/",
+    login = role_home.run_in_process("login", "--print", "--destination", "https://console.aws.amazon.com/",
                           env={"GW_PROFILE": "admin"})
     assert "the following arguments are required: --profile" not in login.stderr
     # and a plugin subcommand's (gw krypton pin status: the profile has no krypton step)
-    pin = role_home.run("krypton", "pin", "status", env={"GW_PROFILE": "admin"})
+    pin = role_home.run_in_process("krypton", "pin", "status", env={"GW_PROFILE": "admin"})
     assert "required: --profile" not in pin.stderr and "admin" in pin.stderr, pin.stderr
 
 
 def test_without_gw_profile_the_profile_is_required(role_home):
-    result = role_home.run("credential-process")
+    result = role_home.run_in_process("credential-process")
     assert result.returncode == 2 and "the following arguments are required: --profile" in result.stderr
 
 
 # -- --refresh and --min-ttl ----------------------------------------------------------------
 def test_refresh_and_min_ttl(role_home, moto):
     before = moto.count("AssumeRole")
-    first = _json(role_home.run("credential-process", "--profile", "admin"))
-    assert _json(role_home.run("credential-process", "--profile", "admin")) == first
+    first = _json(role_home.run_in_process("credential-process", "--profile", "admin"))
+    assert _json(role_home.run_in_process("credential-process", "--profile", "admin")) == first
     assert moto.count("AssumeRole") == before + 1
-    refreshed = _json(role_home.run("credential-process", "--profile", "admin", "--refresh"))
+    refreshed = _json(role_home.run_in_process("credential-process", "--profile", "admin", "--refresh"))
     assert refreshed["AccessKeyId"] != first["AccessKeyId"] and moto.count("AssumeRole") == before + 2
     # 1 h credentials have more than 30 min left: cached; never 2 h: fetched
-    assert _json(role_home.run("env", "--profile", "admin", "--format", "json", "--min-ttl", "30m")
+    assert _json(role_home.run_in_process("env", "--profile", "admin", "--format", "json", "--min-ttl", "30m")
                  )["AWS_ACCESS_KEY_ID"] == refreshed["AccessKeyId"]
     assert moto.count("AssumeRole") == before + 2
-    again = _json(role_home.run("env", "--profile", "admin", "--format", "json", "--min-ttl", "2h"))
+    again = _json(role_home.run_in_process("env", "--profile", "admin", "--format", "json", "--min-ttl", "2h"))
     assert again["AWS_ACCESS_KEY_ID"] != refreshed["AccessKeyId"] and moto.count("AssumeRole") == before + 3
     # the new credentials were cached: an ordinary call gets them
-    assert _json(role_home.run("credential-process", "--profile", "admin"))["AccessKeyId"] == again["AWS_ACCESS_KEY_ID"]
+    assert _json(role_home.run_in_process("credential-process", "--profile", "admin"))["AccessKeyId"] == again["AWS_ACCESS_KEY_ID"]
 
 
 def test_the_cache_hit_path_honours_gw_profile_and_min_ttl(role_home, moto):
     """GW_PROFILE and --min-ttl keep the no-plugin, no-boto3 fast path; more than is left does not."""
     from tests.core.gw_test_support import imported_modules, run_importtime
 
-    first = _json(role_home.run("credential-process", "--profile", "admin"))
+    first = _json(role_home.run_in_process("credential-process", "--profile", "admin"))
     before = moto.count("AssumeRole")
     for args, env in ((["--min-ttl", "30m", "--profile", "admin"], {}), (["--min-ttl=900"], {"GW_PROFILE": "admin"}),
                       ([], {"GW_PROFILE": "admin"})):
@@ -97,7 +97,7 @@ def test_the_cache_hit_path_honours_gw_profile_and_min_ttl(role_home, moto):
 @pytest.mark.parametrize("text, seconds", [("900", 900), ("90s", 90), ("30m", 1800), ("2h", 7200), ("1h30m", 5400)])
 def test_durations(text, seconds):
     from gw.cli_options import parse_duration
-    from gw.fastpath import _seconds
+    from gw.durations import duration_seconds as _seconds
 
     assert parse_duration(text) == seconds == _seconds(text)
 
@@ -105,19 +105,19 @@ def test_durations(text, seconds):
 @pytest.mark.parametrize("text", ["", "m", "1d", "-5", "10 m", "h1"])
 def test_bad_durations(text, role_home):
     from gw.cli_options import parse_duration
-    from gw.fastpath import _seconds
+    from gw.durations import duration_seconds as _seconds
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_duration(text)
     assert _seconds(text) is None
     if text:
-        result = role_home.run("env", "--profile", "admin", "--min-ttl", text)
+        result = role_home.run_in_process("env", "--profile", "admin", "--min-ttl", text)
         assert result.returncode == 2 and "is not a duration" in result.stderr and "Traceback" not in result.stderr
 
 
 # -- region precedence and the account ------------------------------------------------------------
 def _region(home, profile: str, *args: str, env: dict | None = None) -> str | None:
-    values = _json(home.run("env", "--profile", profile, "--format", "json", *args, env=env))
+    values = _json(home.run_in_process("env", "--profile", profile, "--format", "json", *args, env=env))
     assert values.get("AWS_REGION") == values.get("AWS_DEFAULT_REGION")
     return values.get("AWS_REGION")
 
@@ -146,14 +146,14 @@ def test_region_precedence(aws_home, iam_user):
 
 
 def test_account_id_in_credential_process_and_env(role_home):
-    doc = _json(role_home.run("credential-process", "--profile", "admin"))
+    doc = _json(role_home.run_in_process("credential-process", "--profile", "admin"))
     assert doc["AccountId"] == ACCOUNT
-    env = _json(role_home.run("env", "--profile", "admin", "--format", "json"))
+    env = _json(role_home.run_in_process("env", "--profile", "admin", "--format", "json"))
     assert env["AWS_ACCOUNT_ID"] == ACCOUNT
     out = role_home.run("exec", "--profile", "admin", "--", "sh", "-c", 'echo "$AWS_ACCOUNT_ID"')
     assert out.stdout.strip() == ACCOUNT
     # long-term keys: unknown, so not set (and a caller's stale value is not passed on)
-    keys = _json(role_home.run("credential-process", "--profile", "keys"))
+    keys = _json(role_home.run_in_process("credential-process", "--profile", "keys"))
     assert "AccountId" not in keys
     out = role_home.run("exec", "--profile", "keys", "--", "sh", "-c", 'echo "[$AWS_ACCOUNT_ID]"',
                         env={"AWS_ACCOUNT_ID": "999999999999"})
@@ -171,44 +171,44 @@ def test_botocore_reads_the_account_id(role_home):
 
 # -- --json, plain tables, help and exit codes -------------------------------------------------------
 def test_json_outputs(role_home):
-    role_home.run("credential-process", "--profile", "admin", check=True)
-    profiles = _json(role_home.run("profiles", "--json"))
+    role_home.run_in_process("credential-process", "--profile", "admin", check=True)
+    profiles = _json(role_home.run_in_process("profiles", "--json"))
     by_name = {p["name"]: p for p in profiles}
     assert by_name["admin"]["steps"] == ["aws-keys", "assume-role"]
     assert by_name["admin"]["output"] == "aws-credentials" and by_name["admin"]["cached_until"].endswith("Z")
     assert by_name["eu"]["region"] == "eu-central-1" and by_name["keys"]["cached_until"] is None
-    cache = _json(role_home.run("cache", "list", "--json"))
+    cache = _json(role_home.run_in_process("cache", "list", "--json"))
     assert [(e["name"], e["kind"], e["state"]) for e in cache] == [("admin", "aws-credentials", "fresh")]
-    plugins = {p["name"]: p for p in _json(role_home.run("plugins", "--json"))}
+    plugins = {p["name"]: p for p in _json(role_home.run_in_process("plugins", "--json"))}
     assert any(s["name"] == "assume-role" for s in plugins["aws"]["step_types"])
     assert "cmd:" in plugins["core"]["secret_schemes"]
-    check = _json(role_home.run("check", "--json"))
+    check = _json(role_home.run_in_process("check", "--json"))
     assert check == {"config": str(role_home.config_path), "ok": True, "problems": [], "warnings": [], "profiles": 3}
 
 
 def test_check_problems_have_their_own_exit_status(role_home):
     role_home.write_config('[profiles.bad]\nsteps = [{ use = "assume-role", role_arn = "x" }]\n')
-    result = role_home.run("check", "--json")
+    result = role_home.run_in_process("check", "--json")
     assert result.returncode == 3
     doc = json.loads(result.stdout)
     assert doc["ok"] is False and any("cannot come first" in p for p in doc["problems"])
     role_home.config_path.write_text("[profiles.broken\n")
-    result = role_home.run("check")
+    result = role_home.run_in_process("check")
     assert result.returncode == 3 and "Traceback" not in result.stderr
-    missing = role_home.run("check", "--json", env={"GW_CONFIG": str(role_home.root / "absent.toml")})
+    missing = role_home.run_in_process("check", "--json", env={"GW_CONFIG": str(role_home.root / "absent.toml")})
     assert missing.returncode == 3
     assert json.loads(missing.stdout)["config"] == str(role_home.root / "absent.toml")
-    assert role_home.run("check", "--bogus").returncode == 2  # a usage error stays 2
+    assert role_home.run_in_process("check", "--bogus").returncode == 2  # a usage error stays 2
 
 
 def test_tables_are_plain_text_on_a_pipe(role_home):
-    result = role_home.run("profiles")
+    result = role_home.run_in_process("profiles")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "profile\tsteps\toutput\tcached until\tshared steps cached"
     assert "admin\taws-keys -> assume-role\taws-credentials\t-\t-" in lines
     assert not any(ch in result.stdout for ch in "┃│━─┏└╇")
-    plugins = role_home.run("plugins").stdout
+    plugins = role_home.run_in_process("plugins").stdout
     assert plugins.startswith("plugin\t") and not any(ch in plugins for ch in "┃│━─")
 
 
@@ -237,14 +237,14 @@ def test_every_subcommand_has_a_description_and_examples(role_home):
     assert missing == []
     assert {"exec", "serve ecs", "completion", "import aws", "rotate", "login", "soracom", "krypton pin",
             "iot register", "demo"} <= set(seen)
-    helped = role_home.run("serve", "ecs", "--help")
+    helped = role_home.run_in_process("serve", "ecs", "--help")
     assert helped.returncode == 0 and "examples:" in helped.stdout
 
 
 def test_exit_codes_are_in_the_help(role_home):
     from gw.commands import EXIT_CODES
 
-    text = role_home.run("--help").stdout
+    text = role_home.run_in_process("--help").stdout
     for code, meaning in EXIT_CODES:
         assert f"  {code:<4} {meaning}" in text
 
@@ -261,7 +261,7 @@ def _complete(script: str, words: list[str], env: dict[str, str]) -> list[str]:
 
 def test_bash_completion_knows_commands_and_profile_names(role_home, tmp_path):
     script = tmp_path / "gw.bash"
-    result = role_home.run("completion", "bash")
+    result = role_home.run_in_process("completion", "bash")
     assert result.returncode == 0, result.stderr
     script.write_text(result.stdout)
     # no gw on PATH while completing: no Python runs per TAB
@@ -289,7 +289,7 @@ def _shell(name: str) -> str:
 
 @pytest.mark.parametrize("shell, marker", [("zsh", "#compdef gw"), ("fish", "complete -c gw")])
 def test_zsh_and_fish_scripts(role_home, shell, marker, tmp_path):
-    result = role_home.run("completion", shell)
+    result = role_home.run_in_process("completion", shell)
     assert result.returncode == 0 and marker in result.stdout
     assert ("_gw_zsh_profiles" if shell == "zsh" else "__gw_profiles") in result.stdout
     script = tmp_path / f"gw.{shell}"
@@ -304,7 +304,7 @@ def test_zsh_completes_profile_names(role_home, tmp_path):
     completion system's builtin, is replaced by a function printing what it was given)."""
     zsh = _shell("zsh")
     script = tmp_path / "_gw"
-    script.write_text(role_home.run("completion", "zsh", check=True).stdout)
+    script.write_text(role_home.run_in_process("completion", "zsh", check=True).stdout)
     env = {"PATH": "/usr/bin:/bin", "GW_CONFIG": str(role_home.config_path), "HOME": str(role_home.home)}
     code = (f"autoload -U compinit && compinit -u -D; source {script}; "
             "compadd() { [[ $1 == -a ]] && print -rl -- ${(P)2} }; _gw_zsh_profiles")
@@ -316,7 +316,7 @@ def test_zsh_completes_profile_names(role_home, tmp_path):
 def test_fish_completes_profiles_and_commands(role_home, tmp_path):
     fish = _shell("fish")
     script = tmp_path / "gw.fish"
-    script.write_text(role_home.run("completion", "fish", check=True).stdout)
+    script.write_text(role_home.run_in_process("completion", "fish", check=True).stdout)
     env = {"PATH": "/usr/bin:/bin", "GW_CONFIG": str(role_home.config_path), "HOME": str(role_home.home)}
 
     def complete(line: str) -> list[str]:

@@ -76,7 +76,7 @@ def test_a_boto3_child_outlives_its_first_credentials(role_home, moto, tmp_path)
     child = tmp_path / "child.py"
     child.write_text(CHILD)
     before = moto.count("AssumeRole")
-    result = role_home.run("exec", "--server", "--min-ttl", "898", "--profile", "deploy", "--",
+    result = role_home.run_in_process("exec", "--server", "--min-ttl", "898", "--profile", "deploy", "--",
                            sys.executable, str(child), "897", timeout=90)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -94,10 +94,10 @@ def test_a_boto3_child_outlives_its_first_credentials(role_home, moto, tmp_path)
 
 
 def test_exec_server_passes_the_exit_status_and_a_missing_command(role_home):
-    done = role_home.run("exec", "--server", "--profile", "deploy", "--", sys.executable, "-c",
+    done = role_home.run_in_process("exec", "--server", "--profile", "deploy", "--", sys.executable, "-c",
                          "import sys; sys.exit(7)")
     assert done.returncode == 7, done.stderr
-    missing = role_home.run("exec", "--server", "--profile", "deploy", "--", "no-such-command-gw")
+    missing = role_home.run_in_process("exec", "--server", "--profile", "deploy", "--", "no-such-command-gw")
     assert missing.returncode == 127 and "command not found: no-such-command-gw" in missing.stderr
 
 
@@ -114,7 +114,7 @@ def test_long_term_keys_are_not_served(aws_home, iam_user):
     keys_from_env(aws_home, iam_user)
     aws_home.write_config('[profiles.keys]\nsteps = [{ use = "aws-keys", access_key_id = "env:GWT_AKID", '
                           'secret_access_key = "env:GWT_SECRET" }]\n')
-    result = aws_home.run("exec", "--server", "--profile", "keys", "--", "true")
+    result = aws_home.run_in_process("exec", "--server", "--profile", "keys", "--", "true")
     assert_clean_failure(result, contains="serves only temporary credentials")
     assert iam_user[1] not in result.stderr
 
@@ -191,7 +191,7 @@ def test_an_address_beyond_loopback_is_warned_about(listen, beyond):
 
 
 def test_serve_ecs_bad_listen_address_is_one_line(role_home):
-    result = role_home.run("serve", "ecs", "--profile", "deploy", "--listen", "127.0.0.1:http")
+    result = role_home.run_in_process("serve", "ecs", "--profile", "deploy", "--listen", "127.0.0.1:http")
     assert_clean_failure(result, contains="the port must be a number")
 
 

@@ -22,9 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gw.cache import Cache, read_entry
 from gw.crypto import unseal
-from gw.fastpath import CORE_WORDS, command_word, fill, open_recipe, parse_json, recipe_path, seal_recipe
+from gw.fastpath import CORE_WORDS, command_word, fill
+from gw.jsonscan import parse_json
+from gw.store import Store, open_recipe, read_entry, recipe_path, seal_recipe
 from gw.testing import GwHome
 from tests.core.gw_test_support import GW, NOBODY, cache_file, cache_key, imported_modules, run_importtime
 
@@ -159,9 +160,9 @@ def test_a_cache_hit_execs_without_plugins_and_passes_args_untouched(warm):
     assert "GWTEST_REMOVED" not in run["env"]
     assert warm.fetches == 1
     modules = imported_modules(hit.stderr)
-    assert {"gw", "gw.fastpath", "gw.cache", "gw.crypto"} <= modules  # the import log was read correctly
+    assert {"gw", "gw.fastpath", "gw.store", "gw.crypto"} <= modules  # the import log was read correctly
     heavy = sorted(m for m in modules if m.startswith(("gw_plugins", "gwtest_")) or m.split(".")[0] in FORBIDDEN
-                   or m in ("gw.app", "gw.plugins", "gw.config", "gw.commands", "gw.command_context"))
+                   or m in ("gw.app", "gw.loading", "gw.config", "gw.commands", "gw.command_context"))
     assert heavy == []
     assert [line for line in hit.stderr.splitlines() if not line.startswith("import time:")] == []
 
@@ -171,7 +172,7 @@ def test_the_slow_path_is_what_the_probes_would_catch(warm):
     warm.recipe().unlink()
     miss = run_importtime(warm.home, COMMAND, "--profile", "p", "--", "x")
     warm.assert_slow(miss, 1)
-    assert {"pluggy", "argparse", "gw.app", "gw.plugins"} <= imported_modules(miss.stderr)
+    assert {"pluggy", "argparse", "gw.app", "gw.loading"} <= imported_modules(miss.stderr)
     warm.recipe().unlink()
     miss, modules = run_verbose(warm.home, COMMAND, "--profile", "p", "--", "y")
     warm.assert_slow(miss, 2)
@@ -284,7 +285,7 @@ def test_an_expired_entry_goes_slow_and_fetches(warm):
     header, line, body = read_entry(str(cache_file(warm.home, "p")))
     plaintext = unseal(key, body, line)
     header.refresh_at = int(time.time()) - 1
-    Cache(str(warm.home.cache_dir), str(warm.home.config_path)).store("p", header, plaintext, key)
+    Store(str(warm.home.cache_dir), str(warm.home.config_path)).store("p", header, plaintext, key)
     warm.assert_slow(warm.call("x"), 1)
     assert warm.fetches == 2 and warm.child_runs()[-1]["argv"][0] == f"--secret={secret_of(2)}"
 

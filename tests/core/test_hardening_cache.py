@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from gw.cache import MAX_ENTRY, Cache
+from gw.store import MAX_ENTRY, Store
 from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
     OTHER_ROLE,
@@ -30,7 +30,7 @@ def _two_roles(home, iam_user) -> None:
 
 
 def _get(home, profile: str) -> dict:
-    result = home.run("credential-process", "--profile", profile)
+    result = home.run_in_process("credential-process", "--profile", profile)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     return parse_credential_process(result.stdout)
@@ -64,9 +64,9 @@ def test_an_entry_is_not_served_for_a_profile_missing_from_the_config(aws_home, 
     home = aws_home
     _two_roles(home, iam_user)
     _get(home, "admin")
-    ghost = Path(Cache(str(home.cache_dir), str(home.config_path)).path("ghost"))
+    ghost = Path(Store(str(home.cache_dir), str(home.config_path)).path("ghost"))
     shutil.copyfile(cache_file(home, "admin"), ghost)
-    result = home.run("credential-process", "--profile", "ghost")
+    result = home.run_in_process("credential-process", "--profile", "ghost")
     assert result.returncode != 0 and result.stdout == ""
     assert "no profile named 'ghost'" in result.stderr
 
@@ -128,12 +128,12 @@ def test_two_configs_sharing_a_profile_name_and_gw_home_keep_their_entries(aws_h
     other.write_text(role_profile("p").replace(ROLE, OTHER_ROLE))
     env_other = {"GW_CONFIG": str(other)}
     a = _get(home, "p")
-    result = home.run("credential-process", "--profile", "p", env=env_other)
+    result = home.run_in_process("credential-process", "--profile", "p", env=env_other)
     b = parse_credential_process(result.stdout)
     before = moto.count("AssumeRole")
     for _ in range(3):
         assert _get(home, "p") == a
-        assert parse_credential_process(home.run("credential-process", "--profile", "p", env=env_other).stdout) == b
+        assert parse_credential_process(home.run_in_process("credential-process", "--profile", "p", env=env_other).stdout) == b
     assert moto.count("AssumeRole") == before  # neither evicts the other
 
 
@@ -149,12 +149,12 @@ def test_cache_clear_removes_the_entries_an_older_gw_wrote(aws_home, iam_user, m
         path.write_bytes(b"gw1 aws 1 2 3 file 4 5 6 digest /cfg\n" + os.urandom(64))
         path.chmod(0o600)
     foreign.write_bytes(b"not an entry")
-    result = home.run("cache", "clear", "--profile", "admin")
+    result = home.run_in_process("cache", "clear", "--profile", "admin")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "cleared 1 cached profile(s) and 1 entry of an older gw"
     assert not old_admin.exists() and old_other.exists() and foreign.exists()
-    result = home.run("cache", "clear")
+    result = home.run_in_process("cache", "clear")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "cleared 0 cached profile(s) and 1 entry of an older gw"
     assert not old_other.exists() and foreign.exists()
-    assert home.run("cache", "clear").stdout.strip() == "cleared 0 cached profile(s)"
+    assert home.run_in_process("cache", "clear").stdout.strip() == "cleared 0 cached profile(s)"

@@ -96,7 +96,7 @@ def test_an_unsafe_existing_directory_is_refused_with_the_fix(gw_home, tmp_path,
     if args is None:
         home.write_config(TOTP_PROFILE.format(endpoint="https://127.0.0.1:9"))
         args = ("env", "--profile", "t")
-    result = home.run(*args, input="value-5678" if args[:2] == ("vault", "set") else None)
+    result = home.run_in_process(*args, input="value-5678" if args[:2] == ("vault", "set") else None)
     line = assert_clean_failure(result)
     fix = {"group-writable": f"chmod 700 {directory}", "world-writable": f"chmod 700 {directory}",
            "foreign": f"chown {os.getuid()} {directory}", "symlink": "symlink"}[problem]
@@ -124,7 +124,7 @@ def test_a_symlinked_iot_directory_is_refused_before_anything_is_written(gw_home
 def _warm(home, iam_user) -> None:
     keys_from_env(home, iam_user)
     home.write_config(role_profile("p"))
-    assert home.run("credential-process", "--profile", "p").returncode == 0
+    assert home.run_in_process("credential-process", "--profile", "p").returncode == 0
 
 
 @pytest.mark.parametrize("what", ["key", "vault", "config"])
@@ -137,7 +137,7 @@ def test_a_fifo_or_directory_at_a_file_path_is_one_clear_line(aws_home, iam_user
     path.unlink()
     os.mkfifo(path, 0o600) if kind == "fifo" else path.mkdir(mode=0o700)
     args = ("credential-process", "--profile", "p") if what == "config" else ("vault", "list")
-    result = home.run(*args, timeout=TIMEOUT)
+    result = home.run_in_process(*args, timeout=TIMEOUT)
     line = assert_clean_failure(result)
     assert str(path) in line and ("FIFO" in line or "directory" in line), line
     assert "internal error" not in line
@@ -150,7 +150,7 @@ def test_a_fifo_as_cache_entry_is_a_miss(aws_home, iam_user, moto):
     entry.unlink()
     os.mkfifo(entry, 0o600)
     before = moto.count("AssumeRole")
-    result = home.run("credential-process", "--profile", "p", timeout=TIMEOUT)
+    result = home.run_in_process("credential-process", "--profile", "p", timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert moto.count("AssumeRole") == before + 1
     assert stat.S_ISREG(os.lstat(entry).st_mode)  # replaced by a real entry
@@ -237,7 +237,7 @@ def test_temp_files_of_dead_writers_are_cleaned_up(aws_home, iam_user):
     (home.state / "key").unlink()  # the next run creates the key anew (cleaning the state dir) ...
     (home.state / "vault").unlink()
     home.vault_set("x", "value-1234")  # ... and writes the vault
-    assert home.run("credential-process", "--profile", "p").returncode == 0  # and a cache entry
+    assert home.run_in_process("credential-process", "--profile", "p").returncode == 0  # and a cache entry
     assert [p for p in stale if p.exists()] == []
     assert fresh.exists()  # too young to judge: its writer may still be at work
 

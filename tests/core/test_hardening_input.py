@@ -39,7 +39,7 @@ USER = '{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = 
 def test_every_number_in_settings_is_finite_and_in_range(gw_home, setting):
     gw_home.write_config(f"[settings]\n{setting}\n\n" + role_profile("p"), settings=False)
     started = time.monotonic()
-    result = gw_home.run("credential-process", "--profile", "p", timeout=TIMEOUT)
+    result = gw_home.run_in_process("credential-process", "--profile", "p", timeout=TIMEOUT)
     line = assert_clean_failure(result, contains=setting.split(" = ")[0])
     assert "internal error" not in line and "from" in line
     assert result.returncode == 2
@@ -53,7 +53,7 @@ def test_a_non_finite_or_out_of_range_krypton_timeout_is_refused(gw_home, value)
 steps = [{{ use = "krypton", operation = "cognito-credentials", endpoint = "https://127.0.0.1:9", reader = "emulated", sim_file = "/nonexistent", timeout = {value} }}]
 """)
     for args in (("check",), ("credential-process", "--profile", "k")):
-        result = gw_home.run(*args, timeout=TIMEOUT)
+        result = gw_home.run_in_process(*args, timeout=TIMEOUT)
         assert result.returncode != 0 and result.stdout == "", result.stderr
         assert args[0] == "check" or result.returncode == 2  # a config error
         assert "Traceback" not in result.stderr and "internal error" not in result.stderr
@@ -69,7 +69,7 @@ def test_nan_lock_timeout_cannot_make_gw_wait_forever(gw_home):
     fd = os.open(gw_home.state / "locks" / "p.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        result = gw_home.run("credential-process", "--profile", "p", timeout=TIMEOUT)
+        result = gw_home.run_in_process("credential-process", "--profile", "p", timeout=TIMEOUT)
         assert_clean_failure(result, contains="lock_timeout")
     finally:
         os.close(fd)
@@ -78,7 +78,7 @@ def test_nan_lock_timeout_cannot_make_gw_wait_forever(gw_home):
 # -- encodings -----------------------------------------------------------------------------------------
 def test_a_non_utf8_config_names_the_byte(gw_home):
     gw_home.config_path.write_bytes(b'[profiles.p]\ndescription = "caf\xe9"\n')
-    result = gw_home.run("profiles")
+    result = gw_home.run_in_process("profiles")
     line = assert_clean_failure(result, contains="not UTF-8")
     assert "0xe9" in line and "line 2" in line and str(gw_home.config_path) in line
 
@@ -101,7 +101,7 @@ steps = [{{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key 
 login = {{ endpoint = "{scripted.url}/federation" }}
 """)
     scripted.answer(200, body, {"Content-Type": "application/json"})
-    result = home.run("login", "--profile", "p", "--print", timeout=TIMEOUT)
+    result = home.run_in_process("login", "--profile", "p", "--print", timeout=TIMEOUT)
     line = assert_clean_failure(result, contains="federation endpoint refused")
     assert "internal error" not in line and "t" * 20 not in result.stderr
 
@@ -120,7 +120,7 @@ login = {{ endpoint = "{scripted.url}/federation" }}
     browser = tmp_path / "browser.sh"
     browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{log}"\n')
     browser.chmod(0o700)
-    result = home.run("login", "--profile", "p", env={"BROWSER": str(browser)}, timeout=TIMEOUT)
+    result = home.run_in_process("login", "--profile", "p", env={"BROWSER": str(browser)}, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr
     argv = log.read_text()
     assert token not in argv and "SigninToken" not in argv
@@ -135,7 +135,7 @@ login = {{ endpoint = "{scripted.url}/federation" }}
 def warm(aws_home, iam_user):
     keys_from_env(aws_home, iam_user)
     aws_home.write_config(role_profile("p"))
-    assert aws_home.run("credential-process", "--profile", "p").returncode == 0
+    assert aws_home.run_in_process("credential-process", "--profile", "p").returncode == 0
     return aws_home
 
 
@@ -248,13 +248,13 @@ steps = [
 ]
 """
         home.write_config(profile.format(endpoint=f"https://127.0.0.1:{closed}"))
-        refused = home.run("env", "--profile", "t", timeout=TIMEOUT)
+        refused = home.run_in_process("env", "--profile", "t", timeout=TIMEOUT)
     assert_clean_failure(refused, contains="cannot reach")
     assert _totp_record(home) == []  # the reservation was released: no step is recorded as used
     # an upstream that answers (here: 401) has seen the code: it stays used
     scripted.answer(401, b'{"code":"AUM0001","message":"bad credentials"}', {"Content-Type": "application/json"})
     home.write_config(profile.format(endpoint=scripted.url))
-    answered = home.run("env", "--profile", "t", timeout=TIMEOUT)
+    answered = home.run_in_process("env", "--profile", "t", timeout=TIMEOUT)
     assert answered.returncode != 0 and len(scripted.requests) == 1
     records = _totp_record(home)
     assert len(records) == 1 and int(records[0].read_text()) >= int(time.time() // 30) - 1

@@ -110,7 +110,7 @@ steps = [
   {{ use = "assume-role", role_arn = "{ROLE}" }},
 ]
 """)
-    result = home.run("credential-process", "--profile", "p")
+    result = home.run_in_process("credential-process", "--profile", "p")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and result.stdout == ""
     out = result.stdout + result.stderr
@@ -217,7 +217,7 @@ def test_gw_env_and_exec_end_to_end_with_a_hostile_upstream_value(aws_home, iam_
 steps = [{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key = "env:GWT_SECRET" }]
 """)
     for fmt in ("sh", "fish", "powershell", "json"):
-        result = home.run("env", "--profile", "p", "--format", fmt)
+        result = home.run_in_process("env", "--profile", "p", "--format", fmt)
         assert result.returncode == 0, result.stderr
         if fmt == "powershell":
             line = next(ln for ln in result.stdout.splitlines() if ln.startswith("$Env:AWS_ACCESS_KEY_ID"))
@@ -244,6 +244,6 @@ steps = [{ use = "aws-keys", access_key_id = "env:GWT_AKID", secret_access_key =
     names = {line.partition("=")[0] for line in result.stdout.splitlines()}
     assert not names & set(PARENT)
     assert "AWS_ACCESS_KEY_ID" in names
-    shown = home.run("env", "--profile", "p", "--format", "sh")
+    shown = home.run_in_process("env", "--profile", "p", "--format", "sh")
     unset = next(line for line in shown.stdout.splitlines() if line.startswith("unset "))
     assert set(PARENT) <= set(unset.split()[1:])

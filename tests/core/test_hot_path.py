@@ -47,7 +47,7 @@ def test_a_cache_hit_imports_nothing_heavy(warm_home, moto):
     parse_credential_process(hit.stdout)
     assert moto.count("AssumeRole") == before
     modules = imported_modules(hit.stderr)
-    assert {"gw", "gw.fastpath", "gw.cache"} <= modules  # the import log was read correctly
+    assert {"gw", "gw.fastpath", "gw.store"} <= modules  # the import log was read correctly
     assert sorted(m for m in modules if _forbidden(m)) == []
     other = [line for line in hit.stderr.splitlines() if not line.startswith("import time:")]
     assert other == []

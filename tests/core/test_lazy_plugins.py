@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from gw.plugins import load_registry, needs_of
+from gw.loading import load_registry, needs_of
 
 STEP = '''
 from gw.plugin import AWS, AwsCredentials, StepType, hookimpl

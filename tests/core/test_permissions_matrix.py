@@ -57,13 +57,10 @@ CELLS = [(path, cond, expected) for path, (_, row) in MATRIX.items() for cond, e
 
 
 @pytest.fixture
-def warm(aws_home, iam_user):
-    home = aws_home
-    home.vault_set("akid", iam_user[0])
-    home.vault_set("secret", iam_user[1])
-    home.vault_set("seed", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+def warm(warm_home):
+    home = warm_home  # key and vault (akid, secret, seed) copied from the session's warmed home
     home.write_config(role_profile("p", keys="vault") + TOTP)
-    assert home.run("credential-process", "--profile", "p").returncode == 0
+    assert home.run_in_process("credential-process", "--profile", "p").returncode == 0
     (home.state / "totp").mkdir(mode=0o700, exist_ok=True)
     (home.state / "iot").mkdir(mode=0o700, exist_ok=True)
     return home
@@ -109,12 +106,12 @@ def _snapshot(target: Path) -> list[tuple[str, int, bytes]]:
 
 def _run(home, name: str):
     if name == "totp":
-        return home.run("env", "--profile", "t", timeout=30)
+        return home.run_in_process("env", "--profile", "t", timeout=30)
     if name == "vault":
-        return home.run("vault", "list", timeout=30)
+        return home.run_in_process("vault", "list", timeout=30)
     if name in ("aws-config", "aws-backup"):
-        return home.run("setup", "aws", "--profile", "p", timeout=30)
-    return home.run("credential-process", "--profile", "p", timeout=30)
+        return home.run_in_process("setup", "aws", "--profile", "p", timeout=30)
+    return home.run_in_process("credential-process", "--profile", "p", timeout=30)
 
 
 @pytest.mark.parametrize(("name", "condition", "expected"), CELLS, ids=[f"{p}-{c}" for p, c, _ in CELLS])

@@ -22,7 +22,7 @@ def home(gw_home):
 
 
 def _secret(home) -> str:
-    result = home.run("env", "--profile", "p", "--format", "json")
+    result = home.run_in_process("env", "--profile", "p", "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["AWS_SECRET_ACCESS_KEY"]
 
@@ -30,12 +30,12 @@ def _secret(home) -> str:
 def test_defaults_then_the_configured_values_reach_steps_and_commands(home):
     home.write_config(PROFILE)
     assert _secret(home) == "hello-1"
-    assert home.run("gwtest-settings").stdout == "hello 1\n"
+    assert home.run_in_process("gwtest-settings").stdout == "hello 1\n"
     home.write_config('[settings]\ngwtest_greeting = "bonjour"\ngwtest_level = 3\n\n' + PROFILE)
     assert _secret(home) == "bonjour-3"
-    shown = home.run("gwtest-settings")
+    shown = home.run_in_process("gwtest-settings")
     assert shown.returncode == 0 and shown.stdout == "bonjour 3\n", shown.stderr
-    assert home.run("check").returncode == 0
+    assert home.run_in_process("check").returncode == 0
 
 
 @pytest.mark.parametrize("settings, expected", [
@@ -46,10 +46,10 @@ def test_defaults_then_the_configured_values_reach_steps_and_commands(home):
 ])
 def test_a_bad_plugin_setting_is_one_clear_line(home, settings, expected):
     home.write_config(f"[settings]\n{settings}\n\n" + PROFILE, settings=False)
-    failed = home.run("env", "--profile", "p", "--format", "json")
+    failed = home.run_in_process("env", "--profile", "p", "--format", "json")
     line = assert_clean_failure(failed, contains=expected)
     assert str(home.config_path) in line and failed.returncode == 2
-    checked = home.run("check")
+    checked = home.run_in_process("check")
     assert checked.returncode == 3 and expected in checked.stdout + checked.stderr
 
 
@@ -58,7 +58,7 @@ def test_the_setting_of_a_disabled_plugin_is_unknown_and_says_so(home):
                       'steps = [{ use = "aws-keys", access_key_id = "env:GWT_A", secret_access_key = "env:GWT_B" }]\n',
                       settings=False)
     home.env.update(GW_DISABLE_PLUGINS="gwtest_setting", GWT_A="AKIAEXAMPLEEXAMPLE", GWT_B="settings-test-secret")
-    failed = home.run("env", "--profile", "k", "--format", "json")
+    failed = home.run_in_process("env", "--profile", "k", "--format", "json")
     assert_clean_failure(failed, contains="settings.gwtest_greeting: unknown setting (plugins skipped or disabled: gwtest_setting)")
 
 
@@ -66,11 +66,11 @@ def test_advice_is_a_warning_of_gw_check_and_the_profile_still_runs(gw_home):
     gw_home.env.update(PYTHONPATH=str(GOOD), GW_PLUGINS="gwtest_advice")
     gw_home.write_config('[profiles.a]\nsteps = [{ use = "gwtest-advised", verbose = true }]\n'
                          '[profiles.b]\nsteps = [{ use = "gwtest-advised" }]\n')
-    checked = gw_home.run("check")
+    checked = gw_home.run_in_process("check")
     assert checked.returncode == 0, checked.stderr
     assert checked.stderr.splitlines() == [
         f"gw: warning: {gw_home.config_path}: profiles.a.steps[0] (gwtest-advised): verbose is ignored by this step; drop it"]
-    as_json = json.loads(gw_home.run("check", "--json").stdout)
+    as_json = json.loads(gw_home.run_in_process("check", "--json").stdout)
     assert as_json["ok"] is True and len(as_json["warnings"]) == 1
-    served = gw_home.run("env", "--profile", "a", "--format", "json")
+    served = gw_home.run_in_process("env", "--profile", "a", "--format", "json")
     assert served.returncode == 0 and json.loads(served.stdout)["AWS_ACCESS_KEY_ID"] == "AKIAGWTESTADVICE0000"

@@ -288,7 +288,7 @@ steps = [
 @pytest.fixture
 def cached(base_env, tmp_path, upstream, ca):
     """A home whose profile p has a cache entry from the scripted STS; yields (env, entry path, bytes)."""
-    from gw.cache import Cache
+    from gw.store import Store
 
     env = fresh_home(base_env, tmp_path, f"""
 [settings]
@@ -306,7 +306,7 @@ steps = [{{ use = "aws-keys", access_key_id = "env:GWT_A", secret_access_key = "
                                   "", ""), {"Content-Type": "text/xml"})
     code, _out, err = run_gw(["credential-process", "--profile", "p"], env)
     assert code == 0, err
-    entry = Path(Cache(str(Path(env["GW_HOME"]) / "cache"), env["GW_CONFIG"]).path("p"))
+    entry = Path(Store(str(Path(env["GW_HOME"]) / "cache"), env["GW_CONFIG"]).path("p"))
     yield env, entry, entry.read_bytes()
 
 

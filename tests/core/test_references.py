@@ -42,7 +42,7 @@ steps = [
 ]
 """)
     aws_home.vault_set("session-name", "from-the-vault")
-    result = aws_home.run("env", "--profile", "ref", "--format", "json")
+    result = aws_home.run_in_process("env", "--profile", "ref", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert _caller_arn(moto, result.stdout).endswith(":assumed-role/Admin/from-the-vault")
 
@@ -56,7 +56,7 @@ steps = [
   { use = "assume-role", role_arn = "env:GWT_UNSET_ROLE" },
 ]
 """)
-    assert_clean_failure(aws_home.run("env", "--profile", "ref"), contains="environment variable GWT_UNSET_ROLE is not set")
+    assert_clean_failure(aws_home.run_in_process("env", "--profile", "ref"), contains="environment variable GWT_UNSET_ROLE is not set")
     aws_home.write_config("""
 [profiles.ref]
 steps = [
@@ -64,7 +64,7 @@ steps = [
   { use = "assume-role", role_arn = "vault:" },
 ]
 """)
-    checked = aws_home.run("check")
+    checked = aws_home.run_in_process("check")
     assert checked.returncode != 0 and "role_arn: vault: needs a name after it" in checked.stderr
 
 
@@ -86,8 +86,8 @@ steps = [
 """)
     moto.mfa_codes.clear()
     for profile in ("one", "two", "one"):
-        aws_home.run("cache", "clear", check=True)
-        result = aws_home.run("env", "--profile", profile, "--format", "json")
+        aws_home.run_in_process("cache", "clear", check=True)
+        result = aws_home.run_in_process("env", "--profile", profile, "--format", "json")
         assert result.returncode == 0, result.stderr
     sent = [(code, at) for serial, code, at in moto.mfa_codes if serial == SERIAL]
     assert len(sent) == 3
@@ -121,8 +121,8 @@ steps = [
 """)
     moto.mfa_codes.clear()
     for profile in ("seed", "device", "device", "seed"):
-        aws_home.run("cache", "clear", check=True)
-        result = aws_home.run("env", "--profile", profile, "--format", "json")
+        aws_home.run_in_process("cache", "clear", check=True)
+        result = aws_home.run_in_process("env", "--profile", profile, "--format", "json")
         assert result.returncode == 0, result.stderr
     codes = [code for serial, code, _ in moto.mfa_codes if serial == SERIAL]
     assert len(codes) == 4

@@ -43,7 +43,7 @@ def test_cache_hit_into_a_closed_pipe_is_quiet(gw_home):
         '[profiles.p]\nsteps = [{ use = "aws-keys", access_key_id = "env:AK", secret_access_key = "env:SK" }]\n'
     )
     subprocess.run([sys.executable, "-c", MAKE_ENTRY], env=gw_home.env, check=True, timeout=60)
-    assert gw_home.run("credential-process", "--profile", "p", check=True).stdout.startswith('{"Version":1')
+    assert gw_home.run_in_process("credential-process", "--profile", "p", check=True).stdout.startswith('{"Version":1')
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
@@ -62,7 +62,7 @@ def test_cache_hit_into_a_closed_pipe_is_quiet(gw_home):
 @pytest.mark.parametrize("group, word", [("cache", "ACTION"), ("vault", "ACTION"), ("setup", "TARGET")])
 def test_command_group_without_action_names_the_missing_action(gw_home, group, word):
     gw_home.write_config('[profiles.p]\nsteps = [{ use = "aws-keys", access_key_id = "env:A", secret_access_key = "env:S" }]\n')
-    done = gw_home.run(group)
+    done = gw_home.run_in_process(group)
     assert done.returncode == 2
     assert f"usage: gw {group}" in done.stderr
     assert f"required: {word}" in done.stderr

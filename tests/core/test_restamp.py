@@ -14,7 +14,7 @@ def test_restamp_waits_for_a_free_profile_lock(aws_home, iam_user, askpass, moto
     home.extra_settings["askpass"] = askpass[0]
     home.write_config(admin_profile())
     store_user(home, iam_user)
-    first = home.run("credential-process", "--profile", "admin")
+    first = home.run_in_process("credential-process", "--profile", "admin")
     assert first.returncode == 0, first.stderr
     entry = cache_file(home, "admin")
     stamped = entry.read_bytes()
@@ -25,7 +25,7 @@ def test_restamp_waits_for_a_free_profile_lock(aws_home, iam_user, askpass, moto
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as if another gw were fetching or clearing this profile
-        held = home.run("credential-process", "--profile", "admin")
+        held = home.run_in_process("credential-process", "--profile", "admin")
         assert held.returncode == 0, held.stderr
         assert parse_credential_process(held.stdout) == parse_credential_process(first.stdout)
         assert entry.read_bytes() == stamped, "the entry was rewritten while another process held the lock"
@@ -33,7 +33,7 @@ def test_restamp_waits_for_a_free_profile_lock(aws_home, iam_user, askpass, moto
         os.close(fd)
 
     before = moto.count("AssumeRole")
-    free = home.run("credential-process", "--profile", "admin")
+    free = home.run_in_process("credential-process", "--profile", "admin")
     assert free.returncode == 0 and free.stdout == first.stdout
     assert entry.read_bytes() != stamped, "with the lock free the entry is re-stamped"
     assert moto.count("AssumeRole") == before

@@ -158,7 +158,8 @@ def test_failures_print_one_line_and_no_secret(secrets_home, moto, federation, t
         home.ca_path = None
     ctx = {"port": _closed_port(), "federation": federation.federation_url, "secret": secrets[0]}
     home.write_config(make_config(ctx))
-    result = home.run(*args, env={"GWT_SECRET_IN_PARENT": secrets[1]})
+    run = home.run if args[0] == "exec" else home.run_in_process  # exec replaces the process: a real one
+    result = run(*args, env={"GWT_SECRET_IN_PARENT": secrets[1]})
     assert_clean_failure(result, contains=expected)
     _assert_no_secret(result, secrets, moto)
     if scenario == "exec-missing-command":
@@ -168,7 +169,7 @@ def test_failures_print_one_line_and_no_secret(secrets_home, moto, federation, t
 def test_gw_check_does_not_echo_a_plain_string_secret(secrets_home, moto):
     home, secrets = secrets_home
     home.write_config(_profile(f'{{ use = "aws-keys", access_key_id = "vault:akid", secret_access_key = "{secrets[0]}" }}'))
-    result = home.run("check")
+    result = home.run_in_process("check")
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert "secret_access_key: not a secret reference" in result.stderr
     _assert_no_secret(result, secrets, moto)

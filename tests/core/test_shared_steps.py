@@ -50,14 +50,14 @@ def prompts(home) -> int:
 
 def test_two_profiles_sharing_an_mfa_session_ask_once(home, moto):
     for profile in ("admin", "readonly", "admin", "readonly"):
-        result = home.run("credential-process", "--profile", profile)
+        result = home.run_in_process("credential-process", "--profile", profile)
         assert result.returncode == 0, result.stderr
         parse_credential_process(result.stdout)
     assert prompts(home) == 1
     assert moto.calls["GetSessionToken"] == 1 and moto.calls["AssumeRole"] == 2
-    listed = home.run("cache", "list", env={"COLUMNS": "250"})
+    listed = home.run_in_process("cache", "list", env={"COLUMNS": "250"})
     assert "shared: aws-keys -> session-token (profiles admin, readonly)" in listed.stdout, listed.stdout
-    profiles = home.run("profiles", env={"COLUMNS": "250"})
+    profiles = home.run_in_process("profiles", env={"COLUMNS": "250"})
     assert profiles.stdout.count("session-token until") == 2, profiles.stdout
 
 
@@ -72,10 +72,10 @@ def test_parallel_callers_of_different_profiles_make_one_fetch_and_one_prompt(ho
 
 
 def test_clearing_a_profile_drops_its_shared_steps_too(home, moto):
-    assert home.run("credential-process", "--profile", "admin").returncode == 0
-    cleared = home.run("cache", "clear", "--profile", "readonly")
+    assert home.run_in_process("credential-process", "--profile", "admin").returncode == 0
+    cleared = home.run_in_process("cache", "clear", "--profile", "readonly")
     assert cleared.stdout.strip() == "cleared 0 cached profile(s) and 1 shared chain step(s)"
-    assert home.run("credential-process", "--profile", "readonly").returncode == 0
+    assert home.run_in_process("credential-process", "--profile", "readonly").returncode == 0
     assert prompts(home) == 2
 
 

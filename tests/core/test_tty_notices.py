@@ -162,7 +162,7 @@ def test_a_wait_for_a_shared_chain_step_reaches_the_terminal(aws_home, iam_user,
     shared step's lock, and the person sees why on /dev/tty although stderr is captured."""
     import tomllib
 
-    from gw.app import prefix_digests, prefix_entry
+    from gw.store import prefix_digests, prefix_name
     from tests.core.core_helpers import store_user
     from tests.core.gw_test_support import ROLE
 
@@ -173,7 +173,7 @@ def test_a_wait_for_a_shared_chain_step_reaches_the_terminal(aws_home, iam_user,
     steps = tomllib.loads(aws_home.config_path.read_text())["profiles"]["admin"]["steps"]
     locks = aws_home.state / "locks"
     locks.mkdir(parents=True, exist_ok=True, mode=0o700)
-    holders = [open(locks / f"{prefix_entry(d)}.lock", "a") for d in prefix_digests(steps)]
+    holders = [open(locks / f"{prefix_name(d)}.lock", "a") for d in prefix_digests(steps)]
     try:
         for holder in holders:
             fcntl.flock(holder, fcntl.LOCK_EX)  # "another gw process" fetching the shared steps

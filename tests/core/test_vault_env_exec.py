@@ -29,25 +29,25 @@ PRINT_ENV = [sys.executable, "-c", "import json, os; print(json.dumps(dict(os.en
 
 def test_vault_set_list_rm(gw_home):
     home = gw_home
-    home.run("vault", "set", "zeta", input="z-value\n", check=True)
-    stored = home.run("vault", "set", "alpha", input="a-value-1234")
+    home.run_in_process("vault", "set", "zeta", input="z-value\n", check=True)
+    stored = home.run_in_process("vault", "set", "alpha", input="a-value-1234")
     assert stored.returncode == 0 and stored.stdout.strip() == "stored alpha"
-    assert home.run("vault", "list").stdout.splitlines() == ["alpha", "zeta"]
+    assert home.run_in_process("vault", "list").stdout.splitlines() == ["alpha", "zeta"]
     vault = home.state / "vault"
     assert vault.stat().st_mode & 0o777 == 0o600
     assert b"a-value-1234" not in vault.read_bytes() and b"alpha" not in vault.read_bytes()
     # the stored value is what steps receive (trailing newline of the pipe dropped)
     home.write_config('[profiles.v]\nsteps = [{ use = "aws-keys", access_key_id = "vault:alpha", secret_access_key = "vault:zeta" }]\n')
-    env = json.loads(home.run("env", "--profile", "v", "--format", "json", check=True).stdout)
+    env = json.loads(home.run_in_process("env", "--profile", "v", "--format", "json", check=True).stdout)
     assert env == {"AWS_ACCESS_KEY_ID": "a-value-1234", "AWS_SECRET_ACCESS_KEY": "z-value"}
-    removed = home.run("vault", "rm", "alpha")
+    removed = home.run_in_process("vault", "rm", "alpha")
     assert removed.returncode == 0 and removed.stdout.strip() == "removed alpha"
-    assert home.run("vault", "list").stdout.splitlines() == ["zeta"]
-    again = home.run("vault", "rm", "alpha")
+    assert home.run_in_process("vault", "list").stdout.splitlines() == ["zeta"]
+    again = home.run_in_process("vault", "rm", "alpha")
     assert_clean_failure(again, contains="no secret named 'alpha'")
-    assert_clean_failure(home.run("vault", "set", "empty", input=""), contains="empty secret")
-    assert_clean_failure(home.run("vault", "set", "bad/name", input="x-value"), contains="vault names")
-    assert home.run("vault", "list").stdout.splitlines() == ["zeta"]
+    assert_clean_failure(home.run_in_process("vault", "set", "empty", input=""), contains="empty secret")
+    assert_clean_failure(home.run_in_process("vault", "set", "bad/name", input="x-value"), contains="vault names")
+    assert home.run_in_process("vault", "list").stdout.splitlines() == ["zeta"]
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_exec_hands_over_a_session_token(aws_home, iam_user, moto):
     assert child["AWS_SESSION_TOKEN"] == issued.session_token
     assert child["AWS_CREDENTIAL_EXPIRATION"].endswith("Z")
     # and credential-process hands out the same (cached) credentials
-    same = parse_credential_process(aws_home.run("credential-process", "--profile", "role").stdout)
+    same = parse_credential_process(aws_home.run_in_process("credential-process", "--profile", "role").stdout)
     assert same["AccessKeyId"] == child["AWS_ACCESS_KEY_ID"]
 
 
@@ -130,7 +130,7 @@ def test_exec_of_a_file_that_is_not_executable(keys_home, tmp_path):
 
 
 def test_env_sh_evaluates_to_the_credentials(keys_home, tmp_path):
-    result = keys_home.run("env", "--profile", "k", "--format", "sh", env={"AWS_PROFILE": "stale", "AWS_SESSION_TOKEN": "stale"})
+    result = keys_home.run_in_process("env", "--profile", "k", "--format", "sh", env={"AWS_PROFILE": "stale", "AWS_SESSION_TOKEN": "stale"})
     assert result.returncode == 0 and result.stderr == ""
     assert result.stdout.splitlines()[0].startswith("unset ")
     script = tmp_path / "env.sh"
@@ -148,13 +148,13 @@ def test_env_sh_evaluates_to_the_credentials(keys_home, tmp_path):
 
 
 def test_env_json(keys_home):
-    result = keys_home.run("env", "--profile", "k", "--format", "json")
+    result = keys_home.run_in_process("env", "--profile", "k", "--format", "json")
     assert result.returncode == 0 and result.stderr == ""
     assert json.loads(result.stdout) == EXPECTED
 
 
 def test_env_fish(keys_home):
-    result = keys_home.run("env", "--profile", "k", "--format", "fish", env={"AWS_PROFILE": "stale"})
+    result = keys_home.run_in_process("env", "--profile", "k", "--format", "fish", env={"AWS_PROFILE": "stale"})
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert "set -e AWS_PROFILE;" in lines
@@ -165,7 +165,7 @@ def test_env_fish(keys_home):
 
 
 def test_env_powershell(keys_home):
-    result = keys_home.run("env", "--profile", "k", "--format", "powershell", env={"AWS_PROFILE": "stale"})
+    result = keys_home.run_in_process("env", "--profile", "k", "--format", "powershell", env={"AWS_PROFILE": "stale"})
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert "Remove-Item Env:AWS_PROFILE -ErrorAction SilentlyContinue" in lines
@@ -174,5 +174,5 @@ def test_env_powershell(keys_home):
 
 
 def test_env_rejects_an_unknown_format(keys_home):
-    result = keys_home.run("env", "--profile", "k", "--format", "cmd")
+    result = keys_home.run_in_process("env", "--profile", "k", "--format", "cmd")
     assert result.returncode == 2 and result.stdout == "" and "invalid choice" in result.stderr

@@ -65,20 +65,20 @@ def _who(home, profile: str = "work") -> str:
 
 def test_import_moves_the_keys_and_removes_the_plaintext(home, user, user_name):
     akid, secret = user
-    result = home.run("import", "aws", "--aws-profile", "work", "--remove-plaintext")
+    result = home.run_in_process("import", "aws", "--aws-profile", "work", "--remove-plaintext")
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and secret not in result.stdout
     # the vault holds them, the gw profile reads them
-    values = json.loads(home.run("env", "--profile", "work", "--format", "json", check=True).stdout)
+    values = json.loads(home.run_in_process("env", "--profile", "work", "--format", "json", check=True).stdout)
     assert (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) == (akid, secret)
-    assert "work.aws_secret_access_key" in home.run("vault", "list").stdout
+    assert "work.aws_secret_access_key" in home.run_in_process("vault", "list").stdout
     # the gw config: every original byte kept, the profile appended, a backup beside it
     config = home.config_path.read_text()
     assert config.startswith(GW_CONFIG)
     profile = tomllib.loads(config)["profiles"]["work"]
     assert profile["region"] == "eu-west-1" and profile["steps"][0]["use"] == "aws-keys"
     assert (home.config_path.parent / "config.toml.gw-backup").read_text() == GW_CONFIG
-    assert home.run("check").returncode == 0
+    assert home.run_in_process("check").returncode == 0
     # ~/.aws: credential_process added, comments kept; the plaintext keys are gone everywhere
     files = _files(home)
     assert files["config"].startswith("# aws config comment\n[profile work]\nregion = eu-west-1\noutput = json\n")
@@ -92,7 +92,7 @@ def test_import_moves_the_keys_and_removes_the_plaintext(home, user, user_name):
 
 
 def test_without_a_terminal_or_flag_the_plaintext_stays(home, user):
-    result = home.run("import", "aws", "--aws-profile", "work", "--profile", "job")
+    result = home.run_in_process("import", "aws", "--aws-profile", "work", "--profile", "job")
     assert result.returncode == 0, result.stderr
     assert "plaintext keys of [work] are still in" in result.stderr and user[1] not in result.stderr
     assert user[1] in _files(home)["credentials"]  # never removed silently
@@ -118,26 +118,26 @@ def test_the_question_is_asked_on_the_terminal(home, user, answer, removed):
 def test_rerunning_after_a_partial_import_finishes_it(home, user):
     home.vault_set("work.aws_access_key_id", user[0])  # as if interrupted after the vault write
     home.vault_set("work.aws_secret_access_key", user[1])
-    first = home.run("import", "aws", "--aws-profile", "work", "--keep-plaintext")
+    first = home.run_in_process("import", "aws", "--aws-profile", "work", "--keep-plaintext")
     assert first.returncode == 0, first.stderr
-    again = home.run("import", "aws", "--aws-profile", "work", "--remove-plaintext")  # the profile is already there
+    again = home.run_in_process("import", "aws", "--aws-profile", "work", "--remove-plaintext")  # the profile is already there
     assert again.returncode == 0, again.stderr
     assert home.config_path.read_text().count("[profiles.work]") == 1
     assert user[1] not in _files(home)["credentials"]
 
 
 def test_refusals_are_one_line_and_keep_secrets_out(home, user):
-    missing = home.run("import", "aws", "--aws-profile", "nope")
+    missing = home.run_in_process("import", "aws", "--aws-profile", "nope")
     assert_clean_failure(missing, contains="no [nope] with aws_access_key_id and aws_secret_access_key")
-    clash = home.run("import", "aws", "--aws-profile", "work", "--profile", "existing")
+    clash = home.run_in_process("import", "aws", "--aws-profile", "work", "--profile", "existing")
     assert_clean_failure(clash, contains="gw profile 'existing' already exists")
     home.vault_set("other.aws_access_key_id", "AKIADIFFERENTDIFFER1")
-    different = home.run("import", "aws", "--aws-profile", "other")
+    different = home.run_in_process("import", "aws", "--aws-profile", "other")
     assert_clean_failure(different, contains="the vault already holds a different 'other.aws_access_key_id'")
     credentials = home.home / ".aws" / "credentials"
     credentials.write_text(credentials.read_text() + "\n[temp]\naws_access_key_id = ASIATEMP\n"
                            "aws_secret_access_key = temp-secret-value\naws_session_token = tok-tok-tok\n")
-    temporary = home.run("import", "aws", "--aws-profile", "temp")
+    temporary = home.run_in_process("import", "aws", "--aws-profile", "temp")
     assert_clean_failure(temporary, contains="holds temporary keys")
     for result in (missing, clash, different, temporary):
         assert user[1] not in result.stderr and "temp-secret-value" not in result.stderr

@@ -40,7 +40,7 @@ def _iam_keys(moto, name: str) -> list[str]:
 
 
 def _vault_pair(home) -> tuple[str, str]:
-    values = json.loads(home.run("env", "--profile", "p", "--format", "json", check=True).stdout)
+    values = json.loads(home.run_in_process("env", "--profile", "p", "--format", "json", check=True).stdout)
     return values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]
 
 
@@ -61,13 +61,13 @@ def assert_working_key(home, moto, name: str) -> str:
 
 def test_rotate_replaces_the_key(home, moto, user):
     name, old_akid, old_secret = user
-    result = home.run("rotate", "--profile", "p")
+    result = home.run_in_process("rotate", "--profile", "p")
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and old_secret not in result.stdout
     new_akid = assert_working_key(home, moto, name)
     assert new_akid != old_akid and _iam_keys(moto, name) == [new_akid]
     assert moto.lookup(old_akid) is None  # deleted upstream
-    assert "p.gw-rotation" not in home.run("vault", "list").stdout
+    assert "p.gw-rotation" not in home.run_in_process("vault", "list").stdout
     assert new_akid in result.stdout and "the old key is deleted" in result.stdout
 
 
@@ -78,7 +78,7 @@ def test_rotate_goes_through_the_mfa_session(home, moto, user, askpass):
                       f'  {{ use = "session-token", mfa_serial = "arn:aws:iam::{ACCOUNT}:mfa/dev", mfa_code = "prompt" }},\n'
                       f'  {{ use = "assume-role", role_arn = "{ROLE}" }},\n]\n')
     before = moto.count("GetSessionToken")
-    result = home.run("rotate", "--profile", "p")
+    result = home.run_in_process("rotate", "--profile", "p")
     assert result.returncode == 0, result.stderr
     assert moto.count("GetSessionToken") == before + 1
     assert len(log.read_text().splitlines()) == 1  # one MFA prompt
@@ -89,27 +89,27 @@ def test_rotate_goes_through_the_mfa_session(home, moto, user, askpass):
 @pytest.mark.parametrize("point", ["created", "recorded", "verified", "stored", "deleted"])
 def test_every_interruption_leaves_a_working_key_and_a_rerun_finishes(home, moto, user, point):
     name, old_akid, _ = user
-    crashed = home.run("rotate", "--profile", "p", env={"GW_TEST_ROTATE_FAIL_AT": point})
+    crashed = home.run("rotate", "--profile", "p", env={"GW_TEST_ROTATE_FAIL_AT": point})  # a process ended abruptly
     assert crashed.returncode == 99, crashed.stderr
     assert_working_key(home, moto, name)  # right after the crash
     if point == "created":
         # the new key was never recorded: gw cannot know its secret and says what to do
-        again = home.run("rotate", "--profile", "p")
+        again = home.run_in_process("rotate", "--profile", "p")
         extra = next(k for k in _iam_keys(moto, name) if k != old_akid)
         assert_clean_failure(again, contains=f"already has another access key ({extra})")
         assert f"aws iam delete-access-key --user-name {name} --access-key-id {extra}" in again.stderr
         moto.client("iam").delete_access_key(UserName=name, AccessKeyId=extra)  # as the message says
-    finished = home.run("rotate", "--profile", "p")
+    finished = home.run_in_process("rotate", "--profile", "p")
     assert finished.returncode == 0, finished.stderr
     new_akid = assert_working_key(home, moto, name)
     assert new_akid != old_akid and _iam_keys(moto, name) == [new_akid]
-    assert "p.gw-rotation" not in home.run("vault", "list").stdout
+    assert "p.gw-rotation" not in home.run_in_process("vault", "list").stdout
 
 
 def test_only_vault_held_user_keys_are_rotated(aws_home, user):
     aws_home.env.update(GWT_AKID=user[1], GWT_SECRET=user[2])
     aws_home.write_config('[profiles.p]\nsteps = [{ use = "aws-keys", access_key_id = "env:GWT_AKID", '
                           'secret_access_key = "env:GWT_SECRET" }]\n')
-    result = aws_home.run("rotate", "--profile", "p")
+    result = aws_home.run_in_process("rotate", "--profile", "p")
     assert_clean_failure(result, contains="both keys in gw's vault")
     assert user[2] not in result.stderr

@@ -23,7 +23,7 @@ def setup_home(aws_home, iam_user):
 
 
 def _setup(home, *extra: str):
-    return home.run("setup", "aws", "--profile", "p", *extra)
+    return home.run_in_process("setup", "aws", "--profile", "p", *extra)
 
 
 def _botocore_profile(home, name: str = "p") -> dict:
@@ -113,7 +113,7 @@ def test_a_region_that_is_not_a_region_name_is_refused(setup_home, region):
 def test_a_directory_or_fifo_at_the_path_is_one_clear_line(setup_home, kind):
     home = setup_home
     home.aws_config.mkdir() if kind == "directory" else os.mkfifo(home.aws_config, 0o600)
-    result = home.run("setup", "aws", "--profile", "p", timeout=30)
+    result = home.run_in_process("setup", "aws", "--profile", "p", timeout=30)
     line = assert_clean_failure(result)
     assert str(home.aws_config) in line and "internal error" not in line
 

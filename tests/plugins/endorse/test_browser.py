@@ -23,8 +23,6 @@ The tests themselves only talk to the page.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
@@ -33,7 +31,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -42,20 +39,16 @@ import pytest
 from gw_emulators.httpserver import EmulatorServer, Request, Response, json_response
 from gw_emulators.iot_data import IotDataEmulator
 from tests.browser import iot_fixtures as fx
-from tests.browser.iot_fixtures import (
-    MqttPeer,
-    assume_role,
-    chromium_paths,
-    presign,
-    require,
-)
+from tests.browser.iot_fixtures import MqttPeer, assume_role, presign
+from tests.browser.page import STATIC_DIR, browser_factory, csp_violations, leaf, shot, spki_sha256
+from tests.browser.page import wait_message as _wait_message
+from tests.browser.page import wait_state as _wait_state
 
-STATIC_DIR = Path(__file__).resolve().parents[3] / "plugins" / "endorse" / "static"
-VENDOR_BUNDLE = STATIC_DIR / "vendor" / "mqtt.min.js"
 REGION = "us-east-1"
 IMSI = "001019999999999"
 
 mosquitto = fx.mosquitto
+__all__ = ["browser_factory"]  # a fixture, imported for pytest
 
 
 # -- stand-ins ---------------------------------------------------------------------------
@@ -131,20 +124,6 @@ class SiteStandIn(EmulatorServer):
         })
 
 
-def _spki_sha256(cert_pem: bytes) -> str:
-    """base64(SHA-256(SubjectPublicKeyInfo)): what --ignore-certificate-errors-spki-list takes."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
-
-
-def _leaf(ca: Any, server: EmulatorServer) -> bytes:
-    return (Path(ca.directory) / f"{server.name}-server.pem").read_bytes()
-
-
 # -- fixtures ----------------------------------------------------------------------------
 @pytest.fixture
 def iot(ca: Any, moto: Any, mosquitto: Any) -> Iterator[IotDataEmulator]:
@@ -184,11 +163,11 @@ def _stand_in_flow(ca: Any, moto: Any, iot: IotDataEmulator, stop: list[Callable
     endorse = EndorseStandIn(ca, authorized="https://127.0.0.1:")
     endorse.start()
     stop.append(endorse.stop)
-    pins = [_spki_sha256(_leaf(ca, endorse))]
+    pins = [spki_sha256(leaf(ca, endorse))]
     site = SiteStandIn(ca, moto, iot, endorse)
     site.start()
     stop.append(site.stop)
-    pins.append(_spki_sha256(_leaf(ca, site)))
+    pins.append(spki_sha256(leaf(ca, site)))
 
     def used_token() -> str:
         token = secrets.token_urlsafe(24)
@@ -232,7 +211,7 @@ def _real_flow(request: pytest.FixtureRequest, ca: Any, iot: IotDataEmulator) ->
     return Flow(
         site=lambda: str(holder["server"].url),  # follows restarts
         endorse_url=endorse.url + "/",
-        pins=[_spki_sha256(_leaf(ca, endorse))],
+        pins=[spki_sha256(leaf(ca, endorse))],
         imsi=endorse.default_imsi,
         tokens_issued=lambda: endorse.calls["token"],
         exchanges=lambda: sum(1 for r in holder["server"].records() if r.get("output") == "iot-wss"),
@@ -248,82 +227,11 @@ def flow(request: pytest.FixtureRequest, ca: Any, moto: Any, iot: IotDataEmulato
     try:
         made = _real_flow(request, ca, iot) if USE_REAL else _stand_in_flow(ca, moto, iot, stop)
         assert iot.cert_path is not None
-        made.pins.append(_spki_sha256(iot.cert_path.read_bytes()))
+        made.pins.append(spki_sha256(iot.cert_path.read_bytes()))
         yield made
     finally:
         for action in reversed(stop):
             action()
-
-
-@pytest.fixture
-def browser_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    chromium, chromedriver = chromium_paths()
-    require(chromium is not None, "chromium")
-    require(chromedriver is not None, "chromium-driver (chromedriver)")
-    require(VENDOR_BUNDLE.is_file(), "the vendored mqtt.js bundle (plugins/endorse/static/vendor/mqtt.min.js)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium must never try to download a driver
-    drivers: list[Any] = []
-
-    def start(pins: list[str]) -> Any:
-        options = webdriver.ChromeOptions()
-        options.binary_location = str(chromium)
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                    f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                    # trust exactly the test leaves, nothing else (no blanket --ignore-certificate-errors)
-                    "--ignore-certificate-errors-spki-list=" + ",".join(pins)):
-            options.add_argument(arg)
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=str(chromedriver)))
-        driver.set_page_load_timeout(30)
-        drivers.append(driver)
-        return driver
-
-    yield start
-    for driver in drivers:
-        driver.quit()
-
-
-FINAL_STATES = ("connected", "error", "closed")
-
-
-def _redact(text: str) -> str:
-    return re.sub(r"(X-Amz-(?:Security-Token|Signature|Credential)=|soracom_endorse_token=)[^&'\s\"]+",
-                  r"\1<redacted>", text)
-
-
-def _wait_state(driver: Any, state: str, timeout: float = 30) -> None:
-    """Wait until the page settles (connected, error or closed) and check it settled on ``state``."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def current() -> str | None:
-        return driver.find_element(By.ID, "status").get_attribute("data-state")
-
-    try:
-        WebDriverWait(driver, timeout).until(lambda d: current() in (state, *FINAL_STATES))
-    except TimeoutException:
-        pass
-    if current() != state:
-        text = driver.find_element(By.ID, "status").text
-        console = [entry.get("message") for entry in driver.get_log("browser")]
-        raise AssertionError(_redact(f"page state {current()!r} ({text!r}), wanted {state!r}; "
-                                     f"url {driver.current_url}; console {console}"))
-
-
-def _wait_message(driver: Any, text: str, timeout: float = 20) -> Any:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def found(d: Any) -> Any:
-        items = d.find_elements(By.CSS_SELECTOR, "#messages li")
-        return next((item for item in items if text in item.text), False)
-
-    return WebDriverWait(driver, timeout).until(found)
 
 
 # -- the tests ---------------------------------------------------------------------------
@@ -333,6 +241,7 @@ def _page(flow: Flow, **params: str) -> str:
 
 
 def test_page_chats_over_aws_iot_through_endorse(mosquitto, iot, flow, browser_factory, tmp_path):
+    """A whole chat: both directions, sender and time on each message, own messages apart, no CSP violation."""
     from selenium.webdriver.common.by import By
 
     topic = f"chat/{uuid.uuid4().hex[:8]}"
@@ -352,19 +261,42 @@ def test_page_chats_over_aws_iot_through_endorse(mosquitto, iot, flow, browser_f
         assert driver.find_element(By.ID, "client-id").text == flow.imsi
         assert mosquitto.wait_for_log(f"as {flow.imsi}"), "the broker never saw the page's MQTT client"
 
+        # another client's message in the page's format: its sender and sending time are shown
         nonce = uuid.uuid4().hex[:8]
-        peer.client.publish(topic, f"hello from paho {nonce}".encode(), qos=1)
+        sent = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+        peer.client.publish(topic, json.dumps({"from": "sensor-7", "text": f"hello from paho {nonce}",
+                                               "sent": sent.isoformat()}).encode(), qos=1)
         item = _wait_message(driver, f"hello from paho {nonce}")
-        assert topic in item.text
+        assert item.get_attribute("class") == "other"
+        assert item.find_element(By.CSS_SELECTOR, ".sender").text == "sensor-7"
+        shown = item.find_element(By.TAG_NAME, "time")
+        assert shown.get_attribute("datetime") == "2026-01-02T03:04:05.000Z"
+        assert re.fullmatch(r"\d\d:04:05", shown.text), shown.text  # local hour, the sender's minute and second
+        assert topic not in item.text  # the topic is shown once, above the list
+
+        # plain text (not the page's format): an unknown sender, the time it arrived
+        peer.client.publish(topic, f"plain {nonce}".encode(), qos=1)
+        plain = _wait_message(driver, f"plain {nonce}")
+        assert plain.find_element(By.CSS_SELECTOR, ".sender").text == "unknown sender"
 
         typed = f"hello from the page {nonce}"
         driver.find_element(By.ID, "message").send_keys(typed)
         driver.find_element(By.ID, "send").click()
-        assert peer.wait_for(typed.encode())[0] == topic
-        _wait_message(driver, typed)  # the page is subscribed to its own topic too
+        got_topic, got = peer.wait_for_match(lambda p: typed.encode() in p)
+        assert got_topic == topic
+        doc = json.loads(got)
+        assert doc["from"] == flow.imsi and doc["text"] == typed
+        assert abs(datetime.fromisoformat(doc["sent"].replace("Z", "+00:00")) - datetime.now(UTC)) < timedelta(minutes=1)
+        mine = _wait_message(driver, typed)  # the page is subscribed to its own topic too
+        assert mine.get_attribute("class") == "own"
+        assert mine.find_element(By.CSS_SELECTOR, ".sender").text == "You"
+        assert driver.find_element(By.ID, "message").get_attribute("value") == ""  # cleared once acknowledged
 
-        driver.save_screenshot(str(tmp_path / "chat.png"))
+        shot(driver, tmp_path, "connected")
         body = driver.find_element(By.TAG_NAME, "body").text
+        # mqtt.js ran its timers in a blob: worker, and the CSP let it (worker-src)
+        assert driver.execute_script("return typeof Worker") == "function"
+        assert csp_violations(driver) == []
     finally:
         peer.stop()
 
@@ -424,7 +356,7 @@ def test_auto_posted_redirect_reaches_the_exchange_service(endorse, ca, base_set
     server = exchange_server(base_settings)
     endorse.authorized_redirects = (server.exchange_url,)
     endorse.redirect_delivery = "post"
-    driver = browser_factory([_spki_sha256(_leaf(ca, endorse))])
+    driver = browser_factory([spki_sha256(leaf(ca, endorse))])
     driver.get(f"{endorse.url}/?redirect_url={quote(server.exchange_url, safe='')}")
     WebDriverWait(driver, 30).until(lambda d: d.current_url.startswith(server.exchange_url))
     answer = json.loads(driver.find_element(By.TAG_NAME, "body").text)

@@ -31,7 +31,7 @@ def _assume(role: str = ROLE) -> str:
 
 
 def _login(home, *extra: str):
-    result = home.run("login", "--profile", "p", "--print", *extra)
+    result = home.run_in_process("login", "--profile", "p", "--print", *extra)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     url = result.stdout.strip()
@@ -137,14 +137,14 @@ def test_logout_first_wraps_the_login_url(login_home, federation, ca):
 
 def test_session_token_chains_cannot_open_the_console(login_home, federation):
     _config(login_home, federation, USER, '{ use = "session-token" }')
-    result = login_home.run("login", "--profile", "p", "--print")
+    result = login_home.run_in_process("login", "--profile", "p", "--print")
     assert_clean_failure(result, contains="GetSessionToken credentials, which cannot open the console")
     assert sum(federation.calls.values()) == 0  # refused before anything was sent
 
 
 def test_duration_out_of_range_is_rejected_by_argparse(login_home, federation):
     _config(login_home, federation, USER, _assume())
-    result = login_home.run("login", "--profile", "p", "--print", "--duration", "100")
+    result = login_home.run_in_process("login", "--profile", "p", "--print", "--duration", "100")
     assert result.returncode == 2 and result.stdout == ""
     assert "argument --duration: must be between 900 and 43200 seconds" in result.stderr
     assert "Traceback" not in result.stderr

@@ -74,10 +74,6 @@ class Registry:
         """pluggy's hook relay."""
         return self.pm.hook
 
-    @property
-    def command_owners(self) -> dict[str, str]:
-        return {c.full_name: c.plugin for c in self.commands}
-
     def plugin_names(self) -> list[str]:
         return sorted(name for name, plugin in self.pm.list_name_plugin() if name and plugin is not None)
 

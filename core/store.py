@@ -1,6 +1,19 @@
-"""The encrypted credential cache.
+"""The Store: every kind of entry in the cache directory, in one place.
 
-One file per profile and config file, ``<cache>/<profile>.<tag>.gwc``::
+Four kinds of entry live there, and only this module knows their names and formats:
+
+- profile results: ``<profile>.<tag>.gwc`` (below);
+- shared chain prefixes: ``_prefix.<digest>.<tag>.gwc`` (the result of a chain's first
+  steps, shared by every profile starting with them; :func:`prefix_digests`);
+- plugin state: ``_state.<plugin>.<name>.<tag>.gwc`` (shared by every config file);
+- exec recipes: ``_exec.<command>.<tag>.json`` (what the fast path of a plugin command
+  that execs needs; authenticated, holding no secret; see :func:`seal_recipe`);
+
+and the entries of an older gw (``gw1`` headers, ``<profile>.gwc``), never read, only
+cleared. The hot path imports this module: it imports nothing heavy (no ``json``, no
+``re``), and what the slow path alone needs is imported inside functions.
+
+A profile result::
 
     gw2 <kind> <refresh_at> <expires_at> <issued_at> <key_store> <mtime_ns> <size> <ino> <ctime_ns> <digest> <name> <config path>\\n
     <12-byte nonce><AES-256-GCM ciphertext, the header line as associated data>
@@ -40,6 +53,12 @@ import time
 from .crypto import seal, unseal
 from .paths import atomic_write, ensure_dir
 
+PREFIX = "_prefix."  # shared chain prefixes
+STATE = "_state."  # plugin state
+RECIPE = "_exec."  # exec recipes
+RECIPE_SUFFIX = ".json"
+RECIPE_VERSION = 1
+RECIPE_MAX = 64 * 1024  # bytes: a recipe is a few hundred
 MAGIC = "gw2"
 LEGACY_MAGIC = b"gw1 "  # header of the entries of gw before entries were bound to their profile and config
 MAX_ENTRY = 256 * 1024  # bytes: far above any real entry (a few KiB), far below a slow read
@@ -152,9 +171,10 @@ def entry_tag(name: str, scope: str) -> str:
     return f"{h:016x}"
 
 
-def read_regular(path: str, limit: int) -> bytes | None:
+def read_regular(path: str, limit: int, private: bool = False) -> bytes | None:
     """The bytes of a regular file of at most ``limit`` bytes, else None (absent, unreadable,
-    too big, or a FIFO, directory or symlink at the path: never followed, never blocking)."""
+    too big, or a FIFO, directory or symlink at the path: never followed, never blocking).
+    With ``private``, also None unless the file is ours and has no group/other bits."""
     import stat
 
     try:
@@ -164,6 +184,8 @@ def read_regular(path: str, limit: int) -> bytes | None:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        if private and (st.st_uid != os.getuid() or st.st_mode & 0o077):
             return None
         data = os.read(fd, limit + 1)
     except OSError:
@@ -189,26 +211,97 @@ def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
     return header, line + sep, body
 
 
-class Cache:
-    """Profiles' cached credentials and plugins' private state entries.
+def prefix_digests(steps: list) -> list[str]:
+    """SHA-256 of each chain prefix ``steps[:i + 1]``: the entry of step ``i``'s result."""
+    import hashlib
+    import json
 
-    ``config_path`` scopes profile entries to one config file (plugin state
-    entries, named ``_state.*``, are shared by every config).
+    return [
+        hashlib.sha256(b"gw-prefix\0" + json.dumps(steps[: i + 1], sort_keys=True, default=str).encode()).hexdigest()
+        for i in range(len(steps))
+    ]
+
+
+def prefix_name(digest: str) -> str:
+    """The entry name of a shared chain prefix."""
+    return PREFIX + digest[:40]
+
+
+def state_name(plugin: str, name: str) -> str:
+    """The entry name of a plugin's state (profile names cannot start with ``_``: no collision)."""
+    safe = "".join(c if c.isalnum() or c in "-." else "_" for c in f"{plugin}.{name}")
+    return STATE + safe
+
+
+def kind_of(name: str) -> str:
+    """``prefix``, ``state`` or ``profile``: what the entry ``name`` holds."""
+    if name.startswith(PREFIX):
+        return "prefix"
+    if name.startswith(STATE):
+        return "state"
+    return "profile"
+
+
+# -- exec recipes --------------------------------------------------------------------------------
+# The file is ``{"mac": "<hex>", "recipe": <the recipe as JSON>}``; the MAC is AES-GCM with the
+# cache key over an empty plaintext with the recipe as associated data (a GMAC), so an edited
+# recipe (another program, another kind, a placeholder moved) is never trusted.
+_MAC_AAD = b"gw-exec-recipe\0"
+_HEAD, _MID, _TAIL = b'{"mac":"', b'","recipe":', b"}\n"
+_MAC_HEX = 2 * (12 + 16)  # hex of nonce + GCM tag (gw.crypto.seal of an empty plaintext)
+
+
+def recipe_path(cache_dir: str, command: str, profile: str, config: str) -> str:
+    """The recipe file of ``command`` for ``profile`` of config file ``config`` (case-safe, like entries)."""
+    return os.path.join(cache_dir, f"{RECIPE}{command}.{entry_tag(command + chr(0) + profile, config)}{RECIPE_SUFFIX}")
+
+
+def seal_recipe(key: bytes, body: bytes) -> bytes:
+    """The recipe file's bytes for ``body`` (the recipe as JSON)."""
+    return _HEAD + seal(key, b"", _MAC_AAD + body).hex().encode() + _MID + body + _TAIL
+
+
+def open_recipe(key: bytes, data: bytes) -> dict | None:
+    """The recipe in a recipe file's bytes when its MAC verifies with ``key``, else None."""
+    mac_end = len(_HEAD) + _MAC_HEX
+    if not (data.startswith(_HEAD) and data.endswith(_TAIL)) or data[mac_end : mac_end + len(_MID)] != _MID:
+        return None
+    body = data[mac_end + len(_MID) : -len(_TAIL)]
+    from .jsonscan import parse_json
+
+    try:
+        unseal(key, bytes.fromhex(data[len(_HEAD) : mac_end].decode("ascii")), _MAC_AAD + body)
+        recipe = parse_json(body.decode())
+    except Exception:  # altered, or written with another key
+        return None
+    return recipe if isinstance(recipe, dict) and recipe.get("version") == RECIPE_VERSION else None
+
+
+def read_recipe(path: str, key: bytes) -> dict | None:
+    """The recipe at ``path`` when the file is ours, private, small and authentic, else None."""
+    data = read_regular(path, RECIPE_MAX, private=True)
+    return None if data is None else open_recipe(key, data)
+
+
+class Store:
+    """Every entry of one cache directory, as seen from one config file.
+
+    ``config_path`` scopes profile entries to one config file (shared prefixes,
+    plugin state and the legacy entries are not scoped).
     """
 
     def __init__(self, directory: str, config_path: str = "") -> None:
         self.directory = directory
         self.config_path = config_path
 
+    # -- names ---------------------------------------------------------------------------
     def path(self, name: str) -> str:
         scope = "" if name.startswith("_") else self.config_path
         return os.path.join(self.directory, f"{name}.{entry_tag(name, scope)}{SUFFIX}")
 
-    @staticmethod
-    def state_name(plugin: str, name: str) -> str:
-        # Profile names cannot start with "_", so state entries never collide with them.
-        safe = "".join(c if c.isalnum() or c in "-." else "_" for c in f"{plugin}.{name}")
-        return f"_state.{safe}"
+    state_name = staticmethod(state_name)
+    prefix_name = staticmethod(prefix_name)
+    kind_of = staticmethod(kind_of)
 
     def check(self) -> None:
         """Raise CacheError when the cache directory is unsafe (symlink, foreign, group/other-writable)."""
@@ -220,6 +313,7 @@ class Cache:
 
             raise CacheError(f"refusing to use the cache: {problem}")
 
+    # -- binding and sealing ---------------------------------------------------------------
     def header(self, name: str) -> "EntryHeader | None":
         """The entry's header, only when it is bound to ``name`` (and this config, for profiles)."""
         self.check()
@@ -259,6 +353,81 @@ class Cache:
             raise CacheError(str(exc)) from None
         atomic_write(self.path(name), line + seal(key, plaintext, line))
 
+    def store_credential(self, name: str, credential, *, digest: str, stamp: tuple[int, int, int, int],
+                         config_path: str, fast: str, key_store: str, key: bytes) -> None:
+        """Seal ``credential`` into entry ``name``; long-lived, single-use or nearly expired ones are not
+        written. Raises OSError or CacheError when it cannot be written."""
+        import json
+
+        expiration = getattr(credential, "expiration", None)
+        if expiration is None or credential.SINGLE_USE:
+            return
+        now = time.time()
+        expires = int(expiration.timestamp())
+        issued_at = getattr(credential, "issued_at", None)
+        issued = int(issued_at.timestamp()) if issued_at else int(now)
+        refresh_at = int(expires - refresh_margin(expires - issued))
+        if refresh_at <= now:
+            return
+        header = EntryHeader(kind=credential.KIND, refresh_at=refresh_at, expires_at=expires, issued_at=issued,
+                             key_store=key_store, stamp=stamp, digest=digest, config_path=config_path)
+        body = json.dumps({"kind": credential.KIND, "data": credential.to_dict()}, separators=(",", ":"))
+        self.store(name, header, f"{fast}\n{body}".encode(), key)
+
+    # -- plugin state ------------------------------------------------------------------------
+    def state_get(self, plugin: str, name: str, key: bytes) -> dict | None:
+        """A plugin's state ``name`` while it has not expired; a damaged entry is dropped."""
+        import json
+
+        entry_name = state_name(plugin, name)
+        header = self.header(entry_name)
+        if header is None or time.time() >= header.expires_at:
+            return None
+        try:
+            loaded = self.load(entry_name, key)
+            return json.loads(loaded[1]) if loaded else None
+        except ValueError:
+            self.discard(entry_name)
+            return None
+
+    def state_put(self, plugin: str, name: str, data: dict, expires_at: float, key_store: str, key: bytes) -> None:
+        """Seal a plugin's state until ``expires_at``. Raises OSError or CacheError when it cannot."""
+        import json
+
+        header = EntryHeader("state", int(expires_at), int(expires_at), int(time.time()), key_store,
+                             (0, 0, 0, 0), "-", "-")
+        self.store(state_name(plugin, name), header, json.dumps(data).encode(), key)
+
+    def state_delete(self, plugin: str, name: str) -> None:
+        self.discard(state_name(plugin, name))
+
+    # -- exec recipes ------------------------------------------------------------------------
+    def recipe_path(self, command: str, profile: str) -> str:
+        return recipe_path(self.directory, command, profile, self.config_path)
+
+    def read_recipe(self, command: str, profile: str, key: bytes) -> dict | None:
+        return read_recipe(self.recipe_path(command, profile), key)
+
+    def write_recipe(self, command: str, profile: str, key: bytes, body: bytes) -> None:
+        """Seal and write a recipe (``body``: its JSON) atomically, 0600."""
+        atomic_write(self.recipe_path(command, profile), seal_recipe(key, body), 0o600)
+
+    def remove_recipes(self, profile: str | None = None) -> None:
+        """Drop the exec recipes: all, or ``profile``'s (of this config)."""
+        try:
+            files = [f for f in os.listdir(self.directory) if f.startswith(RECIPE) and f.endswith(RECIPE_SUFFIX)]
+        except OSError:
+            return
+        for file in files:
+            command = file[len(RECIPE):].rpartition(".")[0].rpartition(".")[0]
+            path = os.path.join(self.directory, file)
+            if profile is None or path == self.recipe_path(command, profile):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    # -- listing and clearing ------------------------------------------------------------------
     def remove(self, name: str) -> bool:
         """Delete an entry; False if there was none. Raises CacheError when it cannot be deleted."""
         try:
@@ -297,8 +466,20 @@ class Cache:
                 found.append(path)
         return sorted(found)
 
-    def names(self) -> list[str]:
-        """Names of this config's profile entries and of every plugin state entry."""
+    def remove_legacy(self, name: str | None = None) -> int:
+        """Delete the entries of an older gw (all, or ``name``'s); how many went."""
+        removed = 0
+        for path in self.legacy_files(name):
+            try:
+                os.unlink(path)
+                removed += 1
+            except OSError:
+                pass
+        return removed
+
+    def names(self, kind: str | None = None) -> list[str]:
+        """Names of this config's profile entries, every shared prefix and every plugin state entry
+        (only those of :func:`kind_of` ``kind`` when given)."""
         self.check()
         try:
             files = os.listdir(self.directory)
@@ -311,4 +492,4 @@ class Cache:
             name = file[: -len(SUFFIX)].rpartition(".")[0]
             if name and os.path.join(self.directory, file) == self.path(name):
                 found.add(name)
-        return sorted(found)
+        return sorted(n for n in found if kind is None or kind_of(n) == kind)
