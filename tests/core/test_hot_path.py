@@ -137,7 +137,7 @@ def test_the_launcher_serves_a_hit_without_site_pythonpath_or_user_site(warm_hom
                             stdin=subprocess.DEVNULL, cwd=warm_home.root)
     assert logged.returncode == 0 and logged.stdout == warm_home.first_output
     modules = imported_modules(logged.stderr)
-    assert {"gw.fastpath", "gw.cache"} <= modules
+    assert {"gw.fastpath", "gw.store"} <= modules
     assert "site" not in modules and sorted(m for m in modules if _forbidden(m)) == []
 
 
