@@ -267,7 +267,9 @@ class ChainContext:
         from .totp import fresh_code
 
         def waiting(seconds: float) -> None:
-            self.env.ui.wait(f"waiting {seconds:.0f} s for a fresh {label} (the current one was already used)")
+            from .countdown import count_down
+
+            count_down(self.env.ui, seconds, f"a fresh {label}", "the current one was already used")
 
         return fresh_code(
             self.code_account or account, produce, self.env.state_dir, period=period,

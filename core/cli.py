@@ -166,6 +166,9 @@ def build_parser(app, args: list[str]):
                 continue
             p.set_defaults(handler=_plugin_handler(command.run, AppCommandContext(app, command.full_name)))
             made[command.full_name] = p
+    from .helpfmt import apply
+
+    apply(parser)  # help pages wrapped to the terminal, examples kept
     return parser
 
 

@@ -13,7 +13,8 @@ from .errors import ConfigError, GwError, UsageError
 from .fastpath import CORE_WORDS
 
 # Commands that need no plugin loaded to build their parser (``completion`` needs them all).
-CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault"}
+CORE_COMMANDS = {"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache", "vault",
+                 "init", "config"}
 #: every name the core's parser takes (a plugin command of one of these names is skipped); one list with the
 #: words the fast path never serves
 CORE_NAMES = CORE_WORDS
@@ -73,11 +74,13 @@ def add_core_commands(sub):
     p.set_defaults(handler=cmd_env)
 
     p = _parser(sub, "exec", "run a command with the profile's credentials in its environment",
-                "Run a command with the profile's credentials. With --server the command gets no keys: "
+                "Run a command with the profile's credentials; without a command, your $SHELL "
+                "(GW_EXEC_PROFILE names the profile inside it). With --server the command gets no keys: "
                 "it reads them from a local ECS credentials endpoint (127.0.0.1, random port and token) "
                 "that lives as long as the command and refreshes through gw's cache, so long jobs "
                 "outlive their first credentials.",
                 "  gw exec --profile admin -- aws s3 ls\n"
+                "  gw exec --profile admin\n"
                 "  gw exec --server --profile deploy -- terraform apply\n"
                 "  gw exec --profile admin --region eu-west-1 -- aws ec2 describe-instances", fmt)
     profile_option(p)
@@ -89,8 +92,9 @@ def add_core_commands(sub):
     p.set_defaults(handler=cmd_exec)
 
     p = _parser(sub, "profiles", "list profiles: steps, output kind, cached until",
-                "List the profiles in the config with their steps, what they yield and until when "
-                "their cached credentials are good.", "  gw profiles\n  gw profiles --json | jq -r '.[].name'", fmt)
+                "List the profiles in the config with their steps, what they yield, until when "
+                "their cached credentials are good, and how many of their steps have a cached result "
+                "(long-term keys are never cached). On a pipe: one tab-separated row per profile.", "  gw profiles\n  gw profiles --json | jq -r '.[].name'", fmt)
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.set_defaults(handler=cmd_profiles)
     p = _parser(sub, "plugins", "list loaded plugins and their step types",
@@ -101,8 +105,13 @@ def add_core_commands(sub):
     p = _parser(sub, "check", "validate the config and say exactly what is wrong and where",
                 f"Check every profile, step option and vault reference; print one line per problem. "
                 f"Exit status {CHECK_PROBLEMS} when problems are found.",
-                "  gw check\n  gw check --json | jq -r '.problems[]'", fmt)
+                "  gw check\n  gw check --json | jq -r '.problems[]'\n  gw check --live\n"
+                "  gw check --live --profile admin", fmt)
     p.add_argument("--json", action="store_true", help="JSON result on stdout")
+    p.add_argument("--live", action="store_true",
+                   help="get each profile's credentials for real (cached or fetched) and show a ✓/✗ table: "
+                        "where they came from, time taken, expiry, the first error")
+    p.add_argument("--profile", help="with --live: only this profile")
     p.set_defaults(handler=cmd_check)
 
     cache = _parser(sub, "cache", "inspect or clear cached credentials",
@@ -138,6 +147,7 @@ def add_core_commands(sub):
     p.add_argument("name")
     p.set_defaults(handler=cmd_vault_rm)
 
+    _add_first_hour(sub, fmt)
     p = _parser(sub, "completion", "print a shell completion script (bash, zsh, fish)",
                 "Print a static completion script for gw's commands and options; profile names are "
                 "read from the config file by a small shell function (no Python per TAB).",
@@ -178,6 +188,40 @@ def add_core_commands(sub):
     freshness_options(p)
     p.set_defaults(handler=cmd_serve_ecs)
     return {"setup": setup, "serve": serve, "import": imports}
+
+
+def _add_first_hour(sub, fmt) -> None:
+    """``gw init`` and ``gw config example`` (gw.wizard)."""
+    from .wizard import print_example
+
+    p = _parser(sub, "init", "add a first profile by answering questions (secrets go to the vault)",
+                "Ask what the credential is (AWS access keys, a SORACOM AuthKey or SAM user, a 1Password "
+                "item), ask for its values on the terminal (secrets without echo), store the secrets in "
+                "gw's vault, add a commented profile to the config (created 0600 when missing; an existing "
+                "profile is never replaced) and run gw check.",
+                "  gw init\n  gw init --profile work", fmt)
+    p.add_argument("--profile", help="name of the new profile (asked when not given)")
+    p.set_defaults(handler=cmd_init)
+    config = _parser(sub, "config", "about the config file", "About gw's config file.",
+                     "  gw config example > ~/.config/gw/config.toml", fmt).add_subparsers(
+        metavar="ACTION", dest="config_action", required=True)
+    p = _parser(config, "example", "print the commented example config (every step and option)",
+                "Print the commented example config that ships with gw: every step type and option.",
+                "  gw config example | less\n  gw config example > ~/.config/gw/config.toml", fmt)
+    p.set_defaults(handler=print_example)
+
+
+def cmd_init(ns, app) -> int:
+    """The first-profile wizard (gw.wizard), then gw check on the config it wrote."""
+    from .app import App
+    from .wizard import run
+
+    path, name = run(ns, app)
+    ns.json, ns.live, ns.profile = False, False, None
+    status = cmd_check(ns, App(config_path=path))
+    if status == 0:
+        app.emit(f"try it: gw check --live --profile {name}")
+    return status
 
 
 # -- credentials out ------------------------------------------------------------
@@ -246,17 +290,18 @@ def cmd_env(ns, app) -> int:
     return 0
 
 
-def _command(ns) -> list[str]:
+def _command(ns, app) -> list[str]:
+    from .exec_shell import command_or_shell
+
     command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
-    if not command:
-        raise UsageError("gw exec needs a command after --")
-    return command
+    return command_or_shell(command, ns.profile, app.ui, dict(os.environ))
 
 
 def cmd_exec(ns, app) -> int:
     from .envvars import child_environment
+    from .exec_shell import mark
 
-    command = _command(ns)
+    command = _command(ns, app)
     if ns.server:
         return exec_with_server(ns, app, command)
     credential = _resolve(ns, app)
@@ -264,7 +309,7 @@ def cmd_exec(ns, app) -> int:
     if not values:
         raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, which has no environment form")
     env = child_environment(dict(os.environ), region_values(ns, app, values, dict(os.environ)))
-    env["GW_PROFILE"] = ns.profile
+    mark(env, ns.profile)
     sys.stdout.flush()
     from .fastpath import restore_signals
 
@@ -305,12 +350,13 @@ def exec_with_server(ns, app, command: list[str]) -> int:
     import threading
 
     from .envvars import child_environment
+    from .exec_shell import mark
 
     server = _ecs_server(ns, app)
     app.ui.scrubber.add(server.token)
     values = region_values(ns, app, server.environment(), dict(os.environ))
     env = child_environment(dict(os.environ), values)
-    env["GW_PROFILE"] = ns.profile
+    mark(env, ns.profile)
     sys.stdout.flush()
     # Handlers go in before the child exists, so a signal can never find gw unprepared;
     # the child starts with default dispositions (exec resets caught signals).
@@ -412,46 +458,20 @@ def _json(app, doc) -> None:
 
 
 def _iso(epoch: float | None) -> str | None:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+    from .profiles_view import iso
+
+    return iso(epoch)
 
 
 def cmd_profiles(ns, app) -> int:
-    rows, docs = [], []
-    for profile in app.config.profiles.values():
-        steps = [step["use"] for step in profile.steps]
-        try:
-            kind: str | None = app.output_kind(profile)
-        except GwError:
-            kind = None
-        header = app.store.header(profile.name)
-        expires = None
-        if header and header.digest == profile.digest and header.expires_at > time.time():
-            expires = header.expires_at
-        shared = _cached_prefix_list(app, profile)
-        rows.append([profile.name, " -> ".join(steps), kind or "invalid (run gw check)",
-                     _when(expires) if expires else "-",
-                     "\n".join(f"{use} until {_when(until)}" for use, until in shared) or "-"])
-        docs.append({"name": profile.name, "description": profile.description, "region": profile.region,
-                     "steps": steps, "output": kind, "valid": kind is not None, "cached_until": _iso(expires),
-                     "shared_steps_cached": [{"step": use, "until": _iso(until)} for use, until in shared]})
+    from .profiles_view import profile_rows, show
+
+    docs = profile_rows(app)
     if ns.json:
-        _json(app, docs)
+        _json(app, [{k: v for k, v in doc.items() if not k.startswith("_")} for doc in docs])
         return 0
-    _table(f"profiles in {app.config.path}", ["profile", "steps", "output", "cached until", "shared steps cached"],
-           rows)
+    show(app, docs)
     return 0
-
-
-def _cached_prefix_list(app, profile) -> list[tuple[str, float]]:
-    """The profile's chain steps whose results are cached (and shared): (step type, expires at)."""
-    from .store import prefix_digests, prefix_name
-
-    found = []
-    for index, digest in enumerate(prefix_digests(profile.steps)[:-1]):
-        header = app.store.header(prefix_name(digest))
-        if header and header.digest == digest and header.expires_at > time.time():
-            found.append((profile.steps[index].get("use", "?"), header.expires_at))
-    return found
 
 
 def cmd_plugins(ns, app) -> int:
@@ -486,6 +506,12 @@ def cmd_plugins(ns, app) -> int:
 
 
 def cmd_check(ns, app) -> int:
+    if getattr(ns, "live", False):
+        from .live_check import run
+
+        return run(ns, app)
+    if getattr(ns, "profile", None):
+        raise UsageError("--profile goes with --live (gw check always checks the whole config)")
     advice: list[str] = []
     try:
         problems, config = _check_problems(app, advice), app.config
@@ -699,6 +725,7 @@ _gw_zsh_profiles() {
   local -a names; names=(${(f)"$(_gw_profiles)"}); compadd -a names
 }
 """
+# Fish shows a description beside each candidate: "name<TAB>the profile's description".
 _PROFILES_FISH = r"""
 function __gw_profiles
   set -l cfg $GW_CONFIG
@@ -706,7 +733,21 @@ function __gw_profiles
     set -q XDG_CONFIG_HOME; and set cfg $XDG_CONFIG_HOME/gw/config.toml; or set cfg $HOME/.config/gw/config.toml
   end
   test -r $cfg; or return 0
-  sed -n 's/^[[:space:]]*\[profiles\.\([A-Za-z0-9][A-Za-z0-9_.@-]*\)\][[:space:]]*\(#.*\)\{0,1\}$/\1/p; s/^[[:space:]]*\[profiles\."\([A-Za-z0-9][A-Za-z0-9_.@-]*\)"\][[:space:]]*\(#.*\)\{0,1\}$/\1/p' $cfg | sort -u
+  awk '
+    function flush() { if (name != "") print name "\t" desc; name = ""; desc = "" }
+    /^[ \t]*\[/ {
+      flush(); line = $0
+      if (sub(/^[ \t]*\[profiles\./, "", line) && sub(/\][ \t]*(#.*)?$/, "", line)) {
+        if (line ~ /^"[A-Za-z0-9][A-Za-z0-9_.@-]*"$/) line = substr(line, 2, length(line) - 2)
+        if (line ~ /^[A-Za-z0-9][A-Za-z0-9_.@-]*$/) name = line
+      }
+      next
+    }
+    name != "" && /^[ \t]*description[ \t]*=[ \t]*"/ {
+      d = $0; sub(/^[^"]*"/, "", d); sub(/"[ \t]*(#.*)?$/, "", d); gsub(/\\\\"/, "\"", d); desc = d
+    }
+    END { flush() }
+  ' $cfg | sort -u
 end
 """
 PROFILE_COMPLETION = {"bash": "_gw_compgen_profiles", "zsh": "_gw_zsh_profiles", "fish": "(__gw_profiles)"}

@@ -166,7 +166,7 @@ def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-cre
 COMMAND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 # gw's own top-level words (tests/core/test_fast_exec.py checks them against the parser): never served here.
 CORE_WORDS = frozenset({"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache",
-                        "vault", "completion", "setup", "import", "serve"})
+                        "vault", "completion", "setup", "import", "serve", "init", "config"})
 
 
 def command_word(name: str) -> bool:

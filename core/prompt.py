@@ -91,8 +91,10 @@ def _stopped(signum: int) -> Aborted:
     return error
 
 
-def ask(label: str, *, secret: bool = True, askpass: str | None = None, timeout: float = 300.0) -> str:
-    """Ask for a value; returns it stripped. Raises SecretError/Aborted on failure."""
+def ask(label: str, *, secret: bool = True, askpass: str | None = None, timeout: float = 300.0,
+        empty_ok: bool = False) -> str:
+    """Ask for a value; returns it stripped. Raises SecretError/Aborted on failure (and on an
+    empty answer, unless ``empty_ok``: a question with a default)."""
     try:
         value = _read_tty(label, secret, timeout)
     except _Signalled as exc:
@@ -114,6 +116,6 @@ def ask(label: str, *, secret: bool = True, askpass: str | None = None, timeout:
         value = done.stdout.decode(errors="replace").strip()
     except KeyboardInterrupt:
         raise Aborted("cancelled") from None
-    if not value:
+    if not value and not empty_ok:
         raise Aborted(f"nothing entered for {label.strip().rstrip(':')}")
     return value

@@ -153,8 +153,8 @@ def fresh_code(
             wait = (last + 1) * period - time.time()
             if wait > 0:
                 if on_wait:
-                    on_wait(wait)
-                time.sleep(wait + 0.01)
+                    on_wait(wait)  # may itself wait (a countdown on the terminal)
+                time.sleep(max(0.0, (last + 1) * period - time.time()) + 0.01)
             step = last + 1
         code = produce(step * period)
         try:

@@ -426,11 +426,13 @@ def gw_commands() -> list[Command]:
             "aws", "move a ~/.aws profile's plaintext keys into gw's vault", _configure_import, _run_import,
             group="import",
             description="Move the long-term keys of a profile in ~/.aws/credentials into gw's encrypted vault, add "
-                        "a gw profile that uses them, point the AWS profile's credential_process at gw, and offer "
+                        "a gw profile that turns them into a session token (GetSessionToken, with the AWS profile's "
+                        "mfa_serial if it has one; --no-session hands out the keys themselves), point the AWS "
+                        "profile's credential_process at gw, and offer "
                         "to remove the plaintext keys (asked on the terminal, or --remove-plaintext / "
                         "--keep-plaintext). gw's config and ~/.aws/config keep a backup; ~/.aws/credentials does "
                         "not (it would keep the keys).",
-            epilog="examples:\n  gw import aws --aws-profile work\n"
+            epilog="examples:\n  gw import aws --aws-profile work\n  gw import aws --all --keep-plaintext\n"
                    "  gw import aws --aws-profile default --profile personal --remove-plaintext\n"
                    "  aws sts get-caller-identity --profile work",
         ),

@@ -8,6 +8,12 @@ atomic), (4) only when the person says so (a ``/dev/tty`` question or
 ``--remove-plaintext``) drop the two key lines from ~/.aws/credentials. That file gets
 no backup: a backup would keep the very keys being removed.
 
+By default the gw profile turns the keys into a session token (``aws-keys ->
+session-token``, with the AWS profile's ``mfa_serial`` when it has one), as aws-vault does
+(99designs/aws-vault, vault/vault.go: long-term keys go through GetSessionToken unless
+``--no-session``), so the AKIA keys themselves are never handed out; ``--no-session``
+keeps the keys-only profile. ``--all`` imports every profile of the file that holds keys.
+
 The credentials file is read the way botocore reads it (``configparser``, section
 names without the ``profile`` prefix; botocore ``configloader.raw_config_parse``).
 """
@@ -54,12 +60,16 @@ def vault_names(profile: str) -> tuple[str, str]:
     return f"{profile}.aws_access_key_id", f"{profile}.aws_secret_access_key"
 
 
-def profile_steps(profile: str) -> list[dict[str, str]]:
+def profile_steps(profile: str, session: bool = False, mfa_serial: str | None = None) -> list[dict[str, str]]:
+    """The imported profile's chain: the keys, then (``session``) GetSessionToken, with MFA when known."""
     akid, secret = vault_names(profile)
-    return [{"use": "aws-keys", "access_key_id": f"vault:{akid}", "secret_access_key": f"vault:{secret}"}]
+    steps = [{"use": "aws-keys", "access_key_id": f"vault:{akid}", "secret_access_key": f"vault:{secret}"}]
+    if session:
+        steps.append({"use": "session-token", **({"mfa_serial": mfa_serial, "mfa_code": "prompt"} if mfa_serial else {})})
+    return steps
 
 
-def profile_toml(name: str, description: str, region: str | None) -> str:
+def profile_toml(name: str, description: str, region: str | None, steps: list[dict[str, str]]) -> str:
     """The gw profile as TOML text (strings quoted with tomli-w)."""
     import tomli_w
 
@@ -71,13 +81,13 @@ def profile_toml(name: str, description: str, region: str | None) -> str:
     if region:
         lines.append(f"region = {q(region)}")
     lines.append("steps = [")
-    for step in profile_steps(name):
+    for step in steps:
         lines.append("  { " + ", ".join(f"{key} = {q(value)}" for key, value in step.items()) + " },")
     lines.append("]")
     return "\n".join(lines) + "\n"
 
 
-def append_profile(path: str, text: str, name: str) -> None:
+def append_profile(path: str, text: str, name: str, steps: list[dict[str, str]]) -> None:
     """Append ``text`` to the gw config (created if missing), keeping every byte before it."""
     import tomllib
 
@@ -93,7 +103,7 @@ def append_profile(path: str, text: str, name: str) -> None:
         parsed = tomllib.loads(after.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} would not be valid TOML after adding profile {name!r} ({exc}); not touching it") from None
-    if parsed.get("profiles", {}).get(name, {}).get("steps") != profile_steps(name):
+    if parsed.get("profiles", {}).get(name, {}).get("steps") != steps:
         raise ConfigError(f"{path}: adding profile {name!r} would not give it the imported steps; not touching it")
     private_dir(os.path.dirname(path))
     if before:
@@ -132,9 +142,9 @@ def remove_plaintext(path: str, section: str) -> int:
     return removed + (0 if keep_header else 1)
 
 
-def _aws_region(aws_profile: str) -> str | None:
-    section = "default" if aws_profile == "default" else f"profile {aws_profile}"
-    return read_section(aws_config_path(), section).get("region") or None
+def _aws_settings(aws_profile: str) -> dict[str, str]:
+    """The profile's section of ~/.aws/config (region, mfa_serial ...)."""
+    return read_section(aws_config_path(), "default" if aws_profile == "default" else f"profile {aws_profile}")
 
 
 def _wants_removal(args: Any, ctx: CommandContext, path: str, section: str) -> bool:
@@ -150,8 +160,43 @@ def _wants_removal(args: Any, ctx: CommandContext, path: str, section: str) -> b
 
 
 def run_import(args: Any, ctx: CommandContext) -> int:
-    aws_profile = args.aws_profile
-    name = args.profile or aws_profile
+    if args.all:
+        if args.profile or args.aws_profile:
+            raise ConfigError("--all imports every profile under its own name; drop --aws-profile and --profile")
+        return import_all(args, ctx)
+    if not args.aws_profile:
+        raise ConfigError("name the AWS profile to import (--aws-profile NAME), or import them all (--all)")
+    return import_one(args, ctx, args.aws_profile, args.profile or args.aws_profile)
+
+
+def importable(path: str) -> list[str]:
+    """Sections of the credentials file holding long-term keys (no session token)."""
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read as an AWS ini file ({type(exc).__name__})") from None
+    return [name for name in parser.sections()
+            if all(parser.has_option(name, key) for key in KEY_NAMES) and not parser.has_option(name, "aws_session_token")]
+
+
+def import_all(args: Any, ctx: CommandContext) -> int:
+    path = credentials_path()
+    names = importable(path)
+    if not names:
+        raise ConfigError(f"no profile with aws_access_key_id and aws_secret_access_key in {path}")
+    failed = 0
+    for aws_profile in names:
+        try:
+            import_one(args, ctx, aws_profile, aws_profile)
+        except GwError as exc:  # one profile's problem does not stop the others
+            ctx.warn(f"[{aws_profile}] not imported: {exc}")
+            failed += 1
+    ctx.emit(f"imported {len(names) - failed} of {len(names)} profile(s) from {path}")
+    return 1 if failed else 0
+
+
+def import_one(args: Any, ctx: CommandContext, aws_profile: str, name: str) -> int:
     if not PROFILE_NAME.match(name):
         raise ConfigError(f"{name!r} cannot be a gw profile name (letters, digits, _ . @ -); choose one with --profile")
     path = credentials_path()
@@ -172,15 +217,19 @@ def run_import(args: Any, ctx: CommandContext) -> int:
                               f"(gw vault rm {vault_name}) or import under another --profile")
     config_path = ctx.config_path
     existing = ctx.profile_names() if os.path.exists(config_path) else []
-    if name in existing and list(ctx.profile(name).steps) != profile_steps(name):
+    settings = _aws_settings(aws_profile)
+    steps = profile_steps(name, session=not args.no_session, mfa_serial=settings.get("mfa_serial"))
+    if name in existing and list(ctx.profile(name).steps) != steps:
         raise ConfigError(f"gw profile {name!r} already exists in {config_path}; import under another --profile")
 
     ctx.vault_set(dict(zip(names, (akid, secret), strict=True)))
     if (ctx.vault_get(names[0]), ctx.vault_get(names[1])) != (akid, secret):
         raise GwError("the vault did not keep the keys; nothing else was changed")
-    region = args.region or _aws_region(aws_profile)
+    region = args.region or settings.get("region") or None
     if name not in existing:
-        append_profile(config_path, profile_toml(name, f"imported from AWS profile {aws_profile}", region), name)
+        kind = "long-term keys" if args.no_session else "a session token from the keys"
+        append_profile(config_path, profile_toml(name, f"imported from AWS profile {aws_profile}: {kind}", region,
+                                                 steps), name, steps)
     ctx.emit(f"stored the keys of [{aws_profile}] in gw's vault as {names[0]}, {names[1]}; "
              f"added profile {name!r} to {config_path}")
 
@@ -201,7 +250,12 @@ def run_import(args: Any, ctx: CommandContext) -> int:
 
 
 def configure_import(parser: Any) -> None:
-    parser.add_argument("--aws-profile", required=True, help="the profile in ~/.aws/credentials whose keys move")
+    parser.add_argument("--aws-profile", help="the profile in ~/.aws/credentials whose keys move")
+    parser.add_argument("--all", action="store_true",
+                        help="import every profile of ~/.aws/credentials that holds keys, each under its own name")
+    parser.add_argument("--no-session", action="store_true",
+                        help="hand out the long-term keys themselves (default: a session token made from them, "
+                             "which gw exec --server and the ECS endpoint need)")
     parser.add_argument("--profile", help="the gw profile to create (default: the AWS profile's name)")
     parser.add_argument("--region", help="region for the gw profile (default: the AWS profile's region)")
     choice = parser.add_mutually_exclusive_group()

@@ -205,8 +205,8 @@ def test_tables_are_plain_text_on_a_pipe(role_home):
     result = role_home.run_in_process("profiles")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == "profile\tsteps\toutput\tcached until\tshared steps cached"
-    assert "admin\taws-keys -> assume-role\taws-credentials\t-\t-" in lines
+    assert lines[0] == "profile\tsteps\toutput\texpires\tcached"
+    assert "admin\taws-keys -> assume-role\taws-credentials\t-\t0 of 2" in lines
     assert not any(ch in result.stdout for ch in "┃│━─┏└╇")
     plugins = role_home.run_in_process("plugins").stdout
     assert plugins.startswith("plugin\t") and not any(ch in plugins for ch in "┃│━─")
@@ -328,3 +328,21 @@ def test_fish_completes_profiles_and_commands(role_home, tmp_path):
     assert set(complete("gw env --profile ")) == {"admin", "eu", "keys"}
     assert "credential-process" in complete("gw cre")
     assert "ecs" in complete("gw serve ")
+
+
+def test_fish_shows_each_profiles_own_description(gw_home, tmp_path):
+    fish = _shell("fish")
+    gw_home.write_config('[profiles.admin]  # the admins\ndescription = "admin role with \\"MFA\\""\n'
+                         'steps = [{ use = "aws-keys", access_key_id = "a", secret_access_key = "env:S" }]\n\n'
+                         '[profiles."eu"]\nsteps = [{ use = "aws-keys", access_key_id = "a", secret_access_key = "env:S" }]\n'
+                         'description = "Frankfurt, read only"\n\n[profiles.bare]\n'
+                         'steps = [{ use = "aws-keys", access_key_id = "a", secret_access_key = "env:S" }]\n')
+    script = tmp_path / "gw.fish"
+    script.write_text(gw_home.run_in_process("completion", "fish").stdout)
+    env = {"PATH": "/usr/bin:/bin", "GW_CONFIG": str(gw_home.config_path), "HOME": str(gw_home.home)}
+    done = subprocess.run([fish, "--no-config", "-c", f"source {script}; complete -C 'gw exec --profile '"],
+                          env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = dict(row.partition("\t")[::2] for row in done.stdout.splitlines())
+    assert rows["admin"] == 'admin role with "MFA"' and rows["eu"] == "Frankfurt, read only"
+    assert rows["bare"] in ("", "the gw profile (default: $GW_PROFILE)")  # no description of its own

@@ -8,6 +8,7 @@ GetSessionToken and one prompt.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -57,8 +58,8 @@ def test_two_profiles_sharing_an_mfa_session_ask_once(home, moto):
     assert moto.calls["GetSessionToken"] == 1 and moto.calls["AssumeRole"] == 2
     listed = home.run_in_process("cache", "list", env={"COLUMNS": "250"})
     assert "shared: aws-keys -> session-token (profiles admin, readonly)" in listed.stdout, listed.stdout
-    profiles = home.run_in_process("profiles", env={"COLUMNS": "250"})
-    assert profiles.stdout.count("session-token until") == 2, profiles.stdout
+    profiles = home.run_in_process("profiles", "--json")
+    assert [p["shared_steps_cached"][0]["step"] for p in json.loads(profiles.stdout)] == ["session-token"] * 2
 
 
 def test_parallel_callers_of_different_profiles_make_one_fetch_and_one_prompt(home, moto):

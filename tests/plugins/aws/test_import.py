@@ -63,20 +63,21 @@ def _who(home, profile: str = "work") -> str:
     return json.loads(result.stdout)["Arn"]
 
 
-def test_import_moves_the_keys_and_removes_the_plaintext(home, user, user_name):
+def test_import_moves_the_keys_and_removes_the_plaintext(home, user, user_name, moto):
     akid, secret = user
     result = home.run_in_process("import", "aws", "--aws-profile", "work", "--remove-plaintext")
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and secret not in result.stdout
-    # the vault holds them, the gw profile reads them
+    # the vault holds them, the gw profile turns them into a session token (never the AKIA keys)
     values = json.loads(home.run_in_process("env", "--profile", "work", "--format", "json", check=True).stdout)
-    assert (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) == (akid, secret)
+    assert values["AWS_ACCESS_KEY_ID"] != akid and values["AWS_SESSION_TOKEN"]
+    assert moto.lookup(values["AWS_ACCESS_KEY_ID"]).kind == "session-token"
     assert "work.aws_secret_access_key" in home.run_in_process("vault", "list").stdout
     # the gw config: every original byte kept, the profile appended, a backup beside it
     config = home.config_path.read_text()
     assert config.startswith(GW_CONFIG)
     profile = tomllib.loads(config)["profiles"]["work"]
-    assert profile["region"] == "eu-west-1" and profile["steps"][0]["use"] == "aws-keys"
+    assert profile["region"] == "eu-west-1" and [s["use"] for s in profile["steps"]] == ["aws-keys", "session-token"]
     assert (home.config_path.parent / "config.toml.gw-backup").read_text() == GW_CONFIG
     assert home.run_in_process("check").returncode == 0
     # ~/.aws: credential_process added, comments kept; the plaintext keys are gone everywhere
@@ -87,8 +88,16 @@ def test_import_moves_the_keys_and_removes_the_plaintext(home, user, user_name):
     assert "other-secret-stays-put" in files["credentials"] and "region = eu-west-1" in files["credentials"]
     assert [name for name, text in files.items() if secret in text or akid in text] == []
     assert (home.home / ".aws" / "credentials").stat().st_mode & 0o777 == 0o600
-    # the real AWS CLI now gets the keys through gw
-    assert _who(home) == f"arn:aws:iam::123456789012:user/{user_name}"
+    # the real AWS CLI now gets a session token made from the keys, through gw
+    _session_through_cli(home, moto)
+
+
+def _session_through_cli(home, moto) -> None:
+    """The real AWS CLI works through gw, with a session token GetSessionToken made from the user's keys."""
+    _who(home)
+    key = json.loads(home.run("credential-process", "--profile", "work", check=True).stdout)["AccessKeyId"]
+    issued = moto.lookup(key)
+    assert (issued.kind, issued.source_kind) == ("session-token", "long-term")
 
 
 def test_without_a_terminal_or_flag_the_plaintext_stays(home, user):
@@ -169,3 +178,40 @@ def test_remove_plaintext_takes_continuation_lines_with_the_key(home, user):
     text = credentials.read_text()
     assert "part-two-of-the-secret" not in text and "part-one" not in text
     assert botocore.configloader.raw_config_parse(str(credentials))["cont"] == {"output": "json"}
+
+
+def test_no_session_keeps_the_long_term_keys(home, user):
+    assert home.run("import", "aws", "--aws-profile", "work", "--no-session", "--keep-plaintext").returncode == 0
+    values = json.loads(home.run("env", "--profile", "work", "--format", "json", check=True).stdout)
+    assert (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) == user
+
+
+def test_the_imported_profile_serves_gw_exec_server_and_keeps_mfa(home, user, user_name, moto):
+    home.aws_config.write_text("[profile work]\nregion = eu-west-1\nmfa_serial = arn:aws:iam::123456789012:mfa/me\n")
+    assert home.run("import", "aws", "--aws-profile", "work", "--keep-plaintext").returncode == 0
+    steps = tomllib.loads(home.config_path.read_text())["profiles"]["work"]["steps"]
+    assert steps[1] == {"use": "session-token", "mfa_serial": "arn:aws:iam::123456789012:mfa/me", "mfa_code": "prompt"}
+    home.config_path.write_text(home.config_path.read_text().replace(', mfa_serial = "arn:aws:iam::123456789012:mfa/me"'
+                                                                     ', mfa_code = "prompt"', ""))
+    # gw exec --server refused long-term keys; the imported profile's session works (the real AWS CLI reads it)
+    done = home.run("exec", "--server", "--profile", "work", "--", AWS_CLI, "sts", "get-caller-identity")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["Account"] == "123456789012"
+    _session_through_cli(home, moto)
+
+
+def test_all_imports_every_profile_with_keys(home, user, user_name, moto):
+    credentials = home.home / ".aws" / "credentials"
+    credentials.write_text(credentials.read_text() + "\n[temp]\naws_access_key_id = ASIATEMPTEMPTEMP0001\n"
+                           "aws_secret_access_key = t\naws_session_token = tok\n")
+    result = home.run("import", "aws", "--all", "--keep-plaintext")
+    assert result.returncode == 0, result.stderr
+    assert "imported 2 of 2 profile(s)" in result.stdout
+    profiles = tomllib.loads(home.config_path.read_text())["profiles"]
+    assert {"work", "other"} <= set(profiles) and "temp" not in profiles
+    assert "other.aws_secret_access_key" in home.run("vault", "list").stdout
+    cp = json.loads(home.run("credential-process", "--profile", "work", check=True).stdout)
+    assert moto.lookup(cp["AccessKeyId"]).kind == "session-token"
+    assert "credential-process --profile other" in _files(home)["config"]
+    _session_through_cli(home, moto)
+    assert_clean_failure(home.run("import", "aws", "--all", "--aws-profile", "work"), contains="--all")

@@ -139,7 +139,7 @@ def test_revocation_alert_emulator_still_serves_active_certificates(gw_home, ca,
 
 
 def test_help_has_description_and_examples(gw_home):
-    result = gw_home.run("iot", "register", "--help")
+    result = gw_home.run("iot", "register", "--help", env={"COLUMNS": "300"})  # content, not wrapping
     assert result.returncode == 0, result.stderr
     assert "Just-in-time registration (JITR)" in result.stdout
     examples = result.stdout.split("examples:\n", 1)[1]

@@ -316,6 +316,7 @@ def test_every_soracom_command_has_a_description_and_examples(gw_home, command):
     assert proc.returncode == 0, proc.stderr
     description = proc.stdout.split("\n\n")[1]  # usage, then the description paragraph
     assert not description.startswith(("positional arguments", "options")) and len(description.split()) >= 20
-    examples = proc.stdout.split("\nexamples:\n", 1)[1].splitlines()
+    examples = [line for line in proc.stdout.split("\nexamples:\n", 1)[1].splitlines()
+                if not line.startswith("      ")]  # a wrapped example's further lines (gw.helpfmt)
     assert any(line.startswith("  gw " + " ".join(command) + " ") for line in examples), examples
     assert all(line.startswith(("  gw ", "  alias ", "  soracom ")) for line in examples), examples
