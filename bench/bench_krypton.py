@@ -225,9 +225,11 @@ def main() -> int:
             upstream: dict[str, list[float]] = {m: [] for m in modes}
             handshakes = {m: 0 for m in modes}
             apdus: dict[str, list[int]] = {m: [] for m in modes}
+            trips: dict[str, list[int]] = {m: [] for m in modes}
             for _ in range(args.runs):
                 for mode, prepare in modes.items():
                     before = krypton.handshakes
+                    calls_before = sum(krypton.calls.values())
                     if card is not None:
                         card.usim.log.clear()
                     if prepare is None:
@@ -238,6 +240,7 @@ def main() -> int:
                     wall[mode].append(w)
                     upstream[mode].append(u)
                     handshakes[mode] += krypton.handshakes - before
+                    trips[mode].append(sum(krypton.calls.values()) - calls_before)
                     if card is not None and prepare is not None:
                         apdus[mode].append(len(card.usim.log))
         finally:
@@ -256,12 +259,17 @@ def main() -> int:
     rows = []
     for mode in modes:
         own = [w - u for w, u in zip(wall[mode], upstream[mode], strict=True)]
+        # issue 20's overhead: wall - APDUs x delay (the card's own time) - upstream, per run
+        card_s = [n * args.apdu_delay / 1000 for n in apdus[mode]] or [0.0] * len(own)
+        overhead = [o - c for o, c in zip(own, card_s, strict=True)]
         entry = {
             "wall": summary(wall[mode]),
             "upstream_ms_median": round(statistics.median(upstream[mode]) * 1000, 1),
             "gw_overhead": summary(own),
             "gw_overhead_minus_python_startup_ms_median": round((statistics.median(own) - python_median) * 1000, 1),
             "sim_handshakes": handshakes[mode],
+            "overhead_ms_median": round(statistics.median(overhead) * 1000, 1),
+            "round_trips_per_run": sorted(set(trips[mode])),
         }
         if apdus[mode]:
             entry["apdus_per_run"] = sorted(set(apdus[mode]))
@@ -276,7 +284,7 @@ def main() -> int:
     where = f"PC/SC SIM via pcscd, {args.apdu_delay:g} ms per APDU" if card is not None else "emulated SIM"
     print(f"gw credential-process via Krypton, {where}, {args.runs} interleaved runs per mode (ms)")
     head = (f"{'mode':<16}{'median':>8}{'p90':>8}{'upstream':>10}{'gw own':>8}{'own p90':>9}{'own-py':>8}"
-            f"{'SIM':>5}{'APDUs':>7}{'cli':>5}")
+            f"{'SIM':>5}{'APDUs':>7}{'cli':>5}{'trips':>6}{'overhead':>10}")
     print(head)
     print("-" * len(head))
     for mode, e in rows:
@@ -285,10 +293,12 @@ def main() -> int:
             f"{e['gw_overhead']['median_ms']:>8}{e['gw_overhead']['p90_ms']:>9}"
             f"{e['gw_overhead_minus_python_startup_ms_median']:>8}{e['sim_handshakes']:>5}"
             f"{'/'.join(map(str, e.get('apdus_per_run', []))) or '-':>7}{e.get('krypton_cli_apdus', '-'):>5}"
+            f"{'/'.join(map(str, e['round_trips_per_run'])):>6}{e['overhead_ms_median']:>10}"
         )
     print("upstream = time inside the Krypton emulator (incl. moto minting STS credentials);")
     print("gw own = wall - upstream; own-py = gw own minus `python -c pass`. SIM = handshakes in all runs.")
     print("APDUs = per run through pcscd; cli = krypton-cli's count for the same fetch (iso7816.go).")
+    print("trips = HTTPS calls to Krypton per run; overhead = wall - APDUs x delay - upstream (target <= 100 ms).")
     print(f"wrote {args.out}")
     return 0
 

@@ -53,13 +53,24 @@ class App:
     @property
     def registry(self):
         if self._registry is None:
-            from .loading import load_registry
+            self._registry = self._load_registry()
+        return self._registry
 
-            try:
-                disabled = self.config.settings.disable_plugins
-            except ConfigError:
-                disabled = []
-            self._registry = load_registry(disabled=disabled)
+    def _load_registry(self, needs: Any = None):
+        from .loading import load_registry
+
+        try:
+            disabled = self.config.settings.disable_plugins
+        except ConfigError:
+            disabled = []
+        return load_registry(disabled=disabled, needs=needs)
+
+    def registry_for(self, profile: Profile):
+        """The registry, loading (when none is loaded yet) only the plugins ``profile``'s steps need."""
+        if self._registry is None:
+            from .loading import needs_of
+
+            self._registry = self._load_registry(needs_of(profile.steps, profile.tables))
         return self._registry
 
     def key(self) -> bytes:
@@ -146,6 +157,9 @@ class App:
         from .chain import check_table
 
         spec = self.registry.tables.get(name)
+        if spec is None and self.registry.partial:
+            self.registry.complete()
+            spec = self.registry.tables.get(name)
         raw = self.config.profile(profile).tables.get(name, {})
         if spec is None:
             return dict(raw)
@@ -161,11 +175,15 @@ class App:
         the command that reads it."""
         from .chain import check_profile, check_settings, unread_setting_problems
 
-        planned, problems = check_profile(profile, self.registry, self.config.path)
+        registry = self.registry_for(profile)
+        planned, problems = check_profile(profile, registry, self.config.path)
+        values, settings_problems = check_settings(self.config.settings, registry, self.config.path)
+        if (problems or settings_problems) and registry.partial:  # perhaps a plugin left out knows it
+            registry.complete()
+            return self.plan(profile)
         if problems:
             more = f" (and {len(problems) - 1} more: run gw check)" if len(problems) > 1 else ""
             raise ConfigError(problems[0] + more)
-        values, settings_problems = check_settings(self.config.settings, self.registry, self.config.path)
         if not self._warned:
             self._warned = True
             for line in [*self.config.problems, *unread_setting_problems(values, settings_problems)]:
@@ -320,6 +338,9 @@ class App:
 
         if kind not in KINDS:
             cls = self.registry.kinds.get(kind)
+            if cls is None and self.registry.partial:
+                self.registry.complete()
+                cls = self.registry.kinds.get(kind)
             if cls is None:
                 raise ValueError(f"unknown credential kind {kind!r}")
             return cls.from_dict(data)

@@ -326,6 +326,8 @@ class ChainContext:
                           what=f"{self.plugin} {name}")
 
     def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
+        if getattr(self.env.registry, "partial", False):  # a plugin's own hook: its implementers may be left out
+            self.env.registry.complete()
         if getattr(self.env.registry.hook, name, None) is None:
             return []
         return self.env.registry.call(name, **kwargs)

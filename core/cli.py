@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: list[str]) -> int:
     import _signal
 
+    restore_site()
     if _signal.getsignal(_signal.SIGINT) == _signal.SIG_DFL:  # set by the launcher for the first moments
         _signal.signal(_signal.SIGINT, _signal.default_int_handler)  # Ctrl-C now cleans up and says "cancelled"
     try:
@@ -55,6 +56,19 @@ def run(args: list[str]) -> int:
     except KeyboardInterrupt:  # between the handler and _run's own try
         print("gw: cancelled", file=sys.stderr)
         return 130
+
+
+def restore_site() -> None:
+    """Bring ``site`` back when the launcher started Python without it (``-I -S``).
+
+    The cache hit needs only gw's own install location; everything else (plugins from other
+    distributions, ``.pth`` files, editable installs) needs site-packages as site sets it up.
+    Isolation stays: no ``PYTHONPATH``, no user site-packages (docs/security.md).
+    """
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site
+
+        site.main()
 
 
 def _run(args: list[str]) -> int:

@@ -11,6 +11,15 @@ works. Two plugins offering one step type break only the profiles that use it.
 ``GW_DISABLE_PLUGINS=a,b`` or ``settings.disable_plugins`` switch plugins off.
 ``GW_PLUGINS=module,module`` loads extra plugin modules without installing them
 (like pytest's ``PYTEST_PLUGINS``): for developing and testing a plugin.
+
+Lazy loading (docs/plugins.md "Lazy loading"): a plugin may name what it provides in the
+``gw.provides`` entry-point group - ``step:NAME`` for a step type, ``scheme:PREFIX`` for a secret
+scheme, ``table:NAME`` for a profile table, ``hook:NAME`` for a hook of another plugin it implements -
+each pointing at the plugin's module (the value of its ``gw`` entry point). Running a
+profile then loads only the plugins its steps and secret references need, plus every plugin that
+names nothing there (an old-style plugin, loaded as before). Anything the partial registry cannot
+answer (an unknown step type, table, setting or kind, a plugin's own hook) loads the rest first.
+``gw --help``, ``gw check`` and every other command load all plugins.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from .credentials import KINDS, Credential
 from .steps import Command, Duration, EnvironmentVariable, Option, ProfileTable, SecretScheme, Setting, StepType
 
 ENTRY_POINT_GROUP = "gw"
+PROVIDES_GROUP = "gw.provides"
 COMMAND_GROUPS = (None, "setup", "serve", "import")
 
 
@@ -49,6 +59,17 @@ class Registry:
     disabled: list[str] = field(default_factory=list)
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     environment: list[EnvironmentVariable] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # lazy plugins not loaded (a partial registry)
+    reload: Any = None  # loads the full registry, for :meth:`complete`
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.deferred)
+
+    def complete(self) -> None:
+        """Load the plugins a partial registry left out (nothing when it is complete)."""
+        if self.deferred and self.reload is not None:
+            self.__dict__.update(self.reload().__dict__)
 
     @property
     def hook(self) -> Any:
@@ -79,8 +100,55 @@ def disabled_plugins(setting: list[str] | None = None) -> list[str]:
     return sorted(set(names) | set(setting or ()))
 
 
-def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | None = None) -> Registry:
-    """Load the ``gw`` entry points, check each plugin, and gather what they offer."""
+Needs = tuple[set[str], list[str]]
+
+
+def needs_of(steps: list[dict[str, Any]], tables: dict[str, Any] | None = None) -> Needs:
+    """What decides which lazy plugins a profile needs: the names it uses (``step:TYPE`` for each
+    step, ``table:NAME`` for each profile table) and every string value (for ``scheme:PREFIX``)."""
+    names = {f"step:{raw.get('use')}" for raw in steps} | {f"table:{name}" for name in tables or {}}
+    strings: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(steps)
+    walk(tables or {})
+    return names, strings
+
+
+def _lazy_plugins(entry_points: Any) -> dict[str, set[str]]:
+    """Plugin module -> what it provides (``step:NAME``, ``scheme:PREFIX``), from ``gw.provides``."""
+    provides: dict[str, set[str]] = {}
+    for ep in entry_points(group=PROVIDES_GROUP):
+        provides.setdefault(ep.value.strip(), set()).add(ep.name.strip())
+    return provides
+
+
+def _wanted(provided: set[str], needs: Needs) -> bool:
+    """Whether a lazy plugin providing ``provided`` is needed (``hook:NAME`` alone: only on demand)."""
+    names, strings = needs
+    for item in provided:
+        kind, _, name = item.partition(":")
+        if item in names or (kind == "scheme" and name and any(s.startswith(name) for s in strings)):
+            return True
+    return False
+
+
+def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | None = None,
+                  needs: Needs | None = None) -> Registry:
+    """Load the ``gw`` entry points, check each plugin, and gather what they offer.
+
+    With ``needs`` (see :func:`needs_of`), lazy plugins that provide none of it are left out:
+    a partial registry, completed by :meth:`Registry.complete` when it cannot answer.
+    """
     import importlib.metadata
 
     import pluggy
@@ -92,7 +160,12 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
 
     pm.register(builtin_schemes, name="core")
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    lazy = _lazy_plugins(importlib.metadata.entry_points) if needs is not None else {}
     for ep in entry_points:
+        if needs is not None and ep.value.strip() in lazy and not _wanted(lazy[ep.value.strip()], needs):
+            if ep.name not in registry.disabled:
+                registry.deferred.append(ep.name)
+            continue
         if ep.name in registry.disabled:
             pm.set_blocked(ep.name)
             continue
@@ -138,8 +211,12 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
         if problem:
             _drop(registry, name, plugin, problem)
     _collect(registry)
+    if registry.deferred and registry.failed:  # e.g. a kind of a plugin left out: load all, warn once
+        return load_registry(extra_plugins, disabled)
     for name, reason in registry.failed.items():
         print(f"gw: warning: plugin {name!r} skipped: {reason}", file=sys.stderr)
+    if registry.deferred:
+        registry.reload = lambda: load_registry(extra_plugins, disabled)
     return registry
 
 

@@ -86,6 +86,8 @@ class GwHome:
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             GW_QUIET="1",
         )
+        if os.environ.get("GW_NO_ISOLATION"):  # the suite's choice (PYTHONPATH guards), kept across the scrub
+            env["GW_NO_ISOLATION"] = os.environ["GW_NO_ISOLATION"]
         return cls(root=root, env=env, ca_path=ca_path)
 
     def clone(self, root: Path) -> GwHome:
@@ -131,7 +133,8 @@ class GwHome:
         """Load plugin ``module`` (importable from ``path``) in every gw this home runs."""
         names = [n for n in self.env.get("GW_PLUGINS", "").split(",") if n]
         self.env["GW_PLUGINS"] = ",".join([*names, module])
-        if path is not None:
+        if path is not None:  # the launcher ignores PYTHONPATH unless asked not to isolate Python
+            self.env["GW_NO_ISOLATION"] = "1"
             self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), self.env.get("PYTHONPATH")) if p)
 
     def write_config(self, text: str, settings: bool = True) -> Path:

@@ -32,6 +32,10 @@ AWS_CLI = shutil.which("aws", path=str(VENV_BIN)) or shutil.which("aws")
 # and the children note each refused bind in GW_TEST_BIND_LOG.
 BIND_GUARD = Path(__file__).resolve().parent / "bind_guard"
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(BIND_GUARD), os.environ.get("PYTHONPATH")) if p)
+# gw's launcher isolates Python (-I -S: no PYTHONPATH, no sitecustomize); the suite's gw runs opt
+# out so the guard reaches them too. Tests of the launcher's isolation drop the opt-out
+# (tests/core/test_hot_path.py's launcher tests, the early-SIGINT test): their gw opens no socket.
+os.environ["GW_NO_ISOLATION"] = "1"
 # One log per pytest process: under xdist each worker has its own (the controller's would be
 # inherited and shared, and one worker's deliberate refusal would fail the other's test).
 _bind_log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gw-test-binds-{os.getpid()}.log")

@@ -26,7 +26,10 @@ def open_step_sim(ctx: Any, options: dict[str, Any]) -> Any:
     from .sim import SimError, open_sim
 
     reader = options.get("reader") or "auto"
+    kind, _, arg = reader.partition(":")
+    # gw's own readers need no other plugin: asking the hook would load every plugin (lazy loading)
+    own = reader == "auto" or (kind in ("pcsc", "modem") and bool(arg))
     try:
-        return open_sim(reader, options=options, readers=plugin_readers(ctx), status=ctx.status)
+        return open_sim(reader, options=options, readers={} if own else plugin_readers(ctx), status=ctx.status)
     except SimError as exc:
         raise StepError(f"cannot open the SIM ({reader}): {exc}") from None

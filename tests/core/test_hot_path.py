@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.core.core_helpers import parse_credential_process
 from tests.core.gw_test_support import (
+    GW,
     assert_clean_failure,
     cache_file,
     imported_modules,
@@ -55,7 +60,9 @@ def test_the_slow_path_does_import_them(warm_home):
     assert miss.returncode == 0, miss.stderr
     modules = imported_modules(miss.stderr)
     assert {"pluggy", "boto3", "tomllib", "argparse", "json"} <= modules
-    assert any(m.startswith("gw_plugins") for m in modules)
+    # a plugin ran: -X importtime logs import statements only, not importlib's loading of the
+    # entry point itself, so the aws plugin shows as what it imports (the public gw.plugin, boto3)
+    assert "gw.plugin" in modules
     assert any(_forbidden(m) for m in modules)
 
 
@@ -82,3 +89,67 @@ def test_a_world_readable_vault_is_refused(aws_home, iam_user):
         line = assert_clean_failure(result, contains="chmod 600")
         assert "refusing to use the vault" in line and str(vault) in line
     assert iam_user[1] not in json.dumps([result.stdout, result.stderr])
+
+
+# -- the launcher: isolated, without site, gw's own install location only (issue 20.3) -------------
+def _regular_install(root: Path) -> tuple[Path, Path]:
+    """A prefix laid out as a regular install: bin/gw (the launcher), bin/python3, and gw beside its
+    dependencies in lib/pythonX.Y/site-packages (those of this venv). (python, gw) of it."""
+    import cryptography
+
+    import gw
+
+    site_packages = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    site_packages.mkdir(parents=True)
+    for entry in Path(cryptography.__file__).parent.parent.iterdir():  # this venv's site-packages
+        if not entry.name.endswith(".pth"):
+            (site_packages / entry.name).symlink_to(entry)
+    (site_packages / "gw").symlink_to(Path(gw.__file__).parent)  # the editable install's source tree
+    (root / "bin").mkdir()
+    python = root / "bin" / "python3"
+    python.symlink_to(sys.executable)
+    launcher = root / "bin" / "gw"
+    shutil.copy2(GW, launcher)
+    return python, launcher
+
+
+def _sitecustomize(root: Path) -> tuple[Path, Path]:
+    """A PYTHONPATH directory whose sitecustomize leaves a mark when any Python start-up reads it."""
+    mark = root / "site-ran"
+    path = root / "pythonpath"
+    path.mkdir()
+    (path / "sitecustomize.py").write_text(f"open({str(mark)!r}, 'w').close()\n")
+    return path, mark
+
+
+def test_the_launcher_serves_a_hit_without_site_pythonpath_or_user_site(warm_home, tmp_path):
+    python, launcher = _regular_install(tmp_path / "prefix")
+    pythonpath, mark = _sitecustomize(tmp_path)
+    env = {**warm_home.env, "PYTHONPATH": str(pythonpath), "GW_NO_ISOLATION": ""}
+    hit = subprocess.run([str(launcher), "credential-process", "--profile", "role"], env=env, capture_output=True,
+                         timeout=60, stdin=subprocess.DEVNULL, cwd=warm_home.root)
+    assert hit.returncode == 0, hit.stderr
+    assert hit.stdout.decode() == warm_home.first_output and hit.stderr == b""
+    assert not mark.exists()  # PYTHONPATH (and so its sitecustomize) never reached gw
+    # the same start-up the launcher execs, with the import log: no site, nothing heavy
+    logged = subprocess.run([str(python), "-I", "-S", "-X", "importtime", str(launcher), "credential-process",
+                             "--profile", "role"], env=env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, cwd=warm_home.root)
+    assert logged.returncode == 0 and logged.stdout == warm_home.first_output
+    modules = imported_modules(logged.stderr)
+    assert {"gw.fastpath", "gw.store"} <= modules
+    assert "site" not in modules and sorted(m for m in modules if _forbidden(m)) == []
+
+
+def test_the_launcher_brings_site_back_on_the_slow_path_of_an_editable_install(warm_home, tmp_path):
+    """The development venv is an editable install: gw is found through site's .pth finder, and a
+    cache miss loads plugins from their entry points; PYTHONPATH still stays out."""
+    pythonpath, mark = _sitecustomize(tmp_path)
+    env = {"PYTHONPATH": str(pythonpath), "GW_NO_ISOLATION": ""}
+    hit = warm_home.run("credential-process", "--profile", "role", env=env)
+    assert hit.returncode == 0 and hit.stdout == warm_home.first_output, hit.stderr
+    cache_file(warm_home, "role").unlink()
+    miss = warm_home.run("credential-process", "--profile", "role", env=env)
+    assert miss.returncode == 0, miss.stderr
+    parse_credential_process(miss.stdout)
+    assert not mark.exists()

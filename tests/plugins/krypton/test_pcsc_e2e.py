@@ -474,3 +474,22 @@ def test_pin_commands_through_pcsc(device: Device, vpcd_insert, locked_usim) -> 
     out = device.gw("krypton", "pin", "disable", "--profile", PROFILE)
     assert out.returncode == 1 and "refused the PIN: 2 tries left" in out.stderr
     assert device.gw("krypton", "pin", "status", "--profile", PROFILE).stdout.strip() == "PIN1 enabled, 2 tries left"
+
+
+def test_a_krypton_profile_loads_no_other_plugin(aws_home, krypton, vpcd_insert, usim) -> None:
+    """Lazy loading (issue 20): a fresh gw process fetching through the SIM imports the krypton
+    plugin and no other (docs/plugins.md "Lazy loading")."""
+    device = Device(aws_home, krypton, None)  # no [login] table: that one is the federation plugin's
+    vpcd_insert(usim)
+    probe = (
+        "import sys\nfrom gw.cli import main\nstatus = main(sys.argv[1:])\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith(('gw_plugins', 'gw_emulators')))))\n"
+        "sys.exit(status)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, "credential-process", "--profile", PROFILE],
+                         env=device.home.env, capture_output=True, text=True, timeout=120, cwd=device.home.root)
+    assert out.returncode == 0, out.stderr
+    credentials, modules = out.stdout.rstrip("\n").rsplit("\n", 1)
+    assert json.loads(credentials)["Version"] == 1 and device.krypton.handshakes == 1
+    assert modules.split() and {m.split(".")[1] for m in modules.split() if m.startswith("gw_plugins.")} == {"krypton"}
+    assert not any(m.startswith("gw_emulators") for m in modules.split())
