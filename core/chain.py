@@ -358,6 +358,8 @@ class ChainContext:
 
 
 def find_step_type(registry: Any, name: str) -> StepType:
+    if name not in registry.step_types and getattr(registry, "partial", False):
+        registry.complete()  # a step that runs another (iot's bootstrap runs krypton): load the plugins left out
     try:
         return registry.step_types[name]
     except KeyError:

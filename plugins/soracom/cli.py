@@ -96,7 +96,9 @@ def _soracom_run(args: Any, ctx: CommandContext) -> int:
         if status is not None:
             return status
         # Refused before soracom-cli's first request ran (the runner stopped it): run_with dropped the session.
-        fresh = session.issued_at is not None and session.issued_at.timestamp() >= started - 1
+        # Fresh: signed in during this call. Sessions are stamped to the second, so one issued in the
+        # very second this call started counts as fresh too: its refusal is then reported, not retried.
+        fresh = session.issued_at is not None and session.issued_at.timestamp() >= int(started)
         if attempt == 2 or fresh:
             break
         session = ctx.resolve(args.profile, require=SORACOM_SESSION, refresh=True)

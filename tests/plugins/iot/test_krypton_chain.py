@@ -44,8 +44,9 @@ steps = [
 
 def test_two_step_chain_keeps_the_certificate_when_the_credentials_expire(aws_home, moto, ca, iot, tmp_path):
     """gw caches the bootstrap result (a chain step whose expiry is the certificate's notAfter):
-    two hours later the 1-hour AWS credentials are fetched again with the same certificate,
-    without the SIM. Time moves for gw only (libfaketime)."""
+    fifty minutes later the 1-hour AWS credentials are due (under 15 minutes left) and are fetched
+    again with the same certificate, without the SIM. Time moves for gw only (libfaketime), so
+    not further than the upstream's credentials live: gw refuses credentials its clock calls expired."""
     import os
     import shutil
     import subprocess
@@ -69,7 +70,7 @@ steps = [
 ]
 """)
         keys = []
-        for offset in ("+0", "+2h"):
+        for offset in ("+0", "+50m"):
             result = subprocess.run([faketime, "-f", offset, GW, "credential-process", "--profile", "device"],
                                     env=aws_home.env, capture_output=True, text=True, timeout=120,
                                     start_new_session=True, stdin=subprocess.DEVNULL, check=False)
