@@ -34,6 +34,7 @@ import pluggy
 
 from .cli_options import freshness_options, parse_duration, profile_option
 from .clock import CLOCK_TOLERANCE, check_expiry, clock_note, clock_offset
+from .config_append import append_to_config
 from .credentials import (
     AWS,
     BEARER_TOKEN,
@@ -111,6 +112,8 @@ __all__ = [
     "StepError",
     "StepType",
     "UsageError",
+    "append_to_config",
+    "append_to_config",
     "atomic_write",
     "check_expiry",
     "clock_note",

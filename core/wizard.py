@@ -186,20 +186,13 @@ def _existing(path: str) -> tuple[bytes, dict]:
 
 def write_profile(path: str, name: str, text: str) -> bool:
     """Append ``text`` to the config (created 0600 in a 0700 directory when missing); True if created."""
-    import tomllib
-
-    from .paths import atomic_write, ensure_dir
+    from .config_append import append_to_config
 
     before, parsed = _existing(path)
     if name in parsed.get("profiles", {}):
         raise ConfigError(f"profile {name!r} already exists in {path}; choose another name")
-    after = before + (b"\n" if before and not before.endswith(b"\n\n") else b"") + text.encode()
-    if name not in tomllib.loads(after.decode("utf-8")).get("profiles", {}):
-        raise ConfigError(f"{path}: the new profile would not parse as profile {name!r}; not touching it")
-    ensure_dir(os.path.dirname(os.path.abspath(path)))
-    mode = os.stat(path).st_mode & 0o777 if before else 0o600
-    atomic_write(path, after, mode)
-    return not before
+    return append_to_config(path, ("\n" if before else "") + text, what=f"profile {name!r}",
+                            expect=lambda parsed: name in parsed.get("profiles", {}))
 
 
 def run(ns, app) -> tuple[str, str]:

@@ -25,7 +25,7 @@ import os
 import re
 from typing import Any
 
-from gw.plugin import CommandContext, ConfigError, GwError, atomic_write, private_dir
+from gw.plugin import CommandContext, ConfigError, GwError, append_to_config, atomic_write
 
 from .awsconfig import (
     aws_config_path,
@@ -89,32 +89,8 @@ def profile_toml(name: str, description: str, region: str | None, steps: list[di
 
 def append_profile(path: str, text: str, name: str, steps: list[dict[str, str]]) -> None:
     """Append ``text`` to the gw config (created if missing), keeping every byte before it."""
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            before = f.read()
-        mode = os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        before, mode = b"", 0o600
-    separator = b"" if not before else b"\n" if before.endswith(b"\n") else b"\n\n"
-    after = before + separator + text.encode()
-    try:
-        parsed = tomllib.loads(after.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} would not be valid TOML after adding profile {name!r} ({exc}); not touching it") from None
-    if parsed.get("profiles", {}).get(name, {}).get("steps") != steps:
-        raise ConfigError(f"{path}: adding profile {name!r} would not give it the imported steps; not touching it")
-    private_dir(os.path.dirname(path))
-    if before:
-        try:
-            atomic_write(path + ".gw-backup", before, 0o600)
-        except OSError as exc:
-            raise ConfigError(f"cannot write the backup {path}.gw-backup: {exc.strerror}; {path} is unchanged") from None
-    try:
-        atomic_write(path, after, mode)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}; it is unchanged") from None
+    append_to_config(path, text, what=f"profile {name!r}",
+                     expect=lambda parsed: parsed.get("profiles", {}).get(name, {}).get("steps") == steps)
 
 
 def remove_plaintext(path: str, section: str) -> int:

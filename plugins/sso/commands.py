@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from typing import Any
 
-from gw.plugin import ConfigError, StepError, UsageError, atomic_write, private_dir
+from gw.plugin import StepError, UsageError, append_to_config
 
 DESCRIPTION = ("Sign in to AWS IAM Identity Center (browser with PKCE, or --use-device-code), sign out, and list "
                "the accounts and roles you can reach. The token is kept where the AWS CLI keeps it "
@@ -156,7 +155,6 @@ def _profile_toml(name: str, session: str, account_id: str, role: str, account_n
 
 def setup_sso(args: Any, ctx: Any) -> int:
     """A gw profile and an ~/.aws/config entry for every account and role of the session."""
-    import tomllib
 
     from gw_plugins.aws.awsconfig import aws_config_path, credential_process_command, set_credential_process
     from gw_plugins.aws.importer import read_section
@@ -192,23 +190,7 @@ def setup_sso(args: Any, ctx: Any) -> int:
         if not section:
             aws_pending.append((name, command))
     if added and not args.dry_run:
-        try:
-            with open(config_path, "rb") as f:
-                before = f.read()
-            mode = os.stat(config_path).st_mode & 0o777
-        except FileNotFoundError:
-            before, mode = b"", 0o600
-        after = before + (b"\n" if before and not before.endswith(b"\n") else b"") + \
-            "".join("\n" + block for block in added).encode()
-        try:
-            tomllib.loads(after.decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{config_path} would not be valid TOML after adding the SSO profiles ({exc}); "
-                              "not touching it") from None
-        private_dir(os.path.dirname(config_path) or ".")
-        if before:
-            atomic_write(config_path + ".gw-backup", before, 0o600)
-        atomic_write(config_path, after, mode)
+        append_to_config(config_path, "".join("\n" + block for block in added).lstrip("\n"), what="the SSO profiles")
     for name, command in aws_pending:  # after the gw profiles exist, so no AWS profile points at nothing
         set_credential_process(aws_path, name, command)
     return 0
