@@ -12,9 +12,10 @@ Fixtures:
   controlling terminal), ``run_in_process(*args)`` (the same command line through
   ``gw.cli.main`` in the test's own process, for speed: :func:`run_in_process`),
   ``popen(*args)`` and
-  ``vault_set(name, value)``. Plugins
-  that are not installed are loaded with ``gw_home.load_plugin("module")``
-  (``GW_PLUGINS``), so a test never installs anything into the running venv.
+  ``vault_set(name, value)``. A plugin project is registered through its
+  entry points with ``gw_home.install_plugin(project_dir)``, as installing it would;
+  a bare module is loaded with ``gw_home.load_plugin("module")`` (``GW_PLUGINS``).
+  Neither installs anything into the running venv.
 - ``step_context``: a :class:`StubStepContext`, for calling a step's ``run``
   directly in a unit test: secrets are resolved from a dict, state is kept in
   memory, messages are recorded.
@@ -136,6 +137,28 @@ class GwHome:
         if path is not None:  # the launcher ignores PYTHONPATH unless asked not to isolate Python
             self.env["GW_NO_ISOLATION"] = "1"
             self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(path), self.env.get("PYTHONPATH")) if p)
+
+    def install_plugin(self, project: str | Path, path: str | Path | None = None) -> None:
+        """Register the plugin project in directory ``project`` in every gw this home runs, through
+        its entry points, as installing it would: the ``[project.entry-points.*]`` tables of its
+        ``pyproject.toml`` go into a ``.dist-info`` (what pip writes) in a directory of this home on
+        ``PYTHONPATH``, beside ``path``, where its modules import from (default ``project``).
+        Nothing is installed into the running environment."""
+        import re
+        import tomllib
+
+        project = Path(project)
+        meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        site = self.root / "site-packages"
+        dist = site / f"{re.sub(r'[-_.]+', '_', meta['name'])}-{meta['version']}.dist-info"
+        dist.mkdir(parents=True, exist_ok=True)
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n")
+        (dist / "entry_points.txt").write_text("".join(
+            f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in entries.items()) + "\n"
+            for group, entries in meta.get("entry-points", {}).items()))
+        self.env["GW_NO_ISOLATION"] = "1"  # the launcher ignores PYTHONPATH unless asked not to isolate Python
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(site), str(path or project), self.env.get("PYTHONPATH")) if p)
 
     def write_config(self, text: str, settings: bool = True) -> Path:
         """Write the gw config; a [settings] table with the test CA is prepended unless given."""

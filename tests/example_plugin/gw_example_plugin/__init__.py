@@ -1,91 +1,46 @@
-"""An example third-party gw plugin.
+"""An example third-party gw plugin: what a newcomer copies (docs/plugins.md, "Start here").
 
-Everything a plugin can contribute, in one small module: a step type, a secret
-scheme, a command and an audit hook. Only cheap standard-library imports at the
-top: gw imports every plugin on each slow-path run.
+It registers through the ``gw`` entry-point group (``pyproject.toml``) exactly as gw's
+built-in plugins do, and imports one module of gw: ``gw.plugin``. Each contribution
+lives in a module of its own, and this module hands them to gw through the hooks:
+
+- ``step.py``: the step type ``example-token`` (a bearer token from the example token service);
+- ``scheme.py``: the secret scheme ``rot13:VAR`` (an environment variable, rot13-decoded);
+- ``command.py``: the command ``gw example-whoami`` (uses a profile's token);
+- an audit hook, below: one line per issuance in ``$GW_EXAMPLE_AUDIT``.
+
+The fourth thing a newcomer adds, an emulator of the upstream, is test code: it lives beside
+the tests (``../example_emulator.py``), never in this package.
+
+Only cheap imports at module level: gw imports every plugin on each slow-path run.
 """
 
 from __future__ import annotations
 
-import codecs
 import os
-from datetime import timedelta
-from typing import Any
 
-from gw.plugin import (
-    BEARER_TOKEN,
-    BearerToken,
-    Command,
-    Credential,
-    Option,
-    SecretError,
-    SecretScheme,
-    StepType,
-    hookimpl,
-    utcnow,
-)
+from gw.plugin import Command, Credential, SecretScheme, StepType, hookimpl
+
+from .command import COMMAND
+from .scheme import SCHEME
+from .step import STEP_TYPE
 
 AUDIT_ENV = "GW_EXAMPLE_AUDIT"
 
 
-def run_static_token(ctx, options: dict[str, Any], upstream: Credential | None) -> BearerToken:
-    """Hand out the configured token as a bearer token that lives ``lifetime`` seconds."""
-    now = utcnow()
-    return BearerToken(
-        access_token=options["token"],
-        expiration=now + timedelta(seconds=options["lifetime"]),
-        issued_at=now,
-    )
-
-
-def _check_static_token(options: dict[str, Any]) -> None:
-    if not 60 <= options["lifetime"] <= 86400:
-        raise ValueError("lifetime must be between 60 and 86400 seconds")
-
-
-def resolve_rot13(ctx, ref: str) -> str:
-    """``rot13:VAR``: the environment variable VAR, rot13-decoded."""
-    name = ref[len("rot13:"):]
-    value = os.environ.get(name)
-    if not name or not value:
-        raise SecretError(f"environment variable {name or '(none)'} is not set (needed by a rot13: reference)")
-    return codecs.decode(value, "rot13")
-
-
-def _configure_hello(parser) -> None:
-    parser.add_argument("--name", default="world", help="who to greet")
-
-
-def _run_hello(args, app) -> int:
-    app.emit(f"hello, {args.name}, from gw_example_plugin")
-    return 0
-
-
 @hookimpl
 def gw_step_types() -> list[StepType]:
-    return [
-        StepType(
-            name="static-token",
-            run=run_static_token,
-            produces=BEARER_TOKEN,
-            options={
-                "token": Option((str, dict), required=True, secret=True, help="the token (a secret reference)"),
-                "lifetime": Option(int, default=3600, help="seconds the token is handed out for"),
-            },
-            check=_check_static_token,
-            help="A fixed bearer token from a secret reference (example plugin).",
-        )
-    ]
+    return [STEP_TYPE]
 
 
 @hookimpl
 def gw_secret_schemes() -> list[SecretScheme]:
-    return [SecretScheme(prefix="rot13:", resolve=resolve_rot13, help="an environment variable, rot13-decoded")]
+    return [SCHEME]
 
 
 @hookimpl
 def gw_commands() -> list[Command]:
-    return [Command("example-hello", "say hello (example plugin)", _configure_hello, _run_hello)]
+    return [COMMAND]
 
 
 @hookimpl
