@@ -44,6 +44,8 @@ def test_every_toml_example_parses_and_passes_its_checker(where, block, tmp_path
     document = tomllib.loads(block)  # a TOMLDecodeError here names the line and column
     if "profiles" in document or "settings" in document:
         home = GwHome.create(tmp_path)
+        if "example-token" in block:  # docs/plugins.md's walk through the example plugin
+            home.install_plugin(ROOT / "tests" / "example_plugin")
         for name in sorted(set(re.findall(r'vault:([\w.-]+)', block))):
             home.vault_set(name, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")  # a valid TOTP seed (160 bits) serves every kind
         home.config_path.write_text(block)
