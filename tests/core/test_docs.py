@@ -75,15 +75,6 @@ def test_every_public_function_and_class_has_a_docstring():
     assert missing == []
 
 
-def test_architecture_names_every_module_of_the_core_and_the_emulators():
-    """docs/architecture.md keeps up with the code, module by module."""
-    text = (ROOT / "docs" / "architecture.md").read_text()
-    missing = [f"{package}/{path.name}" for package in ("core", "emulators")
-               for path in sorted((ROOT / package).glob("*.py"))
-               if path.name != "__init__.py" and f"`{path.name}`" not in text]
-    assert missing == []
-
-
 def test_the_example_plugin_is_tested_with_the_kit_alone():
     """The example plugin's tests need nothing from gw's own tests: run them the way a plugin
     author's project would, with gw.testing as the only conftest (the repo's is cut off)."""
