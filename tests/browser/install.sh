@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install what the AWS IoT MQTT-over-WebSocket and browser tests need:
 #   mosquitto         a real MQTT broker (the bridge forwards to its TCP port)
-#   chromium          headless browser for tests/plugins/endorse/test_browser.py
+#   chromium          headless browser for tests/e2e/endorse/test_browser.py
 #   chromium-driver   chromedriver for selenium (the system build: no download at run time)
 # then the `mqtt` npm package's browser bundle (dist/mqtt.min.js), vendored into
 # plugins/endorse/static/vendor/ (.gitignored: built here, never committed).

@@ -1,4 +1,4 @@
-"""Shared pieces of the browser-page tests (tests/plugins/endorse/test_browser*.py).
+"""Shared pieces of the browser-page tests (tests/e2e/endorse/test_browser*.py).
 
 - ``browser_factory``: Debian's headless Chromium through selenium and Debian's chromedriver
   (never a downloaded driver), trusting exactly the TLS leaves it is given (SPKI pins);

@@ -1,6 +1,6 @@
 """A scripted $BROWSER for the tests that are not about the browser: it loads the page gw
 opens, presses Approve (or Deny, with SSO_TEST_DECISION=deny) and follows the redirect to
-gw's loopback listener, as a person's browser would. tests/plugins/sso/test_browser.py
+gw's loopback listener, as a person's browser would. tests/e2e/sso/test_browser.py
 does the same with headless Chromium."""
 
 from __future__ import annotations

@@ -9,8 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import AWS_CLI
-
-from .conftest import THING, iot_profile
+from tests.plugins.iot.conftest import THING, iot_profile
 
 
 def test_aws_cli_get_caller_identity(aws_home, iot, device, moto):

@@ -24,8 +24,7 @@ from gw.testing import gw_executable
 from gw_emulators.federation import FederationEmulator
 from gw_emulators.krypton import KryptonEmulator
 from gw_emulators.usim import VirtualUsim
-
-from .conftest import IMSI, OPC, K
+from tests.plugins.krypton.conftest import IMSI, OPC, K
 
 READER = "Virtual PCD 00 00"
 EMPTY_READER = "Virtual PCD 00 01"
