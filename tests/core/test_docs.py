@@ -81,6 +81,8 @@ def test_architecture_names_every_module_of_the_core_and_the_emulators():
     missing = [f"{package}/{path.name}" for package in ("core", "emulators")
                for path in sorted((ROOT / package).glob("*.py"))
                if path.name != "__init__.py" and f"`{path.name}`" not in text]
+    missing += [f"core/commands/{path.name}" for path in sorted((ROOT / "core" / "commands").glob("*.py"))
+                if f"`commands/{path.name}`" not in text]
     assert missing == []
 
 
