@@ -43,6 +43,10 @@ class App:
         """The config file's absolute path, known without reading it (nor its existing)."""
         return self.store.config_path
 
+    def for_config(self, config_path: str) -> App:
+        """A new App for another config file (``gw init`` checks the file it wrote)."""
+        return App(config_path=config_path)
+
     # -- lazily loaded parts -------------------------------------------------
     @property
     def config(self) -> Config:

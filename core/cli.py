@@ -148,53 +148,66 @@ def _moved_to_front(args: list[str], tokens: list[str]) -> list[str]:
 
 
 def _needs_plugins(args: list[str]) -> bool:
-    from . import commands
+    """Whether the command needs every plugin's commands: not one of the core's, a group
+    plugins add to, or ``completion``; ``gw vault list`` loads no plugin."""
+    from .commands import NEED_PLUGINS, WORDS
 
     first = next((a for a in args if not a.startswith("-")), None)
-    return first not in commands.CORE_COMMANDS or first == "setup" or first is None
+    return first is None or first not in WORDS or first in NEED_PLUGINS
 
 
 def build_parser(app, args: list[str]):
+    """gw's parser: every command of every plugin, the built-in ``core`` plugin's first, through one loop.
+
+    The core's commands come from the registry like any plugin's; a command that needs no other
+    plugin (:func:`_needs_plugins`) takes them from :func:`gw.commands.registration.core_commands`
+    without loading the rest.
+    """
     import argparse
 
-    from . import __version__, commands
+    from . import __version__
+    from .command_context import AppCommandContext
+    from .commands import CORE, PLUGIN_GROUPS
+    from .commands.registration import core_commands
+    from .errors import EXIT_CODES
 
     parser = GwParser(
         prog="gw", description="Short-lived AWS and SORACOM credentials from named profiles.",
-        epilog=_epilog(commands.EXIT_CODES), formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_epilog(EXIT_CODES), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gw {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $GW_CONFIG or ~/.config/gw/config.toml)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    groups = commands.add_core_commands(sub)
+    commands = core_commands()
     if _needs_plugins(args):
-        from .command_context import AppCommandContext
         from .errors import ConfigError
 
         try:
-            plugin_commands = app.registry.commands
-            parser.epilog = _epilog(commands.EXIT_CODES, app.registry.environment)
+            commands = app.registry.commands  # the core plugin's among them
+            parser.epilog = _epilog(EXIT_CODES, app.registry.environment)
         except ConfigError as exc:
             app.ui.warn(str(exc))
-            plugin_commands = []
-        made: dict = {}
-        for command in sorted(plugin_commands, key=lambda c: c.extends):  # what is extended exists first
+    groups: dict = {}  # the core's commands plugins add to (setup, serve, import): their subcommands
+    made: dict = {}
+    # the core's first (a group before its members; a plugin's command of a core name is then
+    # refused by argparse), and what is extended before its extensions
+    for command in sorted(commands, key=lambda c: (c.extends, c.plugin != CORE)):
+        if command.extends:
+            _extend(app, made, command)
+            continue
+        try:
             target = groups[command.group] if command.group else sub
-            if command.extends:
-                _extend(app, made, command)
-                continue
-            try:
-                p = target.add_parser(command.name, help=command.help, description=command.description or command.help,
-                                      epilog=command.epilog or None,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-                command.configure(p)
-                _profile_from_environment(p)
-            except Exception as exc:  # a plugin's broken command must not take down gw --help
-                app.ui.warn(f"plugin {command.plugin!r}: command {command.full_name!r} skipped "
-                            f"({type(exc).__name__}: {exc})")
-                continue
-            p.set_defaults(handler=_plugin_handler(command.run, AppCommandContext(app, command.full_name)))
-            made[command.full_name] = p
+            p = target.add_parser(command.name, help=command.help, description=command.description or command.help,
+                                  epilog=command.epilog or None, formatter_class=argparse.RawDescriptionHelpFormatter)
+            command.configure(p)
+        except Exception as exc:  # a plugin's broken command must not take down gw --help
+            app.ui.warn(f"plugin {command.plugin!r}: command {command.full_name!r} skipped "
+                        f"({type(exc).__name__}: {exc})")
+            continue
+        if command.plugin == CORE and not command.group and command.name in PLUGIN_GROUPS:
+            groups[command.name] = p.subcommands
+        p.set_defaults(handler=_handler(command.run, AppCommandContext(app, command.full_name)))
+        made[command.full_name] = p
     from .helpfmt import apply
 
     apply(parser)  # help pages wrapped to the terminal, examples kept
@@ -212,6 +225,11 @@ def _parser_class():
             if "--profile" in message and "required" in message:
                 message += " (or set GW_PROFILE)"
             super().error(message)
+
+        def add_subparsers(self, **kwargs):
+            """argparse's, remembered as ``self.subcommands`` (where a group's members go)."""
+            self.subcommands = super().add_subparsers(**kwargs)
+            return self.subcommands
 
     return Parser
 
@@ -273,22 +291,8 @@ def _epilog(exit_codes, extra_environment=()) -> str:
                                "  gw completion bash > ~/.local/share/bash-completion/completions/gw"])
 
 
-def _profile_from_environment(parser) -> None:
-    """A plugin command's required ``--profile`` (its subcommands' too) defaults to ``GW_PROFILE``."""
-    name = os.environ.get("GW_PROFILE")
-    if not name:
-        return
-    for action in parser._actions:
-        if "--profile" in action.option_strings and action.required:
-            action.required = False
-            action.default = name
-        choices = getattr(action, "choices", None)
-        for sub in choices.values() if isinstance(choices, dict) else ():
-            if hasattr(sub, "_actions"):  # a subcommand's parser
-                _profile_from_environment(sub)
-
-
-def _plugin_handler(run, context):
+def _handler(run, context):
+    """A parser's handler: the command's ``run`` with its CommandContext."""
     return lambda ns, app: run(ns, context)
 
 

@@ -20,10 +20,21 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
-def profile_option(parser: Any, help: str = "the gw profile (default: $GW_PROFILE)") -> None:
-    """``--profile``, required unless ``GW_PROFILE`` names one."""
-    default = os.environ.get("GW_PROFILE") or None
-    parser.add_argument("--profile", default=default, required=default is None, help=help)
+#: the shell functions ``gw completion`` defines that complete a profile name (``shtab``'s ``.complete``)
+PROFILE_COMPLETION = {"bash": "_gw_compgen_profiles", "zsh": "_gw_zsh_profiles", "fish": "(__gw_profiles)"}
+
+
+def profile_option(parser: Any, help: str | None = "the gw profile (default: $GW_PROFILE)", *,
+                   required: bool = True) -> None:
+    """``--profile``, required unless ``GW_PROFILE`` names one (its default then).
+
+    ``required=False``: an optional ``--profile`` (default None, ``GW_PROFILE`` not read), e.g.
+    ``gw check --live --profile``. Either way ``gw completion`` completes it with profile names.
+    ``parser`` may be an argument group (``add_mutually_exclusive_group()``).
+    """
+    default = (os.environ.get("GW_PROFILE") or None) if required else None
+    action = parser.add_argument("--profile", default=default, required=required and default is None, help=help)
+    action.complete = PROFILE_COMPLETION
 
 
 def freshness_options(parser: Any) -> None:

@@ -229,6 +229,14 @@ class AppCommandContext:
             return
 
 
+def app_of(context: object) -> App:
+    """The App behind ``context``: for the ``core`` plugin's own commands (:mod:`gw.commands`),
+    which are part of gw; a plugin's command has only the :class:`gw.plugin.CommandContext`."""
+    if not isinstance(context, AppCommandContext):
+        raise TypeError(f"a core command runs with gw's own CommandContext, not {type(context).__name__}")
+    return context._app
+
+
 def _exec_failure(message: str, code: int) -> Exception:
     """A one-line GwError ending gw with ``code`` (the shell's 126/127 for exec failures)."""
     from .errors import GwError

@@ -7,6 +7,20 @@ such, still without a traceback unless ``GW_DEBUG=1``.
 
 from __future__ import annotations
 
+#: exit statuses (also in ``gw --help`` and the README)
+EXIT_CODES = (
+    (0, "success"),
+    (1, "a step, secret, lock or upstream failed (one line on stderr says why)"),
+    (2, "usage or config error"),
+    (3, "gw check found problems"),
+    (70, "internal error (a bug; GW_DEBUG=1 shows the traceback)"),
+    (126, "gw exec: the command cannot be run"),
+    (127, "gw exec: command not found"),
+    (130, "cancelled (Ctrl-C, or a prompt was dismissed)"),
+)
+#: ``gw check``'s status when it found problems
+CHECK_PROBLEMS = 3
+
 
 class GwError(Exception):
     """Base of all expected failures. The message must never contain a secret."""

@@ -164,14 +164,15 @@ def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-cre
 # cache entry and execs, without argparse, config parsing or any plugin.
 
 COMMAND_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-# gw's own top-level words (tests/core/test_fast_exec.py checks them against the parser): never served here.
-CORE_WORDS = frozenset({"credential-process", "token", "env", "exec", "profiles", "plugins", "check", "cache",
-                        "vault", "completion", "setup", "import", "serve", "init", "config"})
 
 
 def command_word(name: str) -> bool:
-    """A plugin command name the fast path can serve: ``[a-z0-9-]+``, not one of gw's own words."""
-    return bool(name) and not name.startswith("-") and set(name) <= COMMAND_CHARS and name not in CORE_WORDS
+    """A plugin command name the fast path can serve: ``[a-z0-9-]+``, not one of gw's own words
+    (the ``core`` plugin's top-level commands, read from the index of :mod:`gw.commands`, which
+    imports nothing)."""
+    from .commands import WORDS
+
+    return bool(name) and not name.startswith("-") and set(name) <= COMMAND_CHARS and name not in WORDS
 
 
 def fill(template: str, fields: dict) -> str | None:

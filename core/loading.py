@@ -156,9 +156,9 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     pm = pluggy.PluginManager("gw")
     pm.add_hookspecs(hookspecs)
     registry = Registry(pm=pm, disabled=disabled_plugins(disabled))
-    from . import builtin_schemes
+    from . import builtin
 
-    pm.register(builtin_schemes, name="core")
+    pm.register(builtin, name="core")
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     lazy = _lazy_plugins(importlib.metadata.entry_points) if needs is not None else {}
     for ep in entry_points:

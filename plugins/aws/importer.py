@@ -25,7 +25,7 @@ import os
 import re
 from typing import Any
 
-from gw.plugin import CommandContext, ConfigError, GwError, append_to_config, atomic_write
+from gw.plugin import CommandContext, ConfigError, GwError, append_to_config, atomic_write, profile_option
 
 from .awsconfig import (
     aws_config_path,
@@ -232,7 +232,7 @@ def configure_import(parser: Any) -> None:
     parser.add_argument("--no-session", action="store_true",
                         help="hand out the long-term keys themselves (default: a session token made from them, "
                              "which gw exec --server and the ECS endpoint need)")
-    parser.add_argument("--profile", help="the gw profile to create (default: the AWS profile's name)")
+    profile_option(parser, "the gw profile to create (default: the AWS profile's name)", required=False)
     parser.add_argument("--region", help="region for the gw profile (default: the AWS profile's region)")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--remove-plaintext", action="store_true",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from gw.plugin import Credential, StepError
+from gw.plugin import Credential, StepError, profile_option
 
 IOT_WSS_URL = "iot-wss-url"
 NONCE_PARAM = "nonce"
@@ -195,7 +195,7 @@ def check_endorse(options: dict[str, Any]) -> None:
 
 # -- gw iot-url ----------------------------------------------------------------------------------
 def configure_iot_url(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="profile ending in endorse-exchange (output iot-wss or aws)")
+    profile_option(parser, "profile ending in endorse-exchange (output iot-wss or aws)")
     parser.add_argument("--endpoint", help="AWS IoT ATS data endpoint host, when the profile yields AWS credentials")
     parser.add_argument("--region", help="region of the IoT endpoint (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's region)")
     from gw.plugin import freshness_options

@@ -27,6 +27,7 @@ from gw.plugin import (
     StepError,
     StepType,
     hookimpl,
+    profile_option,
 )
 
 from . import hookspecs
@@ -380,7 +381,7 @@ def _configure(parser: Any) -> None:
                "--param operationId=OPERATION-ID   (from azure-iot-register)",
         formatter_class=raw,
     )
-    call.add_argument("--profile", required=True, help="profile whose krypton step gives reader, endpoint ...")
+    profile_option(call, "profile whose krypton step gives reader, endpoint ...")
     call.add_argument("--operation", required=True, choices=sorted(OPERATION_KINDS))
     call.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE", help="a requestParameters entry (repeatable)"

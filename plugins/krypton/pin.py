@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gw.plugin import GwError, StepError, UsageError
+from gw.plugin import GwError, StepError, UsageError, profile_option
 
 _LITERAL = re.compile(r"\d{4,8}\Z")
 _YES = ("y", "yes")
@@ -95,7 +95,7 @@ def configure_pin_parser(actions: Any) -> None:
     )
     pin.add_argument("pin_action", choices=("status", "enable", "disable", "change"), metavar="ACTION",
                      help="status | enable | disable | change")
-    pin.add_argument("--profile", required=True, help="profile whose krypton step names the reader")
+    profile_option(pin, "profile whose krypton step names the reader")
     pin.add_argument("--reader", help="override the step's reader (pcsc:<name>, modem:<device> ...)")
 
 

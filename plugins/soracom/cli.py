@@ -18,6 +18,7 @@ from gw.plugin import (
     StepError,
     UsageError,
     freshness_options,
+    profile_option,
 )
 
 from . import api
@@ -267,28 +268,27 @@ def _setup_run(args: Any, ctx: CommandContext) -> int:
 
 # -- argument parsers --------------------------------------------------------------------------
 def _configure_soracom(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="gw profile whose chain ends in soracom-auth")
+    profile_option(parser, "gw profile whose chain ends in soracom-auth")
     freshness_options(parser)
     parser.add_argument("args", nargs=argparse.REMAINDER, metavar="-- ARGS",
                         help="soracom-cli arguments, passed through untouched")
 
 
 def _configure_profile(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="gw profile whose chain ends in soracom-credentials")
+    profile_option(parser, "gw profile whose chain ends in soracom-credentials")
     # Accepted (and ignored) for profile files written by older gw versions.
     parser.add_argument("--coverage", choices=("jp", "g"), help=argparse.SUPPRESS)
 
 
 def _configure_token(parser: Any) -> None:
-    parser.add_argument("--profile", required=True, help="gw profile whose chain ends in soracom-auth")
+    profile_option(parser, "gw profile whose chain ends in soracom-auth")
     parser.add_argument("--format", choices=("json", "env", "args"), default="json",
                         help="json (default); args: --api-key K --api-token T; env: for scripts calling the API")
     freshness_options(parser)
 
 
 def _configure_setup(parser: Any) -> None:
-    parser.add_argument("--profile", required=True,
-                        help="gw profile ending in soracom-credentials (or soracom-auth: shows gw soracom)")
+    profile_option(parser, "gw profile ending in soracom-credentials (or soracom-auth: shows gw soracom)")
     parser.add_argument("--soracom-profile", dest="soracom_profile",
                         help="soracom-cli profile name: ASCII letters, digits, single hyphens (default: the gw profile)")
     parser.add_argument("--coverage", choices=("jp", "g"), help="coverageType (default: from the gw profile, else jp)")

@@ -7,7 +7,7 @@ import re
 import time
 from typing import Any
 
-from gw.plugin import StepError, UsageError, append_to_config
+from gw.plugin import StepError, UsageError, append_to_config, profile_option
 
 DESCRIPTION = ("Sign in to AWS IAM Identity Center (browser with PKCE, or --use-device-code), sign out, and list "
                "the accounts and roles you can reach. The token is kept where the AWS CLI keeps it "
@@ -20,7 +20,7 @@ MARKER = "written by gw setup aws --sso "
 def _session_args(parser: Any) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--session", help="an [sso_sessions.NAME] table of the config")
-    group.add_argument("--profile", help="a gw profile with an aws-sso step")
+    profile_option(group, "a gw profile with an aws-sso step", required=False)
 
 
 SUBCOMMANDS = {

@@ -242,7 +242,7 @@ def test_every_subcommand_has_a_description_and_examples(role_home):
 
 
 def test_exit_codes_are_in_the_help(role_home):
-    from gw.commands import EXIT_CODES
+    from gw.errors import EXIT_CODES
 
     text = role_home.run_in_process("--help").stdout
     for code, meaning in EXIT_CODES:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from gw.plugin import Command, Credential, Option, StepType, hookimpl, utcnow
+from gw.plugin import Command, Credential, Option, StepType, hookimpl, profile_option, utcnow
 
 PROGRAM_ENV = "GWTEST_PROGRAM"
 
@@ -52,7 +52,7 @@ def _fetch(ctx, options: dict[str, Any], upstream) -> Pass:
 
 
 def _configure(parser: Any) -> None:
-    parser.add_argument("--profile", required=True)
+    profile_option(parser, None)
     parser.add_argument("args", nargs=argparse.REMAINDER)
 
 
