@@ -260,10 +260,13 @@ def load_binding(lib: str) -> None:
         import _frozen_importlib_external as external
 
         posix.stat(path)
-        spec = external.spec_from_file_location(_BINDING, path, loader=external.ExtensionFileLoader(_BINDING, path))
+        loader = external.ExtensionFileLoader(_BINDING, path)
+        spec = external.spec_from_file_location(_BINDING, path, loader=loader)
+        if spec is None:
+            return
         module = bootstrap.module_from_spec(spec)
         sys.modules[_BINDING] = module
-        spec.loader.exec_module(module)
+        loader.exec_module(module)
     except Exception:
         sys.modules.pop(_BINDING, None)
         return
@@ -277,7 +280,7 @@ def settle_binding() -> None:
         import cryptography.hazmat.bindings as package
 
         if getattr(package, "_rust", None) is None:
-            package._rust = _loaded_here[0]  # type: ignore[attr-defined]
+            package._rust = _loaded_here[0]
         _loaded_here.clear()
 
 
@@ -416,7 +419,8 @@ def _token_args(args: list[str]) -> tuple[list[str], str] | None:
 
 def _cached_output(args: list[str]) -> bytes | None:
     """The bytes a hit prints for ``credential-process ARGS`` or ``token ARGS``, or None."""
-    kinds, prefix, rest = ("aws-credentials",), b"", args[1:]
+    kinds: tuple[str, ...] = ("aws-credentials",)
+    prefix, rest = b"", args[1:]
     if args[0] == "token":
         parsed = _token_args(rest)
         if parsed is None:
@@ -470,8 +474,8 @@ def launch() -> None:
 
     Started with ``-I -S``, the launcher put only gw's own site-packages on ``sys.path``;
     cryptography must be there too, or ``site`` comes back now. A cache hit of
-    ``credential-process`` or ``token`` ends the process in :func:`serve`; everything else goes
-    to :func:`gw.cli.main`. The launcher turned the garbage collector off, and it stays off
+    ``credential-process`` or ``token`` ends the process in :func:`serve`; for everything else
+    this returns, and the launcher calls :func:`gw.cli.main`. The launcher turned the garbage collector off, and it stays off
     until then: a hit allocates little and ends at once, and collection passes while
     cryptography's binding builds its types cost about 1 % of a start-up's instructions.
     """
@@ -490,6 +494,3 @@ def launch() -> None:
     if sys.argv[1:2] == ["credential-process"] or sys.argv[1:2] == ["token"]:
         serve(sys.argv[1:], lib=lib)
     gc.enable()  # everything else may run long (gw serve, a plugin command's runner)
-    from .cli import main
-
-    sys.exit(main(hit_tried=True))
