@@ -70,6 +70,10 @@ steps = [
 
 
 CRYPTO_PROBE = "import sys; sys.path.append({lib!r}); from cryptography.hazmat.bindings._rust import openssl"
+# What no hit that decrypts with cryptography can avoid: its compiled binding, AES-GCM set up once
+# (OpenSSL's first cipher fetch), and nothing else; ending as a hit does (no interpreter teardown).
+FLOOR_PROBE = ("import gc; gc.disable(); import sys, posix; sys.path.append({lib!r}); "
+               "from cryptography.hazmat.bindings._rust import openssl; openssl.aead.AESGCM(bytes(32)); posix._exit(0)")
 
 
 def site_packages(python: str) -> str:
@@ -87,9 +91,13 @@ def bench_hit(gw: str, python: str, env: dict[str, str], runs: int) -> dict[str,
     base, hit, ratios = [], [], []
     # where the time goes, in the same interleaved runs: the launcher's interpreter start-up alone,
     # and with the one compiled module a hit needs (cryptography's binding, for AES-GCM)
+    lib = site_packages(python)
+    floor = FLOOR_PROBE.format(lib=lib)
     parts = {"python -I -S -c pass": [python, "-I", "-S", "-c", "pass"],
              "sh + python -I -S -c pass": ["/bin/sh", "-c", f'exec "{python}" -I -S -c pass'],
-             "python -I -S + cryptography binding": [python, "-I", "-S", "-c", CRYPTO_PROBE.format(lib=site_packages(python))]}
+             "python -I -S + cryptography binding": [python, "-I", "-S", "-c", CRYPTO_PROBE.format(lib=lib)],
+             "floor: binding + AESGCM, no teardown": [python, "-I", "-S", "-c", floor],
+             "floor through sh (the launcher's hop)": ["/bin/sh", "-c", f'exec "{python}" -I -S -c "{floor}"']}
     part_times: dict[str, list[float]] = {name: [] for name in parts}
     for _ in range(runs):
         b, _ = timed([python, "-c", "pass"], env)
@@ -147,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gw-venv", default=str(Path(sys.executable).parent.parent), help="venv holding gw")
     parser.add_argument("--runs", type=int, default=41)
+    parser.add_argument("--hit-only", action="store_true", help="only the cache-hit part (no parallel cold calls)")
     args = parser.parse_args()
     venv = Path(args.gw_venv).resolve()
     gw, python = str(venv / "bin" / "gw"), str(venv / "bin" / "python")
@@ -164,7 +173,7 @@ def main() -> None:
         akid, secret = moto.create_user("bench-user")
         env = setup(root, moto.url, str(ca.ca_path), askpass, akid, secret, gw)
         hit = bench_hit(gw, python, env, args.runs)
-        parallel = bench_parallel(gw, env, moto, log)
+        parallel = None if args.hit_only else bench_parallel(gw, env, moto, log)
 
     results = {"gw_venv": str(venv), "cache_hit": hit, "parallel_cold": parallel,
                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
@@ -183,6 +192,8 @@ def main() -> None:
               f"   (python -c pass: {hit['python_pass_rss_mib']:.1f} MiB)")
     else:
         print("  peak RSS: /usr/bin/time (GNU time) not installed, not measured")
+    if parallel is None:
+        return
     print(f"{parallel['clients']} parallel cold calls")
     print(f"  succeeded             {parallel['ok']}/{parallel['clients']}")
     print(f"  upstream fetches      {parallel['upstream_fetches']}   (must be 1)")

@@ -1,8 +1,9 @@
 """The ``gw`` command line.
 
-``main`` first tries the cache-hit paths of ``credential-process``, ``token`` and
-plugin commands that exec a program (no argparse, no config parsing, no plugins);
-everything else goes through argparse. Every
+``main`` first tries the cache-hit paths of ``credential-process`` and ``token``
+(:mod:`gw.cachehit`, which the launcher asks before importing this module) and of
+plugin commands that exec a program (:mod:`gw.fastpath`): no argparse, no config
+parsing, no plugins; everything else goes through argparse. Every
 expected failure is a :class:`gw.errors.GwError` printed as one line.
 """
 
@@ -10,29 +11,19 @@ import os
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, hit_tried: bool = False) -> int:
+    """gw's exit status for ``argv`` (the process's arguments when None: a real gw process).
+
+    ``hit_tried``: the launcher already asked :func:`gw.cachehit.serve`, which could not serve.
+    """
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in ("credential-process", "token"):
-        from .fastpath import StdoutFailed, exit_now, serve_credential_process, serve_token
+        if not hit_tried:
+            from .cachehit import serve
 
-        try:
-            served = (serve_credential_process if args[0] == "credential-process" else serve_token)(args[1:])
-        except BrokenPipeError:  # the reader went away: no traceback, like the ordinary path
-            if argv is None:
-                os._exit(1)  # skip the final flush of stdout, which would fail (and complain) again
-            return 1
-        except StdoutFailed as exc:  # stdout closed or full
-            try:
-                os.write(2, f"gw: cannot write the credentials to stdout: {exc}\n".encode())
-            except OSError:
-                pass
-            if argv is None:
-                os._exit(1)
-            return 1
-        if served:
-            if argv is None:  # a real process, not a call from Python code
-                exit_now()
-            return 0
+            status = serve(args, real=argv is None)  # a real process ends there when served
+            if status is not None:
+                return status
     elif argv is None and len(args) >= 2 and (args[1] == "--" or args[1].startswith("--profile")):
         # gw NAME [--profile P] -- ARGS of a plugin command that execs (its recipe decides);
         # only in a real process: exec would replace a Python caller

@@ -7,45 +7,23 @@ readable by others is refused with a message that says how to fix it.
 
 import os
 
+from .cachehit import KEY_SIZE, NONCE_SIZE, aesgcm_class
+from .cachehit import unseal as unseal  # opening lives with the cache hit, which needs it without os
 from .paths import ensure_dir, private_file_problem
 
-KEY_SIZE = 32
-NONCE_SIZE = 12
 KEYRING_SERVICE = "gw"
 KEYRING_USER = "cache-key"
 
 
-def aesgcm(key: bytes):  # -> cryptography AESGCM
-    """AESGCM from ``cryptography``.
-
-    The public module path imports ``typing``/``enum`` machinery that costs more than
-    a whole Python start-up on slow machines; the class itself lives in the Rust
-    binding, so the cache-hit path takes it from there and falls back to the
-    public import if a future release moves it.
-    """
-    try:
-        from cryptography.hazmat.bindings._rust import openssl as _rust_openssl
-
-        cls = _rust_openssl.aead.AESGCM
-    except (ImportError, AttributeError):  # pragma: no cover - depends on cryptography's layout
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM as cls
-    return cls(key)
+def aesgcm(key: bytes):  # -> cryptography AESGCM  # noqa: ANN201
+    """AESGCM from ``cryptography``'s compiled binding (:func:`gw.cachehit.aesgcm_class`)."""
+    return aesgcm_class()(key)
 
 
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """Encrypt and authenticate ``plaintext`` (and ``aad``); returns nonce || ciphertext."""
     nonce = os.urandom(NONCE_SIZE)
     return nonce + aesgcm(key).encrypt(nonce, plaintext, aad)
-
-
-def unseal(key: bytes, blob: bytes, aad: bytes) -> bytes:
-    """Reverse :func:`seal`. Raises ``ValueError`` if the data was altered or the key is wrong."""
-    if len(blob) < NONCE_SIZE + 16:
-        raise ValueError("sealed data is truncated")
-    try:
-        return aesgcm(key).decrypt(blob[:NONCE_SIZE], blob[NONCE_SIZE:], aad)
-    except Exception as exc:  # cryptography's InvalidTag
-        raise ValueError("sealed data failed authentication") from exc
 
 
 def _refuse(message: str) -> Exception:

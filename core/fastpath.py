@@ -1,158 +1,17 @@
-"""The cache-hit paths of ``gw credential-process``, ``gw token`` and plugin commands that exec.
+"""The cache-hit path of plugin commands that exec (``gw NAME --profile P -- ARGS``).
 
-Runs before argparse, config parsing, pluggy or any plugin is imported. It serves
-the cached output only when everything is certain: the entry is fresh, it is
-bound (in its authenticated header) to this very profile name and config file,
-the config file is the one the entry was made from (same mtime, size, inode and
-ctime), the state and cache directories are private, the key is a private key
-file, and the entry authenticates. In every other case it returns False and the
-ordinary path decides (and explains).
-
-``gw NAME --profile P -- ARGS`` of a plugin command that execs a program with a
-credential (:meth:`gw.plugin.CommandContext.exec_with`) is served the same way from
-the exec recipe that command left (see "exec recipes" below).
+Runs before argparse, config parsing, pluggy or any plugin is imported. A plugin command that
+execs a program with a credential (:meth:`gw.plugin.CommandContext.exec_with`) is served from
+the exec recipe that command left (see "exec recipes" below) and the profile's cache entry,
+trusted on the same terms as a hit of ``gw credential-process`` (:func:`gw.cachehit.fresh_entry`);
+in every other case it returns False and the ordinary path decides (and explains).
 """
 
 import os
-import sys
-import time
 
 from . import paths
-from .store import RECIPE_MAX, EntryHeader, Store, config_stamp, open_recipe, read_entry, read_regular, recipe_path
-
-
-class StdoutFailed(Exception):
-    """The credentials could not be written to stdout (the message says why)."""
-
-
-def _private_dirs(cache_dir: str) -> bool:
-    """The state and cache directories are ours and not writable by others; a cache dir
-    inside the state dir is no symlink (the rules of :func:`gw.paths.check_dir`)."""
-    uid = os.getuid()
-    state = paths.state_dir()
-    for directory in (state, cache_dir):
-        try:
-            st = os.stat(directory)
-        except OSError:
-            return False
-        if st.st_uid != uid or st.st_mode & 0o022:
-            return False
-    return not (cache_dir.startswith(state.rstrip(os.sep) + os.sep) and os.path.islink(cache_dir))
-
-
-def _fast_args(args: list[str]) -> tuple[str | None, int] | None:
-    """(profile, min_ttl) when ``args`` are only --profile / --min-ttl, else None (argparse decides)."""
-    profile, min_ttl, i = None, 0, 0
-    while i < len(args):
-        arg = args[i]
-        name, eq, value = arg.partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                return None
-            value = args[i + 1]
-            i += 1
-        i += 1
-        if name == "--profile":
-            profile = value
-        elif name == "--min-ttl":
-            from .durations import duration_seconds
-
-            seconds = duration_seconds(value)
-            if seconds is None:
-                return None
-            min_ttl = seconds
-        else:
-            return None
-    return profile or os.environ.get("GW_PROFILE") or None, min_ttl
-
-
-TOKEN_KINDS = ("bearer-token", "openid-token")
-
-
-def _token_args(args: list[str]) -> tuple[list[str], str] | None:
-    """``gw token`` arguments without ``--format raw|header`` (the formats served here)."""
-    rest = list(args)
-    fmt = "raw"
-    for i, arg in enumerate(rest):
-        if arg == "--format" and i + 1 < len(rest):
-            fmt = rest[i + 1]
-            del rest[i : i + 2]
-            break
-        if arg.startswith("--format="):
-            fmt = arg[len("--format=") :]
-            del rest[i]
-            break
-    return (rest, fmt) if fmt in ("raw", "header") else None
-
-
-def serve_token(args: list[str]) -> bool:
-    """Print a cached bearer/OpenID token (``raw`` or ``header``) and return True, or return False."""
-    parsed = _token_args(args)
-    if parsed is None:
-        return False
-    rest, fmt = parsed
-    return serve_credential_process(rest, kinds=TOKEN_KINDS, prefix=b"Authorization: Bearer " if fmt == "header" else b"")
-
-
-def _fresh_entry(profile: str | None, kinds: tuple[str, ...] | None, min_ttl: int = 0) -> "tuple[EntryHeader, bytes, bytes] | None":
-    """(header, plaintext, key) of ``profile``'s cache entry when the fast path may trust it, else None.
-
-    Everything must hold: a plain profile name, caching on, a fresh entry of one of
-    ``kinds`` (any kind: None) with ``min_ttl`` seconds left, bound to this profile and config file,
-    the config file untouched since, private directories, a private key file (not a
-    keyring) and an entry that authenticates.
-    """
-    if not profile or profile.startswith((".", "_")) or "/" in profile or os.environ.get("GW_NO_CACHE"):
-        return None
-    config = os.path.abspath(paths.config_path())
-    cache = Store(paths.cache_dir(), config)
-    entry = read_entry(cache.path(profile))
-    if entry is None:
-        return None
-    header, line, body = entry
-    if (
-        (kinds is not None and header.kind not in kinds)
-        or header.key_store != "file"
-        or time.time() >= header.refresh_at
-        or header.expires_at - time.time() < min_ttl
-        or header.name != profile
-        or header.config_path != config
-        or header.stamp != config_stamp(config)
-        or not _private_dirs(cache.directory)
-    ):
-        return None
-    from .crypto import read_key_file, unseal
-
-    try:
-        key = read_key_file(os.path.join(paths.state_dir(), "key"))
-        if key is None:
-            return None
-        return header, unseal(key, body, line), key
-    except Exception:  # unsafe key or damaged entry: the ordinary path reports it
-        return None
-
-
-def serve_credential_process(args: list[str], kinds: tuple[str, ...] = ("aws-credentials",), prefix: bytes = b"") -> bool:
-    """Print the cached credential_process JSON for ``args`` and return True, or return False."""
-    parsed = _fast_args(args)
-    if parsed is None:
-        return False
-    profile, min_ttl = parsed
-    found = _fresh_entry(profile, kinds, min_ttl)
-    if found is None:
-        return False
-    output = found[1].partition(b"\n")[0]
-    if not output:
-        return False
-    try:
-        sys.stdout.buffer.write(prefix + output + b"\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except (OSError, AttributeError, ValueError) as exc:  # stdout full, or closed (None, or a closed file)
-        raise StdoutFailed(getattr(exc, "strerror", None) or "it is closed") from None
-    return True
-
+from .cachehit import fresh_entry
+from .store import RECIPE_MAX, Store, open_recipe, read_regular, recipe_path
 
 # -- exec recipes: ``gw <plugin-command> --profile P -- ARGS`` --------------------------------
 #
@@ -288,7 +147,7 @@ def serve_exec(name: str, args: list[str]) -> bool:
     data = read_regular(recipe_path(paths.cache_dir(), name, profile, config), RECIPE_MAX, private=True)
     if data is None:
         return False
-    found = _fresh_entry(profile, None)
+    found = fresh_entry(profile, None)
     if found is None:
         return False
     header, plaintext, key = found
@@ -361,7 +220,7 @@ def drop_entry(profile: str, plaintext: bytes, config: str) -> None:
 
     try:
         with file_lock(os.path.join(paths.state_dir(), "locks", f"{profile}.lock"), 5.0, f"profile {profile!r}") as locked:
-            found = _fresh_entry(profile, None) if locked else None
+            found = fresh_entry(profile, None) if locked else None
             if found is not None and found[1] == plaintext:
                 Store(paths.cache_dir(), config).remove(profile)
     except Exception:  # locked for long, or already gone: the entry is refused upstream anyway
@@ -381,9 +240,3 @@ def _serve_runner(runner, program: str, fields: dict, args: list[str], options: 
     if status is None:
         return False
     os._exit(status)
-
-
-def exit_now() -> None:
-    """End the process at once: nothing is left to clean up after a cache hit, and
-    skipping interpreter teardown (module finalisation, GC) is measurably faster."""
-    os._exit(0)

@@ -13,31 +13,18 @@ A state or cache directory that already exists is used only when it is a real
 directory (not a symlink), ours, and not writable by group or others; otherwise gw
 refuses it with one line naming the command that fixes it (see docs/security.md).
 
-Only ``os`` is imported here: the cache-hit path uses these functions.
+Only ``os`` is imported here: the exec fast path uses these functions.
 """
 
 import os
 
+# The locations themselves are in gw.cachehit, which the cache hit imports without os.
+from .cachehit import cache_dir as cache_dir
+from .cachehit import config_path as config_path
+from .cachehit import state_dir as state_dir
+
 TEMP_SUFFIXES = (".tmp", ".new")
 STALE_TEMP_AGE = 60.0  # seconds: a temp file this old whose writer is gone is garbage
-
-
-def _xdg(var: str, fallback: str) -> str:
-    value = os.environ.get(var)
-    return value if value and os.path.isabs(value) else os.path.join(os.path.expanduser("~"), fallback)
-
-
-def config_path() -> str:
-    return os.environ.get("GW_CONFIG") or os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), "gw", "config.toml")
-
-
-def state_dir() -> str:
-    return os.environ.get("GW_HOME") or os.path.join(_xdg("XDG_STATE_HOME", ".local/state"), "gw")
-
-
-def cache_dir() -> str:
-    home = os.environ.get("GW_HOME")
-    return os.path.join(home, "cache") if home else os.path.join(_xdg("XDG_CACHE_HOME", ".cache"), "gw")
 
 
 class UnsafePath(Exception):

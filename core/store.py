@@ -1,6 +1,8 @@
 """The Store: every kind of entry in the cache directory, in one place.
 
-Four kinds of entry live there, and only this module knows their names and formats:
+Four kinds of entry live there, and only this module knows their names and formats
+(with :mod:`gw.cachehit`, which holds the header and the reading of an entry: the cache
+hit reads them without importing this module):
 
 - profile results: ``<profile>.<tag>.gwc`` (below);
 - shared chain prefixes: ``_prefix.<digest>.<tag>.gwc`` (the result of a chain's first
@@ -10,8 +12,8 @@ Four kinds of entry live there, and only this module knows their names and forma
   that execs needs; authenticated, holding no secret; see :func:`seal_recipe`);
 
 and the entries of an older gw (``gw1`` headers, ``<profile>.gwc``), never read, only
-cleared. The hot path imports this module: it imports nothing heavy (no ``json``, no
-``re``), and what the slow path alone needs is imported inside functions.
+cleared. The exec fast path imports this module: it imports nothing heavy (no ``json``,
+no ``re``), and what the slow path alone needs is imported inside functions.
 
 A profile result::
 
@@ -50,6 +52,10 @@ Long-lived credentials (no expiry) are never written.
 import os
 import time
 
+# The reading half of the format lives in gw.cachehit: the cache hit needs it without os.
+from .cachehit import MAX_ENTRY, SUFFIX, entry_path, entry_tag, read_entry, read_regular
+from .cachehit import EntryHeader as EntryHeader
+from .cachehit import config_stamp as config_stamp
 from .crypto import seal, unseal
 from .paths import atomic_write, ensure_dir
 
@@ -59,11 +65,7 @@ RECIPE = "_exec."  # exec recipes
 RECIPE_SUFFIX = ".json"
 RECIPE_VERSION = 1
 RECIPE_MAX = 64 * 1024  # bytes: a recipe is a few hundred
-MAGIC = "gw2"
 LEGACY_MAGIC = b"gw1 "  # header of the entries of gw before entries were bound to their profile and config
-MAX_ENTRY = 256 * 1024  # bytes: far above any real entry (a few KiB), far below a slow read
-FIELDS = 13
-SUFFIX = ".gwc"
 BOTOCORE_WINDOW = 15 * 60
 MARGIN = BOTOCORE_WINDOW + 60
 MIN_USE = 5 * 60
@@ -74,141 +76,6 @@ def refresh_margin(lifetime: float) -> float:
     if lifetime - MARGIN >= MIN_USE:
         return MARGIN
     return max(lifetime, 0) / 2
-
-
-class EntryHeader:
-    """The plaintext first line of a cache file (a plain class: no dataclasses on the hot path)."""
-
-    __slots__ = ("kind", "refresh_at", "expires_at", "issued_at", "key_store", "stamp", "digest", "config_path", "name")
-
-    def __init__(
-        self,
-        kind: str,
-        refresh_at: int,
-        expires_at: int,
-        issued_at: int,
-        key_store: str,
-        stamp: tuple[int, int, int, int],
-        digest: str,
-        config_path: str,
-        name: str = "-",
-    ) -> None:
-        self.kind = kind
-        self.refresh_at = refresh_at
-        self.expires_at = expires_at
-        self.issued_at = issued_at
-        self.key_store = key_store
-        self.stamp = stamp
-        self.digest = digest
-        self.config_path = config_path
-        self.name = name
-
-    def line(self) -> bytes:
-        fields = [
-            MAGIC,
-            self.kind,
-            str(self.refresh_at),
-            str(self.expires_at),
-            str(self.issued_at),
-            self.key_store,
-            *(str(v) for v in self.stamp),
-            self.digest,
-            self.name,
-            self.config_path,
-        ]
-        if any(not f or " " in f or "\n" in f for f in fields[:-1]) or "\n" in self.config_path:
-            raise ValueError("a cache header field is empty or holds a space or newline")
-        return " ".join(fields).encode() + b"\n"
-
-    @classmethod
-    def parse(cls, line: bytes) -> "EntryHeader | None":
-        try:
-            parts = line.decode().rstrip("\n").split(" ", FIELDS - 1)
-            if len(parts) != FIELDS or parts[0] != MAGIC:
-                return None
-            return cls(
-                kind=parts[1],
-                refresh_at=int(parts[2]),
-                expires_at=int(parts[3]),
-                issued_at=int(parts[4]),
-                key_store=parts[5],
-                stamp=(int(parts[6]), int(parts[7]), int(parts[8]), int(parts[9])),
-                digest=parts[10],
-                name=parts[11],
-                config_path=parts[12],
-            )
-        except (UnicodeDecodeError, ValueError):
-            return None
-
-    def fresh(self, now: float | None = None) -> bool:
-        return (time.time() if now is None else now) < self.refresh_at
-
-
-def stamp_of(st: os.stat_result) -> tuple[int, int, int, int]:
-    """(mtime_ns, size, inode, ctime_ns): what identifies one version of the config file."""
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
-
-
-def config_stamp(path: str) -> tuple[int, int, int, int]:
-    """The :func:`stamp_of` the config file; zeros when it is missing."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (0, 0, 0, 0)
-    return stamp_of(st)
-
-
-def entry_tag(name: str, scope: str) -> str:
-    """16 hex digits naming ``name`` within ``scope`` (a config path), exact in case.
-
-    FNV-1a (64 bit), not a cryptographic hash: the tag only keeps file names apart;
-    what an entry is for is checked against its authenticated header. Plain Python,
-    so the cache-hit path imports nothing for it.
-    """
-    h = 0xCBF29CE484222325
-    for byte in f"{scope}\0{name}".encode():
-        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
-def read_regular(path: str, limit: int, private: bool = False) -> bytes | None:
-    """The bytes of a regular file of at most ``limit`` bytes, else None (absent, unreadable,
-    too big, or a FIFO, directory or symlink at the path: never followed, never blocking).
-    With ``private``, also None unless the file is ours and has no group/other bits."""
-    import stat
-
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        if private and (st.st_uid != os.getuid() or st.st_mode & 0o077):
-            return None
-        data = os.read(fd, limit + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data if len(data) <= limit else None
-
-
-def read_entry(path: str) -> "tuple[EntryHeader, bytes, bytes] | None":
-    """(header, header line, sealed body) of a cache file, or None if absent/unreadable.
-
-    Only a regular file of at most :data:`MAX_ENTRY` bytes is read; a FIFO,
-    directory or symlink at the path, or a huge file, is None without blocking.
-    """
-    data = read_regular(path, MAX_ENTRY)
-    if data is None:
-        return None
-    line, sep, body = data.partition(b"\n")
-    header = EntryHeader.parse(line + sep) if sep else None
-    if header is None:
-        return None
-    return header, line + sep, body
 
 
 def prefix_digests(steps: list) -> list[str]:
@@ -296,8 +163,7 @@ class Store:
 
     # -- names ---------------------------------------------------------------------------
     def path(self, name: str) -> str:
-        scope = "" if name.startswith("_") else self.config_path
-        return os.path.join(self.directory, f"{name}.{entry_tag(name, scope)}{SUFFIX}")
+        return entry_path(self.directory, name, self.config_path)
 
     state_name = staticmethod(state_name)
     prefix_name = staticmethod(prefix_name)

@@ -87,7 +87,7 @@ def test_the_cache_hit_path_honours_gw_profile_and_min_ttl(role_home, moto):
             del role_home.env[key]
         assert hit.returncode == 0 and json.loads(hit.stdout) == first
         modules = imported_modules(hit.stderr)
-        assert "gw.fastpath" in modules and not {"argparse", "boto3", "pluggy"} & modules, args
+        assert "gw.cachehit" in modules and not {"argparse", "boto3", "pluggy", "gw.cli"} & modules, args
     assert moto.count("AssumeRole") == before
     miss = run_importtime(role_home, "credential-process", "--profile", "admin", "--min-ttl", "2h")
     assert miss.returncode == 0 and "argparse" in imported_modules(miss.stderr)

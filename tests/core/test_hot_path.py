@@ -21,7 +21,9 @@ from tests.core.gw_test_support import (
     run_importtime,
 )
 
-FORBIDDEN = ("pluggy", "boto3", "botocore", "requests", "importlib.metadata", "tomllib", "argparse", "rich", "json")
+FORBIDDEN = ("pluggy", "boto3", "botocore", "requests", "importlib.metadata", "tomllib", "argparse", "rich", "json",
+             # gw's slow-path modules: a hit is gw.cachehit alone (issue 20.3)
+             "gw.cli", "gw.fastpath", "gw.store", "gw.paths", "gw.crypto", "gw.app", "gw.config")
 
 
 @pytest.fixture
@@ -47,7 +49,7 @@ def test_a_cache_hit_imports_nothing_heavy(warm_home, moto):
     parse_credential_process(hit.stdout)
     assert moto.count("AssumeRole") == before
     modules = imported_modules(hit.stderr)
-    assert {"gw", "gw.fastpath", "gw.store"} <= modules  # the import log was read correctly
+    assert {"gw", "gw.cachehit"} <= modules  # the import log was read correctly
     assert sorted(m for m in modules if _forbidden(m)) == []
     other = [line for line in hit.stderr.splitlines() if not line.startswith("import time:")]
     assert other == []
@@ -98,13 +100,16 @@ def _regular_install(root: Path) -> tuple[Path, Path]:
     import cryptography
 
     import gw
+    import gw_emulators
+    import gw_plugins
 
     site_packages = root / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     site_packages.mkdir(parents=True)
     for entry in Path(cryptography.__file__).parent.parent.iterdir():  # this venv's site-packages
         if not entry.name.endswith(".pth"):
             (site_packages / entry.name).symlink_to(entry)
-    (site_packages / "gw").symlink_to(Path(gw.__file__).parent)  # the editable install's source tree
+    for package in (gw, gw_plugins, gw_emulators):  # the editable install's source trees
+        (site_packages / package.__name__).symlink_to(Path(package.__file__).parent)
     (root / "bin").mkdir()
     python = root / "bin" / "python3"
     python.symlink_to(sys.executable)
@@ -137,8 +142,109 @@ def test_the_launcher_serves_a_hit_without_site_pythonpath_or_user_site(warm_hom
                             stdin=subprocess.DEVNULL, cwd=warm_home.root)
     assert logged.returncode == 0 and logged.stdout == warm_home.first_output
     modules = imported_modules(logged.stderr)
-    assert {"gw.fastpath", "gw.store"} <= modules
+    assert "gw.cachehit" in modules
     assert "site" not in modules and sorted(m for m in modules if _forbidden(m)) == []
+
+
+def _startup_modules(python: Path) -> set[str]:
+    """What ``python -I -S`` imports before running anything."""
+    bare = subprocess.run([str(python), "-I", "-S", "-X", "importtime", "-c", "pass"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    return imported_modules(bare.stderr)
+
+
+# The whole of what a hit imports beyond Python's own start-up: gw's package and gw.cachehit, the
+# builtins the launcher uses, and what cryptography's compiled binding imports itself (the binding
+# is loaded from gw's install location directly, so no `cryptography` package module shows).
+HIT_MODULES = {"gc", "_signal", "gw", "gw.cachehit", "types", "_cffi_backend"}
+
+
+def test_a_hit_through_the_launcher_imports_gw_cachehit_and_cryptographys_binding_only(warm_home, tmp_path):
+    python, launcher = _regular_install(tmp_path / "prefix")
+    logged = subprocess.run([str(python), "-I", "-S", "-X", "importtime", str(launcher), "credential-process",
+                             "--profile", "role"], env=warm_home.env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, cwd=warm_home.root)
+    assert logged.returncode == 0 and logged.stdout == warm_home.first_output, logged.stderr
+    extra = imported_modules(logged.stderr) - _startup_modules(python)
+    assert "gw.cachehit" in extra  # the log was read correctly
+    assert extra <= HIT_MODULES, sorted(extra - HIT_MODULES)  # no os, json, re, tomllib, gw.store, gw.cli...
+
+
+# Runs the launcher as its own shell line does (python -I -S), with an audit hook that reports every
+# file Python opens ("open" events: os.open, io.open and the import system's reads of bytecode).
+_AUDITED = """
+import sys, posix
+def hook(event, args):
+    if event == "open" and isinstance(args[0], str):
+        posix.write(2, ("opened " + args[0] + "\\n").encode())
+launcher = sys.argv[1]
+source = open(launcher).read()
+sys.addaudithook(hook)
+sys.argv = sys.argv[1:]
+exec(compile(source, launcher, "exec"), {"__name__": "__main__"})
+"""
+
+
+def _opened(result: subprocess.CompletedProcess) -> list[str]:
+    return [line[len("opened "):] for line in result.stderr.splitlines() if line.startswith("opened ")]
+
+
+def test_a_hit_opens_the_entry_and_the_key_and_never_reads_the_config(warm_home, tmp_path):
+    """The files a hit opens: its entry, the key, and the bytecode of gw, gw.cachehit and the one stdlib
+    module cryptography's binding imports. The config file is only stat'ed (its stamp), never read."""
+    python, launcher = _regular_install(tmp_path / "prefix")
+
+    def audited(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), "-I", "-S", "-c", _AUDITED, str(launcher), *args], env=warm_home.env,
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, cwd=warm_home.root)
+
+    audited("credential-process", "--profile", "role")  # bytecode written where it was missing
+    hit = audited("credential-process", "--profile", "role")
+    assert hit.returncode == 0 and hit.stdout == warm_home.first_output, hit.stderr
+    opened = _opened(hit)
+    data = [path for path in opened if not path.endswith(".pyc")]
+    assert data == [str(cache_file(warm_home, "role")), str(warm_home.state / "key")]
+    code = sorted(Path(path).name.split(".")[0] for path in opened if path.endswith(".pyc"))
+    assert code == ["__init__", "cachehit", "types"], opened
+    assert len(opened) <= 5
+    # guards the probe: a miss opens (and parses) the config file
+    cache_file(warm_home, "role").unlink()
+    miss = audited("credential-process", "--profile", "role")
+    assert miss.returncode == 0, miss.stderr
+    assert str(warm_home.config_path) in _opened(miss)
+
+
+def test_the_binding_a_hit_loaded_by_itself_looks_imported_once_the_hit_gives_up(tmp_path):
+    """gw.cachehit loads cryptography's compiled module without its packages; when the cache then
+    cannot serve, the ordinary path finds it as an ordinary import would have left it."""
+    python, _ = _regular_install(tmp_path / "prefix")
+    lib = str(python.parent.parent / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages")
+    probe = (f"import sys; sys.path.append({lib!r}); from gw import cachehit; cachehit.load_binding({lib!r}); "
+             "assert 'cryptography' not in sys.modules; cachehit.settle_binding(); "
+             "import cryptography.hazmat.bindings; "
+             "binding = sys.modules['cryptography.hazmat.bindings._rust']; "
+             "assert cryptography.hazmat.bindings._rust is binding; "
+             "from cryptography.hazmat.primitives.ciphers.aead import AESGCM; "
+             "assert AESGCM is binding.openssl.aead.AESGCM; print('ok')")
+    result = subprocess.run([str(python), "-I", "-S", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
+
+
+def test_a_damaged_entry_through_the_launcher_falls_back_to_the_ordinary_path(warm_home, tmp_path, moto):
+    """The hit loaded cryptography's binding by itself and then could not decrypt: the ordinary path
+    (site, plugins, cryptography's Python layers) still works in the same process and refetches."""
+    python, launcher = _regular_install(tmp_path / "prefix")
+    entry = cache_file(warm_home, "role")
+    data = bytearray(entry.read_bytes())
+    data[-1] ^= 1  # the GCM tag: the header still binds, the decryption fails
+    entry.write_bytes(bytes(data))
+    before = moto.count("AssumeRole")
+    result = subprocess.run([str(launcher), "credential-process", "--profile", "role"],
+                            env={**warm_home.env, "GW_NO_ISOLATION": ""}, capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL, cwd=warm_home.root)
+    assert result.returncode == 0, result.stderr
+    parse_credential_process(result.stdout)
+    assert result.stdout != warm_home.first_output and moto.count("AssumeRole") == before + 1
 
 
 def test_the_launcher_brings_site_back_on_the_slow_path_of_an_editable_install(warm_home, tmp_path):
