@@ -32,9 +32,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import hookspecs
-from .hooks import Guard
 from .credentials import KINDS, Credential
-from .steps import Command, Duration, EnvironmentVariable, Option, ProfileTable, SecretScheme, Setting, StepType
+from .hooks import Guard
+from .steps import (
+    Command,
+    Duration,
+    EnvironmentVariable,
+    InvalidValue,
+    Option,
+    ProfileTable,
+    SecretScheme,
+    Setting,
+    StepType,
+)
 
 ENTRY_POINT_GROUP = "gw"
 PROVIDES_GROUP = "gw.provides"
@@ -323,17 +333,18 @@ def _check_options(options: Any, what: str) -> None:
         allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
         if not all(isinstance(t, type) for t in allowed):
             raise PluginProblem(f"{what}: option {key!r} has a type that is not a type")
-        if spec.default is not None:
-            if spec.secret:  # a secret's default is a reference (``prompt``), not a value of its type
-                pass
-            elif spec.type is Duration:
-                if isinstance(spec.default, bool) or not isinstance(spec.default, int):
-                    raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not seconds (int)")
-            elif (isinstance(spec.default, bool) and bool not in allowed) or not isinstance(spec.default, allowed):
+        if spec.default is not None and not spec.secret:  # a secret's default is a reference (``prompt``)
+            try:  # a default is a value in the form a step gets it (a Duration's: seconds)
+                broken = "type" if spec.validate(spec.default) != spec.default else ""
+            except InvalidValue as exc:
+                broken = exc.rule
+            if broken == "choices":
+                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not one of its choices")
+            if broken and spec.type is Duration:
+                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not seconds (int)")
+            if broken:
                 raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, "
                                     f"not of its type {'/'.join(t.__name__ for t in allowed)}")
-            if spec.choices is not None and spec.default not in spec.choices:
-                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not one of its choices")
         names = (spec.account,) if isinstance(spec.account, str) else spec.account or ()
         unknown = [name for name in names if name not in options]
         if unknown:
@@ -396,13 +407,13 @@ def _check_environment(item: Any, plugin: str) -> EnvironmentVariable:
 
 
 def _check_setting(item: Any, plugin: str) -> Setting:
-    from .config import SETTING_TYPES
+    from .config import CORE_SETTINGS
 
     if not isinstance(item, Setting):
         raise PluginProblem(f"gw_settings returned {type(item).__name__}, not Setting")
     if not isinstance(item.name, str) or not item.name.isidentifier():
         raise PluginProblem(f"setting {item.name!r}: the name must be a TOML bare key of letters, digits and _")
-    if item.name in SETTING_TYPES:
+    if item.name in CORE_SETTINGS:
         raise PluginProblem(f"setting {item.name!r} is one of gw's own settings")
     if not isinstance(item.option, Option) or item.option.secret or item.option.required:
         raise PluginProblem(f"setting {item.name!r}: option must be an Option (not secret, not required)")
