@@ -264,7 +264,7 @@ class ChainContext:
         before = self.secret_label
         self.secret_label = label
         try:
-            return secrets.resolve(ref, self, label)
+            return secrets.resolve(ref, self, label, self.schemes)
         finally:
             self.secret_label = before
 

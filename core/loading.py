@@ -195,8 +195,9 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
         except Exception as exc:
             _fail(registry, getattr(plugin, "__name__", "?"), _describe(exc))
     for name, plugin in list(pm.list_name_plugin()):
-        if plugin is not None and plugin.unmarked:  # pluggy would skip them without a word
-            _drop(registry, name, f"{plugin.unmarked[0]} is not marked with @hookimpl")
+        unmarked = getattr(plugin, "unmarked", None)  # gw_* functions pluggy would skip without a word
+        if unmarked:
+            _drop(registry, name, f"{unmarked[0]} is not marked with @hookimpl")
     for answer in guard.answers("gw_add_hookspecs", pluginmanager=pm):
         if answer.error is not None:
             _drop(registry, answer.plugin, f"gw_add_hookspecs failed: {_describe(answer.error)}")

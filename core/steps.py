@@ -103,12 +103,20 @@ def type_name(value: Any) -> str:
 
 
 class StepContext(Protocol):
-    """What the core offers a running step. Implemented in ``gw.chain``."""
+    """What the core offers a running step, and a secret scheme's ``resolve``. Implemented in ``gw.chain``.
+
+    While a secret reference is resolved, ``secret_label`` says what it is for (the option's
+    name, e.g. ``secret access key``: for a prompt or a message) and ``code_account`` is the
+    account a one-time code is for when the option is one (an :class:`Option` with ``account``;
+    a scheme that makes codes hands it to :meth:`one_time_code`), else None.
+    """
 
     profile: str
     step_index: int
     step_type: str
     state_dir: Path
+    secret_label: str
+    code_account: str | None
 
     @property
     def ca_bundle(self) -> str | None:
@@ -132,6 +140,10 @@ class StepContext(Protocol):
 
     def add_secret(self, value: str | None) -> None:
         """Register a value that must be scrubbed from every message and error."""
+
+    def vault_get(self, name: str) -> str:
+        """A secret from gw's vault; a missing name raises :class:`gw.plugin.SecretError` naming
+        ``gw vault set`` (a step needs the value: :meth:`CommandContext.vault_get` gives None instead)."""
 
     def state_get(self, name: str) -> dict[str, Any] | None:
         """Read this plugin's private encrypted state entry, or None if absent or expired."""
