@@ -1,8 +1,10 @@
 """Loading plugins, checking them, and collecting what they contribute.
 
 Every plugin - built-in or third-party - is a module in the ``gw`` entry-point
-group. Each is checked as it loads: it must import, implement only known hooks
-(a misspelled ``gw_secret_scheme`` is caught), and return well-formed
+group, registered through :class:`gw.hooks.Guard` (every hook is then called through
+pluggy, one plugin's failure kept its own). Each is checked as it loads: it must import,
+implement only known hooks (pluggy's ``check_pending``: a misspelled ``gw_secret_scheme``
+is caught, with the nearest name), and return well-formed
 declarations (lists of the right types, option defaults of the declared type,
 known credential kinds). A plugin that fails any check is named in one line on
 stderr, shown by ``gw plugins`` with the reason, and skipped; the rest of gw
