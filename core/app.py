@@ -353,7 +353,7 @@ class App:
     def _issued(self, name: str, credential: Credential, from_cache: bool) -> None:
         if from_cache and self._registry is None:
             return  # loading every plugin just to report a cache hit would defeat the cache
-        self.registry.call("gw_credentials_issued", profile=name, credential=credential, from_cache=from_cache)
+        self.registry.hook.gw_credentials_issued(profile=name, credential=credential, from_cache=from_cache)
 
 
 def _long_enough(credential: Credential | None, min_ttl: float) -> Credential | None:

@@ -35,7 +35,7 @@ def _check_vault(ref: Any) -> None:
 
 
 def _resolve_vault(ctx: StepContext, ref: Any) -> str:
-    return ctx.vault_get(ref[len("vault:"):])  # type: ignore[attr-defined]
+    return ctx.vault_get(ref[len("vault:"):])
 
 
 def _check_env(ref: Any) -> None:
@@ -62,7 +62,7 @@ def _check_prompt(ref: Any) -> None:
 def _resolve_prompt(ctx: StepContext, ref: Any) -> str:
     if isinstance(ref, dict):
         return ctx.ask(f"{ref['prompt']}: ")
-    return ctx.ask(f"{ctx.secret_label} for profile {ctx.profile}: ")  # type: ignore[attr-defined]
+    return ctx.ask(f"{ctx.secret_label} for profile {ctx.profile}: ")
 
 
 def _totp_parts(ref: Any) -> tuple[Any, int, int]:
@@ -90,7 +90,7 @@ def _resolve_totp(ctx: StepContext, ref: Any) -> str:
     from .totp import generator, seed_account
 
     inner, period, digits = _totp_parts(ref)
-    label = ctx.secret_label  # type: ignore[attr-defined]
+    label = ctx.secret_label
     seed = totp_seed(ctx.resolve_secret(inner, label=f"{label} seed"), ref, f"profile {ctx.profile!r}")
     ctx.add_secret(seed.secret)
     return ctx.one_time_code(seed_account(seed), generator(seed), period=seed.period, label=label)
@@ -159,8 +159,7 @@ def _resolve_cmd(ctx: StepContext, ref: Any) -> str:
         argv, timeout, period = _cmd_parts(ref)
     except ValueError as exc:
         raise SecretError(str(exc)) from None
-    label = getattr(ctx, "secret_label", "secret")
-    account = getattr(ctx, "code_account", None)
+    label, account = ctx.secret_label, ctx.code_account
     if account:
         return ctx.one_time_code(account, lambda _at: _run_cmd(ctx, argv, timeout, label), period=period, label=label)
     return _run_cmd(ctx, argv, timeout, label)

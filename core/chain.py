@@ -9,19 +9,16 @@ options are resolved just before their step runs.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import secrets
-from .cli_options import DURATION_EXAMPLES
 from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
-from .durations import duration_seconds
 from .errors import ConfigError, GwError, SecretError, StepError
-from .steps import Duration, StepType
+from .steps import StepType
 from .totp import never_sent
 from .ui import UI
 
@@ -49,22 +46,11 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
             except ValueError as exc:
                 problems.append(f"{key}: {exc}")
                 continue
-        elif spec.type is Duration:
-            seconds = _duration_value(value)
-            if seconds is None:
-                problems.append(f"{key} must be a duration: seconds or a string ({DURATION_EXAMPLES}), not {value!r}")
-                continue
-            value = seconds
         else:
-            allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
-            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-                problems.append(f"{key} must be {type_name(allowed[0]())}, not {type_name(value)}")
-                continue
-            if isinstance(value, float) and not math.isfinite(value):
-                problems.append(f"{key} must be a finite number, not {value!r}")
-                continue
-            if spec.choices is not None and value not in spec.choices:
-                problems.append(f"{key} must be one of {', '.join(map(str, spec.choices))}, not {value!r}")
+            try:
+                value = spec.validate(value)
+            except ValueError as exc:
+                problems.append(f"{key} {exc}")
                 continue
         values[key] = value
     for key, spec in step.options.items():
@@ -81,13 +67,6 @@ def check_options(step: StepType, options: dict[str, Any], schemes: list) -> tup
         except ValueError as exc:
             problems.append(str(exc))
     return values, problems
-
-
-def _duration_value(value: Any) -> int | None:
-    """Seconds of a :class:`gw.steps.Duration` option: whole seconds, or a string like ``"1h30m"``."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value >= 0 else None
-    return duration_seconds(value.strip()) if isinstance(value, str) else None
 
 
 def _reference_in_plain_option(spec: Any, value: Any, schemes: list) -> bool:
@@ -158,7 +137,7 @@ def check_profile(profile: Profile, registry, config_path: str) -> tuple[list[tu
 
 def check_settings(settings: Settings, registry: Any, config_path: str) -> tuple[dict[str, Any], list[str]]:
     """The ``[settings]`` keys plugins declared (``gw_settings``): (values with defaults, problems)."""
-    from .config import SETTING_TYPES
+    from .config import CORE_SETTINGS
 
     values = {name: spec.option.default for name, spec in registry.settings.items()}
     problems: list[str] = []
@@ -176,20 +155,14 @@ def check_settings(settings: Settings, registry: Any, config_path: str) -> tuple
             elif spec is not None:
                 problems.append(f"{where}: is a top-level table [{key}], not a key of [settings]")
             else:
-                hint = suggest(key, [*SETTING_TYPES, *(n for n in registry.settings if n not in tables)])
+                hint = suggest(key, [*CORE_SETTINGS, *(n for n in registry.settings if n not in tables)])
                 problems.append(f"{where}: unknown setting{hint}{unloaded}")
             continue
-        allowed = spec.option.type if isinstance(spec.option.type, tuple) else (spec.option.type,)
-        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
-            problems.append(f"{where}: must be {type_name(allowed[0]())}, not {type_name(value)}")
-        elif isinstance(value, float) and not math.isfinite(value):
-            problems.append(f"{where}: must be a finite number, not {value!r}")
-        elif spec.option.choices is not None and value not in spec.option.choices:
-            problems.append(f"{where}: must be one of {', '.join(map(str, spec.option.choices))}, not {value!r}")
-        else:
-            values[key] = value
-            continue
-        values[key] = BrokenSetting(problems[-1])  # fails only what reads it (setting_value)
+        try:
+            values[key] = spec.option.validate(value)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+            values[key] = BrokenSetting(problems[-1])  # fails only what reads it (setting_value)
     return values, problems
 
 
@@ -291,7 +264,7 @@ class ChainContext:
         before = self.secret_label
         self.secret_label = label
         try:
-            return secrets.resolve(ref, self, label)
+            return secrets.resolve(ref, self, label, self.schemes)
         finally:
             self.secret_label = before
 
@@ -328,9 +301,8 @@ class ChainContext:
     def call_hook(self, name: str, **kwargs: Any) -> list[Any]:
         if getattr(self.env.registry, "partial", False):  # a plugin's own hook: its implementers may be left out
             self.env.registry.complete()
-        if getattr(self.env.registry.hook, name, None) is None:
-            return []
-        return self.env.registry.call(name, **kwargs)
+        caller = getattr(self.env.registry.hook, name, None)  # each plugin guarded (gw.hooks)
+        return [] if caller is None else caller(**kwargs)
 
     def setting(self, name: str) -> Any:
         return setting_value(self.env.plugin_settings(), name)

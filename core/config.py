@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .steps import Option, type_name
 
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}\Z")
 PROFILE_NAME_RULE = "profile names use letters, digits and _ . @ - (starting with a letter or digit)"
@@ -51,13 +52,13 @@ class Settings:
         return object.__getattribute__(self, name)
 
 
-SETTING_TYPES: dict[str, tuple[type, ...]] = {
-    "lock_timeout": (int, float),
-    "ca_bundle": (str,),
-    "key_store": (str,),
-    "askpass": (str,),
-    "prompt_timeout": (int, float),
-    "disable_plugins": (list,),
+CORE_SETTINGS: dict[str, Option] = {  # gw's own [settings] keys (plugins declare theirs: gw_settings)
+    "lock_timeout": Option((int, float)),
+    "ca_bundle": Option(str),
+    "key_store": Option(str),
+    "askpass": Option(str),
+    "prompt_timeout": Option((int, float)),
+    "disable_plugins": Option(list),
 }
 
 
@@ -113,11 +114,6 @@ class Config:
         """Every mistake found without plugins: config-wide, settings, then each profile's."""
         return [*self.problems, *self.settings.problems.values(),
                 *(line for found in self.broken.values() for line in found)]
-
-
-def type_name(value: Any) -> str:
-    return {str: "a string", bool: "true/false", int: "an integer", float: "a number", list: "an array",
-            dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def suggest(word: str, choices: Any) -> str:
@@ -227,23 +223,24 @@ def _parse_settings(raw: Any, path: str) -> Settings:
         return settings
     problems: dict[str, str] = {}
     for key, value in raw.items():
-        if key not in SETTING_TYPES:  # a plugin's, checked once the plugins are loaded (gw.chain)
+        if key not in CORE_SETTINGS:  # a plugin's, checked once the plugins are loaded (gw.chain)
             settings.plugin_values[key] = value
             continue
-        if isinstance(value, bool) or not isinstance(value, SETTING_TYPES[key]):
-            problems[key] = f"{path}: settings.{key}: must be {type_name(SETTING_TYPES[key][0]())}, not {type_name(value)}"
+        low, high = SETTING_RANGES.get(key, (0, 0))
+        number = key in SETTING_RANGES and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and not (math.isfinite(value) and low <= value <= high):
+            problems[key] = f"{path}: settings.{key}: must be a number of seconds from {low:g} to {high:g}, not {value!r}"
             continue
-        setattr(settings, key, value)
+        try:
+            setattr(settings, key, CORE_SETTINGS[key].validate(value))
+        except ValueError as exc:
+            problems[key] = f"{path}: settings.{key}: {exc}"
     if "disable_plugins" not in problems and not all(isinstance(n, str) for n in settings.disable_plugins):
         problems["disable_plugins"] = f"{path}: settings.disable_plugins: must be an array of plugin names"
         settings.disable_plugins = []
     if "key_store" not in problems and settings.key_store not in KEY_STORES:
         problems["key_store"] = (f"{path}: settings.key_store: must be one of {', '.join(KEY_STORES)}"
                                  f"{suggest(settings.key_store, KEY_STORES)}")
-    for key, (low, high) in SETTING_RANGES.items():
-        value = getattr(settings, key)
-        if key not in problems and (not math.isfinite(value) or not low <= value <= high):
-            problems[key] = f"{path}: settings.{key}: must be a number of seconds from {low:g} to {high:g}, not {value!r}"
     if settings.ca_bundle:
         settings.ca_bundle = os.path.expanduser(settings.ca_bundle)
     settings.problems = problems

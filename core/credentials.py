@@ -1,6 +1,8 @@
 """Credential kinds: what a step consumes and produces.
 
-Every value that flows along a chain is one of these dataclasses. Each kind has a
+Every value that flows along a chain is a :class:`Credential`: the kinds here are the ones
+more than one plugin (or the core's own commands) use; a kind only one plugin knows lives in
+that plugin and is registered with ``gw_credential_kinds``, read back like these. Each kind has a
 stable name (``KIND``), serialises to a JSON-able dict for the encrypted cache
 (``to_dict`` / ``from_dict``), knows when it expires, and can describe itself as
 environment variables for ``gw env`` / ``gw exec``.
@@ -21,8 +23,6 @@ SORACOM_CREDENTIALS = "soracom-credentials"
 SORACOM_SESSION = "soracom-session"
 BEARER_TOKEN = "bearer-token"
 OPENID_TOKEN = "openid-token"
-ENDORSE_TOKEN = "endorse-token"
-JSON_DOCUMENT = "json-document"
 IOT_CERTIFICATE = "iot-certificate"
 
 
@@ -72,8 +72,8 @@ class Credential:
     # ``gw env``/``gw exec`` clear the union over all kinds first. Settings such as a
     # region or an endpoint are not listed: a stale one points nowhere secret.
     ENV_VARS: ClassVar[tuple[str, ...]] = ()
-    # A credential its consumer accepts once (a replay-protected token such as a SORACOM
-    # Endorse JWT): never cached, not even as a shared chain step, so it is never reused.
+    # A credential its consumer accepts once (a replay-protected token, e.g. a JWT whose
+    # jti is remembered): never cached, not even as a shared chain step, so it is never reused.
     SINGLE_USE: ClassVar[bool] = False
 
     def secrets(self) -> list[str]:
@@ -215,17 +215,9 @@ class SoracomCredentials(Credential):
     coverage: str = "jp"
     expiration: datetime | None = None
 
-    @property
-    def login_kind(self) -> str:
-        if self.auth_key_id:
-            return "authkey"
-        if self.email:
-            return "root"
-        return "sam"
-
     def summary(self) -> str:
         who = self.auth_key_id or self.email or f"{self.operator_id}/{self.username}"
-        return f"SORACOM {self.login_kind} {who}"
+        return f"SORACOM credentials {who}"
 
 
 @dataclass
@@ -299,29 +291,6 @@ class OpenIdToken(Credential):
 
 
 @dataclass
-class EndorseToken(Credential):
-    """A SORACOM Endorse JWT."""
-
-    KIND: ClassVar[str] = ENDORSE_TOKEN
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
-    SINGLE_USE: ClassVar[bool] = True  # the exchange service refuses a jti it has seen
-
-    token: str
-    expiration: datetime | None = None
-    issued_at: datetime | None = None
-
-
-@dataclass
-class JsonDocument(Credential):
-    """A JSON answer of a raw operation (e.g. Krypton subscriber metadata). Never cached."""
-
-    KIND: ClassVar[str] = JSON_DOCUMENT
-
-    document: Any = None
-    expiration: datetime | None = None
-
-
-@dataclass
 class IotCertificate(Credential):
     """An AWS IoT device certificate saved under the state dir (paths, not PEM text)."""
 
@@ -344,8 +313,6 @@ KINDS: dict[str, type[Credential]] = {
         SoracomSession,
         BearerToken,
         OpenIdToken,
-        EndorseToken,
-        JsonDocument,
         IotCertificate,
     )
 }

@@ -48,6 +48,17 @@ class StepError(GwError):
     """A step failed talking to its upstream. Plugins raise this with a clear message."""
 
 
+class NoAnswer(StepError):
+    """:func:`gw.plugin.http_request` got no answer: the connection failed or timed out. Worth
+    asking again, as botocore's retry handler asks again after its connection errors
+    (boto/botocore botocore/retries/standard.py, ``TransientRetryableChecker``). ``reason`` says
+    which in a few words, without the host: ``connection failed`` or ``no answer within 30 s``."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class RedirectRefused(StepError):
     """An upstream answered a 3xx to a request that must not follow redirects: it carries a
     secret, or its answer decides trust. ``status`` is the answer's code, ``target`` the

@@ -104,9 +104,13 @@ def gw_credential_kinds() -> list[type[Credential]]:
     """
 
 
-@hookspec
+@hookspec(historic=True)
 def gw_add_hookspecs(pluginmanager: Any) -> None:
     """Add hook specifications of this plugin's own (``pluginmanager.add_hookspecs(module)``).
+
+    A historic hook (like pytest's ``pytest_addhooks``): gw calls it once with
+    ``call_historic`` after registering the plugins, and pluggy replays it to any plugin
+    registered later.
 
     This is how a plugin offers an extension point to other plugins (the krypton
     plugin's ``gw_krypton_readers``, implemented by the demo plugin). Steps call

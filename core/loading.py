@@ -1,8 +1,10 @@
 """Loading plugins, checking them, and collecting what they contribute.
 
 Every plugin - built-in or third-party - is a module in the ``gw`` entry-point
-group. Each is checked as it loads: it must import, implement only known hooks
-(a misspelled ``gw_secret_scheme`` is caught), and return well-formed
+group, registered through :class:`gw.hooks.Guard` (every hook is then called through
+pluggy, one plugin's failure kept its own). Each is checked as it loads: it must import,
+implement only known hooks (pluggy's ``check_pending``: a misspelled ``gw_secret_scheme``
+is caught, with the nearest name), and return well-formed
 declarations (lists of the right types, option defaults of the declared type,
 known credential kinds). A plugin that fails any check is named in one line on
 stderr, shown by ``gw plugins`` with the reason, and skipped; the rest of gw
@@ -33,7 +35,18 @@ from typing import Any
 
 from . import hookspecs
 from .credentials import KINDS, Credential
-from .steps import Command, Duration, EnvironmentVariable, Option, ProfileTable, SecretScheme, Setting, StepType
+from .hooks import Guard
+from .steps import (
+    Command,
+    Duration,
+    EnvironmentVariable,
+    InvalidValue,
+    Option,
+    ProfileTable,
+    SecretScheme,
+    Setting,
+    StepType,
+)
 
 ENTRY_POINT_GROUP = "gw"
 PROVIDES_GROUP = "gw.provides"
@@ -73,26 +86,11 @@ class Registry:
 
     @property
     def hook(self) -> Any:
-        """pluggy's hook relay."""
+        """pluggy's hook relay: the one way to call a hook (each plugin guarded, see :mod:`gw.hooks`)."""
         return self.pm.hook
 
     def plugin_names(self) -> list[str]:
         return sorted(name for name, plugin in self.pm.list_name_plugin() if name and plugin is not None)
-
-    def call(self, hook: str, **kwargs: Any) -> list[Any]:
-        """Call ``hook`` on every plugin; a plugin raising is named in a warning, not fatal."""
-        results = []
-        caller = getattr(self.pm.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):
-            try:
-                value = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
-            except Exception as exc:  # a plugin's bug must not end the command
-                print(f"gw: warning: plugin {_name(self.pm, impl.plugin)!r} failed in {hook} "
-                      f"({type(exc).__name__})", file=sys.stderr)
-                continue
-            if value is not None:
-                results.append(value)
-        return results
 
 
 def disabled_plugins(setting: list[str] | None = None) -> list[str]:
@@ -155,10 +153,11 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
 
     pm = pluggy.PluginManager("gw")
     pm.add_hookspecs(hookspecs)
+    guard = Guard(pm)
     registry = Registry(pm=pm, disabled=disabled_plugins(disabled))
     from . import builtin
 
-    pm.register(builtin, name="core")
+    guard.register(builtin, name="core")
     entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
     lazy = _lazy_plugins(importlib.metadata.entry_points) if needs is not None else {}
     for ep in entry_points:
@@ -172,8 +171,7 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
         if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name) or ep.name in registry.failed:
             continue
         try:
-            module = ep.load()
-            pm.register(module, name=ep.name)
+            guard.register(ep.load(), name=ep.name)
         except Exception as exc:  # a broken plugin must not break gw
             _fail(registry, ep.name, f"cannot be loaded: {_describe(exc)}")
     import importlib
@@ -190,27 +188,23 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
         if module_name in registry.disabled or pm.get_plugin(module_name) is not None:
             continue
         try:
-            module = importlib.import_module(module_name)
-            if not pm.is_registered(module):
-                pm.register(module, name=module_name)
+            guard.register(importlib.import_module(module_name), name=module_name)
         except Exception as exc:
             _fail(registry, module_name, f"cannot be loaded: {_describe(exc)}")
     for plugin in extra_plugins:
         try:
-            pm.register(plugin)
+            guard.register(plugin)
         except Exception as exc:
             _fail(registry, getattr(plugin, "__name__", "?"), _describe(exc))
     for name, plugin in list(pm.list_name_plugin()):
-        if hasattr(plugin, "gw_add_hookspecs"):
-            try:
-                plugin.gw_add_hookspecs(pluginmanager=pm)
-            except Exception as exc:
-                _drop(registry, name, plugin, f"gw_add_hookspecs failed: {_describe(exc)}")
-    for name, plugin in list(pm.list_name_plugin()):
-        problem = _unknown_hook(pm, plugin)
-        if problem:
-            _drop(registry, name, plugin, problem)
-    _collect(registry)
+        unmarked = getattr(plugin, "unmarked", None)  # gw_* functions pluggy would skip without a word
+        if unmarked:
+            _drop(registry, name, f"{unmarked[0]} is not marked with @hookimpl")
+    for answer in guard.answers("gw_add_hookspecs", pluginmanager=pm):
+        if answer.error is not None:
+            _drop(registry, answer.plugin, f"gw_add_hookspecs failed: {_describe(answer.error)}")
+    _check_pending(registry)
+    _collect(registry, guard)
     if registry.deferred and registry.failed:  # e.g. a kind of a plugin left out: load all, warn once
         return load_registry(extra_plugins, disabled)
     for name, reason in registry.failed.items():
@@ -218,10 +212,6 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     if registry.deferred:
         registry.reload = lambda: load_registry(extra_plugins, disabled)
     return registry
-
-
-def _name(pm: Any, plugin: object) -> str:
-    return pm.get_name(plugin) or getattr(plugin, "__name__", "?")
 
 
 def _describe(exc: BaseException) -> str:
@@ -233,36 +223,36 @@ def _fail(registry: Registry, name: str, reason: str) -> None:
     registry.failed.setdefault(name, reason)
 
 
-def _drop(registry: Registry, name: str, plugin: object, reason: str) -> None:
+def _drop(registry: Registry, name: str, reason: str) -> None:
+    """Skip plugin ``name`` for ``reason``: it is unregistered, so no hook call reaches it again."""
     _fail(registry, name, reason)
-    try:
-        registry.pm.unregister(plugin)
-    except ValueError:
-        pass
+    registry.pm.unregister(name=name)
 
 
-def _unknown_hook(pm: Any, plugin: object) -> str | None:
-    """A problem line when ``plugin`` implements a hook nobody specified (a typo)."""
-    known = [n for n in dir(pm.hook) if n.startswith("gw_") and getattr(pm.hook, n).has_spec()]
-    for attr in dir(plugin):
-        if not attr.startswith("gw_") or not callable(getattr(plugin, attr, None)):
-            continue
-        caller = getattr(pm.hook, attr, None)
-        options = getattr(getattr(plugin, attr), "gw_impl", None) or {}
-        if options.get("optionalhook"):  # a hook of a plugin that may be absent (or disabled)
-            continue
-        if caller is None or not caller.has_spec():
-            close = difflib.get_close_matches(attr, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            return f"implements unknown hook {attr}{hint}"
-    return None
+def _check_pending(registry: Registry) -> None:
+    """pluggy's ``check_pending``: a plugin implementing a hook nobody specified (a typo) is skipped,
+    with the nearest hook name. Hooks marked ``optionalhook`` (another plugin's, that may be absent) pass."""
+    import pluggy
+
+    pm = registry.pm
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin)
+            known = [n for n, caller in vars(pm.hook).items() if not n.startswith("_") and caller.has_spec()]
+            unknown = sorted(caller.name for caller in pm.get_hookcallers(exc.plugin) or () if not caller.has_spec()
+                             and any(i.plugin is exc.plugin and not i.optionalhook for i in caller.get_hookimpls()))
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            _drop(registry, name, f"implements unknown hook {unknown[0]}" + (f" (did you mean {close[0]}?)" if close else ""))
 
 
 # -- collecting and checking contributions ---------------------------------------------
-def _collect(registry: Registry) -> None:
+def _collect(registry: Registry, guard: Guard) -> None:
     pm = registry.pm
-    per_plugin: dict[str, dict[str, list[Any]]] = {}
-    collectors = {
+    per_plugin: dict[str, dict[str, list[Any]]] = {name: {} for name, plugin in pm.list_name_plugin() if plugin}
+    collectors = {  # the hooks whose answers are declarations, each item checked as it comes
         "gw_credential_kinds": _check_kind,
         "gw_step_types": _check_step_type,
         "gw_secret_schemes": _check_scheme,
@@ -271,34 +261,26 @@ def _collect(registry: Registry) -> None:
         "gw_settings": _check_setting,
         "gw_environment": _check_environment,
     }
-    for name, plugin in list(pm.list_name_plugin()):
-        if plugin is None:
-            continue
-        found: dict[str, list[Any]] = {}
-        try:
-            for hook, check in collectors.items():
-                function = getattr(plugin, hook, None)
-                if function is None:
-                    continue
-                try:
-                    result = function()
-                except Exception as exc:
-                    raise PluginProblem(f"{hook} raised {_describe(exc)}") from None
-                if result is None:
-                    result = []
+    for hook, check in collectors.items():
+        for answer in guard.answers(hook):
+            if answer.plugin not in per_plugin:
+                continue
+            try:
+                if answer.error is not None:
+                    raise PluginProblem(f"{hook} raised {_describe(answer.error)}")
+                result = [] if answer.value is None else answer.value
                 if not isinstance(result, (list, tuple)):
                     raise PluginProblem(f"{hook} must return a list, not {type(result).__name__}")
-                found[hook] = [check(item, name) for item in result]
-        except PluginProblem as exc:
-            _drop(registry, name, plugin, str(exc))
-            continue
-        per_plugin[name] = found
+                per_plugin[answer.plugin][hook] = [check(item, answer.plugin) for item in result]
+            except PluginProblem as exc:
+                _drop(registry, answer.plugin, str(exc))
+                per_plugin.pop(answer.plugin)
     # kinds first: step types are checked against them
     kinds: dict[str, type[Credential]] = dict(KINDS)
     for name, found in per_plugin.items():
         for cls in found.get("gw_credential_kinds", []):
             if cls.KIND in kinds and kinds[cls.KIND] is not cls:
-                _drop(registry, name, pm.get_plugin(name), f"credential kind {cls.KIND!r} exists already")
+                _drop(registry, name, f"credential kind {cls.KIND!r} exists already")
                 break
             kinds[cls.KIND] = cls
     for name in list(per_plugin):
@@ -312,7 +294,7 @@ def _collect(registry: Registry) -> None:
                         raise PluginProblem(f"step type {step.name!r} names unknown credential kind "
                                             f"{kind!r}{_suggest(kind, kinds)}")
         except PluginProblem as exc:
-            _drop(registry, name, pm.get_plugin(name), str(exc))
+            _drop(registry, name, str(exc))
             per_plugin.pop(name)
     registry.kinds = {k: v for k, v in kinds.items() if k in KINDS or any(
         v in found.get("gw_credential_kinds", []) for found in per_plugin.values())}
@@ -354,17 +336,18 @@ def _check_options(options: Any, what: str) -> None:
         allowed = spec.type if isinstance(spec.type, tuple) else (spec.type,)
         if not all(isinstance(t, type) for t in allowed):
             raise PluginProblem(f"{what}: option {key!r} has a type that is not a type")
-        if spec.default is not None:
-            if spec.secret:  # a secret's default is a reference (``prompt``), not a value of its type
-                pass
-            elif spec.type is Duration:
-                if isinstance(spec.default, bool) or not isinstance(spec.default, int):
-                    raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not seconds (int)")
-            elif (isinstance(spec.default, bool) and bool not in allowed) or not isinstance(spec.default, allowed):
+        if spec.default is not None and not spec.secret:  # a secret's default is a reference (``prompt``)
+            try:  # a default is a value in the form a step gets it (a Duration's: seconds)
+                broken = "type" if spec.validate(spec.default) != spec.default else ""
+            except InvalidValue as exc:
+                broken = exc.rule
+            if broken == "choices":
+                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not one of its choices")
+            if broken and spec.type is Duration:
+                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not seconds (int)")
+            if broken:
                 raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, "
                                     f"not of its type {'/'.join(t.__name__ for t in allowed)}")
-            if spec.choices is not None and spec.default not in spec.choices:
-                raise PluginProblem(f"{what}: option {key!r} has default {spec.default!r}, not one of its choices")
         names = (spec.account,) if isinstance(spec.account, str) else spec.account or ()
         unknown = [name for name in names if name not in options]
         if unknown:
@@ -427,13 +410,13 @@ def _check_environment(item: Any, plugin: str) -> EnvironmentVariable:
 
 
 def _check_setting(item: Any, plugin: str) -> Setting:
-    from .config import SETTING_TYPES
+    from .config import CORE_SETTINGS
 
     if not isinstance(item, Setting):
         raise PluginProblem(f"gw_settings returned {type(item).__name__}, not Setting")
     if not isinstance(item.name, str) or not item.name.isidentifier():
         raise PluginProblem(f"setting {item.name!r}: the name must be a TOML bare key of letters, digits and _")
-    if item.name in SETTING_TYPES:
+    if item.name in CORE_SETTINGS:
         raise PluginProblem(f"setting {item.name!r} is one of gw's own settings")
     if not isinstance(item.option, Option) or item.option.secret or item.option.required:
         raise PluginProblem(f"setting {item.name!r}: option must be an Option (not secret, not required)")

@@ -38,18 +38,14 @@ from .config_append import append_to_config
 from .credentials import (
     AWS,
     BEARER_TOKEN,
-    ENDORSE_TOKEN,
     IOT_CERTIFICATE,
-    JSON_DOCUMENT,
     OPENID_TOKEN,
     SORACOM_CREDENTIALS,
     SORACOM_SESSION,
     AwsCredentials,
     BearerToken,
     Credential,
-    EndorseToken,
     IotCertificate,
-    JsonDocument,
     OpenIdToken,
     SoracomCredentials,
     SoracomSession,
@@ -57,7 +53,7 @@ from .credentials import (
     to_rfc3339,
     utcnow,
 )
-from .errors import ConfigError, GwError, RedirectRefused, SecretError, StepError, UsageError
+from .errors import ConfigError, GwError, NoAnswer, RedirectRefused, SecretError, StepError, UsageError
 from .paths import atomic_write
 from .steps import (
     Command,
@@ -81,9 +77,7 @@ __all__ = [
     "AWS",
     "CLOCK_TOLERANCE",
     "BEARER_TOKEN",
-    "ENDORSE_TOKEN",
     "IOT_CERTIFICATE",
-    "JSON_DOCUMENT",
     "OPENID_TOKEN",
     "SORACOM_CREDENTIALS",
     "SORACOM_SESSION",
@@ -94,11 +88,10 @@ __all__ = [
     "ConfigError",
     "Credential",
     "Duration",
-    "EndorseToken",
     "EnvironmentVariable",
     "GwError",
     "IotCertificate",
-    "JsonDocument",
+    "NoAnswer",
     "OpenIdToken",
     "Option",
     "ProfileTable",
@@ -112,7 +105,6 @@ __all__ = [
     "StepError",
     "StepType",
     "UsageError",
-    "append_to_config",
     "append_to_config",
     "atomic_write",
     "check_expiry",
@@ -179,7 +171,8 @@ def http_request(
     ``kwargs`` go to :func:`requests.request` (``json``, ``data``, ``headers``,
     ``cert``, ...; ``allow_redirects`` is always False). Any failure to get an answer -
     refused, timed out, TLS - is raised as one :class:`StepError` line naming ``what``
-    and the reason, never the request's body or headers. A 3xx answer raises
+    and the reason, never the request's body or headers; no answer at all (refused, timed
+    out) is the subclass :class:`NoAnswer`, which a plugin may retry. A 3xx answer raises
     :class:`RedirectRefused` naming where it pointed (:func:`refuse_redirect`). Other HTTP
     error statuses are returned, not raised: the plugin knows what they mean.
     """
@@ -192,9 +185,10 @@ def http_request(
     except requests.exceptions.SSLError:
         raise StepError(f"TLS failure talking to {what} ({_host(url)}): check the endpoint and settings.ca_bundle") from None
     except requests.exceptions.Timeout:
-        raise StepError(f"{what} ({_host(url)}) did not answer within {timeout:g} s") from None
+        raise NoAnswer(f"{what} ({_host(url)}) did not answer within {timeout:g} s",
+                       reason=f"no answer within {timeout:g} s") from None
     except requests.exceptions.ConnectionError:
-        raise StepError(f"cannot reach {what} ({_host(url)}): connection failed") from None
+        raise NoAnswer(f"cannot reach {what} ({_host(url)}): connection failed", reason="connection failed") from None
     except requests.exceptions.RequestException as exc:
         raise StepError(f"request to {what} ({_host(url)}) failed: {type(exc).__name__}") from None
     refuse_redirect(what, url, response.status_code, response.headers.get("Location"))

@@ -58,9 +58,9 @@ def vault_names(ref: Any, schemes: list[SecretScheme]) -> list[str]:
     return names(ref, schemes)
 
 
-def resolve(ref: Any, ctx: StepContext, label: str) -> str:
-    """The secret text behind ``ref``; registers it with the scrubber."""
-    schemes = ctx.schemes  # type: ignore[attr-defined]
+def resolve(ref: Any, ctx: StepContext, label: str, schemes: list[SecretScheme]) -> str:
+    """The secret text behind ``ref`` (resolved by its scheme from ``schemes`` with ``ctx``, whose
+    ``secret_label`` is ``label``); registers it with the scrubber."""
     scheme = find_scheme(ref, schemes)
     if scheme is None:
         raise SecretError(f"cannot resolve the reference for {label} (known: {known(schemes)})")

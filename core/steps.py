@@ -10,6 +10,7 @@ plugin schemes) just before calling ``run``, and hands the step a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
@@ -48,14 +49,74 @@ class Option:
     help: str = ""
     account: str | tuple[str, ...] | None = None
 
+    def validate(self, value: Any) -> Any:
+        """``value`` (as TOML gave it) in the form a step gets it, or ``ValueError`` with one line
+        ``must be ..., not ...`` (the caller puts the option's name or place in front).
+
+        The one check of an option's value, for step options, profile tables, ``[settings]``
+        and declared defaults alike. Modelled on click's ``ParamType.convert``
+        (pallets/click src/click/types.py): a value of the type passes as it is, a compatible
+        one is converted (a :class:`Duration` string to seconds), anything else fails with a
+        message naming what was given; ``choices`` are checked last, as click's ``Choice``
+        does. ``true``/``false`` is never an ``int``; NaN and infinities are never a number.
+        Secret references are not values: the core checks them with their scheme instead.
+        """
+        if self.type is Duration:
+            value = _duration_seconds(value)
+        else:
+            allowed = self.type if isinstance(self.type, tuple) else (self.type,)
+            if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):
+                raise InvalidValue(f"must be {type_name(allowed[0]())}, not {type_name(value)}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidValue(f"must be a finite number, not {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise InvalidValue(f"must be one of {', '.join(map(str, self.choices))}, not {value!r}", rule="choices")
+        return value
+
+
+class InvalidValue(ValueError):
+    """:meth:`Option.validate`'s refusal; ``rule`` is ``"type"`` or ``"choices"``, the rule it broke."""
+
+    def __init__(self, message: str, rule: str = "type") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def _duration_seconds(value: Any) -> int:
+    """Seconds of a :class:`Duration` value: whole seconds, or a string like ``"1h30m"``."""
+    from .cli_options import DURATION_EXAMPLES
+    from .durations import duration_seconds
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value if value >= 0 else None
+    else:
+        seconds = duration_seconds(value.strip()) if isinstance(value, str) else None
+    if seconds is None:
+        raise InvalidValue(f"must be a duration: seconds or a string ({DURATION_EXAMPLES}), not {value!r}")
+    return seconds
+
+
+def type_name(value: Any) -> str:
+    """How a message names the TOML type of ``value`` (``a string``, ``an integer`` ...)."""
+    return {str: "a string", bool: "true/false", int: "an integer", float: "a number", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
 
 class StepContext(Protocol):
-    """What the core offers a running step. Implemented in ``gw.chain``."""
+    """What the core offers a running step, and a secret scheme's ``resolve``. Implemented in ``gw.chain``.
+
+    While a secret reference is resolved, ``secret_label`` says what it is for (the option's
+    name, e.g. ``secret access key``: for a prompt or a message) and ``code_account`` is the
+    account a one-time code is for when the option is one (an :class:`Option` with ``account``;
+    a scheme that makes codes hands it to :meth:`one_time_code`), else None.
+    """
 
     profile: str
     step_index: int
     step_type: str
     state_dir: Path
+    secret_label: str
+    code_account: str | None
 
     @property
     def ca_bundle(self) -> str | None:
@@ -79,6 +140,10 @@ class StepContext(Protocol):
 
     def add_secret(self, value: str | None) -> None:
         """Register a value that must be scrubbed from every message and error."""
+
+    def vault_get(self, name: str) -> str:
+        """A secret from gw's vault; a missing name raises :class:`gw.plugin.SecretError` naming
+        ``gw vault set`` (a step needs the value: :meth:`CommandContext.vault_get` gives None instead)."""
 
     def state_get(self, name: str) -> dict[str, Any] | None:
         """Read this plugin's private encrypted state entry, or None if absent or expired."""

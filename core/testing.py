@@ -245,6 +245,8 @@ class StubStepContext:
                  tls_verify: bool | str = True, hooks: dict[str, Callable[..., list[Any]]] | None = None,
                  settings: dict[str, Any] | None = None) -> None:
         self.profile = profile
+        self.secret_label = "secret"
+        self.code_account: str | None = None
         self.step_index = 0
         self.step_type = step_type
         self.plugin = plugin
@@ -288,6 +290,10 @@ class StubStepContext:
             raise SecretError(f"no value for the reference of {label} in the stub context") from None
         self.add_secret(value)
         return value
+
+    def vault_get(self, name: str) -> str:
+        """``secrets["vault:NAME"]``, as the vault would hold it."""
+        return self.resolve_secret(f"vault:{name}", label=name)
 
     def add_secret(self, value: str | None) -> None:
         if value:

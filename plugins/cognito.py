@@ -168,25 +168,15 @@ def client_authentication(auth_method: str, client_id: str, secret: str) -> tupl
 
 def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[str, str],
                timeout: float) -> requests.Response:
-    """One POST to the token endpoint; transient failures raise :class:`_Retryable`."""
-    import requests
+    """One POST to the token endpoint (:func:`gw.plugin.http_request`: no redirect followed);
+    no answer, or a transient status, raises :class:`_Retryable`."""
+    from gw.plugin import NoAnswer, http_request
 
-    from gw.plugin import refuse_redirect
-
-    host = _host(url)
     try:
-        response = requests.post(url, data=form, timeout=timeout, verify=ctx.tls_verify,
-                                 headers={"Accept": "application/json", **headers}, allow_redirects=False)
-    except requests.exceptions.SSLError:
-        raise StepError(f"TLS failure talking to the Cognito token endpoint ({host}): "
-                        "check token_url and settings.ca_bundle") from None
-    except requests.exceptions.Timeout:
-        raise _Retryable(f"no answer within {timeout:g} s") from None
-    except requests.exceptions.ConnectionError:
-        raise _Retryable("connection failed") from None
-    except requests.exceptions.RequestException as exc:
-        raise StepError(f"request to the Cognito token endpoint ({host}) failed: {type(exc).__name__}") from None
-    refuse_redirect("the Cognito token endpoint", url, response.status_code, response.headers.get("Location"))
+        response = http_request(ctx, "POST", url, what="the Cognito token endpoint", timeout=timeout, data=form,
+                                headers={"Accept": "application/json", **headers})
+    except NoAnswer as exc:
+        raise _Retryable(exc.reason) from None
     if response.status_code in RETRYABLE_STATUSES:
         raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
     return response

@@ -15,7 +15,6 @@ from typing import Any
 
 from gw.plugin import (
     AWS,
-    ENDORSE_TOKEN,
     Command,
     Credential,
     Option,
@@ -23,7 +22,7 @@ from gw.plugin import (
     hookimpl,
 )
 
-from .client import IOT_WSS_URL, IotWssUrl
+from .client import ENDORSE_TOKEN, IOT_WSS_URL, EndorseToken, IotWssUrl
 
 
 def _run_endorse(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
@@ -56,7 +55,7 @@ def _check_exchange(options: dict[str, Any]) -> None:
 
 @hookimpl
 def gw_credential_kinds() -> list[type[Credential]]:
-    return [IotWssUrl]
+    return [EndorseToken, IotWssUrl]
 
 
 @hookimpl

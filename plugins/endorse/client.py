@@ -17,8 +17,22 @@ from typing import Any, ClassVar
 
 from gw.plugin import Credential, StepError, profile_option
 
+ENDORSE_TOKEN = "endorse-token"
 IOT_WSS_URL = "iot-wss-url"
 NONCE_PARAM = "nonce"
+
+
+@dataclass
+class EndorseToken(Credential):
+    """A SORACOM Endorse JWT (this plugin's kind ``endorse-token``); never cached: single use."""
+
+    KIND: ClassVar[str] = ENDORSE_TOKEN
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("token",)
+    SINGLE_USE: ClassVar[bool] = True  # the exchange service refuses a jti it has seen
+
+    token: str
+    expiration: datetime | None = None
+    issued_at: datetime | None = None
 
 
 @dataclass
@@ -70,7 +84,7 @@ def _error_line(response: Any, secrets_: tuple[str, ...] = ()) -> str:
 
 # -- endorse ---------------------------------------------------------------------------------
 def run_endorse(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    from gw.plugin import EndorseToken, http_request, parse_time, utcnow
+    from gw.plugin import http_request, parse_time, utcnow
 
     endpoint = str(options.get("endpoint") or "https://endorse.soracom.io").rstrip("/") + "/"
     nonce = secrets.token_hex(16)
@@ -133,7 +147,7 @@ def exchange_output(options: dict[str, Any]) -> str:
 
 
 def run_exchange(ctx: Any, options: dict[str, Any], upstream: Credential | None) -> Credential:
-    from gw.plugin import AwsCredentials, EndorseToken, http_request, parse_time, utcnow
+    from gw.plugin import AwsCredentials, http_request, parse_time, utcnow
 
     if not isinstance(upstream, EndorseToken):
         raise StepError("endorse-exchange needs an Endorse token from the previous step")

@@ -13,13 +13,13 @@ import json
 import re
 import textwrap
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from gw.plugin import (
     AWS,
     IOT_CERTIFICATE,
-    JSON_DOCUMENT,
     OPENID_TOKEN,
     Command,
     Credential,
@@ -39,6 +39,20 @@ from .protocol import (
     go_json,
 )
 from .readers import open_step_sim
+
+JSON_DOCUMENT = "json-document"
+
+
+@dataclass
+class JsonDocument(Credential):
+    """A JSON answer of a raw Krypton operation (subscriber metadata, bootstraps): this plugin's
+    kind ``json-document``. Never cached (no expiration)."""
+
+    KIND: ClassVar[str] = JSON_DOCUMENT
+
+    document: Any = None
+    expiration: datetime | None = None
+
 
 #: operation -> credential kind it yields.
 OPERATION_KINDS: dict[str, str] = {
@@ -294,7 +308,7 @@ def _inventory_answer(doc: Any, session: KryptonSession | None) -> dict[str, Any
 
 def to_credential(ctx: Any, operation: str, outcome: Outcome) -> Credential:
     """Turn an operation's answer into its credential kind."""
-    from gw.plugin import AwsCredentials, JsonDocument, OpenIdToken, parse_time, utcnow
+    from gw.plugin import AwsCredentials, OpenIdToken, parse_time, utcnow
 
     reply, imsi = outcome.reply, outcome.imsi
     if OPERATION_KINDS[operation] == JSON_DOCUMENT:
@@ -488,6 +502,11 @@ def gw_commands() -> list[Command]:
             "  gw krypton pin status --profile sim\n  gw krypton pin change --profile sim",
         )
     ]
+
+
+@hookimpl
+def gw_credential_kinds() -> list[type[Credential]]:
+    return [JsonDocument]
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from gw.plugin import GwError, StepError
 
+from .credential_sets import login_kind
 from .forwarder import normalise_endpoint
 
 if TYPE_CHECKING:
@@ -45,9 +46,10 @@ def auth_body(cred: SoracomCredentials) -> dict[str, Any]:
 
     An AuthKey sign-in takes no MFA code: ``mfaOTPCode`` goes only with a password.
     """
-    if cred.auth_key_id:
+    kind = login_kind(cred)
+    if kind == "authkey":
         return {"authKeyId": cred.auth_key_id, "authKey": cred.auth_key}
-    if cred.email:
+    if kind == "root":
         body: dict[str, Any] = {"email": cred.email, "password": cred.password}
     else:
         body = {"operatorId": cred.operator_id, "userName": cred.username, "password": cred.password}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from gw.plugin import SORACOM_CREDENTIALS, SORACOM_SESSION, Option, StepError, StepType
 
 from . import api
+from .credential_sets import CREDENTIAL_SETS, credential_kind
 
 if TYPE_CHECKING:
     from gw.plugin import Credential, StepContext
@@ -16,26 +17,10 @@ TOKEN_TIMEOUT_DEFAULT = 86400
 TOKEN_TIMEOUT_RANGE = (180, 172800)
 SWITCH_TIMEOUT_RANGE = (180, 3600)
 
-CREDENTIAL_SETS = {
-    "authkey": ("auth_key_id", "auth_key"),
-    "root": ("email", "password"),
-    "sam": ("operator_id", "username", "password"),
-}
 SECRET_HELP = "a secret reference (vault:NAME, env:VAR, prompt, op://...)"
 
 
 # -- soracom-keys ---------------------------------------------------------------------
-def credential_kind(present: set[str]) -> str:
-    """Which credential set ``present`` option names form; ValueError unless exactly one."""
-    fits = [kind for kind, names in CREDENTIAL_SETS.items() if set(names) == present]
-    if len(fits) != 1:
-        raise ValueError(
-            "give exactly one SORACOM credential kind: auth_key_id + auth_key; email + password; "
-            "or operator_id + username + password"
-        )
-    return fits[0]
-
-
 def keys_check(options: dict[str, Any]) -> None:
     present = {n for names in CREDENTIAL_SETS.values() for n in names if options.get(n) not in (None, "")}
     credential_kind(present)

@@ -86,3 +86,32 @@ def test_a_redirect_without_location_and_non_redirects():
         refuse_redirect("x", "https://h.example", 302, None)
     for status in (200, 204, 299, 400, 401, 500):
         refuse_redirect("x", "https://h.example", status, "http://evil.example/")  # no error
+
+
+# -- no answer at all: NoAnswer, which a plugin may retry (the cognito plugin does) ---------------
+def test_no_answer_is_a_step_error_a_plugin_can_retry(ctx, upstream):
+    import socket
+
+    from gw.plugin import NoAnswer
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: the connection is refused
+        with pytest.raises(NoAnswer) as refused:
+            http_request(ctx, "POST", f"https://127.0.0.1:{port}/token", what="my token service")
+    assert str(refused.value) == f"cannot reach my token service (127.0.0.1:{port}): connection failed"
+    assert refused.value.reason == "connection failed" and isinstance(refused.value, StepError)
+
+    upstream.inject("token", delay=1.5, count=1)
+    with pytest.raises(NoAnswer) as slow:
+        http_request(ctx, "POST", f"{upstream.url}/token", what="my token service", timeout=0.5)
+    assert slow.value.reason == "no answer within 0.5 s"
+    assert str(slow.value) == f"my token service ({upstream.url.split('//')[1]}) did not answer within 0.5 s"
+
+
+def test_the_cognito_token_post_is_http_request():
+    """cognito's _post_once keeps no error mapping of its own (it was a copy of http_request's)."""
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[2] / "plugins" / "cognito.py").read_text()
+    assert "http_request(" in source and "requests.exceptions" not in source and "requests.post" not in source

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gw.credentials import AWS, IOT_CERTIFICATE, JSON_DOCUMENT, OPENID_TOKEN, AwsCredentials, IotCertificate
+from gw.credentials import AWS, IOT_CERTIFICATE, OPENID_TOKEN, AwsCredentials, IotCertificate
 from gw.errors import StepError
 from gw.testing import StubStepContext
 from gw_emulators.krypton import KryptonEmulator
@@ -35,8 +35,8 @@ def test_step_type_declaration() -> None:
     assert s.output_kind({"operation": "cognito-credentials"}) == AWS
     assert s.output_kind({"operation": "cognito-openid-token"}) == OPENID_TOKEN
     assert s.output_kind({"operation": "aws-iot-bootstrap"}) == IOT_CERTIFICATE
-    assert s.output_kind({"operation": "subscriber-metadata"}) == JSON_DOCUMENT
-    assert s.output_kind({"operation": "userdata"}) == JSON_DOCUMENT
+    assert s.output_kind({"operation": "subscriber-metadata"}) == plugin.JSON_DOCUMENT == "json-document"
+    assert s.output_kind({"operation": "userdata"}) == plugin.JSON_DOCUMENT
     assert s.options["reader"].default == "auto"
     assert s.options["cellular_endpoint"].default == "https://krypton.soracom.io:8036"
     s.check({"reader": "pcsc:0"})
