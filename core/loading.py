@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import hookspecs
+from .commands import PLUGIN_GROUPS
 from .credentials import KINDS, Credential
 from .hooks import Guard
 from .steps import (
@@ -50,7 +51,6 @@ from .steps import (
 
 ENTRY_POINT_GROUP = "gw"
 PROVIDES_GROUP = "gw.provides"
-COMMAND_GROUPS = (None, "setup", "serve", "import")
 
 
 class PluginProblem(Exception):
@@ -387,8 +387,8 @@ def _check_command(item: Any, plugin: str) -> Command:
         raise PluginProblem(f"gw_commands returned {type(item).__name__}, not Command")
     if not isinstance(item.name, str) or not item.name or not callable(item.run) or not callable(item.configure):
         raise PluginProblem("a command needs a name, configure and run")
-    if item.group not in COMMAND_GROUPS:
-        raise PluginProblem(f"command {item.name!r}: group must be one of setup, serve, import or None")
+    if item.group is not None and item.group not in PLUGIN_GROUPS:
+        raise PluginProblem(f"command {item.name!r}: group must be one of {', '.join(PLUGIN_GROUPS)} or None")
     return item if item.plugin else replace(item, plugin=plugin)
 
 
