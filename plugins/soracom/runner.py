@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import _signal as signal  # signal itself loads enum; the fast path needs only these calls
 import os
-import threading
 
-from .forwarder import Forwarder, normalise_endpoint
+from . import control
 
 HIDDEN_ENV = ("GW_SORACOM_CLI",)
 DEFAULT_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGINT", "SIGQUIT")
@@ -42,62 +41,151 @@ def _exit_code(wait_status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _verify(value: object) -> bool | str:
-    return value if isinstance(value, str) else True  # a CA bundle path, or the system's trust store
+def _registration(fields: dict[str, object], options: dict[str, object]) -> list[str]:
+    """The ``register`` message: the session and how to verify the API's certificate (the
+    settings' CA bundle, else this process's ``SSL_CERT_FILE``/``SSL_CERT_DIR``), paths absolute."""
+    verify = options.get("verify", True)
+    bundle = os.path.abspath(verify) if isinstance(verify, str) else ""
+    env_file, env_dir = ("", "") if bundle else (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    return ["register", str(fields["endpoint"]), str(fields["api_key"]), str(fields["token"]),
+            str(fields.get("operator_id") or ""), bundle, env_file and os.path.abspath(env_file),
+            env_dir and os.path.abspath(env_dir)]
+
+
+def _in_process() -> tuple[control.Channel, object]:
+    """A forwarder of this call's own, in a thread, over a socket pair: when no daemon can run."""
+    import _socket
+    import threading
+
+    from .daemon import serve_call
+    from .forwarder import Forwarder
+
+    forwarder = Forwarder().start()
+    ours, theirs = _socket.socketpair()
+    threading.Thread(target=serve_call, args=(forwarder, theirs), name="gw-forwarder-call", daemon=True).start()
+    return control.Channel(ours), forwarder
+
+
+def _register(message: list[str], runtime_dir: object) -> tuple[control.Channel, list[str], object]:
+    """(channel, the daemon's answer, the in-process forwarder or None). The daemon first (a
+    second try covers one that was just retiring), else a forwarder of this call's own."""
+    for _ in range(2):
+        if not isinstance(runtime_dir, str):
+            break
+        try:
+            channel = control.Channel(control.connect(runtime_dir))
+        except (OSError, control.ControlError):
+            break
+        try:
+            channel.sock.sendall(control.encode(*message))
+            reply = channel.read(control.REPLY_TIMEOUT)
+        except OSError:
+            reply = None
+        if reply is not None:
+            return channel, reply, None
+        channel.close()
+    channel, forwarder = _in_process()
+    channel.sock.sendall(control.encode(*message))
+    return channel, channel.read(control.REPLY_TIMEOUT) or ["error", "the forwarder did not answer"], forwarder
+
+
+def _wait(pid: int, channel: control.Channel) -> int:
+    """Wait for the child while listening to the daemon: ``refused`` (the first request) kills it."""
+    import select
+
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None  # no pidfd here: look at the child every 10 ms
+    poller = select.poll()
+    ctrl = channel.sock.fileno()
+    poller.register(ctrl, select.POLLIN)
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    try:
+        while True:
+            for fd, _ in poller.poll(None if pidfd is not None else 10):
+                if fd != ctrl:
+                    continue
+                try:
+                    message = channel.read(control.REPLY_TIMEOUT)
+                except OSError:
+                    message = None
+                if message is None:
+                    poller.unregister(ctrl)  # the daemon is gone: soracom-cli finds no forwarder and says so
+                elif message[0] == "refused":  # nothing ran yet, nothing was printed for it
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _result(channel: control.Channel) -> list[str] | None:
+    """What the API said during the call, as the daemon recorded it (None: the daemon is gone)."""
+    try:
+        channel.sock.sendall(control.encode("done"))
+        while True:
+            message = channel.read(control.REPLY_TIMEOUT)
+            if message is None or message[0] == "result":
+                return message
+    except OSError:
+        return None
 
 
 def run(program: str, fields: dict[str, object], args: list[str],
         options: dict[str, object]) -> tuple[int | None, bool]:
-    """Run ``program ARGS`` with the session in ``fields`` served by a forwarder; see the module docstring."""
+    """Run ``program ARGS`` with the session in ``fields`` served by the forwarder; see the module docstring."""
     try:
-        forwarder = Forwarder(normalise_endpoint(str(fields["endpoint"])), str(fields["api_key"]),
-                              str(fields["token"]), _verify(options.get("verify", True)),
-                              str(fields.get("operator_id") or ""))
-    except (KeyError, ValueError) as exc:
-        _say(f"cannot run soracom-cli: {exc}")
+        message = _registration(fields, options)
+        channel, reply, forwarder = _register(message, options.get("runtime_dir"))
+    except (KeyError, control.ControlError, OSError) as exc:
+        _say(f"cannot run soracom-cli: {exc if isinstance(exc, control.ControlError) else type(exc).__name__}")
         return 2, False
-    env = dict(os.environ)
-    env["SORACOM_ENDPOINT"] = forwarder.url
-    for name in HIDDEN_ENV:
-        env.pop(name, None)
-    argv = [program, "--api-key", forwarder.key_placeholder, "--api-token", forwarder.token_placeholder, *args]
-    spawned = threading.Event()
-    child: list[int] = []
-
-    def stop_child() -> None:  # the first request was refused: nothing ran, nothing was printed for it
-        spawned.wait(5)
-        if child:
-            try:
-                os.kill(child[0], signal.SIGKILL)
-            except OSError:
-                pass
-
-    forwarder.on_refused_first = stop_child
-    defaults = [getattr(signal, name) for name in DEFAULT_SIGNALS if hasattr(signal, name)]
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGQUIT)}
     try:
-        for sig in saved:  # like system(3): Ctrl-C is the child's to handle
-            signal.signal(sig, signal.SIG_IGN)
+        if reply[0] != "ok" or len(reply) != 4:
+            _say(f"cannot run soracom-cli: {reply[1] if len(reply) > 1 else 'the forwarder refused the call'}")
+            return 2, False
+        _, port, key_placeholder, token_placeholder = reply
+        env = dict(os.environ)
+        env["SORACOM_ENDPOINT"] = f"http://127.0.0.1:{port}"
+        for name in HIDDEN_ENV:
+            env.pop(name, None)
+        argv = [program, "--api-key", key_placeholder, "--api-token", token_placeholder, *args]
+        defaults = [getattr(signal, name) for name in DEFAULT_SIGNALS if hasattr(signal, name)]
+        saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGQUIT)}
         try:
-            child.append(os.posix_spawn(program, argv, env, setsigdef=defaults))
-        except OSError as exc:
-            _say(f"cannot run {program}: {exc.strerror or type(exc).__name__}")
-            return (127 if isinstance(exc, FileNotFoundError) else 126), False
+            for sig in saved:  # like system(3): Ctrl-C is the child's to handle
+                signal.signal(sig, signal.SIG_IGN)
+            try:
+                pid = os.posix_spawn(program, argv, env, setsigdef=defaults)
+            except OSError as exc:
+                _say(f"cannot run {program}: {exc.strerror or type(exc).__name__}")
+                return (127 if isinstance(exc, FileNotFoundError) else 126), False
+            wait_status = _wait(pid, channel)
         finally:
-            spawned.set()
-        forwarder.start()  # after the spawn: the child starts while gw loads ssl and connects upstream
-        _, wait_status = os.waitpid(child[0], 0)
+            for sig, handler in saved.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+        result = _result(channel)
     finally:
-        for sig, handler in saved.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-        forwarder.close()
-    for note in forwarder.notes:
+        channel.close()
+        if forwarder is not None:
+            forwarder.close()  # type: ignore[attr-defined]
+    if result is None or len(result) < 5:
+        return _exit_code(wait_status), False
+    _, _answered, refused_first, refused_later, logged_out, *notes = result
+    for note in notes:
         _say(note)
-    if forwarder.refused_first:
+    if refused_first:
         return None, True
-    if forwarder.refused_later:
-        _say(f"SORACOM refused the session ({forwarder.refused_later}) during the call; gw dropped it: "
+    if refused_later:
+        _say(f"SORACOM refused the session ({refused_later}) during the call; gw dropped it: "
              "the next call signs in again")
         return _exit_code(wait_status), True
-    return _exit_code(wait_status), forwarder.logged_out
+    return _exit_code(wait_status), bool(logged_out)

@@ -109,16 +109,33 @@ def http_post_json(emulator, path: str, body: dict) -> dict:
     return json.loads(response.read())
 
 
+class One:
+    """A forwarder with one call registered: what soracom-cli sees (its port and placeholders)."""
+
+    def __init__(self, endpoint: str, api_key: str, token: str, cafile: str, operator_id: str = "") -> None:
+        self.server = Forwarder()
+        self.session = self.server.register(endpoint, api_key, token, cafile, operator_id)
+        self.port = self.server.port
+        self.key_placeholder, self.token_placeholder = self.session.key_placeholder, self.session.token_placeholder
+        self.notes = self.session.notes
+
+    def start(self) -> One:
+        self.server.start()
+        return self
+
+    def close(self) -> None:
+        self.server.close()
+
+
 @pytest.fixture
 def forwarder(soracom_api, session):
-    f = Forwarder(soracom_api.url, session["apiKey"], session["token"], str(soracom_api.ca.ca_path),
-                  session["operatorId"])
+    f = One(soracom_api.url, session["apiKey"], session["token"], str(soracom_api.ca.ca_path), session["operatorId"])
     f.start()
     yield f
     f.close()
 
 
-def ask(f: Forwarder, path: str = "/v1/subscribers", *, key: str | None = None, token: str | None = None,
+def ask(f: One, path: str = "/v1/subscribers", *, key: str | None = None, token: str | None = None,
         method: str = "GET") -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=30)
     headers = {"X-Soracom-Lang": "en"}
@@ -223,7 +240,7 @@ def test_a_redirect_is_never_followed(ca, session):
     redirector.route("GET", r"/v1/.*", lambda request: Response(307, b"", {"Location": f"{target.url}/v1/subscribers"}),
                      "redirect")
     redirector.start()
-    f = Forwarder(redirector.url, session["apiKey"], session["token"], str(ca.ca_path)).start()
+    f = One(redirector.url, session["apiKey"], session["token"], str(ca.ca_path)).start()
     try:
         status, doc = ask(f, key=f.key_placeholder, token=f.token_placeholder)
     finally:
@@ -239,7 +256,7 @@ def test_tls_is_verified(soracom_api, session, tmp_path):
     from gw_emulators.tls import LocalCA
 
     other = LocalCA(tmp_path / "other-ca")
-    f = Forwarder(soracom_api.url, session["apiKey"], session["token"], str(other.ca_path)).start()
+    f = One(soracom_api.url, session["apiKey"], session["token"], str(other.ca_path)).start()
     try:
         status, doc = ask(f, key=f.key_placeholder, token=f.token_placeholder)
     finally:
