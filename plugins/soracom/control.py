@@ -7,9 +7,12 @@ The daemon listens on a Unix socket in a private runtime directory (``<state dir
 1. gw sends the session (endpoint, API key, token, operator ID, CA file and directory);
    the daemon answers with its TCP port and the call's two placeholders;
 2. gw starts soracom-cli; should the API refuse the session on soracom-cli's FIRST request,
-   the daemon sends ``refused`` and holds that request unanswered: gw kills soracom-cli;
-3. once soracom-cli has exited gw sends ``done``; the daemon answers with what the API said
-   (answers forwarded, refusals, a logout, notes) and forgets the session.
+   the daemon sends ``refused`` and holds that request unanswered: gw kills soracom-cli.
+   A later refusal (``later CODE``), a logout answered 2xx (``logout``) and notes (``note
+   TEXT``) are sent before soracom-cli gets that answer, so they are in gw's socket buffer by
+   the time soracom-cli exits;
+3. once soracom-cli has exited gw reads what is there and hangs up; the daemon forgets the
+   session.
 
 The session exists only while its control connection is open: gw killed means the
 placeholders are refused from then on. Messages are one line each: fields separated by
@@ -59,8 +62,28 @@ class Channel:
     def send(self, *fields: str) -> None:
         self.sock.sendall(encode(*fields))
 
-    def pending(self) -> bool:
-        return b"\n" in self._buffer
+    def drain(self) -> list[list[str]] | None:
+        """The messages that have arrived, without waiting; None once the other end has hung up
+        (after the messages before that)."""
+        ended = False
+        self.sock.settimeout(0.0)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    ended = True
+                    break
+                self._buffer += chunk
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            ended = True
+        lines = self._buffer.split(b"\n")
+        self._buffer = lines.pop()
+        messages = [decode(line) for line in lines]
+        if ended and not messages:
+            return None
+        return messages
 
     def read(self, timeout: float | None = None) -> list[str] | None:
         """The next message, None at the end of the connection (OSError: timed out or reset)."""

@@ -23,7 +23,7 @@ import threading
 import time
 
 from . import control
-from .forwarder import Forwarder, Session, tls_from
+from .forwarder import Forwarder, tls_from
 
 MAX_CALLS = 256  # control connections at once
 REFUSED_HOLD = 30.0  # seconds a refused first request waits for gw to stop the child
@@ -55,17 +55,24 @@ class Calls:
             return 0.0 if self.open else time.monotonic() - self.last
 
 
-def _result(session: Session) -> list[str]:
-    return ["result", str(session.answered), session.refused_first or "", session.refused_later or "",
-            "1" if session.logged_out else "", *(note.replace("\n", " ").replace("\0", " ") for note in session.notes)]
-
-
 def serve_call(forwarder: Forwarder, sock: _socket.socket) -> None:
-    """One call over its control connection ``sock``: register, serve, report, forget."""
+    """One call over its control connection ``sock``: register, report as it goes, forget at the end."""
     channel = control.Channel(sock)
     session = None
     finished = threading.Event()
     sending = threading.Lock()
+
+    def report(*fields: str) -> None:
+        try:
+            with sending:
+                channel.send(*fields)
+        except (OSError, control.ControlError):
+            pass
+
+    def refused_first() -> None:  # from a worker: tell gw, hold the request until gw has stopped the child
+        report("refused")
+        finished.wait(REFUSED_HOLD)
+
     try:
         message = channel.read(control.REPLY_TIMEOUT)
         if not message or message[0] != "register" or len(message) != 8:
@@ -74,28 +81,13 @@ def serve_call(forwarder: Forwarder, sock: _socket.socket) -> None:
         try:
             session = forwarder.register(endpoint, api_key, token, tls_from(bundle, env_file, env_dir), operator_id)
         except ValueError as exc:
-            channel.send("error", str(exc))
+            report("error", str(exc))
             return
-
-        def refused_first() -> None:  # from a worker: tell gw, hold the request until gw has stopped the child
-            try:
-                with sending:
-                    channel.send("refused")
-            except (OSError, control.ControlError):
-                pass
-            finished.wait(REFUSED_HOLD)
-
         session.on_refused_first = refused_first
-        channel.send("ok", str(forwarder.port), session.key_placeholder, session.token_placeholder)
-        while True:
-            message = channel.read(None)
-            if message is None:
-                return  # gw is gone: so is the session
-            if message[0] == "done":
-                forwarder.unregister(session)
-                with sending:
-                    channel.send(*_result(session))
-                return
+        session.on_event = report
+        report("ok", str(forwarder.port), session.key_placeholder, session.token_placeholder)
+        while channel.read(None) is not None:  # until gw hangs up (soracom-cli has exited) or is gone
+            pass
     except (OSError, control.ControlError):
         return
     finally:

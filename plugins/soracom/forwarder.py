@@ -244,6 +244,7 @@ class Session:
     ``tls`` is ``(cafile, capath)`` for the verifying context (both None: the system's trust
     store). ``on_refused_first`` is called from a worker thread when the first request is
     refused; it returns once the child is stopped (the refusal is then never answered).
+    ``on_event`` hears of a later refusal, a logout and notes, before the child has the answer.
     """
 
     def __init__(self, endpoint: str, api_key: str, token: str, tls: tuple[str | None, str | None],
@@ -259,6 +260,11 @@ class Session:
         self.logged_out = False
         self.notes: list[str] = []
         self.on_refused_first: object = None
+        self.on_event: object = None  # called with ("later", code), ("logout",) or ("note", text)
+
+    def report(self, *event: str) -> None:
+        if callable(self.on_event):
+            self.on_event(*event)
 
     @property
     def upstream(self) -> tuple[str, int, tuple[str | None, str | None]]:
@@ -461,12 +467,15 @@ class Forwarder:
                           f"gw could not reach the SORACOM API at {session.host}: {_reason(exc)}")
         if 300 <= status < 400:
             where = _location_host(answer_headers)
+            note = f"the SORACOM API answered HTTP {status} redirecting to {where}; not followed"
             with self._lock:
                 session.answered += 1
-                session.notes.append(f"the SORACOM API answered HTTP {status} redirecting to {where}; not followed")
+                session.notes.append(note)
+            session.report("note", note)
             # 421, not 5xx: soracom-cli retries 429 and 5xx answers (apiclient.go), a redirect must not be retried
             return _error(421, "GW-FWD-REDIRECT", f"gw does not follow redirects: the SORACOM API pointed to {where}")
         refused = _refused_code(status, data)
+        events: list[tuple[str, ...]] = []
         with self._lock:
             if refused and session.answered == 0 and session.refused_first is None:
                 session.refused_first = refused  # nothing ran yet: the child is ended, the call retried
@@ -474,13 +483,17 @@ class Forwarder:
             else:
                 callback = None
                 session.answered += 1
-                if refused:
-                    session.refused_later = session.refused_later or refused
+                if refused and session.refused_later is None:
+                    session.refused_later = refused
+                    events.append(("later", refused))
                 if method == "POST" and target.partition("?")[0] == LOGOUT_PATH and status in (200, 204):
                     session.logged_out = True
+                    events.append(("logout",))
         if callable(callback):
             callback()
             return None
+        for event in events:  # told before the child has its answer: by the time it exits, gw knows
+            session.report(*event)
         kept = [(k, v) for k, v in answer_headers if k.lower() not in HOP_BY_HOP]
         return _answer(status, reason, kept, data)
 

@@ -1,11 +1,15 @@
-"""Runs soracom-cli for ``gw soracom`` behind the local forwarder (:mod:`.forwarder`).
+"""Runs soracom-cli for ``gw soracom`` behind the user's forwarder daemon (:mod:`.daemon`).
 
 ``run`` is the runner of :meth:`gw.plugin.CommandContext.run_with`: the slow path calls it
 after resolving the session, and the fast path calls it on a cache hit without loading
-plugins, so this module imports only the standard library and :mod:`.forwarder`.
+plugins, so this module imports only the standard library and :mod:`.control` (no
+threading, ssl or socket: those run in the daemon).
 
-soracom-cli gets ``SORACOM_ENDPOINT`` pointing at the forwarder and per-call placeholders
-as ``--api-key``/``--api-token``; the real key and token stay in gw's memory. The answer is
+It registers the session with the daemon over the control socket (starting the daemon if
+none runs; serving the call itself in a thread when no daemon can run), gives soracom-cli
+``SORACOM_ENDPOINT`` pointing at the forwarder and the call's placeholders as
+``--api-key``/``--api-token``, and waits on soracom-cli (a pidfd) and the control connection
+at once. The real key and token never leave gw's and the daemon's memory. The answer is
 ``(status, drop)``:
 
 * the API refused the session (401, or AUM0004) on the child's FIRST request: the child is
@@ -89,8 +93,9 @@ def _register(message: list[str], runtime_dir: object) -> tuple[control.Channel,
     return channel, channel.read(control.REPLY_TIMEOUT) or ["error", "the forwarder did not answer"], forwarder
 
 
-def _wait(pid: int, channel: control.Channel) -> int:
-    """Wait for the child while listening to the daemon: ``refused`` (the first request) kills it."""
+def _wait(pid: int, channel: control.Channel, events: list[list[str]]) -> int:
+    """Wait for the child while listening to the daemon: ``refused`` (its first request) kills it;
+    every other message is kept in ``events``. The wait status."""
     import select
 
     try:
@@ -105,37 +110,28 @@ def _wait(pid: int, channel: control.Channel) -> int:
     try:
         while True:
             for fd, _ in poller.poll(None if pidfd is not None else 10):
-                if fd != ctrl:
-                    continue
-                try:
-                    message = channel.read(control.REPLY_TIMEOUT)
-                except OSError:
-                    message = None
-                if message is None:
+                if fd == ctrl and _heard(channel, pid, events) is None:
                     poller.unregister(ctrl)  # the daemon is gone: soracom-cli finds no forwarder and says so
-                elif message[0] == "refused":  # nothing ran yet, nothing was printed for it
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except OSError:
-                        pass
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
+                _heard(channel, pid, events)  # what the daemon said before soracom-cli had its last answer
                 return status
     finally:
         if pidfd is not None:
             os.close(pidfd)
 
 
-def _result(channel: control.Channel) -> list[str] | None:
-    """What the API said during the call, as the daemon recorded it (None: the daemon is gone)."""
-    try:
-        channel.sock.sendall(control.encode("done"))
-        while True:
-            message = channel.read(control.REPLY_TIMEOUT)
-            if message is None or message[0] == "result":
-                return message
-    except OSError:
-        return None
+def _heard(channel: control.Channel, pid: int, events: list[list[str]]) -> bool | None:
+    """Take in the daemon's messages; None when it has hung up."""
+    messages = channel.drain()
+    for message in messages or ():
+        events.append(message)
+        if message[0] == "refused":  # nothing ran yet, nothing was printed for it
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    return None if messages is None else True
 
 
 def run(program: str, fields: dict[str, object], args: list[str],
@@ -167,25 +163,26 @@ def run(program: str, fields: dict[str, object], args: list[str],
             except OSError as exc:
                 _say(f"cannot run {program}: {exc.strerror or type(exc).__name__}")
                 return (127 if isinstance(exc, FileNotFoundError) else 126), False
-            wait_status = _wait(pid, channel)
+            events: list[list[str]] = []
+            wait_status = _wait(pid, channel, events)
         finally:
             for sig, handler in saved.items():
                 if handler is not None:
                     signal.signal(sig, handler)
-        result = _result(channel)
     finally:
-        channel.close()
+        channel.close()  # the daemon forgets the session
         if forwarder is not None:
             forwarder.close()  # type: ignore[attr-defined]
-    if result is None or len(result) < 5:
-        return _exit_code(wait_status), False
-    _, _answered, refused_first, refused_later, logged_out, *notes = result
-    for note in notes:
-        _say(note)
-    if refused_first:
+    refused_later = None
+    for event in events:
+        if event[0] == "note" and len(event) > 1:
+            _say(event[1])
+        elif event[0] == "later" and len(event) > 1:
+            refused_later = refused_later or event[1]
+    if any(event[0] == "refused" for event in events):
         return None, True
     if refused_later:
         _say(f"SORACOM refused the session ({refused_later}) during the call; gw dropped it: "
              "the next call signs in again")
         return _exit_code(wait_status), True
-    return _exit_code(wait_status), bool(logged_out)
+    return _exit_code(wait_status), any(event[0] == "logout" for event in events)
