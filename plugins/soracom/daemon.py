@@ -136,7 +136,7 @@ def main() -> None:
         listener.settimeout(min(TICK, idle))
         while True:
             try:
-                fd, _ = listener._accept()
+                fd, _ = listener._accept()  # type: ignore[attr-defined]  # _socket's accept: (fd, address)
             except TimeoutError:
                 if not _same_socket(dir_fd, ino):
                     break  # replaced or removed: another daemon serves, or no one wants one

@@ -84,7 +84,7 @@ class Connection:
         try:
             sock.setblocking(False)  # type: ignore[attr-defined]
             try:
-                data = sock.recv(1)  # type: ignore[attr-defined]
+                sock.recv(1)  # type: ignore[attr-defined]
             finally:
                 sock.settimeout(self._timeout)  # type: ignore[attr-defined]
         except (ssl.SSLWantReadError, BlockingIOError):
