@@ -23,11 +23,12 @@ import threading
 import time
 
 from . import control
-from .forwarder import Forwarder, tls_from
+from .forwarder import Forwarder, Session, tls_from
 
 MAX_CALLS = 256  # control connections at once
 REFUSED_HOLD = 30.0  # seconds a refused first request waits for gw to stop the child
 TICK = 1.0
+INLINE_READ = 0.05  # seconds the accepting thread waits for a registration before a thread takes over
 
 
 class Calls:
@@ -55,46 +56,75 @@ class Calls:
             return 0.0 if self.open else time.monotonic() - self.last
 
 
-def serve_call(forwarder: Forwarder, sock: _socket.socket) -> None:
-    """One call over its control connection ``sock``: register, report as it goes, forget at the end."""
-    channel = control.Channel(sock)
-    session = None
-    finished = threading.Event()
-    sending = threading.Lock()
+class Call:
+    """One call over its control connection: register, report as it goes, forget at the end."""
 
-    def report(*fields: str) -> None:
+    def __init__(self, forwarder: Forwarder, sock: _socket.socket) -> None:
+        self.forwarder = forwarder
+        self.channel = control.Channel(sock)
+        self.session: Session | None = None
+        self.finished = threading.Event()
+        self._sending = threading.Lock()
+
+    def report(self, *fields: str) -> None:
         try:
-            with sending:
-                channel.send(*fields)
+            with self._sending:
+                self.channel.send(*fields)
         except (OSError, control.ControlError):
             pass
 
-    def refused_first() -> None:  # from a worker: tell gw, hold the request until gw has stopped the child
-        report("refused")
-        finished.wait(REFUSED_HOLD)
+    def refused_first(self) -> None:  # from a worker: tell gw, hold the request until gw has stopped the child
+        self.report("refused")
+        self.finished.wait(REFUSED_HOLD)
 
-    try:
-        message = channel.read(control.REPLY_TIMEOUT)
+    def register(self, timeout: float) -> bool | None:
+        """Read the registration and answer it: True when registered, False when the call is
+        over (refused, gone), None when it did not arrive within ``timeout`` (yet)."""
+        try:
+            message = self.channel.read(timeout)
+        except TimeoutError:
+            return None
+        except (OSError, control.ControlError):
+            return False
         if not message or message[0] != "register" or len(message) != 8:
-            return
+            return False
         _, endpoint, api_key, token, operator_id, bundle, env_file, env_dir = message
         try:
-            session = forwarder.register(endpoint, api_key, token, tls_from(bundle, env_file, env_dir), operator_id)
+            session = self.forwarder.register(endpoint, api_key, token, tls_from(bundle, env_file, env_dir), operator_id)
         except ValueError as exc:
-            report("error", str(exc))
-            return
-        session.on_refused_first = refused_first
-        session.on_event = report
-        report("ok", str(forwarder.port), session.key_placeholder, session.token_placeholder)
-        while channel.read(None) is not None:  # until gw hangs up (soracom-cli has exited) or is gone
+            self.report("error", str(exc))
+            return False
+        session.on_refused_first = self.refused_first
+        session.on_event = self.report
+        self.session = session
+        self.report("ok", str(self.forwarder.port), session.key_placeholder, session.token_placeholder)
+        return True
+
+    def hold(self) -> None:
+        """Until gw hangs up (soracom-cli has exited) or is gone; then the session is forgotten."""
+        try:
+            if self.session is not None:
+                while self.channel.read(None) is not None:
+                    pass
+        except (OSError, control.ControlError):
             pass
-    except (OSError, control.ControlError):
-        return
-    finally:
-        if session is not None:
-            forwarder.unregister(session)
-        finished.set()
-        channel.close()
+        finally:
+            self.end()
+
+    def end(self) -> None:
+        if self.session is not None:
+            self.forwarder.unregister(self.session)
+        self.finished.set()
+        self.channel.close()
+
+
+def serve_call(forwarder: Forwarder, sock: _socket.socket) -> None:
+    """One call over its control connection ``sock`` (:class:`Call`), from start to end."""
+    call = Call(forwarder, sock)
+    if call.register(control.REPLY_TIMEOUT):
+        call.hold()
+    else:
+        call.end()
 
 
 def _same_socket(dir_fd: int, ino: int) -> bool:
@@ -150,14 +180,24 @@ def main() -> None:
             if control.peer_uid(sock) != uid or not calls.enter():
                 sock.close()
                 continue
+            # gw sent its registration right after connecting: answered here, gw waits for no new thread
+            call = Call(forwarder, sock)
+            registered = call.register(INLINE_READ)
+            if registered is False:
+                call.end()
+                calls.leave()
+                continue
 
-            def call(sock: _socket.socket = sock) -> None:
+            def rest(call: Call = call, registered: bool | None = registered) -> None:
                 try:
-                    serve_call(forwarder, sock)
+                    if registered or call.register(control.REPLY_TIMEOUT):
+                        call.hold()
+                    else:
+                        call.end()
                 finally:
                     calls.leave()
 
-            threading.Thread(target=call, name="gw-forwarder-call", daemon=True).start()
+            threading.Thread(target=rest, name="gw-forwarder-call", daemon=True).start()
     except BaseException:  # noqa: BLE001 - nothing to print to, and nothing to leave behind
         pass
     os._exit(0)

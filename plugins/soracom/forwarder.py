@@ -41,6 +41,7 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-a
 KEY_HEADER, TOKEN_HEADER = "x-soracom-api-key", "x-soracom-token"
 SESSION_REFUSED = "AUM0004"  # "Invalid API key or token" (docs/protocols.md §3)
 LOGOUT_PATH = "/v1/auth/logout"
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 def _loopback_hex() -> set[str]:
@@ -500,8 +501,9 @@ class Forwarder:
     def _exchange(self, session: Session, method: str, path: str, headers: list[tuple[str, str]],
                   body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """One request upstream: over a warm connection when one is alive, else a new one. A warm
-        connection that turns out closed before any answer byte (the server's keep-alive ended) is
-        replaced once; a new one's failure is the answer."""
+        connection that fails before any answer byte (the server's keep-alive ended meanwhile) is
+        replaced once: when the request did not go out whole, or its method is idempotent (a
+        POST that may have arrived is not sent twice); a new one's failure is the answer."""
         from .upstream import Connection
 
         while True:
@@ -519,10 +521,14 @@ class Forwarder:
                 conn = Connection(session.host, session.port, self._context(session.tls), UPSTREAM_TIMEOUT)  # type: ignore[arg-type]
             try:
                 result = conn.request(method, path, headers, body, MAX_ANSWER)
+            except Exception as exc:
+                conn.close()
+                if (reused and not conn.answered and not isinstance(exc, TimeoutError)
+                        and (not conn.sent or method in IDEMPOTENT)):
+                    continue
+                raise
             except BaseException:
                 conn.close()
-                if reused and not conn.answered:
-                    continue
                 raise
             self._park(session, conn)
             return result

@@ -71,6 +71,7 @@ class Connection:
         self._timeout = timeout
         self._buffer = b""
         self.reusable = True
+        self.sent = False  # the last request went out whole
         self.answered = False  # a byte of an answer arrived on this connection
 
     def alive(self) -> bool:
@@ -105,7 +106,9 @@ class Connection:
         """Send one request; (status, reason, headers, body) of the answer (at most ``limit`` bytes)."""
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"] + [f"{k}: {v}" for k, v in headers]
         _no_delays(self._sock)
+        self.sent = False
         self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)  # type: ignore[attr-defined]
+        self.sent = True
         head = self._read_head()
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         version, _, rest = status_line.partition(" ")

@@ -458,3 +458,97 @@ def test_upstream_tls_checks_the_name_and_the_chain(ca, tmp_path):
     with pytest.raises(Exception, match="(?i)certificate verify failed"):  # a CA the client does not trust
         upstream.Connection("127.0.0.1", port, tls_class(str(LocalCA(tmp_path / "other-ca").ca_path)), 10)
     thread.join(5)
+
+
+# -- warm upstream connections: reused while alive, replaced when the server ended them ------------------
+class ScriptedTLS:
+    """A TLS server on 127.0.0.1 playing one script per connection: each a list of ("answer" |
+    "close-after-request" | "close") steps, recording the requests it read."""
+
+    def __init__(self, ca, scripts: list[list[str]]) -> None:
+        import socket
+        import ssl
+
+        issued = ca.issue("scripted-upstream")
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(issued.cert_path, issued.key_path)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        self.scripts = scripts
+        self.requests: list[str] = []
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for script in self.scripts:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._play, args=(conn, script), daemon=True).start()
+
+    def _play(self, conn, script: list[str]) -> None:
+        import ssl
+
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+            for step in script:
+                if step == "close":
+                    break
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += tls.recv(65536)
+                self.requests.append(data.split(b" ", 2)[0].decode() + " " + data.split(b" ", 2)[1].decode())
+                if step == "close-after-request":
+                    break
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]")
+            tls.close()
+        except (ssl.SSLError, OSError):
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _warmed(f: One) -> None:
+    """Wait until the connection opened at registration (while the child starts) is parked."""
+    deadline = time.monotonic() + 10
+    while not any(f.server._idle.values()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_warm_connection_is_reused_and_one_the_server_ended_is_replaced(ca):
+    server = ScriptedTLS(ca, [["answer", "answer", "close"], ["answer"]])
+    f = One(f"https://127.0.0.1:{server.port}", "k", "t", str(ca.ca_path)).start()
+    _warmed(f)
+    try:
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200  # the same connection
+        assert server.connections == 1
+        time.sleep(0.3)  # the server has ended that connection meanwhile (a keep-alive timeout)
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200
+    finally:
+        f.close()
+        server.close()
+    assert server.connections == 2 and server.requests == ["GET /v1/subscribers"] * 3
+
+
+def test_a_post_that_may_have_arrived_is_not_sent_twice(ca):
+    """A warm connection that dies after taking a whole POST: the POST may have run, so it is not
+    repeated on a new connection (a GET would be); soracom-cli gets a 502."""
+    server = ScriptedTLS(ca, [["answer", "close-after-request"], ["answer"]])
+    f = One(f"https://127.0.0.1:{server.port}", "k", "t", str(ca.ca_path)).start()
+    _warmed(f)
+    try:
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200
+        status, doc = ask(f, "/v1/subscribers/440100000000000/activate", key=f.key_placeholder,
+                          token=f.token_placeholder, method="POST")
+    finally:
+        f.close()
+        server.close()
+    assert status == 502 and doc["code"] == "GW-FWD-UPSTREAM"
+    assert server.requests == ["GET /v1/subscribers", "POST /v1/subscribers/440100000000000/activate"]
