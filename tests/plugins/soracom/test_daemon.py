@@ -64,11 +64,12 @@ def _hold_script(tmp_path: Path) -> Path:
     return script
 
 
-def _held_call(sora, tmp_path: Path) -> tuple[subprocess.Popen, str, str, str]:
+def _held_call(sora, tmp_path: Path, extra: dict | None = None) -> tuple[subprocess.Popen, str, str, str]:
     """A ``gw soracom`` call held open by :func:`_hold_script`: (gw, forwarder URL, key and token placeholders)."""
-    assert _soracom(sora, "subscribers", "list").returncode == 0  # a cached session: the call takes the fast path
+    assert _soracom(sora, "subscribers", "list", extra=extra).returncode == 0  # cached: the call takes the fast path
     gw = subprocess.Popen([gw_executable(), "soracom", "--profile", PROFILE, "--"],
-                          env={**sora.env, "GW_SORACOM_CLI": str(_hold_script(tmp_path))}, stdin=subprocess.DEVNULL,
+                          env={**sora.env, **(extra or {}), "GW_SORACOM_CLI": str(_hold_script(tmp_path))},
+                          stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, cwd=sora.home.root)
     assert wait_for(lambda: (tmp_path / "info").exists(), 30), gw.stderr.read() if gw.poll() is not None else "no info"
     url, key, token = (tmp_path / "info").read_text().split()
@@ -145,14 +146,24 @@ def test_the_daemon_exits_when_idle_and_the_next_call_starts_another(sora):
     assert second != first
 
 
+def test_the_daemon_exits_when_its_socket_is_gone(sora):
+    """A removed (or replaced) socket: no call can reach this daemon any more, so it leaves."""
+    assert _soracom(sora, "subscribers", "list").returncode == 0
+    assert len(daemons(sora.home.state)) == 1
+    (sora.home.state / "run" / control.SOCKET_NAME).unlink()
+    assert wait_for(lambda: not daemons(sora.home.state), 5)
+
+
 def test_a_call_keeps_an_idle_daemon_alive(sora, tmp_path):
-    """Idle means no call: one held open longer than the idle timeout keeps its placeholders working."""
-    gw, url, key, token = _held_call(sora, tmp_path)
+    """Idle means no call: one held open longer than the idle timeout (1 s) keeps its placeholders working."""
+    gw, url, key, token = _held_call(sora, tmp_path, {"GW_SORACOM_FORWARDER_IDLE": "1"})
     try:
         time.sleep(2.5)
         assert _ask(url, key, token)[0] == 200
+        assert len(daemons(sora.home.state)) == 1
     finally:
         _end(gw)
+    assert wait_for(lambda: not daemons(sora.home.state), 10)  # and once the call is over, it goes
 
 
 # -- a call's placeholders live as long as the call ----------------------------------------------------------
