@@ -1,31 +1,32 @@
 """The local forwarder of ``gw soracom``: soracom-cli gets the session without seeing it.
 
 soracom-cli takes an API key and token only as ``--api-key``/``--api-token`` (docs/protocols.md
-§3), and an argv is readable by every local user. So for the child's lifetime gw listens on
-127.0.0.1 (an ephemeral port), points the child's ``SORACOM_ENDPOINT`` at it and hands it
-per-call random placeholders. A request is forwarded only when
+§3), and an argv is readable by every local user. So the forwarder listens on 127.0.0.1 (an
+ephemeral port), each call points its child's ``SORACOM_ENDPOINT`` at it and hands it the
+random placeholders of the :class:`Session` it registered. It runs in the user's daemon
+(:mod:`.daemon`), serving every call at once, or inside one gw when no daemon can run.
+A request is forwarded only when
 
 * it comes from a process of gw's own user: the peer socket's owner, looked up by its address
   pair (sock_diag netlink, else ``/proc/net/tcp`` and ``tcp6``), is gw's uid; and
-* it carries both placeholders, and its path is under ``/v1/``.
+* it carries both placeholders of a registered session, and its path is under ``/v1/``.
 
 Then the real ``X-Soracom-API-Key``/``X-Soracom-Token`` replace the placeholders and the
-request goes over verified TLS to the session's endpoint; a redirect is never followed (the
-child gets a 502 naming the host). Everything else gets a 403 and is forwarded nowhere. One
-request per connection, a deadline for the whole request, a bounded number of connections,
-and no traceback ever. This module imports only the standard library (the fast path runs it
-without loading plugins), and little of it: ssl loads in a thread once the child has started.
+request goes over verified TLS to the session's endpoint, over a warm connection when one
+is alive; a redirect is never followed (the child gets a 421 naming the host). Everything
+else gets a 403 and is forwarded nowhere. One request per connection, a deadline for the
+whole request, a bounded number of connections, and no traceback ever. Standard library only.
 """
 
 from __future__ import annotations
 
-import _socket  # socket itself (enum, selectors) loads in a thread, after the child has started
+import _socket  # socket itself would load enum and selectors
 import os
 import sys
 import threading
 import time
 
-TYPE_CHECKING = False  # typing itself costs the fast path more than this whole module
+TYPE_CHECKING = False  # typing itself costs more than this whole module
 if TYPE_CHECKING:
     from .upstream import Connection
 
