@@ -107,10 +107,8 @@ class Channel:
 
 def peer_uid(sock: _socket.socket) -> int:
     """The uid of the process at the other end of a Unix socket (``SO_PEERCRED``)."""
-    from _struct import unpack
-
-    _, uid, _ = unpack("3i", sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))
-    return int(uid)
+    ucred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred: pid, uid, gid (32 bits each)
+    return int.from_bytes(ucred[4:8], sys.byteorder)  # as _struct would read it, without loading it
 
 
 def open_runtime_dir(path: str) -> int:
