@@ -205,12 +205,11 @@ def serve_exec(name: str, args: list[str]) -> bool:
 
 def load_runner(spec: str):  # noqa: ANN201 - a callable of the plugin
     """The function a runner recipe names (``"module:function"``)."""
-    import importlib
-
     module, _, function = spec.partition(":")
     if not module or not function:
         raise ValueError("a runner is module:function")
-    return getattr(importlib.import_module(module), function)
+    __import__(module)  # what importlib.import_module does for an absolute name, without importing importlib
+    return getattr(sys.modules[module], function)
 
 
 def drop_entry(profile: str, plaintext: bytes, config: str) -> None:

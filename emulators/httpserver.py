@@ -127,6 +127,7 @@ class _TLSServer(ThreadingHTTPServer):
             except (ssl.SSLError, OSError):
                 self.emulator.count("tls-handshake-failed")  # type: ignore[attr-defined]
                 return
+            self.emulator.count("tls-connections")  # type: ignore[attr-defined]
         super().finish_request(request, client_address)
 
 

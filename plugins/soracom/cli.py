@@ -72,8 +72,8 @@ RUNNER = "gw_plugins.soracom.runner:run"
 
 
 def _soracom_run(args: Any, ctx: CommandContext) -> int:
-    """soracom-cli behind the local forwarder (runner.py, forwarder.py): neither the key nor the
-    token is in any argv or environment. A session the API refuses on soracom-cli's first request
+    """soracom-cli behind this user's forwarder daemon (runner.py, daemon.py, forwarder.py): neither
+    the key nor the token is in any argv or environment. A session the API refuses on soracom-cli's first request
     (nothing ran yet) is dropped and soracom-cli runs once more after a fresh sign-in."""
     import time
 
@@ -92,8 +92,8 @@ def _soracom_run(args: Any, ctx: CommandContext) -> int:
         if not api.normalise_endpoint(session.endpoint).lower().startswith("https://"):
             raise UsageError(f"profile {args.profile!r}: gw soracom forwards only to an https endpoint, "
                              f"not {api.normalise_endpoint(session.endpoint)!r}")
-        status = ctx.run_with(args.profile, session, RUNNER, program, argv, options={"verify": ctx.tls_verify},
-                              depends_on=(CLI_ENV,))
+        status = ctx.run_with(args.profile, session, RUNNER, program, argv, depends_on=(CLI_ENV,),
+                              options={"verify": ctx.tls_verify, "runtime_dir": str(ctx.state_dir / "run")})
         if status is not None:
             return status
         # Refused before soracom-cli's first request ran (the runner stopped it): run_with dropped the session.

@@ -1,46 +1,48 @@
 """The local forwarder of ``gw soracom``: soracom-cli gets the session without seeing it.
 
 soracom-cli takes an API key and token only as ``--api-key``/``--api-token`` (docs/protocols.md
-§3), and an argv is readable by every local user. So for the child's lifetime gw listens on
-127.0.0.1 (an ephemeral port), points the child's ``SORACOM_ENDPOINT`` at it and hands it
-per-call random placeholders. A request is forwarded only when
+§3), and an argv is readable by every local user. So the forwarder listens on 127.0.0.1 (an
+ephemeral port), each call points its child's ``SORACOM_ENDPOINT`` at it and hands it the
+random placeholders of the :class:`Session` it registered. It runs in the user's daemon
+(:mod:`.daemon`), serving every call at once, or inside one gw when no daemon can run.
+A request is forwarded only when
 
 * it comes from a process of gw's own user: the peer socket's owner, looked up by its address
   pair (sock_diag netlink, else ``/proc/net/tcp`` and ``tcp6``), is gw's uid; and
-* it carries both placeholders, and its path is under ``/v1/``.
+* it carries both placeholders of a registered session, and its path is under ``/v1/``.
 
 Then the real ``X-Soracom-API-Key``/``X-Soracom-Token`` replace the placeholders and the
-request goes over verified TLS to the session's endpoint; a redirect is never followed (the
-child gets a 502 naming the host). Everything else gets a 403 and is forwarded nowhere. One
-request per connection, a deadline for the whole request, a bounded number of connections,
-and no traceback ever. This module imports only the standard library (the fast path runs it
-without loading plugins), and little of it: ssl loads in a thread once the child has started.
+request goes over verified TLS to the session's endpoint, over a warm connection when one
+is alive; a redirect is never followed (the child gets a 421 naming the host). Everything
+else gets a 403 and is forwarded nowhere. One request per connection, a deadline for the
+whole request, a bounded number of connections, and no traceback ever. Standard library only.
 """
 
 from __future__ import annotations
 
-import _socket  # socket itself (enum, selectors) loads in a thread, after the child has started
+import _socket  # socket itself would load enum and selectors
 import os
 import sys
 import threading
 import time
 
-TYPE_CHECKING = False  # typing itself costs the fast path more than this whole module
+TYPE_CHECKING = False  # typing itself costs more than this whole module
 if TYPE_CHECKING:
     from .upstream import Connection
 
 MAX_HEAD = 64 * 1024  # request line and headers
 MAX_BODY = 16 * 1024 * 1024
 MAX_ANSWER = 64 * 1024 * 1024
-MAX_CONNECTIONS = 8
+MAX_CONNECTIONS = 64  # requests in flight, all calls together
 REQUEST_DEADLINE = 30.0  # seconds for the child to send one whole request
 UPSTREAM_TIMEOUT = 60.0
-IDLE_REUSE = 2.0  # seconds an upstream connection may idle and still be reused
+IDLE_REUSE = 50.0  # seconds an upstream connection may idle and still be reused (servers keep 60 s or more)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
                         "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
 KEY_HEADER, TOKEN_HEADER = "x-soracom-api-key", "x-soracom-token"
 SESSION_REFUSED = "AUM0004"  # "Invalid API key or token" (docs/protocols.md §3)
 LOGOUT_PATH = "/v1/auth/logout"
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
 def _loopback_hex() -> set[str]:
@@ -238,40 +240,83 @@ def _recv(conn: _socket.socket, deadline: float) -> bytes:
     return chunk
 
 
-class Forwarder:
-    """Serves one soracom-cli child; see the module docstring. ``start`` it, give the child
-    ``url`` and the placeholders, ``close`` it when the child has exited."""
+class Session:
+    """One call's registration: the real session, its placeholders and what the API said.
 
-    def __init__(self, endpoint: str, api_key: str, token: str, verify: bool | str, operator_id: str = "") -> None:
-        self._host, self._port, self._base_path = split_https_url(endpoint)
-        self._secrets = (api_key, token)
-        self._verify = verify
+    ``tls`` is ``(cafile, capath)`` for the verifying context (both None: the system's trust
+    store). ``on_refused_first`` is called from a worker thread when the first request is
+    refused; it returns once the child is stopped (the refusal is then never answered).
+    ``on_event`` hears of a later refusal, a logout and notes, before the child has the answer.
+    """
+
+    def __init__(self, endpoint: str, api_key: str, token: str, tls: tuple[str | None, str | None],
+                 operator_id: str = "") -> None:
+        self.host, self.port, self.base_path = split_https_url(normalise_endpoint(endpoint))
+        self.secrets = (api_key, token)
+        self.tls = tls
         self.key_placeholder = "gw-placeholder-" + os.urandom(24).hex()
         self.token_placeholder = token_placeholder(operator_id)
+        self.answered = 0
+        self.refused_first: str | None = None
+        self.refused_later: str | None = None
+        self.logged_out = False
+        self.notes: list[str] = []
+        self.on_refused_first: object = None
+        self.on_event: object = None  # called with ("later", code), ("logout",) or ("note", text)
+
+    def report(self, *event: str) -> None:
+        if callable(self.on_event):
+            self.on_event(*event)
+
+    @property
+    def upstream(self) -> tuple[str, int, tuple[str | None, str | None]]:
+        return self.host, self.port, self.tls
+
+
+def tls_of(verify: bool | str) -> tuple[str | None, str | None]:
+    """``(cafile, capath)`` for a ``verify`` of True (the system's trust store) or a CA bundle path."""
+    return (verify, None) if isinstance(verify, str) else (None, None)
+
+
+def tls_from(bundle: str, env_file: str, env_dir: str) -> tuple[str | None, str | None]:
+    """``(cafile, capath)`` as a call would verify: its CA bundle alone, else its ``SSL_CERT_FILE``
+    and ``SSL_CERT_DIR`` in place of OpenSSL's defaults (as OpenSSL reads them), else the
+    system's trust store ``(None, None)``. The daemon runs with an empty environment."""
+    if bundle:
+        return bundle, None
+    if not env_file and not env_dir:
+        return None, None
+    import ssl
+
+    defaults = ssl.get_default_verify_paths()
+    cafile = env_file or (defaults.openssl_cafile if os.path.isfile(defaults.openssl_cafile) else None)
+    capath = env_dir or (defaults.openssl_capath if os.path.isdir(defaults.openssl_capath) else None)
+    return cafile, capath
+
+
+class Forwarder:
+    """The listener on 127.0.0.1 serving any number of registered :class:`Session`\\ s (the
+    daemon's, or one call's own when no daemon can run); see the module docstring.
+    ``start`` it, ``register`` a call, give its child ``url`` and the placeholders,
+    ``unregister`` it when the child has exited; ``close`` ends everything."""
+
+    def __init__(self) -> None:
         listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
         listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
+        listener.listen(64)
         self._listener: object = listener
         self.port = listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._uid = os.getuid()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._context: object = None
-        self._idle: list[tuple[Connection, float]] = []
+        self._sessions: dict[str, Session] = {}
+        self._contexts: dict[tuple[str | None, str | None], object] = {}
+        self._idle: dict[tuple[str, int, tuple[str | None, str | None]], list[tuple[Connection, float]]] = {}
         self._closed = False
-        # What the API said, for the runner: answers forwarded, refusals, logout, notes for stderr.
-        self.answered = 0
-        self.refused_first: str | None = None
-        self.refused_later: str | None = None
-        self.logged_out = False
-        self.notes: list[str] = []
-        self.on_refused_first: object = None  # called (from a worker thread) when the first request is refused
 
     # -- life cycle ----------------------------------------------------------------------
     def start(self) -> Forwarder:
-        threading.Thread(target=self._warm_up, name="gw-forwarder-tls", daemon=True).start()
         threading.Thread(target=self._accept_loop, name="gw-forwarder", daemon=True).start()
         return self
 
@@ -287,23 +332,62 @@ class Forwarder:
         except OSError:
             pass
         with self._lock:
-            idle, self._idle = self._idle, []
-        for conn, _ in idle:
-            conn.close()
+            idle, self._idle = self._idle, {}
+            self._sessions.clear()
+        for conns in idle.values():
+            for conn, _ in conns:
+                conn.close()
 
-    def _warm_up(self) -> None:
+    def register(self, endpoint: str, api_key: str, token: str, verify: bool | str | tuple[str | None, str | None],
+                 operator_id: str = "") -> Session:
+        """A new session with fresh placeholders (ValueError: not an https endpoint), warmed up."""
+        tls = verify if isinstance(verify, tuple) else tls_of(verify)
+        session = Session(endpoint, api_key, token, tls, operator_id)
+        with self._lock:
+            self._sessions[session.key_placeholder] = session
+            warm = not any(True for _, since in self._idle.get(session.upstream, ())
+                           if time.monotonic() - since <= IDLE_REUSE)
+        if warm:  # the child starts meanwhile
+            threading.Thread(target=self._warm_up, args=(session,), name="gw-forwarder-tls", daemon=True).start()
+        return session
+
+    def unregister(self, session: Session) -> None:
+        """From now on the session's placeholders are refused."""
+        with self._lock:
+            self._sessions.pop(session.key_placeholder, None)
+
+    @property
+    def sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def _context(self, tls: tuple[str | None, str | None]) -> object:
+        with self._lock:
+            context = self._contexts.get(tls)
+        if context is None:
+            from .upstream import tls_client
+
+            context = tls_client(*tls)
+            with self._lock:
+                self._contexts[tls] = context
+        return context
+
+    def _warm_up(self, session: Session) -> None:
         """Load ssl, build the verifying context and open one upstream connection (while the child starts)."""
         try:
-            from .upstream import Connection, tls_client
+            from .upstream import Connection
 
-            self._context = tls_client(self._verify if isinstance(self._verify, str) else None)
-            conn = Connection(self._host, self._port, self._context, UPSTREAM_TIMEOUT)
-            with self._lock:
-                self._idle.append((conn, time.monotonic()))
+            conn = Connection(session.host, session.port, self._context(session.tls), UPSTREAM_TIMEOUT)  # type: ignore[arg-type]
+            self._park(session, conn)
         except Exception:  # noqa: BLE001 - the request that needs it reports the failure
             pass
-        finally:
-            self._ready.set()
+
+    def _park(self, session: Session, conn: Connection) -> None:
+        if conn.reusable and not self._closed:
+            with self._lock:
+                self._idle.setdefault(session.upstream, []).append((conn, time.monotonic()))
+        else:
+            conn.close()
 
     def _accept_loop(self) -> None:
         listener = self._listener
@@ -311,7 +395,10 @@ class Forwarder:
             try:
                 fd, peer = listener._accept()  # type: ignore[attr-defined]  # _socket's accept: (fd, address)
             except OSError:
-                return
+                if self._closed:
+                    return
+                time.sleep(0.05)  # out of file descriptors, say: not a reason to stop serving
+                continue
             conn = _socket.socket(fileno=fd)
             if not self._slots.acquire(blocking=False):
                 self._send_quietly(conn, _error(503, "GW-FWD-BUSY", "too many connections"))
@@ -350,81 +437,102 @@ class Forwarder:
             return exc.answer
         except (OSError, ConnectionError, TimeoutError, UnicodeError):
             return None
-        if not self._authorised(headers) or not target.startswith("/v1/"):
+        session = self._session_for(headers)
+        if session is None or not target.startswith("/v1/"):
             return _error(403, "GW-FWD-PLACEHOLDER", "refused: not the key and token gw handed to this call")
-        return self._forward(method, target, headers, body)
+        return self._forward(session, method, target, headers, body)
 
-    def _authorised(self, headers: list[tuple[str, str]]) -> bool:
+    def _session_for(self, headers: list[tuple[str, str]]) -> Session | None:
+        """The live session whose two placeholders the request carries (each exactly once)."""
         from _operator import _compare_digest as compare_digest  # what hmac.compare_digest is (hmac loads hashlib)
 
         keys = [v for k, v in headers if k.lower() == KEY_HEADER]
         tokens = [v for k, v in headers if k.lower() == TOKEN_HEADER]
-        return (len(keys) == 1 and len(tokens) == 1 and compare_digest(keys[0].encode(), self.key_placeholder.encode())
-                and compare_digest(tokens[0].encode(), self.token_placeholder.encode()))
+        if len(keys) != 1 or len(tokens) != 1:
+            return None
+        with self._lock:  # placeholders are 192 random bits: a dict lookup leaks nothing useful
+            session = self._sessions.get(keys[0])
+        if session is None or not compare_digest(tokens[0].encode(), session.token_placeholder.encode()):
+            return None
+        return session
 
-    def _forward(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes | None:
+    def _forward(self, session: Session, method: str, target: str, headers: list[tuple[str, str]],
+                 body: bytes) -> bytes | None:
         sent = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP and k.lower() not in (KEY_HEADER, TOKEN_HEADER)]
-        sent += [("X-Soracom-API-Key", self._secrets[0]), ("X-Soracom-Token", self._secrets[1])]
+        sent += [("X-Soracom-API-Key", session.secrets[0]), ("X-Soracom-Token", session.secrets[1])]
         if body or method in ("POST", "PUT", "PATCH"):
             sent.append(("Content-Length", str(len(body))))
         try:
-            status, reason, answer_headers, data = self._exchange(method, self._base_path + target, sent, body)
+            status, reason, answer_headers, data = self._exchange(session, method, session.base_path + target, sent, body)
         except Exception as exc:  # noqa: BLE001 - one line for the child, nothing else
             return _error(502, "GW-FWD-UPSTREAM",
-                          f"gw could not reach the SORACOM API at {self._host}: {_reason(exc)}")
+                          f"gw could not reach the SORACOM API at {session.host}: {_reason(exc)}")
         if 300 <= status < 400:
             where = _location_host(answer_headers)
+            note = f"the SORACOM API answered HTTP {status} redirecting to {where}; not followed"
             with self._lock:
-                self.answered += 1
-                self.notes.append(f"the SORACOM API answered HTTP {status} redirecting to {where}; not followed")
+                session.answered += 1
+                session.notes.append(note)
+            session.report("note", note)
             # 421, not 5xx: soracom-cli retries 429 and 5xx answers (apiclient.go), a redirect must not be retried
             return _error(421, "GW-FWD-REDIRECT", f"gw does not follow redirects: the SORACOM API pointed to {where}")
         refused = _refused_code(status, data)
+        events: list[tuple[str, ...]] = []
         with self._lock:
-            if refused and self.answered == 0 and self.refused_first is None:
-                self.refused_first = refused  # nothing ran yet: the child is ended, the call retried
-                callback = self.on_refused_first
+            if refused and session.answered == 0 and session.refused_first is None:
+                session.refused_first = refused  # nothing ran yet: the child is ended, the call retried
+                callback = session.on_refused_first
             else:
                 callback = None
-                self.answered += 1
-                if refused:
-                    self.refused_later = self.refused_later or refused
+                session.answered += 1
+                if refused and session.refused_later is None:
+                    session.refused_later = refused
+                    events.append(("later", refused))
                 if method == "POST" and target.partition("?")[0] == LOGOUT_PATH and status in (200, 204):
-                    self.logged_out = True
+                    session.logged_out = True
+                    events.append(("logout",))
         if callable(callback):
             callback()
             return None
+        for event in events:  # told before the child has its answer: by the time it exits, gw knows
+            session.report(*event)
         kept = [(k, v) for k, v in answer_headers if k.lower() not in HOP_BY_HOP]
         return _answer(status, reason, kept, data)
 
-    def _exchange(self, method: str, path: str, headers: list[tuple[str, str]],
+    def _exchange(self, session: Session, method: str, path: str, headers: list[tuple[str, str]],
                   body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        self._ready.wait(UPSTREAM_TIMEOUT)
-        if self._context is None:
-            raise ConnectionError("TLS could not be set up")
-        conn = None
-        with self._lock:
-            while self._idle and conn is None:
-                candidate, since = self._idle.pop()
-                if time.monotonic() - since <= IDLE_REUSE:
-                    conn = candidate
-                else:
-                    candidate.close()
-        if conn is None:
-            from .upstream import Connection
+        """One request upstream: over a warm connection when one is alive, else a new one. A warm
+        connection that fails before any answer byte (the server's keep-alive ended meanwhile) is
+        replaced once: when the request did not go out whole, or its method is idempotent (a
+        POST that may have arrived is not sent twice); a new one's failure is the answer."""
+        from .upstream import Connection
 
-            conn = Connection(self._host, self._port, self._context, UPSTREAM_TIMEOUT)  # type: ignore[arg-type]
-        try:
-            result = conn.request(method, path, headers, body, MAX_ANSWER)
-        except BaseException:
-            conn.close()
-            raise
-        if conn.reusable and not self._closed:
+        while True:
+            conn = None
             with self._lock:
-                self._idle.append((conn, time.monotonic()))
-        else:
-            conn.close()
-        return result
+                idle = self._idle.get(session.upstream, [])
+                while idle and conn is None:
+                    candidate, since = idle.pop()
+                    if time.monotonic() - since <= IDLE_REUSE and candidate.alive():
+                        conn = candidate
+                    else:
+                        candidate.close()
+            reused = conn is not None
+            if conn is None:
+                conn = Connection(session.host, session.port, self._context(session.tls), UPSTREAM_TIMEOUT)  # type: ignore[arg-type]
+            try:
+                result = conn.request(method, path, headers, body, MAX_ANSWER)
+            except Exception as exc:
+                conn.close()
+                if (reused and not conn.answered and not isinstance(exc, TimeoutError)
+                        and (not conn.sent or method in IDEMPOTENT)):
+                    continue
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            self._park(session, conn)
+            return result
 
 
 def _location_host(headers: list[tuple[str, str]]) -> str:

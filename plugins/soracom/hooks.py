@@ -20,7 +20,9 @@ def gw_step_types() -> list[StepType]:
 @hookimpl
 def gw_environment() -> list[EnvironmentVariable]:
     return [EnvironmentVariable("SORACOM_PROFILE_DIR", "where gw setup soracom writes soracom-cli profiles "
-                                                       "(default ~/.soracom)")]
+                                                       "(default ~/.soracom)"),
+            EnvironmentVariable("GW_SORACOM_FORWARDER_IDLE", "seconds gw soracom's forwarder daemon stays without "
+                                                             "a call before it exits (default 600)")]
 
 
 @hookimpl

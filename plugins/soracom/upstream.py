@@ -38,12 +38,13 @@ class UpstreamError(Exception):
 
 
 class StdTLS:
-    """Verified TLS through the ssl module: ``ssl.create_default_context()``'s checks."""
+    """Verified TLS through the ssl module: ``ssl.create_default_context()``'s checks, trusting
+    ``cafile``/``capath`` when given, else the system's trust store."""
 
-    def __init__(self, cafile: str | None) -> None:
+    def __init__(self, cafile: str | None, capath: str | None = None) -> None:
         import ssl
 
-        self._context = ssl.create_default_context(cafile=cafile)
+        self._context = ssl.create_default_context(cafile=cafile, capath=capath)
 
     def connect(self, host: str, port: int, timeout: float) -> object:
         import socket
@@ -56,9 +57,9 @@ class StdTLS:
             raise
 
 
-def tls_client(cafile: str | None) -> StdTLS:
-    """A verifying TLS client: the CA bundle ``cafile``, else the system's trust store."""
-    return StdTLS(cafile)
+def tls_client(cafile: str | None, capath: str | None = None) -> StdTLS:
+    """A verifying TLS client: the CA bundle ``cafile`` (and directory ``capath``), else the system's trust store."""
+    return StdTLS(cafile, capath)
 
 
 class Connection:
@@ -67,8 +68,31 @@ class Connection:
     def __init__(self, host: str, port: int, tls: StdTLS, timeout: float) -> None:
         self._sock: object = tls.connect(host, port, timeout)
         self._host = host if port == 443 else f"{host}:{port}"
+        self._timeout = timeout
         self._buffer = b""
         self.reusable = True
+        self.sent = False  # the last request went out whole
+        self.answered = False  # a byte of an answer arrived on this connection
+
+    def alive(self) -> bool:
+        """Still open, with nothing unread (asked before reusing an idle connection). A TLS 1.3
+        session ticket that arrived meanwhile is consumed here and does not count as data."""
+        import ssl
+
+        if self._buffer or not self.reusable:
+            return False
+        sock = self._sock
+        try:
+            sock.setblocking(False)  # type: ignore[attr-defined]
+            try:
+                sock.recv(1)  # type: ignore[attr-defined]
+            finally:
+                sock.settimeout(self._timeout)  # type: ignore[attr-defined]
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return True
+        except OSError:
+            return False
+        return False  # end of file, or bytes nobody asked for
 
     def close(self) -> None:
         self.reusable = False
@@ -82,7 +106,9 @@ class Connection:
         """Send one request; (status, reason, headers, body) of the answer (at most ``limit`` bytes)."""
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"] + [f"{k}: {v}" for k, v in headers]
         _no_delays(self._sock)
+        self.sent = False
         self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)  # type: ignore[attr-defined]
+        self.sent = True
         head = self._read_head()
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         version, _, rest = status_line.partition(" ")
@@ -118,6 +144,7 @@ class Connection:
         chunk = self._sock.recv(65536)  # type: ignore[attr-defined]
         if not chunk:
             raise UpstreamError("the connection closed early")
+        self.answered = True
         self._buffer += chunk
 
     def _read_head(self) -> bytes:

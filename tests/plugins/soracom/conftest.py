@@ -94,6 +94,13 @@ class Sora:
         return self.home.home / ".soracom"
 
 
+def stop_forwarder_daemon(state: Path) -> None:
+    """Remove the forwarder daemon's socket: the daemon sees it gone and exits within a second."""
+    from gw_plugins.soracom.control import SOCKET_NAME
+
+    (state / "run" / SOCKET_NAME).unlink(missing_ok=True)
+
+
 def sora_config(api_url: str) -> str:
     mfa = f'{{ totp = "vault:seed", period = {PERIOD} }}'
     return f'''
@@ -175,12 +182,14 @@ def sora(gw_home, soracom_api, op_shim, tmp_path) -> Sora:
     gw_home.env["SSL_CERT_FILE"] = str(soracom_api.ca.ca_path)  # the stand-in trusts the test CA like Go would
     log = tmp_path / "soracom-cli.log"
     gw_home.env["SORACOM_STANDIN_LOG"] = str(log)
+    gw_home.env["GW_SORACOM_FORWARDER_IDLE"] = "60"  # a backstop: the forwarder daemon is stopped below
     sora = Sora(gw_home, soracom_api, log)
     for name, value in (("root-pw", ROOT[1]), ("sam-pw", SAM[2]), ("auth-key", AUTHKEY[1]),
                         ("reader-pw", READER_PW), ("seed", SEED)):
         proc = sora.run("vault", "set", name, input=value + "\n")
         assert proc.returncode == 0, proc.stderr
     yield sora
+    stop_forwarder_daemon(gw_home.state)
     for text in sora.stderr_seen:  # no secret on any path
         for secret in SECRETS + soracom_api.accepted_codes + soracom_api.rejected_codes:
             assert secret not in text, "a secret reached stderr"

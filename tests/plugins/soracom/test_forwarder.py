@@ -109,16 +109,33 @@ def http_post_json(emulator, path: str, body: dict) -> dict:
     return json.loads(response.read())
 
 
+class One:
+    """A forwarder with one call registered: what soracom-cli sees (its port and placeholders)."""
+
+    def __init__(self, endpoint: str, api_key: str, token: str, cafile: str, operator_id: str = "") -> None:
+        self.server = Forwarder()
+        self.session = self.server.register(endpoint, api_key, token, cafile, operator_id)
+        self.port = self.server.port
+        self.key_placeholder, self.token_placeholder = self.session.key_placeholder, self.session.token_placeholder
+        self.notes = self.session.notes
+
+    def start(self) -> One:
+        self.server.start()
+        return self
+
+    def close(self) -> None:
+        self.server.close()
+
+
 @pytest.fixture
 def forwarder(soracom_api, session):
-    f = Forwarder(soracom_api.url, session["apiKey"], session["token"], str(soracom_api.ca.ca_path),
-                  session["operatorId"])
+    f = One(soracom_api.url, session["apiKey"], session["token"], str(soracom_api.ca.ca_path), session["operatorId"])
     f.start()
     yield f
     f.close()
 
 
-def ask(f: Forwarder, path: str = "/v1/subscribers", *, key: str | None = None, token: str | None = None,
+def ask(f: One, path: str = "/v1/subscribers", *, key: str | None = None, token: str | None = None,
         method: str = "GET") -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", f.port, timeout=30)
     headers = {"X-Soracom-Lang": "en"}
@@ -223,7 +240,7 @@ def test_a_redirect_is_never_followed(ca, session):
     redirector.route("GET", r"/v1/.*", lambda request: Response(307, b"", {"Location": f"{target.url}/v1/subscribers"}),
                      "redirect")
     redirector.start()
-    f = Forwarder(redirector.url, session["apiKey"], session["token"], str(ca.ca_path)).start()
+    f = One(redirector.url, session["apiKey"], session["token"], str(ca.ca_path)).start()
     try:
         status, doc = ask(f, key=f.key_placeholder, token=f.token_placeholder)
     finally:
@@ -239,7 +256,7 @@ def test_tls_is_verified(soracom_api, session, tmp_path):
     from gw_emulators.tls import LocalCA
 
     other = LocalCA(tmp_path / "other-ca")
-    f = Forwarder(soracom_api.url, session["apiKey"], session["token"], str(other.ca_path)).start()
+    f = One(soracom_api.url, session["apiKey"], session["token"], str(other.ca_path)).start()
     try:
         status, doc = ask(f, key=f.key_placeholder, token=f.token_placeholder)
     finally:
@@ -341,9 +358,12 @@ def test_a_refusal_after_a_request_ran_is_passed_on_not_retried(sora, tmp_path):
 
 
 def test_the_forwarder_modules_import_only_the_standard_library():
-    """The fast path imports the runner without gw.plugin, pluggy or typing (tests the claim in runner.py)."""
-    code = ("import sys; import gw_plugins.soracom.runner; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gw', 'pluggy', 'typing', 'requests', 'json')))")
+    """The fast path imports the runner without gw.plugin, pluggy or typing (tests the claim in runner.py),
+    and without what runs in the daemon only (threading, ssl, socket, the forwarder)."""
+    code = ("import sys; before = set(sys.modules); import gw_plugins.soracom.runner; "
+            "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in "
+            "('gw', 'pluggy', 'typing', 'requests', 'json', 're', 'threading', 'ssl', 'socket') "
+            "or m.endswith(('.forwarder', '.upstream', '.daemon'))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
 
@@ -438,3 +458,97 @@ def test_upstream_tls_checks_the_name_and_the_chain(ca, tmp_path):
     with pytest.raises(Exception, match="(?i)certificate verify failed"):  # a CA the client does not trust
         upstream.Connection("127.0.0.1", port, tls_class(str(LocalCA(tmp_path / "other-ca").ca_path)), 10)
     thread.join(5)
+
+
+# -- warm upstream connections: reused while alive, replaced when the server ended them ------------------
+class ScriptedTLS:
+    """A TLS server on 127.0.0.1 playing one script per connection: each a list of ("answer" |
+    "close-after-request" | "close") steps, recording the requests it read."""
+
+    def __init__(self, ca, scripts: list[list[str]]) -> None:
+        import socket
+        import ssl
+
+        issued = ca.issue("scripted-upstream")
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(issued.cert_path, issued.key_path)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        self.scripts = scripts
+        self.requests: list[str] = []
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for script in self.scripts:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._play, args=(conn, script), daemon=True).start()
+
+    def _play(self, conn, script: list[str]) -> None:
+        import ssl
+
+        try:
+            tls = self.context.wrap_socket(conn, server_side=True)
+            for step in script:
+                if step == "close":
+                    break
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += tls.recv(65536)
+                self.requests.append(data.split(b" ", 2)[0].decode() + " " + data.split(b" ", 2)[1].decode())
+                if step == "close-after-request":
+                    break
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n[]")
+            tls.close()
+        except (ssl.SSLError, OSError):
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _warmed(f: One) -> None:
+    """Wait until the connection opened at registration (while the child starts) is parked."""
+    deadline = time.monotonic() + 10
+    while not any(f.server._idle.values()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_warm_connection_is_reused_and_one_the_server_ended_is_replaced(ca):
+    server = ScriptedTLS(ca, [["answer", "answer", "close"], ["answer"]])
+    f = One(f"https://127.0.0.1:{server.port}", "k", "t", str(ca.ca_path)).start()
+    _warmed(f)
+    try:
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200  # the same connection
+        assert server.connections == 1
+        time.sleep(0.3)  # the server has ended that connection meanwhile (a keep-alive timeout)
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200
+    finally:
+        f.close()
+        server.close()
+    assert server.connections == 2 and server.requests == ["GET /v1/subscribers"] * 3
+
+
+def test_a_post_that_may_have_arrived_is_not_sent_twice(ca):
+    """A warm connection that dies after taking a whole POST: the POST may have run, so it is not
+    repeated on a new connection (a GET would be); soracom-cli gets a 502."""
+    server = ScriptedTLS(ca, [["answer", "close-after-request"], ["answer"]])
+    f = One(f"https://127.0.0.1:{server.port}", "k", "t", str(ca.ca_path)).start()
+    _warmed(f)
+    try:
+        assert ask(f, key=f.key_placeholder, token=f.token_placeholder)[0] == 200
+        status, doc = ask(f, "/v1/subscribers/440100000000000/activate", key=f.key_placeholder,
+                          token=f.token_placeholder, method="POST")
+    finally:
+        f.close()
+        server.close()
+    assert status == 502 and doc["code"] == "GW-FWD-UPSTREAM"
+    assert server.requests == ["GET /v1/subscribers", "POST /v1/subscribers/440100000000000/activate"]

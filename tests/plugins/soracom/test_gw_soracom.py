@@ -175,8 +175,8 @@ def _verbose(sora, *args: str, extra: dict | None = None) -> tuple[subprocess.Co
 
 
 # The fast path loads the runner recipe's own modules (standard library only) and nothing else of a plugin.
-RUNNER_MODULES = {"gw_plugins", "gw_plugins.soracom", "gw_plugins.soracom.runner", "gw_plugins.soracom.forwarder",
-                  "gw_plugins.soracom.upstream"}
+# the forwarder itself (forwarder, upstream, daemon) runs in the daemon, not in gw
+RUNNER_MODULES = {"gw_plugins", "gw_plugins.soracom", "gw_plugins.soracom.runner", "gw_plugins.soracom.control"}
 
 
 def _plugins_loaded(modules: set[str]) -> list[str]:
@@ -229,7 +229,7 @@ def test_the_recipe_holds_no_secret(sora):
     recipe = json.loads(raw)["recipe"]
     assert recipe["argv"] == ["soracom"] and recipe["env"] == {}
     assert recipe["runner"] == "gw_plugins.soracom.runner:run"
-    assert recipe["options"] == {"verify": str(sora.home.ca_path)}
+    assert recipe["options"] == {"verify": str(sora.home.ca_path), "runtime_dir": str(sora.home.state / "run")}
     assert recipe["kind"] == "soracom-session" and recipe["command"] == "soracom"
 
 
