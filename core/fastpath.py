@@ -8,6 +8,7 @@ in every other case it returns False and the ordinary path decides (and explains
 """
 
 import os
+import sys
 
 from . import paths
 from .cachehit import fresh_entry
