@@ -50,7 +50,7 @@ def test_every_toml_example_parses_and_passes_its_checker(where, block, tmp_path
             home.vault_set(name, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")  # a valid TOTP seed (160 bits) serves every kind
         home.config_path.write_text(block)
         home.config_path.chmod(0o600)
-        result = home.run("check")
+        result = home.run_in_process("check")
         assert result.returncode == 0, f"{where}: gw check says\n{result.stderr}"
     elif "endorse_exchange" in document:
         from gw_plugins.endorse.settings import load_file

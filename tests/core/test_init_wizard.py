@@ -40,7 +40,7 @@ def test_init_adds_an_aws_keys_profile_with_a_session_token(aws_home, iam_user, 
     assert text.startswith("# added by gw init") and secret not in text and akid not in text
     profile = tomllib.loads(text)["profiles"]["work"]
     assert [s["use"] for s in profile["steps"]] == ["aws-keys", "session-token"] and profile["region"] == "eu-west-1"
-    done = aws_home.run("credential-process", "--profile", "work", env={"GW_CONFIG": str(config)})
+    done = aws_home.run_in_process("credential-process", "--profile", "work", env={"GW_CONFIG": str(config)})
     assert done.returncode == 0, done.stderr
     assert moto.lookup(json.loads(done.stdout)["AccessKeyId"]).kind == "session-token"
 
@@ -66,11 +66,11 @@ def test_init_appends_and_never_replaces_a_profile(gw_home):
     assert steps == [{"use": "soracom-keys", "operator_id": "OP0012345678", "username": "deploy",
                       "password": "vault:sam.soracom_password"}]
     assert "pa55-w0rd-of-sam" not in session.seen + text
-    assert "sam.soracom_password" in gw_home.run("vault", "list").stdout
+    assert "sam.soracom_password" in gw_home.run_in_process("vault", "list").stdout
 
 
 def test_init_without_a_terminal_says_so(gw_home):
-    result = gw_home.run("init")
+    result = gw_home.run_in_process("init")
     assert result.returncode == 2 and "terminal" in result.stderr and not gw_home.config_path.exists()
 
 

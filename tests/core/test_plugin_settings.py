@@ -57,11 +57,11 @@ def test_the_setting_of_a_disabled_plugin_is_unknown_and_says_so(home):
                       'steps = [{ use = "aws-keys", access_key_id = "env:GWT_A", secret_access_key = "env:GWT_B" }]\n',
                       settings=False)
     home.env.update(GW_DISABLE_PLUGINS="gwtest_setting", GWT_A="AKIAEXAMPLEEXAMPLE", GWT_B="settings-test-secret")
-    served = home.run("env", "--profile", "k", "--format", "json")  # no command reads it: a warning, not a failure
+    served = home.run_in_process("env", "--profile", "k", "--format", "json")  # no command reads it: a warning, not a failure
     assert served.returncode == 0, served.stderr
     assert "gw: warning: " in served.stderr
     assert "settings.gwtest_greeting: unknown setting (plugins skipped or disabled: gwtest_setting); ignored" in served.stderr
-    checked = home.run("check")
+    checked = home.run_in_process("check")
     assert checked.returncode == 3 and "settings.gwtest_greeting: unknown setting" in checked.stderr
 
 
@@ -69,9 +69,9 @@ def test_a_misspelt_plugin_setting_warns_and_gw_check_lists_it(home):
     home.write_config('[settings]\ngwtest_greting = "hi"\n\n' + PROFILE, settings=False)
     expected = "settings.gwtest_greting: unknown setting (did you mean 'gwtest_greeting'?)"
     assert _secret(home) == "hello-1"  # the default stands; the typo is said once
-    served = home.run("env", "--profile", "p", "--format", "json")
+    served = home.run_in_process("env", "--profile", "p", "--format", "json")
     assert served.stderr.count(expected) == 1 and served.stderr.startswith("gw: warning: ")
-    checked = home.run("check")
+    checked = home.run_in_process("check")
     assert checked.returncode == 3 and expected in checked.stderr
 
 

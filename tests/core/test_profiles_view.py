@@ -21,7 +21,7 @@ steps = [ {{ use = "aws-keys", access_key_id = "vault:akid", secret_access_key =
 def test_profiles_fit_80_columns_with_relative_times_and_real_counts(home):  # noqa: F811
     home.write_config(shared_profiles() + TWO_STEPS)
     for profile in ("admin", LONG):
-        assert home.run("credential-process", "--profile", profile).returncode == 0
+        assert home.run_in_process("credential-process", "--profile", profile).returncode == 0
     screen = run_in_terminal(f"COLUMNS=80 exec {gw_executable()} profiles", home.env)
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in screen.replace("\r", "").splitlines()]
     assert lines[0].startswith("profiles in ")  # the config's path, as long as it is
@@ -37,7 +37,7 @@ def test_profiles_fit_80_columns_with_relative_times_and_real_counts(home):  # n
 
 def test_profiles_on_a_pipe_are_one_row_per_line(home):  # noqa: F811
     home.write_config(shared_profiles() + TWO_STEPS)
-    assert home.run("credential-process", "--profile", "admin").returncode == 0
+    assert home.run_in_process("credential-process", "--profile", "admin").returncode == 0
     lines = home.run_in_process("profiles", env={"COLUMNS": "80"}).stdout.splitlines()
     assert lines[0].split("\t") == ["profile", "steps", "output", "expires", "cached"]
     rows = {cells[0]: cells for cells in (line.split("\t") for line in lines[1:])}

@@ -96,3 +96,34 @@ def test_the_tripwire_records_every_contact_even_one_not_yet_accepted(tripwire):
     with pytest.raises(requests.ConnectionError):  # a client that follows fails fast
         requests.get(tripwire.url(), timeout=5)
     assert len(tripwire.contacts()) == 2
+
+
+def test_a_client_hanging_up_mid_answer_prints_nothing(ca, capfd):
+    """socketserver prints a traceback for an error in a connection's thread; a client that goes
+    away before the answer is written is no error, and an in-process gw run would take the
+    printed traceback for its own stderr."""
+    import socket
+    import ssl
+
+    from gw_emulators.httpserver import Response
+
+    with Echo(ca) as server:
+        done = []
+
+        def big(request):
+            time.sleep(0.3)  # the client is gone by now
+            done.append(True)
+            return Response(200, b"x" * 4_000_000, {"Content-Type": "application/octet-stream"})
+
+        server.route("GET", r"/big", big, name="big")
+        context = ssl.create_default_context(cafile=str(ca.ca_path))
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            tls.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            tls.close()
+        deadline = time.monotonic() + 10
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    assert done and server.calls["big"] == 1
+    assert "Traceback" not in capfd.readouterr().err

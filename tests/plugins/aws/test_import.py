@@ -95,7 +95,7 @@ def test_import_moves_the_keys_and_removes_the_plaintext(home, user, user_name, 
 def _session_through_cli(home, moto) -> None:
     """The real AWS CLI works through gw, with a session token GetSessionToken made from the user's keys."""
     _who(home)
-    key = json.loads(home.run("credential-process", "--profile", "work", check=True).stdout)["AccessKeyId"]
+    key = json.loads(home.run_in_process("credential-process", "--profile", "work", check=True).stdout)["AccessKeyId"]
     issued = moto.lookup(key)
     assert (issued.kind, issued.source_kind) == ("session-token", "long-term")
 
@@ -160,7 +160,7 @@ def test_an_aws_config_botocore_reads_otherwise_is_refused_before_anything_moves
     home.aws_config.write_text(config)
     files = _files(home)
     state = sorted(str(p) for p in home.state.rglob("*")) if home.state.exists() else []
-    result = home.run("import", "aws", "--aws-profile", "work", "--remove-plaintext")
+    result = home.run_in_process("import", "aws", "--aws-profile", "work", "--remove-plaintext")
     assert_clean_failure(result, contains="botocore also reads profile 'work' from section [profile\\twork]")
     assert _files(home) == files and home.config_path.read_text() == GW_CONFIG
     assert (sorted(str(p) for p in home.state.rglob("*")) if home.state.exists() else []) == state  # no vault
@@ -173,7 +173,7 @@ def test_remove_plaintext_takes_continuation_lines_with_the_key(home, user):
     credentials = home.home / ".aws" / "credentials"
     credentials.write_text(credentials.read_text() + "[cont]\naws_access_key_id = AKIACONTCONTCONT0001\naws_secret_access_key = part-one\n"
                            "# a comment inside the value\n  part-two-of-the-secret\noutput = json\n")
-    result = home.run("import", "aws", "--aws-profile", "cont", "--remove-plaintext")
+    result = home.run_in_process("import", "aws", "--aws-profile", "cont", "--remove-plaintext")
     assert result.returncode == 0, result.stderr
     text = credentials.read_text()
     assert "part-two-of-the-secret" not in text and "part-one" not in text
@@ -181,14 +181,14 @@ def test_remove_plaintext_takes_continuation_lines_with_the_key(home, user):
 
 
 def test_no_session_keeps_the_long_term_keys(home, user):
-    assert home.run("import", "aws", "--aws-profile", "work", "--no-session", "--keep-plaintext").returncode == 0
-    values = json.loads(home.run("env", "--profile", "work", "--format", "json", check=True).stdout)
+    assert home.run_in_process("import", "aws", "--aws-profile", "work", "--no-session", "--keep-plaintext").returncode == 0
+    values = json.loads(home.run_in_process("env", "--profile", "work", "--format", "json", check=True).stdout)
     assert (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) == user
 
 
 def test_the_imported_profile_serves_gw_exec_server_and_keeps_mfa(home, user, user_name, moto):
     home.aws_config.write_text("[profile work]\nregion = eu-west-1\nmfa_serial = arn:aws:iam::123456789012:mfa/me\n")
-    assert home.run("import", "aws", "--aws-profile", "work", "--keep-plaintext").returncode == 0
+    assert home.run_in_process("import", "aws", "--aws-profile", "work", "--keep-plaintext").returncode == 0
     steps = tomllib.loads(home.config_path.read_text())["profiles"]["work"]["steps"]
     assert steps[1] == {"use": "session-token", "mfa_serial": "arn:aws:iam::123456789012:mfa/me", "mfa_code": "prompt"}
     home.config_path.write_text(home.config_path.read_text().replace(', mfa_serial = "arn:aws:iam::123456789012:mfa/me"'
@@ -204,14 +204,14 @@ def test_all_imports_every_profile_with_keys(home, user, user_name, moto):
     credentials = home.home / ".aws" / "credentials"
     credentials.write_text(credentials.read_text() + "\n[temp]\naws_access_key_id = ASIATEMPTEMPTEMP0001\n"
                            "aws_secret_access_key = t\naws_session_token = tok\n")
-    result = home.run("import", "aws", "--all", "--keep-plaintext")
+    result = home.run_in_process("import", "aws", "--all", "--keep-plaintext")
     assert result.returncode == 0, result.stderr
     assert "imported 2 of 2 profile(s)" in result.stdout
     profiles = tomllib.loads(home.config_path.read_text())["profiles"]
     assert {"work", "other"} <= set(profiles) and "temp" not in profiles
-    assert "other.aws_secret_access_key" in home.run("vault", "list").stdout
-    cp = json.loads(home.run("credential-process", "--profile", "work", check=True).stdout)
+    assert "other.aws_secret_access_key" in home.run_in_process("vault", "list").stdout
+    cp = json.loads(home.run_in_process("credential-process", "--profile", "work", check=True).stdout)
     assert moto.lookup(cp["AccessKeyId"]).kind == "session-token"
     assert "credential-process --profile other" in _files(home)["config"]
     _session_through_cli(home, moto)
-    assert_clean_failure(home.run("import", "aws", "--all", "--aws-profile", "work"), contains="--all")
+    assert_clean_failure(home.run_in_process("import", "aws", "--all", "--aws-profile", "work"), contains="--all")

@@ -44,18 +44,27 @@ def _vault_pair(home) -> tuple[str, str]:
     return values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]
 
 
-def assert_working_key(home, moto, name: str) -> str:
-    """The vault's pair is a live key of the user (moto knows that id with that secret), and the
-    real AWS CLI, through gw's credential_process, is that user."""
+def assert_working_key(home, moto, name: str, *, aws_cli: bool = False) -> str:
+    """The vault's pair is a live key of the user (moto knows that id with that secret), and what
+    gw's credential-process hands out signs STS in as that user: through the real AWS CLI when
+    ``aws_cli`` (once, in test_rotate_replaces_the_key), else gw in-process and botocore."""
     akid, secret = _vault_pair(home)
     assert akid in _iam_keys(moto, name)
     issued = moto.lookup(akid)
     assert issued is not None and issued.secret_access_key == secret
     home.aws_config.write_text("[profile p]\ncredential_process = gw credential-process --profile p\n")
-    who = subprocess.run(check=False, args=[AWS_CLI, "sts", "get-caller-identity", "--profile", "p"], env=home.env,
-                         capture_output=True, text=True, timeout=60)
-    assert who.returncode == 0, who.stderr
-    assert json.loads(who.stdout)["Arn"] == f"arn:aws:iam::{ACCOUNT}:user/{name}"
+    if aws_cli:
+        who = subprocess.run(check=False, args=[AWS_CLI, "sts", "get-caller-identity", "--profile", "p"],
+                             env=home.env, capture_output=True, text=True, timeout=60)
+        assert who.returncode == 0, who.stderr
+        arn = json.loads(who.stdout)["Arn"]
+    else:
+        who = home.run_in_process("credential-process", "--profile", "p")
+        assert who.returncode == 0, who.stderr
+        doc = json.loads(who.stdout)
+        arn = moto.client("sts", doc["AccessKeyId"], doc["SecretAccessKey"], doc.get("SessionToken")) \
+            .get_caller_identity()["Arn"]
+    assert arn == f"arn:aws:iam::{ACCOUNT}:user/{name}"
     return akid
 
 
@@ -64,7 +73,7 @@ def test_rotate_replaces_the_key(home, moto, user):
     result = home.run_in_process("rotate", "--profile", "p")
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and old_secret not in result.stdout
-    new_akid = assert_working_key(home, moto, name)
+    new_akid = assert_working_key(home, moto, name, aws_cli=True)
     assert new_akid != old_akid and _iam_keys(moto, name) == [new_akid]
     assert moto.lookup(old_akid) is None  # deleted upstream
     assert "p.gw-rotation" not in home.run_in_process("vault", "list").stdout

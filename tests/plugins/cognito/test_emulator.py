@@ -250,7 +250,7 @@ def test_the_demo_pool_profile_and_api_work_together(ca, gw_home):
     try:
         gw_home.write_config(demo_profile(pool, client))
         gw_home.vault_set("gw-demo-m2m-secret", client.secret)
-        result = gw_home.run("env", "--profile", "m2m", "--format", "json")
+        result = gw_home.run_in_process("env", "--profile", "m2m", "--format", "json")
         assert result.returncode == 0, result.stderr
         access = json.loads(result.stdout)["GW_BEARER_TOKEN"]
         reply = call(api, ca, "/items", f"Bearer {access}")

@@ -35,7 +35,7 @@ except urllib.error.HTTPError as error:
 
 
 def env_json(home, profile: str = "m2m") -> dict[str, str]:
-    result = home.run("env", "--profile", profile, "--format", "json")
+    result = home.run_in_process("env", "--profile", profile, "--format", "json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -108,7 +108,7 @@ def test_without_scopes_cognito_grants_all_the_client_may_have(gw_home, pool):
 
 def test_a_scope_the_client_may_not_have_is_one_line(gw_home, pool):
     write_m2m(gw_home, pool, scopes=[READ, WRITE])
-    result = gw_home.run("env", "--profile", "m2m")
+    result = gw_home.run_in_process("env", "--profile", "m2m")
     line = assert_clean_failure(result, contains="(invalid_scope)")
     assert "allowed custom scopes" in line
     assert pool.issued == [] and pool.calls["token"] == 1
@@ -117,7 +117,7 @@ def test_a_scope_the_client_may_not_have_is_one_line(gw_home, pool):
 def test_a_wrong_secret_is_invalid_client(gw_home, pool):
     write_m2m(gw_home, pool)
     gw_home.env["COGNITO_SECRET"] = "not-the-secret-" + "x" * 20
-    result = gw_home.run("env", "--profile", "m2m")
+    result = gw_home.run_in_process("env", "--profile", "m2m")
     line = assert_clean_failure(result, contains="(invalid_client)")
     assert "check client_id and client_secret" in line
     assert "not-the-secret" not in result.stderr
@@ -126,14 +126,14 @@ def test_a_wrong_secret_is_invalid_client(gw_home, pool):
 def test_a_client_without_the_grant_is_unauthorized_client(gw_home, pool):
     pool.add_client("web", scopes=(READ,), flows=("authorization_code",))
     write_m2m(gw_home, pool, pool.clients["web"])
-    assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="enable the client credentials")
+    assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"), contains="enable the client credentials")
 
 
 @pytest.mark.parametrize("error", OAUTH_ERRORS)
 def test_every_oauth_error_is_one_line_saying_what_to_check(gw_home, pool, error):
     write_m2m(gw_home, pool)
     pool.refuse_next(error)
-    line = assert_clean_failure(gw_home.run("env", "--profile", "m2m"))
+    line = assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"))
     expected = f"gw: Cognito refused the token request ({error}): {ERROR_HINTS[error]}"
     if error == "invalid_client":  # the server may take only the other client authentication method
         expected += '; or the server takes only client_secret_post: try auth_method = "client_secret_post" ' \
@@ -145,12 +145,12 @@ def test_every_oauth_error_is_one_line_saying_what_to_check(gw_home, pool, error
 def test_an_unknown_error_code_is_still_one_line(gw_home, pool):
     write_m2m(gw_home, pool)
     pool.refuse_next("slow_down")
-    assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="(slow_down)")
+    assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"), contains="(slow_down)")
 
 
 def test_a_wrong_path_is_one_line(gw_home, pool):
     write_m2m(gw_home, pool, token_url=f"{pool.url}/oauth2/tokens")
-    assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="HTTP 404")
+    assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"), contains="HTTP 404")
 
 
 # -- retries ------------------------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_429_forever_is_retries_plus_one_posts_then_one_line(gw_home, pool, retr
     options = {} if retries == 3 else {"retries": retries}  # 3 is the default
     write_m2m(gw_home, pool, **options)
     pool.inject("token", status=429, count=1000)
-    line = assert_clean_failure(gw_home.run("env", "--profile", "m2m"))
+    line = assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"))
     assert pool.calls["token"] == retries + 1
     assert f"answered HTTP 429 on all {retries + 1} attempts" in line
     assert f"(retries = {retries})" in line
@@ -176,7 +176,7 @@ def test_429_forever_is_retries_plus_one_posts_then_one_line(gw_home, pool, retr
 def test_retries_zero_makes_one_attempt(gw_home, pool):
     write_m2m(gw_home, pool, retries=0)
     pool.inject("token", status=500, count=1)
-    assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="HTTP 500 on its only attempt")
+    assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"), contains="HTTP 500 on its only attempt")
     assert pool.calls["token"] == 1
 
 
@@ -196,7 +196,7 @@ def test_mixed_failures_are_counted_in_the_line(gw_home, pool):
     write_m2m(gw_home, pool, retries=2)
     pool.inject("token", status=502, count=1)
     pool.inject("token", drop=True, count=2)
-    line = assert_clean_failure(gw_home.run("env", "--profile", "m2m"))
+    line = assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"))
     assert "failed all 3 attempts (1 x HTTP 502, 2 x connection failed)" in line
     assert pool.calls["token"] == 3
 
@@ -206,7 +206,7 @@ def test_the_earlier_of_exp_and_expires_in_is_used_and_a_big_gap_is_reported(gw_
     pool.add_client("skewed", scopes=(READ,), lifetime=3600, claim_lifetime=1800)
     write_m2m(gw_home, pool, pool.clients["skewed"])
     before = time.time()
-    result = gw_home.run("env", "--profile", "m2m")
+    result = gw_home.run_in_process("env", "--profile", "m2m")
     assert result.returncode == 0, result.stderr
     assert "exp claim and expires_in disagree by 30 min; using the earlier" in result.stderr
     header, _ = read_cached(gw_home, "m2m")
@@ -218,7 +218,7 @@ def test_an_exp_later_than_expires_in_does_not_extend_the_token(gw_home, pool):
     pool.add_client("generous", scopes=(READ,), lifetime=3600, claim_lifetime=7200)
     write_m2m(gw_home, pool, pool.clients["generous"])
     before = time.time()
-    result = gw_home.run("env", "--profile", "m2m")
+    result = gw_home.run_in_process("env", "--profile", "m2m")
     assert result.returncode == 0, result.stderr
     header, _ = read_cached(gw_home, "m2m")
     assert before + 3590 <= header.expires_at <= time.time() + 3600
@@ -226,14 +226,14 @@ def test_an_exp_later_than_expires_in_does_not_extend_the_token(gw_home, pool):
 
 def test_agreeing_expiries_say_nothing(gw_home, pool):
     write_m2m(gw_home, pool)
-    result = gw_home.run("env", "--profile", "m2m")
+    result = gw_home.run_in_process("env", "--profile", "m2m")
     assert result.returncode == 0 and result.stderr == ""
 
 
 def test_a_token_already_expired_by_its_claim_is_refused(gw_home, pool):
     write_m2m(gw_home, pool)
     pool.advance(-7200)  # the pool's clock is two hours behind: exp is in our past
-    line = assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="already past by this computer's clock")
+    line = assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"), contains="already past by this computer's clock")
     assert "this computer's clock is 2 h 0 min ahead of the Cognito token endpoint's (by its Date header)" in line
 
 
@@ -249,16 +249,16 @@ def test_the_client_secret_never_reaches_stdout_stderr_or_files(gw_home, pool):
     basic = base64.b64encode(f"{client.client_id}:{client.secret}".encode()).decode()
     runs = []
     pool.refuse_next("invalid_client")
-    runs.append(gw_home.run("env", "--profile", "m2m"))
+    runs.append(gw_home.run_in_process("env", "--profile", "m2m"))
     pool.inject("token", status=503, count=100)
-    runs.append(gw_home.run("env", "--profile", "m2m", env={"GW_QUIET": ""}))
+    runs.append(gw_home.run_in_process("env", "--profile", "m2m", env={"GW_QUIET": ""}))
     pool.faults.clear()
     pool.inject("token", garbage=True, count=1)
-    runs.append(gw_home.run("env", "--profile", "m2m"))
-    runs.append(gw_home.run("env", "--profile", "m2m"))
-    runs.append(gw_home.run("profiles"))
-    runs.append(gw_home.run("check"))
-    runs.append(gw_home.run("cache", "list"))
+    runs.append(gw_home.run_in_process("env", "--profile", "m2m"))
+    runs.append(gw_home.run_in_process("env", "--profile", "m2m"))
+    runs.append(gw_home.run_in_process("profiles"))
+    runs.append(gw_home.run_in_process("check"))
+    runs.append(gw_home.run_in_process("cache", "list"))
     assert runs[3].returncode == 0, runs[3].stderr
     for result in runs:
         for secret in (client.secret, basic):
@@ -274,7 +274,7 @@ def test_the_client_secret_never_reaches_stdout_stderr_or_files(gw_home, pool):
 def test_a_garbage_200_answer_is_one_line(gw_home, pool):
     write_m2m(gw_home, pool)
     pool.inject("token", garbage=True, status=200, count=1)
-    assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains="answered 200 without a JSON object")
+    assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"), contains="answered 200 without a JSON object")
 
 
 # -- concurrency and the hot path -------------------------------------------------------------------

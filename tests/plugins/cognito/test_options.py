@@ -41,17 +41,17 @@ def test_a_bad_option_is_one_line(gw_home, case):
     options, message = BAD[case]
     gw_home.write_config(tomli_w.dumps({"profiles": {"m2m": {"steps": [{**BASE, **options}]}}}))
     gw_home.env["COGNITO_SECRET"] = "never-used-secret"
-    line = assert_clean_failure(gw_home.run("env", "--profile", "m2m"), contains=message)
+    line = assert_clean_failure(gw_home.run_in_process("env", "--profile", "m2m"), contains=message)
     assert "profiles.m2m.steps[0] (cognito-m2m)" in line
     assert "s3cr3t-in-the-config" not in line
-    check = gw_home.run("check")
+    check = gw_home.run_in_process("check")
     assert check.returncode != 0 and message in check.stderr and "Traceback" not in check.stderr
 
 
 def test_a_good_profile_checks_clean(gw_home):
     gw_home.write_config(tomli_w.dumps({"profiles": {"m2m": {"steps": [{**BASE, **DOMAIN, "scopes": ["a/b"]}]}}}))
     gw_home.env["COGNITO_SECRET"] = "x"
-    result = gw_home.run("check")
+    result = gw_home.run_in_process("check")
     assert result.returncode == 0, result.stderr
 
 

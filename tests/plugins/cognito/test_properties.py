@@ -111,7 +111,7 @@ client_secret = "env:GWT_CLIENT_SECRET", scopes = ["orders/read"], retries = 0, 
     body = raw if junk else json.dumps(doc).encode()
     upstream.answer(status, body, {"Content-Type": "application/json"}, drop=drop)
     before = len(upstream.requests)
-    result = home.run("token", "--profile", "m2m", "--format", "raw", timeout=60)
+    result = home.run_in_process("token", "--profile", "m2m", "--format", "raw", timeout=60)
     code, out, err = result.returncode, result.stdout, result.stderr
     # one request, no retry (retries = 0); any secret can be sent (RFC 6749 form-encoding)
     assert len(upstream.requests) == before + 1, err
@@ -138,7 +138,7 @@ def test_a_non_latin1_secret_is_sent_rfc6749_encoded(tmp_path, ca, upstream, aut
                       f'client_id = "{CLIENT_ID}", client_secret = "env:GWT_CLIENT_SECRET", retries = 0, '
                       f'auth_method = "{auth_method}" }}]\n')
     upstream.answer(400, b'{"error":"invalid_client"}', {"Content-Type": "application/json"})
-    result = home.run("token", "--profile", "m2m")
+    result = home.run_in_process("token", "--profile", "m2m")
     assert result.returncode != 0 and result.stdout == ""
     assert_clean(result.returncode, result.stdout, result.stderr, [secret], emits=False)
     (request,) = upstream.requests

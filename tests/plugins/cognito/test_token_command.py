@@ -27,7 +27,7 @@ HEAVY = {"pluggy", "boto3", "botocore", "requests", "jwt", "tomllib", "argparse"
 
 
 def token_of(home, *args: str) -> str:
-    result = home.run("token", "--profile", "m2m", *args)
+    result = home.run_in_process("token", "--profile", "m2m", *args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1, result.stdout
     return result.stdout[:-1]
@@ -74,4 +74,4 @@ def test_cache_hit_loads_no_plugin(gw_home, pool):
 def test_a_profile_without_a_token_is_one_line(gw_home, pool):
     gw_home.write_config('[profiles.keys]\nsteps = [{ use = "aws-keys", access_key_id = "AKIAEXAMPLE", '
                          'secret_access_key = "env:NOPE" }]\n')
-    assert_clean_failure(gw_home.run("token", "--profile", "keys"))
+    assert_clean_failure(gw_home.run_in_process("token", "--profile", "keys"))

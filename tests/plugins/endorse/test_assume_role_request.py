@@ -75,7 +75,7 @@ def test_assume_role_sends_imsi_tags_and_source_identity(imsi, imei, gw_home, en
     endorse.default_imsi = imsi  # the SIM the device is on
     assert (endorse.sims[imsi].imei is not None) == (imei is not None)
     gw_home.write_config(device_profile(endorse, service.exchange_url))
-    result = gw_home.run("credential-process", "--profile", "device")
+    result = gw_home.run_in_process("credential-process", "--profile", "device")
     assert result.returncode == 0, result.stderr
     issued = json.loads(result.stdout)
 

@@ -31,7 +31,7 @@ def server(base_settings, exchange_server):
 def test_aws_cli_through_credential_process_gets_the_imsi_session(aws_home, endorse, server, moto):
     home = aws_home
     home.write_config(device_profile(endorse, server))
-    assert home.run("check").returncode == 0
+    assert home.run_in_process("check").returncode == 0
     home.aws_config.write_text(
         f"[profile device]\ncredential_process = {home.env['PATH'].split(':')[0]}/gw credential-process --profile device\n"
         "region = us-east-1\n"
@@ -53,7 +53,7 @@ def test_aws_cli_through_credential_process_gets_the_imsi_session(aws_home, endo
 def test_env_exports_the_exchanged_credentials(aws_home, endorse, server, moto):
     home = aws_home
     home.write_config(device_profile(endorse, server, verify=False))
-    result = home.run("env", "--profile", "device")
+    result = home.run_in_process("env", "--profile", "device")
     assert result.returncode == 0, result.stderr
     assert "AWS_SESSION_TOKEN" in result.stdout and "AWS_REGION" in result.stdout
     akid = next(line for line in result.stdout.splitlines() if "AWS_ACCESS_KEY_ID" in line).split("=", 1)[1].strip("'\"")
@@ -66,7 +66,7 @@ def test_verify_refuses_a_token_without_the_nonce(gw_home, endorse, server, monk
     original = endorse.mint
     monkeypatch.setattr(endorse, "mint", lambda imsi=None, **kw: original(imsi, **{**kw, "request_parameters": {}}))
     gw_home.write_config(device_profile(endorse, server))
-    result = gw_home.run("credential-process", "--profile", "device")
+    result = gw_home.run_in_process("credential-process", "--profile", "device")
     assert result.returncode != 0 and result.stdout == ""
     assert result.stderr.startswith("gw: ") and "nonce" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -75,7 +75,7 @@ def test_verify_refuses_a_token_without_the_nonce(gw_home, endorse, server, monk
 def test_verify_refuses_an_expired_token_before_the_exchange(gw_home, endorse, server):
     endorse.mode = "expired"
     gw_home.write_config(device_profile(endorse, server))
-    result = gw_home.run("credential-process", "--profile", "device")
+    result = gw_home.run_in_process("credential-process", "--profile", "device")
     assert result.returncode != 0 and "expired" in result.stderr and "Traceback" not in result.stderr
     assert not [r for r in server.records() if r.get("path") == "/exchange"]
 
@@ -83,7 +83,7 @@ def test_verify_refuses_an_expired_token_before_the_exchange(gw_home, endorse, s
 def test_exchange_refusal_is_one_line(gw_home, endorse, server):
     endorse.mode = "wrong-audience"
     gw_home.write_config(device_profile(endorse, server, verify=False))
-    result = gw_home.run("credential-process", "--profile", "device")
+    result = gw_home.run_in_process("credential-process", "--profile", "device")
     assert result.returncode != 0
     line = result.stderr.strip()
     assert line.startswith("gw: ") and "401" in line and "wrong_audience" in line and "\n" not in line
@@ -91,32 +91,32 @@ def test_exchange_refusal_is_one_line(gw_home, endorse, server):
 
 def test_iot_wss_kind_cached_and_printed_by_iot_url(gw_home, endorse, server):
     gw_home.write_config(device_profile(endorse, server, verify=False, output="iot-wss", name="mqtt"))
-    assert gw_home.run("check").returncode == 0
-    first = gw_home.run("iot-url", "--profile", "mqtt")
+    assert gw_home.run_in_process("check").returncode == 0
+    first = gw_home.run_in_process("iot-url", "--profile", "mqtt")
     assert first.returncode == 0, first.stderr
     url = first.stdout.strip()
     assert url.startswith("wss://example-ats.iot.us-east-1.amazonaws.com/mqtt?X-Amz-Algorithm=AWS4-HMAC-SHA256")
     assert "X-Amz-Security-Token" in parse_qs(urlsplit(url).query)
     tokens = len(endorse.issued)
     # read back from the encrypted cache as the plugin's own kind: same URL, no new token
-    second = gw_home.run("iot-url", "--profile", "mqtt")
+    second = gw_home.run_in_process("iot-url", "--profile", "mqtt")
     assert second.returncode == 0 and second.stdout.strip() == url and len(endorse.issued) == tokens
     # --refresh fetches anew; --min-ttl longer than the URL's life does too
     for flags in (["--refresh"], ["--min-ttl", "24h"]):
-        again = gw_home.run("iot-url", "--profile", "mqtt", *flags)
+        again = gw_home.run_in_process("iot-url", "--profile", "mqtt", *flags)
         assert again.returncode == 0 and len(endorse.issued) == tokens + 1, again.stderr
         tokens += 1
     entries = list(gw_home.cache_dir.iterdir())
     assert entries and all(url.encode() not in p.read_bytes() for p in entries if p.is_file())
-    env = gw_home.run("env", "--profile", "mqtt")
+    env = gw_home.run_in_process("env", "--profile", "mqtt")
     assert env.returncode == 0 and "GW_IOT_WSS_URL" in env.stdout and "GW_IOT_CLIENT_ID" in env.stdout
 
 
 def test_iot_url_presigns_with_aws_credentials(gw_home, endorse, server):
     gw_home.write_config(device_profile(endorse, server, verify=False))
-    missing = gw_home.run("iot-url", "--profile", "device")
+    missing = gw_home.run_in_process("iot-url", "--profile", "device")
     assert missing.returncode != 0 and "--endpoint" in missing.stderr
-    result = gw_home.run("iot-url", "--profile", "device", "--endpoint", "abc-ats.iot.eu-west-1.amazonaws.com",
+    result = gw_home.run_in_process("iot-url", "--profile", "device", "--endpoint", "abc-ats.iot.eu-west-1.amazonaws.com",
                          "--region", "eu-west-1")
     assert result.returncode == 0, result.stderr
     query = parse_qs(urlsplit(result.stdout.strip()).query)
@@ -142,7 +142,7 @@ def test_bad_step_options_are_one_line(gw_home, endorse):
     [profiles.device]
     steps = [ { use = "endorse", endpoint = "ftp://x" }, { use = "endorse-exchange", url = "https://x/exchange", output = "mqtt" } ]
     """)
-    result = gw_home.run("check")
+    result = gw_home.run_in_process("check")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "endpoint" in result.stderr or "output" in result.stderr
 
@@ -165,7 +165,7 @@ def test_login_turns_the_exchanged_credentials_into_a_console_session(aws_home, 
     home = aws_home
     home.write_config(device_profile(endorse, server)
                       + f'login = {{ endpoint = "{federation.federation_url}", destination = "{federation.console_url}" }}\n')
-    result = home.run("login", "--profile", "device", "--print")
+    result = home.run_in_process("login", "--profile", "device", "--print")
     assert result.returncode == 0, result.stderr
     response = requests.get(result.stdout.strip(), verify=str(ca.ca_path), allow_redirects=False, timeout=30)
     assert response.status_code == 302 and response.headers["Location"] == federation.console_url
@@ -194,6 +194,6 @@ def test_a_service_echoing_the_token_does_not_leak_it(gw_home, endorse, ca):
         steps = [ {{ use = "endorse", endpoint = "{endorse.url}" }},
                   {{ use = "endorse-exchange", url = "{echo.url}/exchange" }} ]
         """)
-        result = gw_home.run("credential-process", "--profile", "device")
+        result = gw_home.run_in_process("credential-process", "--profile", "device")
     assert result.returncode != 0 and "HTTP 400" in result.stderr
     assert "eyJ" not in result.stderr and "[redacted]" in result.stderr  # not even a shortened token

@@ -123,7 +123,7 @@ def test_live_check_profile_must_end_in_soracom_auth(gw_home, base_settings, tmp
     """)
     settings = {**base_settings, "soracom_profile": "keys"}
     config = write_settings(tmp_path / "x.toml", settings)
-    result = gw_home.run("serve", "endorse-exchange", "--config", str(config), "--listen", "127.0.0.1:0", timeout=30)
+    result = gw_home.run_in_process("serve", "endorse-exchange", "--config", str(config), "--listen", "127.0.0.1:0", timeout=30)
     assert result.returncode != 0 and "soracom-auth" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -148,7 +148,7 @@ def test_live_check_profile_must_end_in_soracom_auth(gw_home, base_settings, tmp
 def test_bad_settings_are_one_line(gw_home, tmp_path, text, expected):
     config = tmp_path / "exchange.toml"
     config.write_text(text)
-    result = gw_home.run("serve", "endorse-exchange", "--config", str(config), timeout=30)
+    result = gw_home.run_in_process("serve", "endorse-exchange", "--config", str(config), timeout=30)
     assert result.returncode != 0 and result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gw: ") and expected in lines[0], result.stderr
@@ -156,11 +156,11 @@ def test_bad_settings_are_one_line(gw_home, tmp_path, text, expected):
 
 def test_non_loopback_listen_warns(gw_home, base_settings, tmp_path):
     config = write_settings(tmp_path / "x.toml", base_settings)
-    bad = gw_home.run("serve", "endorse-exchange", "--config", str(config), "--listen", "nonsense", timeout=30)
+    bad = gw_home.run_in_process("serve", "endorse-exchange", "--config", str(config), "--listen", "nonsense", timeout=30)
     assert bad.returncode != 0 and "HOST:PORT" in bad.stderr
     # beyond loopback only when asked, and then with a warning; 192.0.2.1 (RFC 5737) is not this host's, so
     # the warning comes and the bind fails: nothing listens beyond loopback (issue 15.8)
-    beyond = gw_home.run("serve", "endorse-exchange", "--config", str(config), "--listen", "192.0.2.1:0", timeout=30)
+    beyond = gw_home.run_in_process("serve", "endorse-exchange", "--config", str(config), "--listen", "192.0.2.1:0", timeout=30)
     assert beyond.returncode != 0 and "listening on 192.0.2.1, not on loopback" in beyond.stderr
     assert "cannot listen on 192.0.2.1:0" in beyond.stderr
     assert requests is not None

@@ -54,7 +54,7 @@ def iot_profile(name: str, endpoint: str, cert: IssuedCert | None = None, **opti
 
 
 def credential_process(home, profile: str) -> dict:
-    result = home.run("credential-process", "--profile", profile)
+    result = home.run_in_process("credential-process", "--profile", profile)
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["Version"] == 1

@@ -37,7 +37,7 @@ steps = [
         key = next(aws_home.state.rglob("private-key.pem"))
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
         # gw cache clear drops the shared chain steps too: the SIM bootstraps again
-        assert aws_home.run("cache", "clear", "--profile", "device").returncode == 0
+        assert aws_home.run_in_process("cache", "clear", "--profile", "device").returncode == 0
         credential_process(aws_home, "device")
         assert krypton.calls["aws/iot/bootstrap"] == 2 and iot.calls["credentials"] == 2
 
@@ -93,7 +93,7 @@ steps = [
 """)
         first = credential_process(aws_home, "device")
         assert krypton.calls["aws/iot/bootstrap"] == 1 and krypton.handshakes == 1
-        assert aws_home.run("cache", "clear", "--profile", "device").returncode == 0
+        assert aws_home.run_in_process("cache", "clear", "--profile", "device").returncode == 0
         second = credential_process(aws_home, "device")
         assert second["AccessKeyId"] != first["AccessKeyId"]
         assert moto.lookup(second["AccessKeyId"]) is not None
@@ -103,8 +103,8 @@ steps = [
         # A revoked bootstrap certificate: one clear line, and the next run bootstraps anew.
         for cert in list(iot.certificates.values()):
             iot.revoke(cert.pem)
-        assert aws_home.run("cache", "clear", "--profile", "device").returncode == 0
-        result = aws_home.run("credential-process", "--profile", "device")
+        assert aws_home.run_in_process("cache", "clear", "--profile", "device").returncode == 0
+        result = aws_home.run_in_process("credential-process", "--profile", "device")
         assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1
         assert "closed the connection right after the TLS handshake" in result.stderr
         assert result.stderr.strip().endswith("the next run gets a new certificate with Krypton aws-iot-bootstrap")

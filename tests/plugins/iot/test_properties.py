@@ -140,7 +140,7 @@ def test_any_credentials_provider_answer_gives_gw_lines_only(tmp_path, ca, scrip
         doc = dict(doc, message=f"bad key passphrase {_echo(PASSPHRASE, how)} for this certificate")
     scripted.script(status, raw if junk else json.dumps(doc).encode(), drop=drop)
     before = scripted.served
-    result = home.run("credential-process", "--profile", "dev", timeout=60)
+    result = home.run_in_process("credential-process", "--profile", "dev", timeout=60)
     code, out, err = result.returncode, result.stdout, result.stderr
     assert scripted.served == before + 1  # the mutual TLS handshake passed and the route was asked once
     assert all(line.startswith("gw: ") for line in err.splitlines()), err

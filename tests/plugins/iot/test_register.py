@@ -29,7 +29,7 @@ def jitr(ca, tmp_path):
 
 
 def register(home, emulator, device, device_ca, *extra: str):
-    return home.run("iot", "register", "--certificate", str(device.cert_path), "--key", str(device.key_path),
+    return home.run_in_process("iot", "register", "--certificate", str(device.cert_path), "--key", str(device.key_path),
                     "--ca-certificate", str(device_ca.ca_path), "--endpoint", emulator.endpoint,
                     "--interval", "0.05", *extra, timeout=60)
 
@@ -75,10 +75,10 @@ def test_bad_input_is_one_line(gw_home, jitr, tmp_path):
     assert line == f"gw: private key {device.key_path} is readable by its group (mode 0640): run chmod 600 {device.key_path}"
     device.key_path.chmod(0o600)
     missing = tmp_path / "missing.pem"
-    line = one_error_line(gw_home.run("iot", "register", "--certificate", str(missing), "--key", str(device.key_path),
+    line = one_error_line(gw_home.run_in_process("iot", "register", "--certificate", str(missing), "--key", str(device.key_path),
                                       "--ca-certificate", str(device_ca.ca_path), "--endpoint", emulator.endpoint))
     assert line == f"gw: cannot read certificate {missing}"
-    line = one_error_line(gw_home.run("iot", "register", "--certificate", str(device.cert_path), "--key",
+    line = one_error_line(gw_home.run_in_process("iot", "register", "--certificate", str(device.cert_path), "--key",
                                       str(device.key_path), "--ca-certificate", str(device_ca.ca_path),
                                       "--endpoint", emulator.endpoint, "--timeout", "0"))
     assert "--timeout and --interval must be positive" in line
@@ -139,7 +139,7 @@ def test_revocation_alert_emulator_still_serves_active_certificates(gw_home, ca,
 
 
 def test_help_has_description_and_examples(gw_home):
-    result = gw_home.run("iot", "register", "--help", env={"COLUMNS": "300"})  # content, not wrapping
+    result = gw_home.run_in_process("iot", "register", "--help", env={"COLUMNS": "300"})  # content, not wrapping
     assert result.returncode == 0, result.stderr
     assert "Just-in-time registration (JITR)" in result.stdout
     examples = result.stdout.split("examples:\n", 1)[1]
@@ -178,7 +178,7 @@ def test_an_answer_without_a_client_certificate_is_not_success(gw_home, ca, tmp_
         device_ca = LocalCA(tmp_path / "device-ca", "my device CA")
         device = device_ca.issue("device", server=False)
         gw_home.write_config("")
-        result = gw_home.run("iot", "register", "--certificate", str(device.cert_path), "--key",
+        result = gw_home.run_in_process("iot", "register", "--certificate", str(device.cert_path), "--key",
                              str(device.key_path), "--ca-certificate", str(device_ca.ca_path),
                              "--endpoint", f"localhost:{server.port}", "--interval", "0.05", "--timeout", "5")
         line = one_error_line(result)

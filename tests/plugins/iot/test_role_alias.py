@@ -53,7 +53,7 @@ def test_the_emulator_decodes_a_percent_encoded_alias(iot, device, ca, iot_role)
 @pytest.mark.parametrize("alias", ["r\u00f4le", "caf\u00e9-alias", "a/b", "a b", "a%3Db"])
 def test_gw_check_refuses_what_aws_does_not_allow_in_an_alias(gw_home, iot, device, alias):
     gw_home.write_config(iot_profile("dev", iot.endpoint, device, role_alias=alias))
-    result = gw_home.run("credential-process", "--profile", "dev")
+    result = gw_home.run_in_process("credential-process", "--profile", "dev")
     assert result.returncode != 0 and "role_alias must be" in result.stderr and "Traceback" not in result.stderr
     assert iot.request_paths == []
 
@@ -84,6 +84,6 @@ def test_check_order_is_aws_order(iot, device, ca, iot_role):
 def test_gw_explains_a_role_it_cannot_assume(gw_home, iot, device, iot_role):
     iot.add_role_alias("no-trust", iot_role, assumable=False)
     gw_home.write_config(iot_profile("dev", iot.endpoint, device, role_alias="no-trust"))
-    result = gw_home.run("credential-process", "--profile", "dev")
+    result = gw_home.run_in_process("credential-process", "--profile", "dev")
     assert result.returncode != 0 and f"({MSG_ASSUME})" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

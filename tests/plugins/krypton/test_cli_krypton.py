@@ -47,7 +47,7 @@ class Setup:
 
     def run(self, *argv: str, exe: str | None = None) -> subprocess.CompletedProcess[str]:
         if exe is None:
-            return self.home.run(*argv)
+            return self.home.run_in_process(*argv)
         return subprocess.run([exe, *argv], env=self.home.env, capture_output=True, text=True, timeout=120,
                               stdin=subprocess.DEVNULL, check=False)
 
@@ -129,7 +129,7 @@ def test_probe_lists_readers_without_keys(setup: Setup) -> None:
 @pytest.mark.parametrize("command", [("krypton",), ("krypton", "probe"), ("krypton", "call"), ("krypton", "pin")])
 def test_every_krypton_command_has_a_description_and_examples(gw_home, command):
     # issue 9: every subcommand's --help has a description and examples of that very command
-    proc = gw_home.run(*command, "--help", env={"COLUMNS": "300"})  # content, not wrapping (test_help_width)
+    proc = gw_home.run_in_process(*command, "--help", env={"COLUMNS": "300"})  # content, not wrapping (test_help_width)
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout
     description = text.split("\n\n")[1]  # usage, then the description paragraph

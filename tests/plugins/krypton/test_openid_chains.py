@@ -34,7 +34,7 @@ def test_openid_token_through_web_identity_and_cognito_identity(aws_home, moto, 
         aws_home.write_config(_profiles(krypton, write_sim(tmp_path / "sim.json")))
         before = moto.count("AssumeRoleWithWebIdentity")
 
-        web = aws_home.run("credential-process", "--profile", "web")
+        web = aws_home.run_in_process("credential-process", "--profile", "web")
         assert web.returncode == 0, web.stderr
         doc = json.loads(web.stdout)
         issued = moto.lookup(doc["AccessKeyId"])
@@ -42,7 +42,7 @@ def test_openid_token_through_web_identity_and_cognito_identity(aws_home, moto, 
         assert issued.arn.endswith(":assumed-role/DeviceRole/device")
         assert moto.count("AssumeRoleWithWebIdentity") == before + 1
 
-        cognito = aws_home.run("credential-process", "--profile", "cognito")
+        cognito = aws_home.run_in_process("credential-process", "--profile", "cognito")
         assert cognito.returncode == 0, cognito.stderr
         other = json.loads(cognito.stdout)
         assert other["Version"] == 1 and other["AccessKeyId"] != doc["AccessKeyId"]

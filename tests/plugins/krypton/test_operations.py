@@ -316,16 +316,16 @@ def test_call_command_prints_inventory_and_refuses_missing_endpoint(gw_home, kry
         steps = [{{ use = "krypton", operation = "subscriber-metadata", endpoint = "{krypton.url}", reader = "emulated", sim_file = "{sim_file}" }}]
         """
     )
-    out = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "inventory-bootstrap", "--param", "endpoint=dev-9")
+    out = gw_home.run_in_process("krypton", "call", "--profile", "sim", "--operation", "inventory-bootstrap", "--param", "endpoint=dev-9")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["applicationKey"] == krypton.inventory_keys[IMSI] and doc["pskId"] == f"{IMSI}-dev-9"
     assert doc["applicationKey"] not in out.stderr
-    bad = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "inventory-bootstrap")
+    bad = gw_home.run_in_process("krypton", "call", "--profile", "sim", "--operation", "inventory-bootstrap")
     assert bad.returncode != 0 and bad.stdout == ""
     lines = [line for line in bad.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "request_parameters.endpoint" in lines[0] and "Traceback" not in bad.stderr
-    out = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "arc-bootstrap")
+    out = gw_home.run_in_process("krypton", "call", "--profile", "sim", "--operation", "arc-bootstrap")
     assert out.returncode == 0 and json.loads(out.stdout)["arcServerEndpoint"], out.stderr
 
 
@@ -355,10 +355,10 @@ def test_call_command_azure_register_then_status(gw_home, krypton: KryptonEmulat
         """
     )
     krypton.azure_pending_polls = 0
-    out = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "azure-iot-register")
+    out = gw_home.run_in_process("krypton", "call", "--profile", "sim", "--operation", "azure-iot-register")
     assert out.returncode == 0, out.stderr
     operation_id = json.loads(out.stdout)["operationId"]
-    status = gw_home.run("krypton", "call", "--profile", "sim", "--operation", "azure-iot-registration-status",
+    status = gw_home.run_in_process("krypton", "call", "--profile", "sim", "--operation", "azure-iot-registration-status",
                          "--param", f"operationId={operation_id}")
     assert status.returncode == 0, status.stderr
     doc = json.loads(status.stdout)

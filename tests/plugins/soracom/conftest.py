@@ -69,7 +69,10 @@ class Sora:
 
     def run(self, *args: str, input: str | None = None, extra: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = self.home.run(*args, input=input, env=extra, timeout=timeout)
+        """``gw ARGS`` in-process; ``gw exec`` and ``gw soracom`` (which hand over to or supervise
+        another program, with its signals) as the real executable."""
+        run = self.home.run if args[:1] in (("exec",), ("soracom",)) else self.home.run_in_process
+        proc = run(*args, input=input, env=extra, timeout=timeout)
         self.stderr_seen.append(proc.stderr)
         return proc
 

@@ -312,7 +312,7 @@ def test_setup_offers_gw_soracom(sora):
 @pytest.mark.parametrize("command", [("soracom",), ("soracom-profile",), ("soracom-token",), ("setup", "soracom")])
 def test_every_soracom_command_has_a_description_and_examples(gw_home, command):
     # issue 9: every subcommand's --help has a description and examples of that very command
-    proc = gw_home.run(*command, "--help")
+    proc = gw_home.run_in_process(*command, "--help")
     assert proc.returncode == 0, proc.stderr
     description = proc.stdout.split("\n\n")[1]  # usage, then the description paragraph
     assert not description.startswith(("positional arguments", "options")) and len(description.split()) >= 20

@@ -154,7 +154,7 @@ def test_settings_soracom_cli_names_the_program(sora, tmp_path):
     proc = _soracom(sora, "sora-session", "subscribers", "list", extra={"PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)) == len(IMSIS)
-    assert sora.home.run("check").returncode == 0
+    assert sora.home.run_in_process("check").returncode == 0
     sora.home.write_config(settings.replace(str(elsewhere), "/nonexistent/soracom") + sora_config(sora.api.url))
     proc = _soracom(sora, "sora-session", "subscribers", "list", extra={"PATH": "/usr/bin:/bin"})
     lines = sora.errors(proc)

@@ -16,7 +16,7 @@ NAMES = ["work.development.AdministratorAccess", "work.development.ReadOnly", "w
 def test_dry_run_changes_nothing(sso_home):
     config, aws_config = sso_home.config_path.read_bytes(), b"[default]\nregion = eu-west-1\n"
     sso_home.aws_config.write_bytes(aws_config)
-    result = sso_home.run("setup", "aws", "--sso", "work", "--dry-run")
+    result = sso_home.run_in_process("setup", "aws", "--sso", "work", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert [line.split(";")[0].split()[-1] for line in result.stdout.splitlines()] == NAMES
     assert all(line.startswith("would add gw profile") for line in result.stdout.splitlines())
@@ -25,7 +25,7 @@ def test_dry_run_changes_nothing(sso_home):
 
 def test_setup_writes_every_pair_is_idempotent_and_the_profiles_work(sso_home, sso, moto):
     sso_home.aws_config.write_text("# mine\n[default]\nregion = eu-west-1\n")
-    assert sso_home.run("setup", "aws", "--sso", "work").returncode == 0
+    assert sso_home.run_in_process("setup", "aws", "--sso", "work").returncode == 0
     config = tomllib.loads(sso_home.config_path.read_text())
     assert set(NAMES) <= set(config["profiles"])
     assert config["profiles"]["work.sandbox.PowerUser"]["steps"] == [
@@ -34,7 +34,7 @@ def test_setup_writes_every_pair_is_idempotent_and_the_profiles_work(sso_home, s
     assert aws_text.startswith("# mine\n[default]\nregion = eu-west-1\n")
     assert all(f"[profile {name}]" in aws_text for name in NAMES)
     before = (sso_home.config_path.read_bytes(), sso_home.aws_config.read_bytes())
-    again = sso_home.run("setup", "aws", "--sso", "work")
+    again = sso_home.run_in_process("setup", "aws", "--sso", "work")
     assert again.returncode == 0 and all(line.startswith("unchanged gw profile") for line in again.stdout.splitlines())
     assert (sso_home.config_path.read_bytes(), sso_home.aws_config.read_bytes()) == before
     if AWS_CLI:
@@ -51,7 +51,7 @@ def test_setup_never_touches_a_profile_it_did_not_write(sso_home):
     sso_home.write_config(session_config(sso_profile("work.development.ReadOnly", "111111111111", "ReadOnly")))
     sso_home.aws_config.write_text("[profile work.production.ReadOnly]\nregion = eu-west-1\n")
     config, aws_before = sso_home.config_path.read_text(), sso_home.aws_config.read_text()
-    result = sso_home.run("setup", "aws", "--sso", "work")
+    result = sso_home.run_in_process("setup", "aws", "--sso", "work")
     assert result.returncode == 0, result.stderr
     assert "gw profile 'work.development.ReadOnly' exists and was not written by gw setup aws --sso" in result.stderr
     assert "AWS profile 'work.production.ReadOnly'" in result.stderr
@@ -62,14 +62,14 @@ def test_setup_never_touches_a_profile_it_did_not_write(sso_home):
 
 
 def test_plain_setup_aws_still_needs_a_profile_and_still_works(sso_home):
-    assert_clean_failure(sso_home.run("setup", "aws"), contains="--profile")
-    assert_clean_failure(sso_home.run("setup", "aws", "--profile", "dev", "--sso", "work"), contains="not both")
-    result = sso_home.run("setup", "aws", "--profile", "dev")
+    assert_clean_failure(sso_home.run_in_process("setup", "aws"), contains="--profile")
+    assert_clean_failure(sso_home.run_in_process("setup", "aws", "--profile", "dev", "--sso", "work"), contains="not both")
+    result = sso_home.run_in_process("setup", "aws", "--profile", "dev")
     assert result.returncode == 0 and "credential_process" in result.stdout
 
 
 def test_the_extension_shows_in_setup_aws_help(sso_home):
-    result = sso_home.run("setup", "aws", "--help")
+    result = sso_home.run_in_process("setup", "aws", "--help")
     assert result.returncode == 0
     assert "--sso SESSION" in result.stdout and "gw setup aws --sso work --dry-run" in result.stdout
     assert "gw setup aws --profile admin" in result.stdout  # the aws plugin's own help stays
