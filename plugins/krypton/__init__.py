@@ -174,6 +174,7 @@ def perform(ctx: Any, options: dict[str, Any]) -> Outcome:
             timeout=timeout,
             status=ctx.status,
         )
+        cellular.preconnect()
         method = "GET" if options["operation"] == "azure-iot-registration-status" else "POST"
         try:
             return Outcome(cellular.call(path, params, endpoint=inventory_endpoint, method=method), None, None)
@@ -181,8 +182,13 @@ def perform(ctx: Any, options: dict[str, Any]) -> Outcome:
             cellular.close()
 
     endpoint = endpoint_for(options.get("coverage"), options.get("endpoint"))
-    sim = open_step_sim(ctx, options)
     client = KryptonClient(endpoint, verify=ctx.tls_verify, timeout=timeout, status=ctx.status)
+    client.preconnect()  # TCP + TLS (and the SSL context) in a thread while the SIM is opened and read
+    try:
+        sim = open_step_sim(ctx, options)
+    except BaseException:
+        client.close()
+        raise
     try:
         unlock(ctx, sim, options.get("pin"))
         read_imsi(sim, options.get("pin"))
