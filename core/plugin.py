@@ -131,6 +131,7 @@ __all__ = [
     "refuse_aws_redirects",
     "refuse_redirect",
     "to_rfc3339",
+    "unverified_jwt_claims",
     "utcnow",
 ]
 
@@ -214,6 +215,24 @@ def http_request(
         client.close()
     refuse_redirect(what, url, response.status_code, response.headers.get("Location"))
     return response
+
+
+def unverified_jwt_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's claims read WITHOUT checking its signature (None when it is not a JWS compact
+    token with JSON header and claims): only for scheduling a refresh or cross-checking an
+    expiry, never for deciding trust. Standard library only (no JWT library to import)."""
+    import base64
+    import binascii
+    import json
+
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        return None
+    try:
+        header, claims = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in parts[:2])
+    except (binascii.Error, ValueError):
+        return None
+    return claims if isinstance(header, dict) and isinstance(claims, dict) else None
 
 
 _REDIRECT_POLICY = "gw does not follow redirects for requests that carry secrets or decide trust"

@@ -17,7 +17,8 @@ authenticates as ``auth_method`` says (RFC 6749 section 2.3.1):
 
 The result is a :class:`gw.plugin.BearerToken`. Its expiry is the earlier of
 ``expires_in`` and the token's own ``exp`` claim (read with PyJWT without verifying
-the signature: gw is not the token's audience, the API is). 5xx, 429, timeouts and
+the signature: gw is not the token's audience, the API is; :func:`gw.plugin.unverified_jwt_claims`,
+so no JWT library loads on a cache miss). 5xx, 429, timeouts and
 dropped connections are retried ``retries`` times with capped, jittered exponential
 backoff; every other refusal is one line saying what to check in the user pool.
 """
@@ -30,9 +31,7 @@ from typing import TYPE_CHECKING, Any
 from gw.plugin import BEARER_TOKEN, Option, StepError, StepType, hookimpl
 
 if TYPE_CHECKING:
-    import requests
-
-    from gw.plugin import BearerToken, Credential, StepContext
+    from gw.plugin import BearerToken, Credential, HttpResponse, StepContext
 
 DEFAULT_ENV_NAME = "GW_BEARER_TOKEN"
 DEFAULT_RETRIES = 3
@@ -167,32 +166,36 @@ def client_authentication(auth_method: str, client_id: str, secret: str) -> tupl
 
 
 def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[str, str],
-               timeout: float) -> requests.Response:
+               timeout: float) -> HttpResponse:
     """One POST to the token endpoint; transient failures raise :class:`_Retryable`."""
-    import requests
+    from gw.plugin import HttpClient, HttpFailure, refuse_redirect
 
-    from gw.plugin import refuse_redirect
+    from urllib.parse import urlencode
 
     host = _host(url)
+    body = urlencode(form).encode("ascii")
+    fields = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded", **headers}
     try:
-        response = requests.post(url, data=form, timeout=timeout, verify=ctx.tls_verify,
-                                 headers={"Accept": "application/json", **headers}, allow_redirects=False)
-    except requests.exceptions.SSLError:
-        raise StepError(f"TLS failure talking to the Cognito token endpoint ({host}): "
-                        "check token_url and settings.ca_bundle") from None
-    except requests.exceptions.Timeout:
-        raise _Retryable(f"no answer within {timeout:g} s") from None
-    except requests.exceptions.ConnectionError:
-        raise _Retryable("connection failed") from None
-    except requests.exceptions.RequestException as exc:
-        raise StepError(f"request to the Cognito token endpoint ({host}) failed: {type(exc).__name__}") from None
+        with HttpClient(ctx.tls_verify, timeout) as client:
+            response = client.request("POST", url, headers=fields, body=body)
+    except HttpFailure as exc:
+        if exc.reason == "tls":
+            raise StepError(f"TLS failure talking to the Cognito token endpoint ({host}): "
+                            "check token_url and settings.ca_bundle") from None
+        if exc.reason == "timeout":
+            raise _Retryable(f"no answer within {timeout:g} s") from None
+        if exc.reason == "connect":
+            raise _Retryable("connection failed") from None
+        raise _Retryable("connection failed") from None  # cut off or garbled: as requests' ConnectionError
+    except ValueError:
+        raise StepError(f"request to the Cognito token endpoint ({host}) failed: not an https URL") from None
     refuse_redirect("the Cognito token endpoint", url, response.status_code, response.headers.get("Location"))
     if response.status_code in RETRYABLE_STATUSES:
         raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
     return response
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: HttpResponse) -> float | None:
     value = response.headers.get("Retry-After", "")
     return float(value) if value.isdigit() else None
 
@@ -207,7 +210,7 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 
 
 def request_token(ctx: StepContext, url: str, client_id: str, secret: str, scopes: list[str], *,
-                  retries: int, timeout: float, auth_method: str = DEFAULT_AUTH_METHOD) -> requests.Response:
+                  retries: int, timeout: float, auth_method: str = DEFAULT_AUTH_METHOD) -> HttpResponse:
     """POST the client-credentials request, retrying transient failures at most ``retries`` times."""
     import time
 
@@ -246,7 +249,7 @@ def _gave_up(url: str, reasons: list[str], retries: int) -> str:
     return f"the Cognito token endpoint ({_host(url)}) {summary}; {hint} (retries = {retries})"
 
 
-def refusal_message(response: requests.Response, url: str, auth_method: str = DEFAULT_AUTH_METHOD) -> str:
+def refusal_message(response: HttpResponse, url: str, auth_method: str = DEFAULT_AUTH_METHOD) -> str:
     """One line for a non-200 answer of the token endpoint (never echoes the body)."""
     status = response.status_code
     error = None
@@ -268,7 +271,7 @@ def refusal_message(response: requests.Response, url: str, auth_method: str = DE
 
 
 # -- the answer -----------------------------------------------------------------------------
-def _token_from(response: requests.Response, url: str) -> tuple[str, int, str | None]:
+def _token_from(response: HttpResponse, url: str) -> tuple[str, int, str | None]:
     """(access_token, expires_in, token_type) from a 200 answer; one line when it is not usable."""
     try:
         document = response.json()
@@ -288,13 +291,9 @@ def _token_from(response: requests.Response, url: str) -> tuple[str, int, str | 
 
 def _claims(token: str) -> dict[str, Any] | None:
     """The token's claims, read WITHOUT verifying the signature (only to cross-check expiry)."""
-    import jwt
+    from gw.plugin import unverified_jwt_claims
 
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    return claims if isinstance(claims, dict) else None
+    return unverified_jwt_claims(token)
 
 
 def token_expiry(ctx: StepContext, now: float, expires_in: int, claims: dict[str, Any] | None,

@@ -248,15 +248,12 @@ def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
 
 def _jwt_expiry(token: str) -> Any:
     """The ``exp`` claim of a JWT (unverified: only used to schedule a refresh)."""
-    import base64
+    from gw.plugin import parse_time, unverified_jwt_claims
 
-    from gw.plugin import parse_time
-
+    claims = unverified_jwt_claims(token)
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return parse_time(claims.get("exp")) if isinstance(claims, dict) else None
-    except (IndexError, ValueError):
+        return parse_time(claims.get("exp")) if claims is not None else None
+    except ValueError:
         return None
 
 
