@@ -127,7 +127,7 @@ def needs_of(steps: list[dict[str, Any]], tables: dict[str, Any] | None = None) 
 def _lazy_plugins(entry_points: Any) -> dict[str, set[str]]:
     """Plugin module -> what it provides (``step:NAME``, ``scheme:PREFIX``), from ``gw.provides``."""
     provides: dict[str, set[str]] = {}
-    for ep in entry_points(group=PROVIDES_GROUP):
+    for ep in entry_points(PROVIDES_GROUP):
         provides.setdefault(ep.value.strip(), set()).add(ep.name.strip())
     return provides
 
@@ -149,9 +149,9 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     With ``needs`` (see :func:`needs_of`), lazy plugins that provide none of it are left out:
     a partial registry, completed by :meth:`Registry.complete` when it cannot answer.
     """
-    import importlib.metadata
-
     import pluggy
+
+    from .entrypoints import entry_points as group_entry_points
 
     pm = pluggy.PluginManager("gw")
     pm.add_hookspecs(hookspecs)
@@ -159,8 +159,8 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     from . import builtin_schemes
 
     pm.register(builtin_schemes, name="core")
-    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    lazy = _lazy_plugins(importlib.metadata.entry_points) if needs is not None else {}
+    entry_points = group_entry_points(ENTRY_POINT_GROUP)
+    lazy = _lazy_plugins(group_entry_points) if needs is not None else {}
     for ep in entry_points:
         if needs is not None and ep.value.strip() in lazy and not _wanted(lazy[ep.value.strip()], needs):
             if ep.name not in registry.disabled:
