@@ -39,7 +39,7 @@ class HttpFailure(Exception):
 class Headers(dict[str, str]):
     """An answer's headers; ``get`` and ``[]`` ignore case (keys are stored lower-case)."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:
@@ -257,7 +257,7 @@ def _connect(scheme: str, host: str, port: int, context: Any, timeout: float) ->
     if scheme != "https":
         return raw
     try:
-        return context.wrap_socket(raw, server_hostname=host)
+        return context.wrap_socket(raw, server_hostname=name)  # bytes: ssl skips the idna codec too
     except (ssl.SSLError, ssl.CertificateError):
         raw.close()
         raise HttpFailure("tls", f"TLS verification of {where} failed") from None

@@ -168,9 +168,9 @@ def client_authentication(auth_method: str, client_id: str, secret: str) -> tupl
 def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[str, str],
                timeout: float) -> HttpResponse:
     """One POST to the token endpoint; transient failures raise :class:`_Retryable`."""
-    from gw.plugin import HttpClient, HttpFailure, refuse_redirect
-
     from urllib.parse import urlencode
+
+    from gw.plugin import HttpClient, HttpFailure, refuse_redirect
 
     host = _host(url)
     body = urlencode(form).encode("ascii")
