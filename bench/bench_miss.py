@@ -19,8 +19,10 @@ Profiles (each run removes the profile's cache entry, so every run is a miss):
   taken when its handler starts). Skipped when pcscd, vpcd or pyscard are missing.
 
 ``python -c pass`` in the same venv is measured in the same loop. ``--profile-dir DIR`` also
-writes, per profile, ``-X importtime`` output and a cProfile (``.pstats`` and a text top list)
-of one miss, and prints the top items. Writes bench/results/miss.json.
+writes, per profile, ``-X importtime`` output (``--profile-runs`` runs; the medians of the total
+and of each top-level import's cumulative time are printed; with the Krypton profile the
+connection thread imports ``ssl`` beside the main thread, which blurs its split) and a cProfile
+(``.pstats`` and a text top list) of one miss. Writes bench/results/miss.json.
 """
 
 from __future__ import annotations
@@ -174,6 +176,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15, help="runs per profile (default 15)")
     parser.add_argument("--apdu-delay", type=float, default=0.0, help="ms per APDU of the PC/SC card (default 0)")
     parser.add_argument("--profile-dir", default=None, help="write -X importtime and cProfile output here")
+    parser.add_argument("--profile-runs", type=int, default=5,
+                        help="-X importtime runs per profile; medians are printed (default 5)")
     parser.add_argument("--no-krypton", action="store_true", help="skip the Krypton profile")
     parser.add_argument("--out", default=str(HERE / "results" / "miss.json"))
     args = parser.parse_args()
@@ -274,10 +278,19 @@ def main() -> int:
             out_dir = Path(args.profile_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
             for profile in profiles:
-                miss(profile)
-                done = subprocess.run([python, "-I", "-S", "-X", "importtime", *commands[profile]], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                totals, tops = [], []
+                for _ in range(args.profile_runs):
+                    miss(profile)
+                    done = subprocess.run([python, "-I", "-S", "-X", "importtime", *commands[profile]], env=env,
+                                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                    total, top = importtime_top(done.stderr, n=1000)
+                    totals.append(total)
+                    tops.append(dict(top))
                 (out_dir / f"{profile}.importtime.txt").write_text(done.stderr)
-                total, top = importtime_top(done.stderr)
+                total = statistics.median(totals)
+                names = {name for found in tops for name in found}
+                top = sorted(((name, statistics.median(found.get(name, 0.0) for found in tops)) for name in names),
+                             key=lambda item: -item[1])[:14]
                 miss(profile)
                 stats = out_dir / f"{profile}.pstats"
                 subprocess.run([python, "-I", "-S", "-m", "cProfile", "-o", str(stats), *commands[profile]], env=env, capture_output=True, stdin=subprocess.DEVNULL, check=True)
@@ -337,7 +350,7 @@ def main() -> int:
     print("first byte = process start -> the upstream can read the request's first byte (target <= 100 ms);")
     print("card ms = APDUs x --apdu-delay, the card's own share of a Krypton miss.")
     for profile, found in profiled.items():
-        print(f"\n{profile}: {found['import_ms']} ms of imports; requests {found['loads_requests']}, urllib3 "
+        print(f"\n{profile}: {found['import_ms']} ms of imports (median of {args.profile_runs}); requests {found['loads_requests']}, urllib3 "
               f"{found['loads_urllib3']}, boto3 {found['loads_boto3']}, botocore {found['loads_botocore']}; "
               f"plugins {', '.join(found['gw_plugins']) or '-'}")
         for name, ms in found["top_imports_ms"]:
