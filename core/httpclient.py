@@ -11,7 +11,9 @@ TLS: ``ssl.create_default_context`` - certificate required, host name checked - 
 bundle given, else as requests picks one (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, else
 certifi's bundle when installed, else the system's trust store). A connection can be opened
 ahead of its first request in a thread (:meth:`HttpClient.preconnect`), so the TCP and TLS
-handshakes overlap other work, e.g. the SIM's APDUs on the Krypton path.
+handshakes overlap other work, e.g. the SIM's APDUs on the Krypton path. An https URL goes
+through the proxy in ``https_proxy`` / ``HTTPS_PROXY`` (a ``CONNECT`` tunnel; TLS is still
+end to end) unless ``no_proxy`` names its host, as requests does.
 
 Failures are :class:`HttpFailure` with ``reason`` ``tls``, ``timeout``, ``connect`` or
 ``protocol`` and a message without the request's headers or body.
@@ -246,14 +248,19 @@ def _connect(scheme: str, host: str, port: int, context: Any, timeout: float) ->
     import ssl
 
     where = f"{host}:{port}"
+    # a str host goes through the idna codec (which loads re and unicodedata); ASCII needs none
+    name: Any = host.encode("ascii") if host.isascii() else host
+    proxy = https_proxy(host) if scheme == "https" else None
     try:
-        # a str host goes through the idna codec (which loads re and unicodedata); ASCII needs none
-        name: Any = host.encode("ascii") if host.isascii() else host
-        raw = socket.create_connection((name, port), timeout=timeout)
+        if proxy is None:
+            raw = socket.create_connection((name, port), timeout=timeout)
+        else:
+            raw = _tunnel(proxy, host, port, timeout)
     except TimeoutError:
         raise HttpFailure("timeout", f"no answer from {where} within {timeout:g} s") from None
     except OSError:
-        raise HttpFailure("connect", f"cannot connect to {where}") from None
+        via = f" through the proxy {proxy[0]}:{proxy[1]}" if proxy else ""
+        raise HttpFailure("connect", f"cannot connect to {where}{via}") from None
     if scheme != "https":
         return raw
     try:
@@ -267,6 +274,56 @@ def _connect(scheme: str, host: str, port: int, context: Any, timeout: float) ->
     except OSError:
         raw.close()
         raise HttpFailure("connect", f"the connection to {where} failed during the TLS handshake") from None
+
+
+def https_proxy(host: str) -> tuple[str, int, str | None] | None:
+    """(host, port, Proxy-Authorization value) of the proxy for ``https://host`` from
+    ``https_proxy`` / ``HTTPS_PROXY``, unless ``no_proxy`` / ``NO_PROXY`` names the host (as
+    requests reads them); None for a direct connection."""
+    from urllib.parse import unquote, urlsplit
+
+    url = os.environ.get("https_proxy") or os.environ.get("HTTPS_PROXY")
+    if not url:
+        return None
+    bypass = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    for entry in (e.strip().lower() for e in bypass.split(",")):
+        entry = entry.lstrip(".").rpartition(":")[0] if ":" in entry and "]" not in entry else entry.lstrip(".")
+        if entry == "*" or (entry and (host.lower() == entry or host.lower().endswith("." + entry))):
+            return None
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if not parts.hostname:
+        return None
+    auth = None
+    if parts.username is not None:
+        import base64
+
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        auth = "Basic " + base64.b64encode(pair).decode("ascii")
+    return parts.hostname, parts.port or 80, auth
+
+
+def _tunnel(proxy: tuple[str, int, str | None], host: str, port: int, timeout: float) -> Any:
+    """A socket through the proxy's ``CONNECT host:port`` tunnel (HTTP/1.1, RFC 9110 section 9.3.6)."""
+    import socket
+
+    sock = socket.create_connection((proxy[0], proxy[1]), timeout=timeout)
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", *([f"Proxy-Authorization: {proxy[2]}"] if proxy[2] else [])]
+    try:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = b""
+        while b"\r\n\r\n" not in head:  # read byte by byte: nothing of the tunnel may be consumed
+            byte = sock.recv(1)
+            if not byte or len(head) > MAX_HEAD:
+                raise ConnectionError("the proxy closed the connection")
+            head += byte
+        status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/1.") else b""
+        if status != b"200":
+            raise ConnectionError(f"the proxy refused the tunnel ({status.decode('latin-1') or 'not HTTP'})")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class _Pending:
