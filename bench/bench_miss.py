@@ -179,6 +179,7 @@ def main() -> int:
     parser.add_argument("--profile-runs", type=int, default=5,
                         help="-X importtime runs per profile; medians are printed (default 5)")
     parser.add_argument("--no-krypton", action="store_true", help="skip the Krypton profile")
+    parser.add_argument("--only", choices=("cognito", "sts", "krypton"), help="measure this profile alone")
     parser.add_argument("--out", default=str(HERE / "results" / "miss.json"))
     args = parser.parse_args()
     bindir = Path(args.gw_venv).resolve() / "bin" if args.gw_venv else Path(sys.executable).parent
@@ -203,7 +204,7 @@ def main() -> int:
             f'  {{ use = "assume-role", role_arn = "{ROLE}", endpoint = "{stub.url}", region = "us-east-1" }},\n]\n'
         )
         card = krypton = None
-        if not args.no_krypton:
+        if not args.no_krypton and args.only in (None, "krypton"):
             from bench_krypton import IMSI, OPC, READER, K, PcscCard, PcscUnavailable, make_emulator, pcsc_available
 
             if pcsc_available():
@@ -237,7 +238,7 @@ def main() -> int:
                    GW_QUIET="1", BENCH_COGNITO_SECRET="bench-client-secret", BENCH_KEY_ID="AKIABENCHBENCHBENCH1",
                    BENCH_SECRET_KEY="benchkeybenchkeybenchkeybenchkeybenchkey")
         cache = root / "gw-home" / "cache"
-        profiles = list(firsts)
+        profiles = [p for p in firsts if args.only in (None, p)]
         commands = {p: [gw, "token" if p == "cognito" else "credential-process", "--profile", p] for p in profiles}
 
         def run(argv: list[str], profile: str | None) -> tuple[float, float | None, int]:
