@@ -166,7 +166,9 @@ def build_parser(app, args: list[str]):
     parser.add_argument("--version", action="version", version=f"gw {__version__}")
     parser.add_argument("--config", metavar="PATH", help="config file (default: $GW_CONFIG or ~/.config/gw/config.toml)")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
-    groups = commands.add_core_commands(sub)
+    first = next((a for a in args if not a.startswith("-")), None)
+    # a credential-process / token miss needs its own parser only: the others cost ms before the first byte
+    groups = commands.add_core_commands(_OnlyCommand(sub, first) if first in ONE_PARSER_COMMANDS else sub)
     if _needs_plugins(args):
         from .command_context import AppCommandContext
         from .errors import ConfigError
@@ -199,6 +201,30 @@ def build_parser(app, args: list[str]):
 
     apply(parser)  # help pages wrapped to the terminal, examples kept
     return parser
+
+
+ONE_PARSER_COMMANDS = ("credential-process", "token")
+
+
+class _Sink:
+    """Takes any argparse call for a command that is not parsed this time, and does nothing."""
+
+    def __getattr__(self, name: str):
+        return self._ignore
+
+    def _ignore(self, *args, **kwargs):
+        return self
+
+
+class _OnlyCommand:
+    """``sub`` (argparse's subparsers) that builds the parser of ``name`` only."""
+
+    def __init__(self, sub, name: str) -> None:
+        self._sub = sub
+        self._name = name
+
+    def add_parser(self, name: str, **kwargs):
+        return self._sub.add_parser(name, **kwargs) if name == self._name else _Sink()
 
 
 def _parser_class():
