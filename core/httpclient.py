@@ -335,14 +335,22 @@ class _Pending:
         self._opener = opener
         self._value: Connection | None = None
         self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._discarded = False
         self._thread = threading.Thread(target=self._run, name="gw-preconnect", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            self._value = self._opener()
+            value = self._opener()
         except BaseException as exc:  # handed to the caller of result()
             self._error = exc
+            return
+        with self._lock:
+            if not self._discarded:
+                self._value = value
+                return
+        value.close()  # nobody wants it any more
 
     def result(self) -> Connection:
         self._thread.join()
@@ -352,9 +360,12 @@ class _Pending:
         return self._value
 
     def discard(self) -> None:
-        self._thread.join()
-        if self._value is not None:
-            self._value.close()
+        """Close it without waiting: a connection still opening is closed by its thread."""
+        with self._lock:
+            self._discarded = True
+            value, self._value = self._value, None
+        if value is not None:
+            value.close()
 
 
 class HttpClient:

@@ -147,3 +147,18 @@ def test_https_goes_through_the_https_proxy_unless_no_proxy_names_the_host(echo,
         assert len(proxy.requests) == 1
     finally:
         proxy.close()
+
+
+def test_closing_does_not_wait_for_a_connection_still_opening() -> None:
+    """A step that fails before its first request (no SIM) must not wait for a slow upstream."""
+    import time
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never speaks TLS
+    try:
+        client = HttpClient(True, 30)
+        client.preconnect(f"https://127.0.0.1:{silent.getsockname()[1]}")
+        started = time.monotonic()
+        client.close()
+        assert time.monotonic() - started < 5  # not the 30 s the handshake could wait
+    finally:
+        silent.close()
