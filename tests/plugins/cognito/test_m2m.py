@@ -327,5 +327,6 @@ def test_a_cache_miss_imports_no_http_library_and_no_other_plugin(gw_home, pool)
     modules = imported_modules(result.stderr)
     assert not modules & HEAVY_ON_A_MISS, sorted(modules & HEAVY_ON_A_MISS)
     assert {m for m in modules if m.startswith("gw_plugins.")} == {"gw_plugins.cognito"}
+    assert "argparse" not in modules  # a plain miss reads its options without it (cli._plain_miss)
 
 
