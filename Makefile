@@ -60,12 +60,13 @@ $(BENCH_VENV)/.installed: pyproject.toml $(shell find core plugins emulators -na
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q --force-reinstall --no-deps .
-	$(BENCH_VENV)/bin/python -m pip install -q .
+	$(BENCH_VENV)/bin/python -m pip install -q '.[sim]' || $(BENCH_VENV)/bin/python -m pip install -q .
 	touch $@
 
 bench: install-sim $(BENCH_VENV)/.installed
 	$(BIN)/python bench/bench_hot_path.py --gw-venv $(BENCH_VENV)
-	$(BIN)/python bench/bench_krypton.py
+	$(BIN)/python bench/bench_krypton.py --gw-venv $(BENCH_VENV)
+	$(BIN)/python bench/bench_miss.py --gw-venv $(BENCH_VENV)
 	$(BIN)/python bench/bench_soracom.py --gw-venv $(BENCH_VENV)
 	$(BIN)/python bench/bench_endorse.py
 

@@ -11,7 +11,7 @@ with the project's venv python. It starts moto (MotoStack), a LocalCA and the Kr
   real SIM. The card counts the APDUs of each run;
 * ``--reader emulated``: the demo plugin's in-process emulated SIM (no PC/SC, no delay).
 
-It writes a gw config in a temporary GW_HOME and times the real ``gw`` executable (the one
+It writes a gw config in a temporary GW_HOME and times the real ``gw`` executable (``--gw-venv``'s, else the one
 beside ``sys.executable``) in four interleaved modes:
 
 * ``cold``: full SIM flow - IMSI, keys API challenge, Milenage AUTHENTICATE, verify, signed
@@ -42,9 +42,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
-GW = str(Path(sys.executable).with_name("gw"))
 IMSI = "440103123456789"
 K = "465b5ce8b199b49faa5f0a2ee238a6bc"  # TS 35.207 test set 1
 OPC = "cd63cb71954a9f4e48a5994e37a02baf"
@@ -75,10 +75,12 @@ class PcscCard:
         self.usim = VirtualUsim(IMSI, bytes.fromhex(K), bytes.fromhex(OPC), sqn=0, apdu_delay=apdu_delay)
         self.started_pcscd = False
         self.card = None
+        self._lock: Any = None
 
     def __enter__(self) -> PcscCard:
         from gw_emulators.vpcd import VpcdCard
 
+        self._lock = pcsc_lock()
         if subprocess.run(["sh", str(PCSCD_SCRIPT), "status"], capture_output=True, check=False).returncode != 0:
             out = subprocess.run(["sh", str(PCSCD_SCRIPT), "start"], capture_output=True, text=True, check=False)
             if out.returncode != 0:
@@ -109,6 +111,24 @@ class PcscCard:
             self.card.stop()
         if self.started_pcscd:
             subprocess.run(["sh", str(PCSCD_SCRIPT), "stop"], capture_output=True, check=False)
+        self._lock.close()
+
+
+def pcsc_lock(timeout: float = 900.0):
+    """The test suite's PC/SC lock (tests/conftest.py): one user of the one vpcd reader at a time."""
+    import fcntl
+
+    handle = open(os.environ.get("GW_TEST_PCSC_LOCK", "/tmp/gw-test-pcsc.lock"), "a+")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise PcscUnavailable(f"another user kept the PC/SC lock for {timeout:.0f} s") from None
+            time.sleep(0.5)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -154,7 +174,11 @@ def main() -> int:
     parser.add_argument("--reader", choices=("pcsc", "emulated"), default=None,
                         help="pcsc (default when pcscd + vpcd are installed) or emulated")
     parser.add_argument("--apdu-delay", type=float, default=40.0, help="ms per APDU in the PC/SC card (default 40)")
+    parser.add_argument("--gw-venv", default=None,
+                        help="venv whose bin/gw and python are measured (default: the one beside this python)")
     args = parser.parse_args()
+    bindir = Path(args.gw_venv).resolve() / "bin" if args.gw_venv else Path(sys.executable).parent
+    gw, python = str(bindir / "gw"), str(bindir / "python")
     reader = args.reader or ("pcsc" if pcsc_available() else "emulated")
     if reader == "pcsc" and not pcsc_available():
         raise SystemExit("--reader pcsc needs pyscard, pcscd and vsmartcard-vpcd (tests/pcsc/install.sh)")
@@ -213,7 +237,7 @@ def main() -> int:
                     raise SystemExit(f"{' '.join(argv)} failed: {out.stderr.strip()}")
                 return wall, krypton.server_seconds - before
 
-            gw_argv = [GW, "credential-process", "--profile", PROFILE]
+            gw_argv = [gw, "credential-process", "--profile", PROFILE]
             modes = {
                 "cold": lambda: (drop(f"{PROFILE}.*.gwc"), drop("_state.*session-*")),
                 "warm-session": lambda: drop(f"{PROFILE}.*.gwc"),
@@ -233,7 +257,7 @@ def main() -> int:
                     if card is not None:
                         card.usim.log.clear()
                     if prepare is None:
-                        w, u = run([sys.executable, "-c", "pass"])
+                        w, u = run([python, "-c", "pass"])
                     else:
                         prepare()
                         w, u = run(gw_argv)

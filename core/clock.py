@@ -22,10 +22,10 @@ CLOCK_TOLERANCE = 30.0
 def clock_offset(date_header: Any, now: float | None = None) -> float | None:
     """Seconds this computer's clock is ahead of the server that sent ``date_header``
     (negative: behind); None without a readable ``Date``."""
+    if not isinstance(date_header, str) or not date_header:
+        return None  # before the import: email.utils costs ms on every miss that has no header to read
     from email.utils import parsedate_to_datetime
 
-    if not isinstance(date_header, str) or not date_header:
-        return None
     try:
         server = parsedate_to_datetime(date_header)
     except (TypeError, ValueError, IndexError):

@@ -64,7 +64,7 @@ class Registry:
     pm: Any
     step_types: dict[str, StepType] = field(default_factory=dict)
     schemes: list[SecretScheme] = field(default_factory=list)
-    commands: list[Command] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)  # not asked for in a registry loaded for one profile
     tables: dict[str, ProfileTable] = field(default_factory=dict)
     settings: dict[str, Setting] = field(default_factory=dict)
     kinds: dict[str, type[Credential]] = field(default_factory=dict)
@@ -125,7 +125,7 @@ def needs_of(steps: list[dict[str, Any]], tables: dict[str, Any] | None = None) 
 def _lazy_plugins(entry_points: Any) -> dict[str, set[str]]:
     """Plugin module -> what it provides (``step:NAME``, ``scheme:PREFIX``), from ``gw.provides``."""
     provides: dict[str, set[str]] = {}
-    for ep in entry_points(group=PROVIDES_GROUP):
+    for ep in entry_points(PROVIDES_GROUP):
         provides.setdefault(ep.value.strip(), set()).add(ep.name.strip())
     return provides
 
@@ -147,9 +147,9 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     With ``needs`` (see :func:`needs_of`), lazy plugins that provide none of it are left out:
     a partial registry, completed by :meth:`Registry.complete` when it cannot answer.
     """
-    import importlib.metadata
-
     import pluggy
+
+    from .entrypoints import entry_points as group_entry_points
 
     pm = pluggy.PluginManager("gw")
     pm.add_hookspecs(hookspecs)
@@ -158,8 +158,8 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     from . import builtin
 
     guard.register(builtin, name="core")
-    entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-    lazy = _lazy_plugins(importlib.metadata.entry_points) if needs is not None else {}
+    entry_points = group_entry_points(ENTRY_POINT_GROUP)
+    lazy = _lazy_plugins(group_entry_points) if needs is not None else {}
     for ep in entry_points:
         if needs is not None and ep.value.strip() in lazy and not _wanted(lazy[ep.value.strip()], needs):
             if ep.name not in registry.disabled:
@@ -204,7 +204,7 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
         if answer.error is not None:
             _drop(registry, answer.plugin, f"gw_add_hookspecs failed: {_describe(answer.error)}")
     _check_pending(registry)
-    _collect(registry, guard)
+    _collect(registry, guard, commands=needs is None)
     if registry.deferred and registry.failed:  # e.g. a kind of a plugin left out: load all, warn once
         return load_registry(extra_plugins, disabled)
     for name, reason in registry.failed.items():
@@ -249,7 +249,10 @@ def _check_pending(registry: Registry) -> None:
 
 
 # -- collecting and checking contributions ---------------------------------------------
-def _collect(registry: Registry, guard: Guard) -> None:
+def _collect(registry: Registry, guard: Guard, commands: bool = True) -> None:
+    """What the plugins offer, each item checked. Without ``commands`` (a registry loaded to run
+    one profile, where no command line is parsed) ``gw_commands`` is not asked: the core's own
+    would import every command module before the first upstream byte."""
     pm = registry.pm
     per_plugin: dict[str, dict[str, list[Any]]] = {name: {} for name, plugin in pm.list_name_plugin() if plugin}
     collectors = {  # the hooks whose answers are declarations, each item checked as it comes
@@ -261,6 +264,8 @@ def _collect(registry: Registry, guard: Guard) -> None:
         "gw_settings": _check_setting,
         "gw_environment": _check_environment,
     }
+    if not commands:
+        collectors.pop("gw_commands")
     for hook, check in collectors.items():
         for answer in guard.answers(hook):
             if answer.plugin not in per_plugin:

@@ -16,7 +16,8 @@ What is here:
 - Credential kinds and classes, with the time helpers they use.
 - Errors: raise :class:`StepError` (or another :class:`GwError`) with one clear line.
 - Helpers real plugins need: :func:`atomic_write`, :func:`private_dir`,
-  :func:`named_lock`, :func:`http_request`; one-time codes through
+  :func:`named_lock`, :func:`http_request` (and :class:`HttpClient` for several
+  calls on one kept-alive connection, opened ahead in a thread if need be); one-time codes through
   :meth:`StepContext.one_time_code`.
 - Redirects: no request that carries a secret, or whose answer decides trust, follows
   one. :func:`http_request` never does; any other HTTP client a plugin uses turns a 3xx
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
@@ -54,6 +55,7 @@ from .credentials import (
     utcnow,
 )
 from .errors import ConfigError, GwError, NoAnswer, RedirectRefused, SecretError, StepError, UsageError
+from .httpclient import HttpClient, HttpFailure, HttpResponse
 from .paths import atomic_write
 from .steps import (
     Command,
@@ -67,9 +69,6 @@ from .steps import (
     StepContext,
     StepType,
 )
-
-if TYPE_CHECKING:
-    import requests
 
 hookimpl = pluggy.HookimplMarker("gw")
 
@@ -90,6 +89,9 @@ __all__ = [
     "Duration",
     "EnvironmentVariable",
     "GwError",
+    "HttpClient",
+    "HttpFailure",
+    "HttpResponse",
     "IotCertificate",
     "NoAnswer",
     "OpenIdToken",
@@ -121,6 +123,7 @@ __all__ = [
     "refuse_aws_redirects",
     "refuse_redirect",
     "to_rfc3339",
+    "unverified_jwt_claims",
     "utcnow",
 ]
 
@@ -163,36 +166,67 @@ def http_request(
     *,
     what: str,
     timeout: float = 30.0,
-    **kwargs: Any,
-) -> requests.Response:
+    headers: dict[str, str] | None = None,
+    params: dict[str, Any] | None = None,
+    data: Any = None,
+    json: Any = None,
+    verify: bool | str | None = None,
+    allow_redirects: bool = False,
+) -> HttpResponse:
     """One HTTP call that honours gw's TLS settings (``settings.ca_bundle``) and never
     follows a redirect.
 
-    ``kwargs`` go to :func:`requests.request` (``json``, ``data``, ``headers``,
-    ``cert``, ...; ``allow_redirects`` is always False). Any failure to get an answer -
-    refused, timed out, TLS - is raised as one :class:`StepError` line naming ``what``
-    and the reason, never the request's body or headers; no answer at all (refused, timed
-    out) is the subclass :class:`NoAnswer`, which a plugin may retry. A 3xx answer raises
-    :class:`RedirectRefused` naming where it pointed (:func:`refuse_redirect`). Other HTTP
-    error statuses are returned, not raised: the plugin knows what they mean.
+    ``headers``, ``params`` (the query), ``data`` (a form dict, str or bytes) and ``json``
+    as requests takes them; ``verify`` defaults to ``ctx.tls_verify``; ``allow_redirects``
+    is accepted for requests' callers and ignored (always False). The answer is an
+    :class:`HttpResponse` (``status_code``, ``headers``, ``content``, ``text``, ``json()``).
+    Any failure to get an answer - refused, timed out, TLS - is raised as one
+    :class:`StepError` line naming ``what`` and the reason, never the request's body or
+    headers; no answer at all (refused, timed out, cut off) is the subclass
+    :class:`NoAnswer`, which a plugin may retry. A 3xx answer raises :class:`RedirectRefused` naming where it pointed
+    (:func:`refuse_redirect`). Other HTTP error statuses are returned, not raised: the
+    plugin knows what they mean. Standard library only (:mod:`gw.httpclient`): no
+    requests or urllib3 to import before the first byte goes out.
     """
-    import requests
+    from .httpclient import HttpFailure, encode_request, with_query
 
-    kwargs.setdefault("verify", ctx.tls_verify)
-    kwargs["allow_redirects"] = False
+    query, fields, body = encode_request(params=params, data=data, json=json, headers=headers)
+    client = HttpClient(ctx.tls_verify if verify is None else verify, timeout)
     try:
-        response = requests.request(method, url, timeout=timeout, **kwargs)
-    except requests.exceptions.SSLError:
-        raise StepError(f"TLS failure talking to {what} ({_host(url)}): check the endpoint and settings.ca_bundle") from None
-    except requests.exceptions.Timeout:
-        raise NoAnswer(f"{what} ({_host(url)}) did not answer within {timeout:g} s",
-                       reason=f"no answer within {timeout:g} s") from None
-    except requests.exceptions.ConnectionError:
-        raise NoAnswer(f"cannot reach {what} ({_host(url)}): connection failed", reason="connection failed") from None
-    except requests.exceptions.RequestException as exc:
-        raise StepError(f"request to {what} ({_host(url)}) failed: {type(exc).__name__}") from None
+        response = client.request(method, with_query(url, query), headers=fields, body=body)
+    except HttpFailure as exc:
+        if exc.reason == "tls":
+            raise StepError(f"TLS failure talking to {what} ({_host(url)}): check the endpoint and settings.ca_bundle") from None
+        if exc.reason == "timeout":
+            raise NoAnswer(f"{what} ({_host(url)}) did not answer within {timeout:g} s",
+                           reason=f"no answer within {timeout:g} s") from None
+        if exc.reason == "connect":
+            raise NoAnswer(f"cannot reach {what} ({_host(url)}): connection failed", reason="connection failed") from None
+        raise NoAnswer(f"request to {what} ({_host(url)}) failed: {exc}", reason="connection failed") from None
+    except ValueError as exc:
+        raise StepError(f"request to {what} ({_host(url)}) failed: {exc}") from None
+    finally:
+        client.close()
     refuse_redirect(what, url, response.status_code, response.headers.get("Location"))
     return response
+
+
+def unverified_jwt_claims(token: str) -> dict[str, Any] | None:
+    """A JWT's claims read WITHOUT checking its signature (None when it is not a JWS compact
+    token with JSON header and claims): only for scheduling a refresh or cross-checking an
+    expiry, never for deciding trust. Standard library only (no JWT library to import)."""
+    import base64
+    import binascii
+    import json
+
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        return None
+    try:
+        header, claims = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in parts[:2])
+    except (binascii.Error, ValueError):
+        return None
+    return claims if isinstance(header, dict) and isinstance(claims, dict) else None
 
 
 _REDIRECT_POLICY = "gw does not follow redirects for requests that carry secrets or decide trust"

@@ -116,6 +116,7 @@ class VpcdCard:
     def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
         buf = b""
         while len(buf) < n:
+            _quick_ack(sock)
             chunk = sock.recv(n - len(buf))
             if not chunk:
                 return None
@@ -132,3 +133,18 @@ class VpcdCard:
     @staticmethod
     def _send_frame(sock: socket.socket, data: bytes) -> None:
         sock.sendall(struct.pack(">H", len(data)) + data)
+
+
+def _quick_ack(sock: socket.socket) -> None:
+    """ACK at once (Linux; the kernel turns it off again, hence before every read).
+
+    pcscd's vpcd driver writes a frame's 2-byte length and its bytes in two ``send`` calls; with
+    Nagle on its side the second waits for our ACK of the first, which a delayed ACK holds back
+    up to 40 ms: every APDU would take 40 ms longer than the card, which no USB reader does.
+    """
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if quickack is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+        except OSError:
+            pass

@@ -17,7 +17,8 @@ authenticates as ``auth_method`` says (RFC 6749 section 2.3.1):
 
 The result is a :class:`gw.plugin.BearerToken`. Its expiry is the earlier of
 ``expires_in`` and the token's own ``exp`` claim (read with PyJWT without verifying
-the signature: gw is not the token's audience, the API is). 5xx, 429, timeouts and
+the signature: gw is not the token's audience, the API is; :func:`gw.plugin.unverified_jwt_claims`,
+so no JWT library loads on a cache miss). 5xx, 429, timeouts and
 dropped connections are retried ``retries`` times with capped, jittered exponential
 backoff; every other refusal is one line saying what to check in the user pool.
 """
@@ -30,9 +31,7 @@ from typing import TYPE_CHECKING, Any
 from gw.plugin import BEARER_TOKEN, Option, StepError, StepType, hookimpl
 
 if TYPE_CHECKING:
-    import requests
-
-    from gw.plugin import BearerToken, Credential, StepContext
+    from gw.plugin import BearerToken, Credential, HttpResponse, StepContext
 
 DEFAULT_ENV_NAME = "GW_BEARER_TOKEN"
 DEFAULT_RETRIES = 3
@@ -167,7 +166,7 @@ def client_authentication(auth_method: str, client_id: str, secret: str) -> tupl
 
 
 def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[str, str],
-               timeout: float) -> requests.Response:
+               timeout: float) -> HttpResponse:
     """One POST to the token endpoint (:func:`gw.plugin.http_request`: no redirect followed);
     no answer, or a transient status, raises :class:`_Retryable`."""
     from gw.plugin import NoAnswer, http_request
@@ -182,7 +181,7 @@ def _post_once(ctx: StepContext, url: str, headers: dict[str, str], form: dict[s
     return response
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: HttpResponse) -> float | None:
     value = response.headers.get("Retry-After", "")
     return float(value) if value.isdigit() else None
 
@@ -197,7 +196,7 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 
 
 def request_token(ctx: StepContext, url: str, client_id: str, secret: str, scopes: list[str], *,
-                  retries: int, timeout: float, auth_method: str = DEFAULT_AUTH_METHOD) -> requests.Response:
+                  retries: int, timeout: float, auth_method: str = DEFAULT_AUTH_METHOD) -> HttpResponse:
     """POST the client-credentials request, retrying transient failures at most ``retries`` times."""
     import time
 
@@ -236,7 +235,7 @@ def _gave_up(url: str, reasons: list[str], retries: int) -> str:
     return f"the Cognito token endpoint ({_host(url)}) {summary}; {hint} (retries = {retries})"
 
 
-def refusal_message(response: requests.Response, url: str, auth_method: str = DEFAULT_AUTH_METHOD) -> str:
+def refusal_message(response: HttpResponse, url: str, auth_method: str = DEFAULT_AUTH_METHOD) -> str:
     """One line for a non-200 answer of the token endpoint (never echoes the body)."""
     status = response.status_code
     error = None
@@ -258,7 +257,7 @@ def refusal_message(response: requests.Response, url: str, auth_method: str = DE
 
 
 # -- the answer -----------------------------------------------------------------------------
-def _token_from(response: requests.Response, url: str) -> tuple[str, int, str | None]:
+def _token_from(response: HttpResponse, url: str) -> tuple[str, int, str | None]:
     """(access_token, expires_in, token_type) from a 200 answer; one line when it is not usable."""
     try:
         document = response.json()
@@ -278,13 +277,9 @@ def _token_from(response: requests.Response, url: str) -> tuple[str, int, str | 
 
 def _claims(token: str) -> dict[str, Any] | None:
     """The token's claims, read WITHOUT verifying the signature (only to cross-check expiry)."""
-    import jwt
+    from gw.plugin import unverified_jwt_claims
 
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    return claims if isinstance(claims, dict) else None
+    return unverified_jwt_claims(token)
 
 
 def token_expiry(ctx: StepContext, now: float, expires_in: int, claims: dict[str, Any] | None,

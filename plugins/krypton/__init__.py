@@ -189,6 +189,7 @@ def perform(ctx: Any, options: dict[str, Any]) -> Outcome:
             timeout=timeout,
             status=ctx.status,
         )
+        cellular.preconnect()
         method = "GET" if options["operation"] == "azure-iot-registration-status" else "POST"
         try:
             return Outcome(cellular.call(path, params, endpoint=inventory_endpoint, method=method), None, None)
@@ -196,8 +197,13 @@ def perform(ctx: Any, options: dict[str, Any]) -> Outcome:
             cellular.close()
 
     endpoint = endpoint_for(options.get("coverage"), options.get("endpoint"))
-    sim = open_step_sim(ctx, options)
     client = KryptonClient(endpoint, verify=ctx.tls_verify, timeout=timeout, status=ctx.status)
+    client.preconnect()  # TCP + TLS (and the SSL context) in a thread while the SIM is opened and read
+    try:
+        sim = open_step_sim(ctx, options)
+    except BaseException:
+        client.close()
+        raise
     try:
         unlock(ctx, sim, options.get("pin"))
         read_imsi(sim, options.get("pin"))
@@ -257,15 +263,12 @@ def _save_iot(ctx: Any, doc: dict[str, Any], name: str) -> Credential:
 
 def _jwt_expiry(token: str) -> Any:
     """The ``exp`` claim of a JWT (unverified: only used to schedule a refresh)."""
-    import base64
+    from gw.plugin import parse_time, unverified_jwt_claims
 
-    from gw.plugin import parse_time
-
+    claims = unverified_jwt_claims(token)
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return parse_time(claims.get("exp")) if isinstance(claims, dict) else None
-    except (IndexError, ValueError):
+        return parse_time(claims.get("exp")) if claims is not None else None
+    except ValueError:
         return None
 
 

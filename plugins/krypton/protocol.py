@@ -3,8 +3,10 @@
 Three layers meet here only through small interfaces: a SIM (anything with
 ``imsi()`` and ``authenticate(rand, autn)``, see :mod:`gw_plugins.krypton.sim`),
 a :class:`SessionStore` that keeps the (IMSI, keyId, CK) session between runs,
-and a ``status`` callable that shows progress. ``requests`` is imported inside
-the functions that send something, so importing this module stays cheap.
+and a ``status`` callable that shows progress. HTTP goes through gw's small standard-library
+client (:class:`gw.plugin.HttpClient`): no requests or urllib3 to import before the first
+byte, and the connection can open in a thread while the SIM answers its first APDUs
+(:meth:`KryptonClient.preconnect`).
 
 Flow of :func:`fetch`:
 
@@ -305,48 +307,50 @@ def _error_text(response: Any) -> str:
 
 
 class _Http:
-    """requests with a timeout and one-line errors, never following a redirect (a 3xx is
+    """gw's small HTTP client (:class:`gw.plugin.HttpClient`: standard library only, one kept-alive
+    connection) with a timeout and one-line errors, never following a redirect (a 3xx is
     :class:`gw.plugin.RedirectRefused`: the calls carry the SIM's answers and signatures)."""
 
     def __init__(self, *, verify: bool | str, timeout: float) -> None:
-        import requests
+        from gw.plugin import HttpClient
 
-        self._requests = requests
-        self.session = requests.Session()
-        self.verify = verify
+        self.client = HttpClient(verify, timeout)
         self.timeout = timeout
 
-    def post(self, url: str, what: str, *, body: bytes, headers: dict[str, str]) -> Any:
-        requests = self._requests
+    def preconnect(self, url: str) -> None:
+        """Open the connection (and load the TLS context) in a thread while the SIM is read."""
+        try:
+            self.client.preconnect(url)
+        except ValueError:
+            pass  # a malformed endpoint fails with its one line at the first call
+
+    def _send(self, method: str, url: str, what: str, body: bytes = b"",
+              headers: dict[str, str] | None = None) -> Any:
+        from gw.plugin import HttpFailure
+
         host = urlsplit(url).netloc
         try:
-            response = self.session.post(url, data=body, headers=headers, timeout=self.timeout, verify=self.verify,
-                                         allow_redirects=False)
-        except requests.Timeout:
-            raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
-        except requests.exceptions.SSLError:
-            raise KryptonError(f"Krypton {what}: TLS verification of {host} failed") from None
-        except requests.ConnectionError:
-            raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
-        except requests.RequestException as exc:
-            raise KryptonError(f"Krypton {what}: request to {host} failed ({type(exc).__name__})") from None
+            response = self.client.request(method, url, headers=headers, body=body)
+        except HttpFailure as exc:
+            if exc.reason == "timeout":
+                raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
+            if exc.reason == "tls":
+                raise KryptonError(f"Krypton {what}: TLS verification of {host} failed") from None
+            if exc.reason == "connect":
+                raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
+            raise KryptonError(f"Krypton {what}: request to {host} failed ({exc})") from None
+        except ValueError:
+            raise KryptonError(f"Krypton {what}: {url[:80]!r} is not an http(s) URL") from None
         return _no_redirect(response, url, what)
+
+    def post(self, url: str, what: str, *, body: bytes, headers: dict[str, str]) -> Any:
+        return self._send("POST", url, what, body, headers)
 
     def get(self, url: str, what: str) -> Any:
-        requests = self._requests
-        host = urlsplit(url).netloc
-        try:
-            response = self.session.get(url, timeout=self.timeout, verify=self.verify, allow_redirects=False)
-        except requests.Timeout:
-            raise KryptonError(f"Krypton {what}: no answer from {host} within {self.timeout:g} s") from None
-        except requests.exceptions.SSLError:
-            raise KryptonError(f"Krypton {what}: TLS verification of {host} failed") from None
-        except requests.RequestException:
-            raise KryptonError(f"Krypton {what}: cannot connect to {host}") from None
-        return _no_redirect(response, url, what)
+        return self._send("GET", url, what)
 
     def close(self) -> None:
-        self.session.close()
+        self.client.close()
 
 
 def _no_redirect(response: Any, url: str, what: str) -> Any:
@@ -381,6 +385,10 @@ class KryptonClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def preconnect(self) -> None:
+        """Open the TLS connection to the endpoint in a thread now: it overlaps reading the SIM."""
+        self._http.preconnect(self.endpoint)
 
     def __enter__(self) -> KryptonClient:
         return self
@@ -504,6 +512,10 @@ class CellularClient:
                     f"{self.endpoint}{path}", path, body=body, headers={"Content-Type": "application/json"}
                 )
         return _reply(response, path)
+
+    def preconnect(self) -> None:
+        """Open the TLS connection to the endpoint in a thread now."""
+        self._http.preconnect(self.endpoint)
 
     def close(self) -> None:
         self._http.close()

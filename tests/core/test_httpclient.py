@@ -1,0 +1,164 @@
+"""gw's small HTTP client (``gw.plugin.HttpClient``, ``http_request``): real TLS on 127.0.0.1
+against an emulator server, a connection opened ahead in a thread, and a real CONNECT proxy."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from gw.plugin import HttpClient, HttpFailure, StepError, http_request
+from gw_emulators.httpserver import EmulatorServer, Request, Response, json_response
+from gw_emulators.tls import LocalCA
+
+
+class Echo(EmulatorServer):
+    """Answers what it got: method, query, body, content type and one header."""
+
+    name = "echo"
+
+    def __init__(self, ca: LocalCA) -> None:
+        super().__init__(ca)
+        self.route("POST", "/echo", self._echo)
+        self.route("GET", "/echo", self._echo)
+
+    def _echo(self, request: Request) -> Response:
+        return json_response(200, {"method": request.method, "query": request.query, "body": request.body.decode(),
+                                   "type": request.header("content-type"), "x": request.header("x-gw-test")},
+                             {"X-Answer": "yes"})
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> LocalCA:
+    return LocalCA(tmp_path / "ca")
+
+
+@pytest.fixture
+def echo(ca: LocalCA):
+    with Echo(ca) as server:
+        yield server
+
+
+class Ctx:
+    def __init__(self, verify: bool | str) -> None:
+        self.tls_verify = verify
+
+
+def test_http_request_sends_form_json_and_query_and_reads_the_answer(echo, ca) -> None:
+    ctx = Ctx(str(ca.ca_path))
+    form = http_request(ctx, "POST", f"{echo.url}/echo", what="echo", data={"a": "1 2", "b": "%+:"},
+                        params={"q": "x y"}, headers={"X-Gw-Test": "h"})
+    assert form.status_code == 200 and form.headers.get("x-answer") == "yes" and form.headers["X-ANSWER"] == "yes"
+    assert form.json() == {"method": "POST", "query": {"q": ["x y"]}, "body": "a=1+2&b=%25%2B%3A",
+                           "type": "application/x-www-form-urlencoded", "x": "h"}
+    doc = http_request(ctx, "POST", f"{echo.url}/echo", what="echo", json={"k": [1, "é"]}).json()
+    assert doc["type"] == "application/json" and doc["body"] == '{"k": [1, "\\u00e9"]}'
+
+
+def test_a_connection_opened_ahead_serves_several_requests(echo, ca) -> None:
+    with HttpClient(str(ca.ca_path), 10) as client:
+        client.preconnect(echo.url)
+        first = client.request("GET", f"{echo.url}/echo?n=1")
+        second = client.request("POST", f"{echo.url}/echo", body=b"two", headers={"Content-Type": "text/plain"})
+    assert first.json()["query"] == {"n": ["1"]} and second.json()["body"] == "two"
+
+
+def test_failures_are_one_line_and_name_the_reason(echo, ca, tmp_path: Path) -> None:
+    other = LocalCA(tmp_path / "other")
+    with HttpClient(str(other.ca_path), 5) as client, pytest.raises(HttpFailure) as tls:
+        client.request("GET", f"{echo.url}/echo")
+    assert tls.value.reason == "tls" and "TLS verification of 127.0.0.1" in str(tls.value)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with HttpClient(True, 5) as client:
+        client.preconnect(f"https://127.0.0.1:{port}")  # fails in its thread; the request reports it
+        with pytest.raises(HttpFailure) as refused:
+            client.request("GET", f"https://127.0.0.1:{port}/")
+    assert refused.value.reason == "connect"
+    with pytest.raises(StepError, match=r"cannot reach echo \(127\.0\.0\.1:\d+\): connection failed"):
+        http_request(Ctx(True), "GET", f"https://127.0.0.1:{port}/", what="echo")
+
+
+class ConnectProxy:
+    """A forward proxy on 127.0.0.1 that takes CONNECT and pipes bytes (TLS stays end to end)."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(1)
+        self.requests.append(head)
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_https_goes_through_the_https_proxy_unless_no_proxy_names_the_host(echo, ca, monkeypatch) -> None:
+    """As requests did: ``HTTPS_PROXY`` (with Basic credentials in its URL), ``NO_PROXY`` bypasses it."""
+    proxy = ConnectProxy()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://user:p%40ss@127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("https_proxy", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        answer = http_request(Ctx(str(ca.ca_path)), "GET", f"{echo.url}/echo", what="echo")
+        assert answer.status_code == 200
+        (head,) = proxy.requests
+        assert head.startswith(f"CONNECT 127.0.0.1:{echo.port} HTTP/1.1\r\n".encode())
+        assert b"Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in head  # user:p@ss
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+        assert http_request(Ctx(str(ca.ca_path)), "GET", f"{echo.url}/echo", what="echo").status_code == 200
+        assert len(proxy.requests) == 1
+    finally:
+        proxy.close()
+
+
+def test_closing_does_not_wait_for_a_connection_still_opening() -> None:
+    """A step that fails before its first request (no SIM) must not wait for a slow upstream."""
+    import time
+
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never speaks TLS
+    try:
+        client = HttpClient(True, 30)
+        client.preconnect(f"https://127.0.0.1:{silent.getsockname()[1]}")
+        started = time.monotonic()
+        client.close()
+        assert time.monotonic() - started < 5  # not the 30 s the handshake could wait
+    finally:
+        silent.close()
