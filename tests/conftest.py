@@ -75,6 +75,23 @@ def _no_bind_beyond_loopback(_loopback_only):
         pytest.fail("a test bound beyond loopback:\n" + "\n".join(found), pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _signal_dispositions_kept():
+    """Fails the test that left this process's signal dispositions changed: gw sets SIGPIPE and
+    SIGXFSZ to default for a program it execs, and a test process left so dies, without a
+    word, at a later test's write to a closed socket."""
+    import signal
+
+    watched = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
+    before = {signum: signal.getsignal(signum) for signum in watched}
+    yield
+    changed = {signum.name: handler for signum, handler in before.items() if signal.getsignal(signum) != handler}
+    for name in changed:
+        signal.signal(getattr(signal, name), changed[name])
+    if changed:
+        pytest.fail(f"the test left signal dispositions changed: {sorted(changed)}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def ca(tmp_path_factory):
     from gw_emulators.tls import LocalCA

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -13,11 +14,23 @@ class Execed(Exception):
     pass
 
 
+@pytest.fixture(autouse=True)
+def _signal_dispositions():
+    """Puts back what gw set for the program it would exec (SIGPIPE and SIGXFSZ to default, as a
+    shell would): left so, a later test's write to a closed socket would kill this test process."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGPIPE, signal.SIGXFSZ)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
 def _exec_recorder(monkeypatch, failure: BaseException | None = None) -> list:
+    """Records the exec instead of doing it."""
     calls: list = []
 
     def execvpe(file, args, env):
         calls.append((file, list(args), dict(env)))
+        assert signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL  # what the program gets
         if failure is not None:
             raise failure
         raise Execed
