@@ -165,11 +165,15 @@ def _failure(exc: BaseException, where: str, timeout: float, *, during: str) -> 
         return HttpFailure("protocol", f"{where} closed the connection before the answer was complete")
     if isinstance(exc, OSError):
         return HttpFailure("connect", f"cannot connect to {where}" if during == "connect" else f"the connection to {where} failed")
-    if isinstance(exc, http.client.IncompleteRead):
-        return HttpFailure("protocol", f"{where} closed the connection before the answer was complete")
+    if isinstance(exc, http.client.IncompleteRead):  # also a malformed chunk
+        return HttpFailure("protocol", f"the answer from {where} is incomplete (cut short or badly chunked)")
     if isinstance(exc, http.client.LineTooLong):
         return HttpFailure("protocol", f"the answer from {where} has a line that is too long")
     return HttpFailure("protocol", f"the answer from {where} is not valid HTTP/1.x ({type(exc).__name__})")
+
+
+class _Unsendable(ValueError):
+    """``http.client`` refused to send the request (its own message would quote the value)."""
 
 
 class _Pending:
@@ -278,25 +282,25 @@ class HttpClient:
         for key, value in fields.items():  # checked here: http.client's own error quotes the value
             if any(c in f"{key}{value}" for c in "\r\n\0"):
                 raise ValueError(f"header {key!r} holds a line break")
-        key = (scheme, host, port)
+        slot = (scheme, host, port)
         for attempt in (1, 2):
-            conn = self._take(key)
-            reused = key in self._used
-            self._used.add(key)
+            conn = self._take(slot)
+            reused = slot in self._used
+            self._used.add(slot)
             try:
                 response = self._exchange(conn, method, target, fields, body, limit, f"{host}:{port}")
             except BaseException as exc:
-                self._drop(key)
+                self._drop(slot)
                 if not isinstance(exc, Exception):
                     raise
-                if isinstance(exc, ValueError) and not isinstance(exc, HttpFailure):
-                    raise ValueError("the request cannot be encoded (a header or the URL holds a bad character)") from None
+                if isinstance(exc, _Unsendable):
+                    raise ValueError(str(exc)) from None
                 stale = isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
                 if reused and attempt == 1 and stale:
                     continue  # the server closed an idle keep-alive connection: one fresh try
                 raise _failure(exc, f"{host}:{port}", self.timeout, during="request") from None
             if conn.sock is None:  # http.client closed it (Connection: close, HTTP/1.0, read to close)
-                self._drop(key)
+                self._drop(slot)
             return HttpResponse(*response, url)
         raise AssertionError("unreachable")
 
@@ -308,10 +312,8 @@ class HttpClient:
 
         try:
             conn.request(method, target, body=body or None, headers=fields)
-        except UnicodeEncodeError:
-            raise ValueError("not encodable") from None
-        except http.client.InvalidURL:
-            raise ValueError("bad URL") from None
+        except (ValueError, http.client.InvalidURL):  # a character http.client will not send (its message may quote it)
+            raise _Unsendable("the request cannot be sent: a header or the URL holds a character HTTP does not allow") from None
         _quick(conn)
         answer = conn.getresponse()
         try:
@@ -332,6 +334,9 @@ class HttpClient:
                         raise HttpFailure("protocol", f"the answer from {where} is too large")
                     parts.append(chunk)
                 data = b"".join(parts)
+        except ValueError:  # http.client's chunk-size parse
+            answer.close()
+            raise HttpFailure("protocol", f"the answer from {where} is not valid HTTP/1.x (a bad chunk size)") from None
         except BaseException:
             answer.close()
             raise

@@ -197,12 +197,14 @@ class RawServer:
 
 
 @pytest.mark.parametrize(("answer", "reason", "text"), [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort", "protocol", "closed the connection before"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort", "protocol", "incomplete"),
+    (b"", "protocol", "closed the connection before"),
     (b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000, "protocol", "too large"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"3e8\r\n" + b"x" * 1000 + b"\r\n") * 2 + b"0\r\n\r\n",
      "protocol", "too large"),
     (b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 2000, "protocol", "too large"),
     (b"SSH-2.0-OpenSSH\r\n\r\n", "protocol", "not valid HTTP/1.x"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n", "protocol", "incomplete"),
 ])
 def test_a_bad_or_oversized_answer_is_a_protocol_failure(answer: bytes, reason: str, text: str) -> None:
     server = RawServer(answer)
@@ -232,7 +234,25 @@ def test_chunked_and_read_to_close_answers_and_a_redirect_that_is_not_followed()
     assert (plain.status_code, plain.content) == (200, b"until close")
 
 
-def test_a_header_with_a_line_break_is_refused_without_its_value() -> None:
+def test_a_header_http_cannot_carry_is_refused_without_its_value() -> None:
     with HttpClient(True, 5) as client, pytest.raises(ValueError) as refused:
         client.request("GET", "http://127.0.0.1:9/", headers={"Authorization": "sec\r\nret"})
     assert "Authorization" in str(refused.value) and "sec" not in str(refused.value)
+    server = RawServer(b"HTTP/1.1 204 No Content\r\n\r\n")
+    try:
+        with HttpClient(True, 5) as client, pytest.raises(ValueError) as refused:
+            client.request("GET", f"{server.url}/", headers={"Authorization": "secr\u20acet"})
+        assert "secr" not in str(refused.value) and refused.value.__cause__ is None
+        assert refused.value.__context__ is None or "secr" not in str(refused.value.__context__)
+    finally:
+        server.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_retried_once_on_a_fresh_one() -> None:
+    server = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # keep-alive, then it closes
+    try:
+        with HttpClient(True, 5) as client:
+            answers = [client.request("GET", f"{server.url}/{n}").content for n in range(3)]
+    finally:
+        server.close()
+    assert answers == [b"ok"] * 3
