@@ -21,7 +21,9 @@ from tests.core.gw_test_support import (
     run_importtime,
 )
 
-FORBIDDEN = ("pluggy", "boto3", "botocore", "requests", "importlib.metadata", "tomllib", "argparse", "rich", "json")
+FORBIDDEN = ("pluggy", "boto3", "botocore", "requests", "importlib.metadata", "tomllib", "argparse", "rich", "json",
+             # no HTTP library at all on a hit: a miss's HttpClient loads http.client (and email), ssl
+             "http", "urllib3", "email", "ssl")
 
 
 @pytest.fixture
