@@ -1,19 +1,21 @@
-"""A small HTTP/1.1 client over verified TLS: the standard library's ``ssl`` and ``socket`` only.
+"""gw's HTTP client: the standard library's ``http.client`` over verified TLS, with what gw adds.
 
-Upstream calls are what a cache miss waits for, and ``requests`` (or ``urllib3``, or even
-``http.client``, which loads the email package) costs more to import than the rest of gw's
-slow path before the first byte goes out (docs/performance.md "Cache miss"). This reads what
-the upstreams send (``Content-Length``, chunked, or read-to-close bodies; keep-alive), never
-follows a redirect (a 3xx is an answer like any other) and never decompresses (it asks for
-``identity``).
+``http.client`` reads the wire (status line, headers, ``Content-Length`` / chunked / read-to-close
+bodies, keep-alive, the proxy's ``CONNECT`` tunnel); this module adds what is gw's: the CA
+bundle, the proxy settings, a connection opened ahead in a thread, the size limit of an
+answer, and failures as one line. It never follows a redirect (``http.client`` does not; a 3xx
+is an answer like any other) and never decompresses (it asks for ``identity``). ``http.client``
+loads part of the ``email`` package, so it is imported only when a connection opens: a cache
+hit imports no HTTP library (docs/performance.md "Cache miss").
 
 TLS: ``ssl.create_default_context`` - certificate required, host name checked - with the CA
 bundle given, else as requests picks one (``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE``, else
 certifi's bundle when installed, else the system's trust store). A connection can be opened
 ahead of its first request in a thread (:meth:`HttpClient.preconnect`), so the TCP and TLS
 handshakes overlap other work, e.g. the SIM's APDUs on the Krypton path. An https URL goes
-through the proxy in ``https_proxy`` / ``HTTPS_PROXY`` (a ``CONNECT`` tunnel; TLS is still
-end to end) unless ``no_proxy`` names its host, as requests does.
+through the proxy in ``https_proxy`` / ``HTTPS_PROXY`` (a ``CONNECT`` tunnel with Basic
+credentials from the proxy URL; TLS is still end to end) unless ``no_proxy`` names its host,
+as requests does.
 
 Failures are :class:`HttpFailure` with ``reason`` ``tls``, ``timeout``, ``connect`` or
 ``protocol`` and a message without the request's headers or body.
@@ -24,9 +26,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-MAX_HEAD = 64 * 1024
-MAX_BODY = 16 * 1024 * 1024
-NO_BODY = (204, 304)
+MAX_BODY = 16 * 1024 * 1024  # the head is bounded by http.client: 64 KiB a line, 100 fields
 USER_AGENT = "gw"
 
 
@@ -112,170 +112,6 @@ def split_url(url: str) -> tuple[str, str, int, str]:
     return scheme, parts.hostname, port, target
 
 
-def _quick(sock: Any) -> None:
-    """No Nagle, and (Linux) ACK at once: a server writing head and body apart must not wait 40 ms."""
-    import socket
-
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if hasattr(socket, "TCP_QUICKACK"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-    except OSError:
-        pass
-
-
-class Connection:
-    """One keep-alive connection to ``scheme://host:port`` (TLS for https with ``context``)."""
-
-    def __init__(self, scheme: str, host: str, port: int, context: Any, timeout: float) -> None:
-        self.key = (scheme, host, port)
-        self.host_header = host if port == (443 if scheme == "https" else 80) else f"{host}:{port}"
-        if ":" in host and not host.startswith("["):
-            self.host_header = f"[{host}]" if port in (80, 443) else f"[{host}]:{port}"
-        self._buffer = b""
-        self.reusable = True
-        self.used = False
-        self._sock = _connect(scheme, host, port, context, timeout)
-
-    def close(self) -> None:
-        self.reusable = False
-        try:
-            self._sock.close()
-        except OSError:
-            pass
-
-    def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-                limit: int = MAX_BODY) -> tuple[int, str, Headers, bytes]:
-        """Send one request; (status, reason, headers, body) of its answer."""
-        self.used = True
-        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host_header}", *(f"{k}: {v}" for k, v in headers)]
-        _quick(self._sock)
-        self._sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        while True:
-            status, reason, fields = self._read_head()
-            if status != 100 or method == "HEAD":  # a 100 Continue is followed by the real answer
-                break
-        if fields.get("connection", "").lower() == "close":
-            self.reusable = False
-        if method == "HEAD" or status in NO_BODY or 100 <= status < 200:
-            data = b""
-        elif "chunked" in fields.get("transfer-encoding", "").lower():
-            data = self._read_chunked(limit)
-        elif fields.get("content-length", "").strip().isdigit():
-            length = int(fields["content-length"])
-            if length > limit:
-                raise HttpFailure("protocol", "the answer is too large")
-            data = self._read_exactly(length)
-        else:
-            self.reusable = False
-            data = self._read_to_close(limit)
-        return status, reason, fields, data
-
-    # -- reading --------------------------------------------------------------------------------
-    def _fill(self) -> None:
-        _quick(self._sock)  # quick ACK lasts only until the kernel sees the exchange as interactive again
-        chunk = self._sock.recv(65536)
-        if not chunk:
-            raise HttpFailure("protocol", "the connection closed before the answer was complete")
-        self._buffer += chunk
-
-    def _read_head(self) -> tuple[int, str, Headers]:
-        while b"\r\n\r\n" not in self._buffer:
-            if len(self._buffer) > MAX_HEAD:
-                raise HttpFailure("protocol", "the answer's head is too large")
-            self._fill()
-        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
-        status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        version, _, rest = status_line.partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or not (code.isdigit() and len(code) == 3):
-            raise HttpFailure("protocol", "the answer is not HTTP/1.x")
-        if version == "HTTP/1.0":
-            self.reusable = False
-        fields = Headers()
-        for line in header_lines:
-            name, colon, value = line.partition(":")
-            if colon:
-                key = name.strip().lower()
-                fields[key] = f"{fields[key]}, {value.strip()}" if key in fields else value.strip()
-        return int(code), reason.strip(), fields
-
-    def _read_exactly(self, length: int) -> bytes:
-        while len(self._buffer) < length:
-            self._fill()
-        data, self._buffer = self._buffer[:length], self._buffer[length:]
-        return data
-
-    def _read_line(self) -> bytes:
-        while b"\r\n" not in self._buffer:
-            if len(self._buffer) > MAX_HEAD:
-                raise HttpFailure("protocol", "a chunk line is too long")
-            self._fill()
-        line, _, self._buffer = self._buffer.partition(b"\r\n")
-        return line
-
-    def _read_chunked(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        total = 0
-        while True:
-            try:
-                size = int(self._read_line().split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise HttpFailure("protocol", "a chunk size is not a number") from None
-            if size == 0:
-                while self._read_line():  # trailers, up to the empty line
-                    pass
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                raise HttpFailure("protocol", "the answer is too large")
-            parts.append(self._read_exactly(size))
-            self._read_exactly(2)
-
-    def _read_to_close(self, limit: int) -> bytes:
-        while len(self._buffer) <= limit:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                data, self._buffer = self._buffer, b""
-                return data
-            self._buffer += chunk
-        raise HttpFailure("protocol", "the answer is too large")
-
-
-def _connect(scheme: str, host: str, port: int, context: Any, timeout: float) -> Any:
-    """A connected socket (TLS-wrapped and handshaken for https); :class:`HttpFailure` otherwise."""
-    import socket
-    import ssl
-
-    where = f"{host}:{port}"
-    # a str host goes through the idna codec (which loads re and unicodedata); ASCII needs none
-    name: Any = host.encode("ascii") if host.isascii() else host
-    proxy = https_proxy(host) if scheme == "https" else None
-    try:
-        if proxy is None:
-            raw = socket.create_connection((name, port), timeout=timeout)
-        else:
-            raw = _tunnel(proxy, host, port, timeout)
-    except TimeoutError:
-        raise HttpFailure("timeout", f"no answer from {where} within {timeout:g} s") from None
-    except OSError:
-        via = f" through the proxy {proxy[0]}:{proxy[1]}" if proxy else ""
-        raise HttpFailure("connect", f"cannot connect to {where}{via}") from None
-    if scheme != "https":
-        return raw
-    try:
-        return context.wrap_socket(raw, server_hostname=name)  # bytes: ssl skips the idna codec too
-    except (ssl.SSLError, ssl.CertificateError):
-        raw.close()
-        raise HttpFailure("tls", f"TLS verification of {where} failed") from None
-    except TimeoutError:
-        raw.close()
-        raise HttpFailure("timeout", f"no answer from {where} within {timeout:g} s") from None
-    except OSError:
-        raw.close()
-        raise HttpFailure("connect", f"the connection to {where} failed during the TLS handshake") from None
-
-
 def https_proxy(host: str) -> tuple[str, int, str | None] | None:
     """(host, port, Proxy-Authorization value) of the proxy for ``https://host`` from
     ``https_proxy`` / ``HTTPS_PROXY``, unless ``no_proxy`` / ``NO_PROXY`` names the host (as
@@ -302,28 +138,42 @@ def https_proxy(host: str) -> tuple[str, int, str | None] | None:
     return parts.hostname, parts.port or 80, auth
 
 
-def _tunnel(proxy: tuple[str, int, str | None], host: str, port: int, timeout: float) -> Any:
-    """A socket through the proxy's ``CONNECT host:port`` tunnel (HTTP/1.1, RFC 9110 section 9.3.6)."""
+def _quick(conn: Any) -> None:
+    """(Linux) ACK at once: a server writing head and body apart must not wait 40 ms for our ACK.
+    ``http.client`` already turns Nagle off."""
     import socket
 
-    sock = socket.create_connection((proxy[0], proxy[1]), timeout=timeout)
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", *([f"Proxy-Authorization: {proxy[2]}"] if proxy[2] else [])]
-    try:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        head = b""
-        while b"\r\n\r\n" not in head:  # read byte by byte: nothing of the tunnel may be consumed
-            byte = sock.recv(1)
-            if not byte or len(head) > MAX_HEAD:
-                raise ConnectionError("the proxy closed the connection")
-            head += byte
-        status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/1.") else b""
-        if status != b"200":
-            raise ConnectionError(f"the proxy refused the tunnel ({status.decode('latin-1') or 'not HTTP'})")
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    if conn.sock is not None and hasattr(socket, "TCP_QUICKACK"):
+        try:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass
+
+
+def _failure(exc: BaseException, where: str, timeout: float, *, during: str) -> HttpFailure:
+    """The :class:`HttpFailure` for what ``http.client`` / ``ssl`` / ``socket`` raised (no request in it)."""
+    import http.client
+    import ssl
+
+    if isinstance(exc, HttpFailure):
+        return exc
+    if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+        return HttpFailure("tls", f"TLS verification of {where} failed")
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError
+        return HttpFailure("timeout", f"no answer from {where} within {timeout:g} s")
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return HttpFailure("protocol", f"{where} closed the connection before the answer was complete")
+    if isinstance(exc, OSError):
+        return HttpFailure("connect", f"cannot connect to {where}" if during == "connect" else f"the connection to {where} failed")
+    if isinstance(exc, http.client.IncompleteRead):  # also a malformed chunk
+        return HttpFailure("protocol", f"the answer from {where} is incomplete (cut short or badly chunked)")
+    if isinstance(exc, http.client.LineTooLong):
+        return HttpFailure("protocol", f"the answer from {where} has a line that is too long")
+    return HttpFailure("protocol", f"the answer from {where} is not valid HTTP/1.x ({type(exc).__name__})")
+
+
+class _Unsendable(ValueError):
+    """``http.client`` refused to send the request (its own message would quote the value)."""
 
 
 class _Pending:
@@ -333,7 +183,7 @@ class _Pending:
         import threading
 
         self._opener = opener
-        self._value: Connection | None = None
+        self._value: Any = None
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._discarded = False
@@ -352,7 +202,7 @@ class _Pending:
                 return
         value.close()  # nobody wants it any more
 
-    def result(self) -> Connection:
+    def result(self) -> Any:
         self._thread.join()
         if self._error is not None:
             raise self._error
@@ -369,7 +219,7 @@ class _Pending:
 
 
 class HttpClient:
-    """HTTP calls with one kept-alive connection per host; ``verify`` as requests takes it.
+    """HTTP calls with one kept-alive ``http.client`` connection per host; ``verify`` as requests takes it.
 
     ``preconnect(url)`` opens the connection to ``url``'s host in a thread (the SSL context
     loads there too); the first request to that host waits for it. Use as a context manager
@@ -380,15 +230,38 @@ class HttpClient:
         self.verify = verify
         self.timeout = timeout
         self._context: Any = None
-        self._connections: dict[tuple[str, str, int], Connection | _Pending] = {}
+        self._connections: dict[tuple[str, str, int], Any] = {}  # http.client connection or _Pending
+        self._used: set[tuple[str, str, int]] = set()
 
     def _tls(self) -> Any:
         if self._context is None:
             self._context = tls_context(self.verify)
         return self._context
 
-    def _open(self, scheme: str, host: str, port: int) -> Connection:
-        return Connection(scheme, host, port, self._tls() if scheme == "https" else None, self.timeout)
+    def _open(self, scheme: str, host: str, port: int) -> Any:
+        """A connected ``HTTP(S)Connection`` (TLS handshaken, through the proxy's tunnel if any)."""
+        import http.client
+
+        conn: Any
+        proxy = https_proxy(host) if scheme == "https" else None
+        if scheme == "http":
+            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        elif proxy is None:
+            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._tls())
+        else:
+            conn = http.client.HTTPSConnection(proxy[0], proxy[1], timeout=self.timeout, context=self._tls())
+            conn.set_tunnel(host, port, headers={"Proxy-Authorization": proxy[2]} if proxy[2] else None)
+        try:
+            conn.connect()
+        except BaseException as exc:
+            conn.close()
+            if not isinstance(exc, Exception):
+                raise
+            failure = _failure(exc, f"{host}:{port}", self.timeout, during="connect")
+            if proxy is not None and failure.reason == "connect":
+                failure = HttpFailure("connect", f"cannot connect to {host}:{port} through the proxy {proxy[0]}:{proxy[1]}")
+            raise failure from None
+        return conn
 
     def preconnect(self, url: str) -> None:
         """Start opening the connection to ``url``'s host now, in a thread (errors wait for the request)."""
@@ -406,57 +279,94 @@ class HttpClient:
             fields[key] = value
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             fields["Content-Length"] = str(len(body))
-        for key, value in fields.items():
+        for key, value in fields.items():  # checked here: http.client's own error quotes the value
             if any(c in f"{key}{value}" for c in "\r\n\0"):
                 raise ValueError(f"header {key!r} holds a line break")
-        items = list(fields.items())
+        slot = (scheme, host, port)
         for attempt in (1, 2):
-            connection = self._take(scheme, host, port)
-            reused = connection.used
+            conn = self._take(slot)
+            reused = slot in self._used
+            self._used.add(slot)
             try:
-                status, reason, answer, data = connection.request(method, target, items, body, limit)
-            except HttpFailure as exc:
-                connection.close()
-                self._connections.pop((scheme, host, port), None)
-                if reused and attempt == 1 and exc.reason == "protocol" and "closed" in str(exc):
+                response = self._exchange(conn, method, target, fields, body, limit, f"{host}:{port}")
+            except BaseException as exc:
+                self._drop(slot)
+                if not isinstance(exc, Exception):
+                    raise
+                if isinstance(exc, _Unsendable):
+                    raise ValueError(str(exc)) from None
+                stale = isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
+                if reused and attempt == 1 and stale:
                     continue  # the server closed an idle keep-alive connection: one fresh try
-                raise
-            except TimeoutError:
-                connection.close()
-                self._connections.pop((scheme, host, port), None)
-                raise HttpFailure("timeout", f"no answer from {host}:{port} within {self.timeout:g} s") from None
-            except OSError:
-                connection.close()
-                self._connections.pop((scheme, host, port), None)
-                if reused and attempt == 1:
-                    continue
-                raise HttpFailure("connect", f"the connection to {host}:{port} failed") from None
-            if not connection.reusable:
-                connection.close()
-                self._connections.pop((scheme, host, port), None)
-            return HttpResponse(status, reason, answer, data, url)
+                raise _failure(exc, f"{host}:{port}", self.timeout, during="request") from None
+            if conn.sock is None:  # http.client closed it (Connection: close, HTTP/1.0, read to close)
+                self._drop(slot)
+            return HttpResponse(*response, url)
         raise AssertionError("unreachable")
 
-    def _take(self, scheme: str, host: str, port: int) -> Connection:
-        held = self._connections.get((scheme, host, port))
+    @staticmethod
+    def _exchange(conn: Any, method: str, target: str, fields: dict[str, str], body: bytes, limit: int,
+                  where: str) -> tuple[int, str, Headers, bytes]:
+        """Send one request on ``conn``; (status, reason, headers, body) of its answer."""
+        import http.client
+
+        try:
+            conn.request(method, target, body=body or None, headers=fields)
+        except (ValueError, http.client.InvalidURL):  # a character http.client will not send (its message may quote it)
+            raise _Unsendable("the request cannot be sent: a header or the URL holds a character HTTP does not allow") from None
+        _quick(conn)
+        answer = conn.getresponse()
+        try:
+            fields_in = Headers()
+            for name, value in answer.getheaders():
+                name = name.lower()
+                fields_in[name] = f"{fields_in[name]}, {value}" if name in fields_in else value
+            if answer.length is not None:  # Content-Length (0 for HEAD, 1xx, 204, 304)
+                if answer.length > limit:
+                    raise HttpFailure("protocol", f"the answer from {where} is too large")
+                data = answer.read()  # IncompleteRead when the connection closes early
+            else:  # chunked, or read to close
+                parts: list[bytes] = []
+                total = 0
+                while chunk := answer.read(65536):
+                    total += len(chunk)
+                    if total > limit:
+                        raise HttpFailure("protocol", f"the answer from {where} is too large")
+                    parts.append(chunk)
+                data = b"".join(parts)
+        except ValueError:  # http.client's chunk-size parse
+            answer.close()
+            raise HttpFailure("protocol", f"the answer from {where} is not valid HTTP/1.x (a bad chunk size)") from None
+        except BaseException:
+            answer.close()
+            raise
+        return answer.status, answer.reason, fields_in, data
+
+    def _take(self, key: tuple[str, str, int]) -> Any:
+        held = self._connections.get(key)
         if isinstance(held, _Pending):
             try:
                 held = held.result()
             except BaseException:
-                self._connections.pop((scheme, host, port), None)
+                self._connections.pop(key, None)
                 raise
-        if held is None or not held.reusable:
-            held = self._open(scheme, host, port)
-        self._connections[(scheme, host, port)] = held
+        if held is None:
+            held = self._open(*key)
+            self._used.discard(key)
+        self._connections[key] = held
         return held
 
+    def _drop(self, key: tuple[str, str, int]) -> None:
+        held = self._connections.pop(key, None)
+        self._used.discard(key)
+        if isinstance(held, _Pending):
+            held.discard()
+        elif held is not None:
+            held.close()
+
     def close(self) -> None:
-        for held in self._connections.values():
-            if isinstance(held, _Pending):
-                held.discard()
-            else:
-                held.close()
-        self._connections.clear()
+        for key in list(self._connections):
+            self._drop(key)
 
     def __enter__(self) -> HttpClient:
         return self

@@ -23,7 +23,9 @@ from tests.core.gw_test_support import (
 
 FORBIDDEN = ("pluggy", "boto3", "botocore", "requests", "importlib.metadata", "tomllib", "argparse", "rich", "json",
              # gw's slow-path modules: a hit is gw.cachehit alone (issue 20.3)
-             "gw.cli", "gw.fastpath", "gw.store", "gw.paths", "gw.crypto", "gw.app", "gw.config")
+             "gw.cli", "gw.fastpath", "gw.store", "gw.paths", "gw.crypto", "gw.app", "gw.config",
+             # no HTTP library at all on a hit: a miss's HttpClient loads http.client (and email), ssl
+             "http", "urllib3", "email", "ssl")
 
 
 @pytest.fixture

@@ -140,7 +140,8 @@ def test_https_goes_through_the_https_proxy_unless_no_proxy_names_the_host(echo,
         answer = http_request(Ctx(str(ca.ca_path)), "GET", f"{echo.url}/echo", what="echo")
         assert answer.status_code == 200
         (head,) = proxy.requests
-        assert head.startswith(f"CONNECT 127.0.0.1:{echo.port} HTTP/1.1\r\n".encode())
+        # http.client's tunnel: HTTP/1.0 up to Python 3.11, HTTP/1.1 (with Host) from 3.12
+        assert head.startswith(f"CONNECT 127.0.0.1:{echo.port} HTTP/1.".encode())
         assert b"Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in head  # user:p@ss
         monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
         assert http_request(Ctx(str(ca.ca_path)), "GET", f"{echo.url}/echo", what="echo").status_code == 200
@@ -162,3 +163,96 @@ def test_closing_does_not_wait_for_a_connection_still_opening() -> None:
         assert time.monotonic() - started < 5  # not the 30 s the handshake could wait
     finally:
         silent.close()
+
+
+class RawServer:
+    """A plain-HTTP server on 127.0.0.1 that answers every request with the same raw bytes and closes."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            with client:
+                head = b""
+                while b"\r\n\r\n" not in head and (data := client.recv(4096)):
+                    head += data
+                client.settimeout(0.2)  # the body too: closing with unread bytes would send a reset
+                try:
+                    while client.recv(4096):
+                        pass
+                except OSError:
+                    pass
+                client.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(("answer", "reason", "text"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nshort", "protocol", "incomplete"),
+    (b"", "protocol", "closed the connection before"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000, "protocol", "too large"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"3e8\r\n" + b"x" * 1000 + b"\r\n") * 2 + b"0\r\n\r\n",
+     "protocol", "too large"),
+    (b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 2000, "protocol", "too large"),
+    (b"SSH-2.0-OpenSSH\r\n\r\n", "protocol", "not valid HTTP/1.x"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n", "protocol", "incomplete"),
+])
+def test_a_bad_or_oversized_answer_is_a_protocol_failure(answer: bytes, reason: str, text: str) -> None:
+    server = RawServer(answer)
+    try:
+        with HttpClient(True, 5) as client, pytest.raises(HttpFailure) as failure:
+            client.request("POST", f"{server.url}/x", body=b"secret-body", headers={"Authorization": "secret-head"},
+                           limit=1024)
+        assert failure.value.reason == reason and text in str(failure.value)
+        assert "secret" not in str(failure.value) and failure.value.__cause__ is None
+    finally:
+        server.close()
+
+
+def test_chunked_and_read_to_close_answers_and_a_redirect_that_is_not_followed() -> None:
+    chunked = RawServer(b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nSet-Cookie: a\r\nSet-Cookie: b\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n")
+    to_close = RawServer(b"HTTP/1.0 200 OK\r\n\r\nuntil close")
+    try:
+        with HttpClient(True, 5) as client:
+            moved = client.request("GET", f"{chunked.url}/a")
+            plain = client.request("GET", f"{to_close.url}/b")
+    finally:
+        chunked.close()
+        to_close.close()
+    assert (moved.status_code, moved.content, moved.headers["location"]) == (302, b"abc", "http://127.0.0.1:9/")
+    assert moved.headers.get("SET-COOKIE") == "a, b"
+    assert (plain.status_code, plain.content) == (200, b"until close")
+
+
+def test_a_header_http_cannot_carry_is_refused_without_its_value() -> None:
+    with HttpClient(True, 5) as client, pytest.raises(ValueError) as refused:
+        client.request("GET", "http://127.0.0.1:9/", headers={"Authorization": "sec\r\nret"})
+    assert "Authorization" in str(refused.value) and "sec" not in str(refused.value)
+    server = RawServer(b"HTTP/1.1 204 No Content\r\n\r\n")
+    try:
+        with HttpClient(True, 5) as client, pytest.raises(ValueError) as refused:
+            client.request("GET", f"{server.url}/", headers={"Authorization": "secr\u20acet"})
+        assert "secr" not in str(refused.value) and refused.value.__cause__ is None
+        assert refused.value.__context__ is None or "secr" not in str(refused.value.__context__)
+    finally:
+        server.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_retried_once_on_a_fresh_one() -> None:
+    server = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")  # keep-alive, then it closes
+    try:
+        with HttpClient(True, 5) as client:
+            answers = [client.request("GET", f"{server.url}/{n}").content for n in range(3)]
+    finally:
+        server.close()
+    assert answers == [b"ok"] * 3
