@@ -244,6 +244,7 @@ NONCE_SIZE = 12
 _BINDING = "cryptography.hazmat.bindings._rust"
 _loaded_here: list = []  # the binding, when load_binding loaded it without its packages
 _binding_lib: list[str] = []  # where load_binding may load it from (serve's ``lib``)
+launched_from: list[str] = []  # the launcher's ``lib`` (see :func:`launch`), for the exec fast path
 
 
 def load_binding(lib: str) -> None:
@@ -493,4 +494,6 @@ def launch() -> None:
             site.main()
     if sys.argv[1:2] == ["credential-process"] or sys.argv[1:2] == ["token"]:
         serve(sys.argv[1:], lib=lib)
+    if lib:
+        launched_from[:] = [lib]  # gw NAME -- ARGS: the exec fast path loads the binding the same way
     gc.enable()  # everything else may run long (gw serve, a plugin command's runner)

@@ -27,12 +27,16 @@ def main(argv: list[str] | None = None, *, hit_tried: bool = False) -> int:
     elif argv is None and len(args) >= 2 and (args[1] == "--" or args[1].startswith("--profile")):
         # gw NAME [--profile P] -- ARGS of a plugin command that execs (its recipe decides);
         # only in a real process: exec would replace a Python caller
+        from .cachehit import _binding_lib, launched_from, settle_binding
         from .fastpath import serve_exec
 
+        _binding_lib[:] = launched_from  # cryptography's binding without its packages' __init__s, as a hit
         try:
             serve_exec(args[0], args[1:])  # returns only when it did not exec
         except Exception:  # any doubt, even a bug of the fast path: the ordinary path runs the command
             pass
+        _binding_lib.clear()
+        settle_binding()
     return run(args)
 
 

@@ -169,6 +169,22 @@ def test_a_cache_hit_execs_without_plugins_and_passes_args_untouched(warm):
     assert [line for line in hit.stderr.splitlines() if not line.startswith("import time:")] == []
 
 
+def test_a_cache_hit_from_a_regular_install_loads_cryptographys_binding_alone(warm, tmp_path):
+    """Started as the installed launcher starts it (``-I -S``, gw beside its dependencies), the exec
+    fast path loads cryptography's compiled binding without the package's ``__init__`` modules, as a
+    credential-process hit does (gw.cachehit.load_binding)."""
+    from tests.core.test_hot_path import _regular_install
+
+    python, launcher = _regular_install(tmp_path / "prefix")
+    hit = subprocess.run([str(python), "-I", "-S", "-X", "importtime", str(launcher), COMMAND, "--profile", "p", "--",
+                          "x"], env=warm.home.env, capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL, cwd=warm.home.root)
+    warm.assert_fast(hit, 1)
+    modules = imported_modules(hit.stderr)
+    assert {"gw.fastpath", "_cffi_backend"} <= modules  # the binding loaded (directly: no import log line of its own)
+    assert not {"cryptography", "cryptography.hazmat", "cryptography.hazmat.bindings"} & modules
+
+
 def test_the_slow_path_is_what_the_probes_would_catch(warm):
     """Guards the test above: on a miss the same probes see pluggy, argparse and the plugin."""
     warm.recipe().unlink()
