@@ -43,13 +43,18 @@ def run(ns: Any, app: Any) -> int:
     restore_signals()
     try:
         os.execvpe(argv[0], argv, env)
-    except FileNotFoundError:
-        app.ui.error(f"command not found: {argv[0]}")
-        return 127
-    except PermissionError:
-        app.ui.error(f"permission denied: {argv[0]}")
-        return 126
+    except (FileNotFoundError, PermissionError) as exc:
+        return _cannot_start(app, argv[0], exc)
     return 0  # pragma: no cover - exec does not return
+
+
+def _cannot_start(app: Any, program: str, exc: OSError) -> int:
+    """One line, and the shell's status: 127 for a command not found, 126 for one not runnable."""
+    if isinstance(exc, FileNotFoundError):
+        app.ui.error(f"command not found: {program}")
+        return 127
+    app.ui.error(f"permission denied: {program}")
+    return 126
 
 
 def exec_with_server(ns: Any, app: Any, argv: list[str]) -> int:
@@ -85,12 +90,8 @@ def exec_with_server(ns: Any, app: Any, argv: list[str]) -> int:
     signal.signal(signal.SIGINT, lambda number, frame: None)
     try:
         child = subprocess.Popen(argv, env=env)
-    except FileNotFoundError:
-        app.ui.error(f"command not found: {argv[0]}")
-        return 127
-    except PermissionError:
-        app.ui.error(f"permission denied: {argv[0]}")
-        return 126
+    except (FileNotFoundError, PermissionError) as exc:
+        return _cannot_start(app, argv[0], exc)
     children.append(child)
     for number in pending:
         child.send_signal(number)
