@@ -212,11 +212,38 @@ VPCD_READER = "Virtual PCD 00 00"  # port 35963, where VpcdCard inserts its card
 VPCD_EMPTY_READER = "Virtual PCD 00 01"  # port 35964, always empty in the tests
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (``--dist loadgroup``), every test on the one pcscd and vpcd port runs on one worker."""
+    """Under pytest-xdist (``--dist loadgroup``), every test on the one pcscd and vpcd port runs on one worker.
+
+    First, so that the mark is there when xdist's worker turns ``xdist_group`` marks into the
+    ``@pcsc`` suffix of the node id, which is what its scheduler groups by.
+    """
     for item in items:
         if "pcscd" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("pcsc"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session) -> None:
+    """Fail the run at once if xdist did not group the PC/SC tests.
+
+    Ungrouped, they land on several workers and each waits minutes for the session-long PC/SC
+    lock another holds. pytest 9.2 changed how a node stores its id, and xdist 3.8's grouping
+    silently stopped working with it (hence ``pytest<9.2`` in pyproject.toml).
+    """
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    ungrouped = [
+        item.nodeid
+        for item in session.items
+        if "pcscd" in getattr(item, "fixturenames", ()) and not item.nodeid.endswith("@pcsc")
+    ]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"pytest-xdist did not group {len(ungrouped)} PC/SC tests (e.g. {ungrouped[0]}): "
+            "this pytest and pytest-xdist do not work together; see the pins in pyproject.toml"
+        )
 
 
 def pcsc_unavailable(reason: str) -> None:
