@@ -51,9 +51,14 @@ lint: install-sim
 	$(BIN)/ruff check core plugins emulators tests bench
 	$(BIN)/mypy -p gw -p gw_plugins -p gw_emulators
 
+# Two pytest-xdist workers per core (at most 8): most tests wait on subprocesses, sockets and
+# timers, so one worker per core leaves the CPU half idle (docs/performance.md, "Test suite").
+# The PC/SC tests share one worker (--dist loadgroup; tests/conftest.py). TEST_WORKERS=n overrides.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); n=$$((n * 2)); [ $$n -gt 8 ] && n=8; echo $$n)
+
 test: install-sim lint
 	bash tests/pcsc/pcscd.sh start || true
-	$(BIN)/python -m pytest -n auto --dist loadgroup tests; status=$$?; bash tests/pcsc/pcscd.sh stop || true; exit $$status
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup tests; status=$$?; bash tests/pcsc/pcscd.sh stop || true; exit $$status
 
 # Benchmarks run gw from a separate, non-editable install: what a user gets.
 $(BENCH_VENV)/.installed: pyproject.toml $(shell find core plugins emulators -name '*.py')

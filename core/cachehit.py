@@ -470,6 +470,9 @@ def serve(args: list[str], real: bool = True, lib: str | None = None) -> int | N
     return status
 
 
+GC_THRESHOLD_MISS = 200_000  # objects allocated (less freed) between two collections; Python's default is 700
+
+
 def launch() -> None:
     """The launcher's Python part (core/_launcher/gw), from the moment gw is importable.
 
@@ -494,6 +497,10 @@ def launch() -> None:
             site.main()
     if sys.argv[1:2] == ["credential-process"] or sys.argv[1:2] == ["token"]:
         serve(sys.argv[1:], lib=lib)
+        # A miss: a short process that imports a few hundred modules and frees little. Collection
+        # passes triggered by those imports cost about 5-10 ms before the first upstream byte
+        # (docs/performance.md, "Target 1"); collect only when a step really piles up objects.
+        gc.set_threshold(GC_THRESHOLD_MISS)
     if lib:
         launched_from[:] = [lib]  # gw NAME -- ARGS: the exec fast path loads the binding the same way
     gc.enable()  # everything else may run long (gw serve, a plugin command's runner)

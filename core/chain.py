@@ -19,7 +19,6 @@ from .config import PROFILE_KEYS, Profile, Settings, suggest, type_name
 from .credentials import Credential
 from .errors import ConfigError, GwError, SecretError, StepError
 from .steps import StepType
-from .totp import never_sent
 from .ui import UI
 
 
@@ -425,6 +424,8 @@ def run_step(
         result = step.run(ctx, resolved, upstream)
     except BaseException as exc:
         # never reached its upstream: the codes it held are unused; otherwise they are spent
+        from .totp import never_sent  # a failure only: a run that succeeds never needs gw.totp
+
         _settle_codes(env, ctx, release=never_sent(exc))
         if isinstance(exc, (GwError, KeyboardInterrupt)) or not isinstance(exc, Exception):
             raise

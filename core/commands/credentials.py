@@ -10,15 +10,9 @@ import os
 from typing import Any
 
 from ..cli_options import freshness_options, profile_option
-from ..credentials import AWS
 from ..errors import ConfigError
 from .base import command
-
-
-def resolve(ns: Any, app: Any, require: str | None = None) -> Any:
-    """The profile's credential, with ``--refresh`` / ``--min-ttl`` when the command has them."""
-    return app.resolve(ns.profile, require=require, refresh=getattr(ns, "refresh", False),
-                       min_ttl=getattr(ns, "min_ttl", 0) or 0)
+from .credential_output import credential_process, resolve, token
 
 
 def region_values(ns: Any, app: Any, values: dict[str, str], environ: dict[str, str]) -> dict[str, str]:
@@ -54,45 +48,12 @@ def configure_credential_process(parser: Any) -> None:
     parser.set_defaults(errors_on_tty=False)
 
 
-def credential_process(ns: Any, app: Any) -> int:
-    credential = resolve(ns, app, require=AWS)
-    app.emit(credential.credential_process_json())
-    return 0
-
-
 # -- gw token -----------------------------------------------------------------------------
 def configure_token(parser: Any) -> None:
     profile_option(parser)
     parser.add_argument("--format", choices=("raw", "header", "json"), default="raw",
                         help="raw: the token; header: 'Authorization: Bearer ...'; json: token, type, expiry")
     freshness_options(parser)
-
-
-def token(ns: Any, app: Any) -> int:
-    import json
-
-    from ..credentials import BearerToken, OpenIdToken, to_rfc3339
-
-    credential = resolve(ns, app)
-    if isinstance(credential, BearerToken):
-        value, token_type, scope = credential.access_token, credential.token_type or "Bearer", credential.scope
-    elif isinstance(credential, OpenIdToken):
-        value, token_type, scope = credential.token, "Bearer", None
-    else:
-        raise ConfigError(f"profile {ns.profile!r} yields {credential.KIND}, not a bearer or OpenID token")
-    if ns.format == "raw":
-        app.emit(value)
-    elif ns.format == "header":
-        app.emit(f"Authorization: Bearer {value}")
-    else:
-        doc: dict[str, object] = {"token": value, "token_type": token_type}
-        if scope:
-            doc["scope"] = scope
-        expiration = getattr(credential, "expiration", None)
-        if expiration is not None:
-            doc["expiration"] = to_rfc3339(expiration)
-        app.emit(json.dumps(doc))
-    return 0
 
 
 # -- gw env -------------------------------------------------------------------------------

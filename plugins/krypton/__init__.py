@@ -198,9 +198,12 @@ def perform(ctx: Any, options: dict[str, Any]) -> Outcome:
 
     endpoint = endpoint_for(options.get("coverage"), options.get("endpoint"))
     client = KryptonClient(endpoint, verify=ctx.tls_verify, timeout=timeout, status=ctx.status)
-    client.preconnect()  # TCP + TLS (and the SSL context) in a thread while the SIM is opened and read
     try:
-        sim = open_step_sim(ctx, options)
+        # TCP + TLS (and importing http.client and ssl) in a thread while the card answers: it
+        # starts once the card is connected, so that it does not hold the interpreter while gw
+        # gets to the first APDU; from there this thread mostly waits for the card
+        sim = open_step_sim(ctx, options, connected=client.preconnect)
+        client.preconnect()  # a reader that is not PC/SC
     except BaseException:
         client.close()
         raise

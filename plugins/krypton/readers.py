@@ -5,6 +5,7 @@ Its own module so that the plugin's package and ``pin.py`` both use it without i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gw.plugin import StepError
@@ -21,8 +22,11 @@ def plugin_readers(ctx: Any) -> dict[str, Any]:
     return found
 
 
-def open_step_sim(ctx: Any, options: dict[str, Any]) -> Any:
-    """Open the SIM the step's ``reader`` names; one StepError line when it cannot."""
+def open_step_sim(ctx: Any, options: dict[str, Any], connected: Callable[[], None] | None = None) -> Any:
+    """Open the SIM the step's ``reader`` names; one StepError line when it cannot.
+
+    ``connected``: see :func:`.sim.open_sim`.
+    """
     from .sim import SimError, open_sim
 
     reader = options.get("reader") or "auto"
@@ -30,6 +34,7 @@ def open_step_sim(ctx: Any, options: dict[str, Any]) -> Any:
     # gw's own readers need no other plugin: asking the hook would load every plugin (lazy loading)
     own = reader == "auto" or (kind in ("pcsc", "modem") and bool(arg))
     try:
-        return open_sim(reader, options=options, readers={} if own else plugin_readers(ctx), status=ctx.status)
+        return open_sim(reader, options=options, readers={} if own else plugin_readers(ctx), status=ctx.status,
+                        connected=connected)
     except SimError as exc:
         raise StepError(f"cannot open the SIM ({reader}): {exc}") from None

@@ -424,8 +424,8 @@ class Sim:
 StatusFn = Callable[[str], ContextManager[None]]
 
 
-def _pcsc_pick(spec: str) -> str:
-    names = pcsc_reader_names()
+def _pcsc_pick(spec: str, names: list[str]) -> str:
+    """The reader ``spec`` names among ``names``: an index, a name, or a unique part of one."""
     if not names:
         raise SimError("no PC/SC reader is connected")
     if spec.isdigit():
@@ -443,9 +443,11 @@ def _pcsc_pick(spec: str) -> str:
     raise SimError(f"'{spec}' matches several PC/SC readers ({', '.join(matches)}); be more specific")
 
 
-def _open_pcsc(spec: str) -> Sim:
-    sim = Sim(PcscTransport(_pcsc_pick(spec)))
+def _open_pcsc(spec: str, connected: Callable[[], None] | None = None) -> Sim:
+    sim = Sim(PcscTransport(lambda names: _pcsc_pick(spec, names)))
     try:
+        if connected:
+            connected()
         sim.select_usim()
     except BaseException:
         sim.close()
@@ -466,7 +468,7 @@ def _modem_devices() -> list[str]:
     return sorted(p for pattern in MODEM_GLOBS for p in glob.glob(pattern))
 
 
-def _open_auto() -> Sim:
+def _open_auto(connected: Callable[[], None] | None = None) -> Sim:
     reasons: list[str] = []
     try:
         names = pcsc_reader_names()
@@ -475,7 +477,7 @@ def _open_auto() -> Sim:
         reasons.append(str(exc))
     for name in names:
         try:
-            return _open_pcsc(name)
+            return _open_pcsc(name, connected)
         except SimError as exc:
             reasons.append(str(exc))
     for device in _modem_devices():
@@ -502,11 +504,14 @@ def open_sim(
     options: dict[str, Any] | None = None,
     readers: dict[str, Any] | None = None,
     status: StatusFn | None = None,
+    connected: Callable[[], None] | None = None,
 ) -> Sim:
     """Open a SIM: ``auto``, ``pcsc:<name or index>``, ``modem:<serial device>``, or a name in ``readers``.
 
     ``readers`` maps names to the objects plugins return from ``gw_krypton_readers`` (see
     :mod:`.hookspecs`); such a reader gets the step's ``options`` to open its transport.
+    ``connected`` is called once a PC/SC card is connected, before its first APDU: while the
+    card answers, this thread mostly waits, and the caller's work there overlaps it.
     """
     import contextlib
 
@@ -516,11 +521,11 @@ def open_sim(
     extra = readers or {}
     with show("Looking for the SIM ..."):
         if reader == "auto":
-            return _open_auto()
+            return _open_auto(connected)
         if reader in extra:
             return _open_plugin_reader(extra[reader], options or {})
         if kind == "pcsc" and arg:
-            return _open_pcsc(arg)
+            return _open_pcsc(arg, connected)
         if kind == "modem" and arg:
             return Sim(ModemTransport(arg))
     offered = "".join(f", {name}" for name in sorted(extra))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from gw.plugin import StepError
@@ -62,25 +63,66 @@ class InProcessTransport:
 
 
 # -- PC/SC -------------------------------------------------------------------------
-def _import_pyscard() -> Any:
+# pyscard's low-level ``smartcard.scard`` module: the PC/SC calls themselves, with one
+# context per SIM opened. Its high-level classes (``smartcard.System.readers()``,
+# ``CardConnection``) establish a context for each listing and each connection - three
+# round trips to pcscd before the first APDU where one does - and add observers to every
+# transmit. The calls and their defaults follow pyscard's own PCSCCardConnection
+# (pyscard 2.x, smartcard/pcsc/PCSCCardConnection.py): SCARD_SHARE_SHARED, T=0 or T=1,
+# the header of the protocol the card chose for each transmit.
+def _import_scard() -> Any:
     try:
-        import smartcard.System
+        from smartcard import scard
     except ImportError:
         raise SimError(f"PC/SC support needs pyscard, which is not installed; {_EXTRA_HINT}") from None
-    import smartcard
+    return scard
 
-    return smartcard
+
+class PcscContext:
+    """One PC/SC context (``SCardEstablishContext``): the readers, and connections to their cards."""
+
+    def __init__(self) -> None:
+        self.scard = scard = _import_scard()
+        try:
+            rv, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        except Exception as exc:  # pyscard raises its own classes too
+            raise SimError(f"the PC/SC service is not available ({_short(exc)}); is pcscd running?") from None
+        if rv != scard.SCARD_S_SUCCESS:
+            self.handle = None
+            raise SimError(f"the PC/SC service is not available ({self.message(rv)}); is pcscd running?")
+
+    def message(self, rv: int) -> str:
+        return str(self.scard.SCardGetErrorMessage(rv)).strip().rstrip(".")
+
+    def reader_names(self) -> list[str]:
+        """The readers, in pcscd's order (none is not an error here)."""
+        scard = self.scard
+        rv, names = scard.SCardListReaders(self.handle, [])
+        if rv == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if rv != scard.SCARD_S_SUCCESS:
+            raise SimError(f"the PC/SC service is not available ({self.message(rv)}); is pcscd running?")
+        return [str(name) for name in names or ()]
+
+    def release(self) -> None:
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            try:
+                self.scard.SCardReleaseContext(handle)
+            except Exception:
+                pass
+
+    def __enter__(self) -> PcscContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def pcsc_reader_names() -> list[str]:
     """Names of the PC/SC readers, in pcscd's order. SimError if PC/SC is unavailable."""
-    _import_pyscard()
-    from smartcard.System import readers
-
-    try:
-        return [str(r) for r in readers()]
-    except Exception as exc:  # pyscard raises its own classes for a missing pcscd
-        raise SimError(f"the PC/SC service is not available ({_short(exc)}); is pcscd running?") from None
+    with PcscContext() as context:
+        return context.reader_names()
 
 
 def _short(exc: BaseException) -> str:
@@ -91,67 +133,60 @@ def _short(exc: BaseException) -> str:
 class PcscTransport:
     """A card in a PC/SC reader, through pcscd and pyscard.
 
-    The card is shared with other programs, so the whole conversation runs inside one PC/SC
-    transaction (``SCardBeginTransaction``): another process - a second gw run for another
-    profile on the same SIM - waits for it instead of interleaving its SELECTs with ours,
-    which would leave AUTHENTICATE or READ BINARY on the wrong file. On close the card is
-    left as it is (``SCARD_LEAVE_CARD``), not powered down under other programs' feet.
+    ``reader`` is the reader's name, or a function that picks it from the names pcscd lists
+    (listed in the same context as the connection). The card is shared with other programs, so
+    the whole conversation runs inside one PC/SC transaction (``SCardBeginTransaction``):
+    another process - a second gw run for another profile on the same SIM - waits for it
+    instead of interleaving its SELECTs with ours, which would leave AUTHENTICATE or READ
+    BINARY on the wrong file. On close the card is left as it is (``SCARD_LEAVE_CARD``), not
+    powered down under other programs' feet.
     """
 
-    def __init__(self, reader: str) -> None:
-        _import_pyscard()
-        from smartcard.Exceptions import CardConnectionException, NoCardException
-        from smartcard.scard import SCARD_LEAVE_CARD
-        from smartcard.System import readers
-
-        try:
-            found = [r for r in readers() if str(r) == reader]
-        except Exception as exc:
-            raise SimError(f"the PC/SC service is not available ({_short(exc)}); is pcscd running?") from None
-        if not found:
-            raise SimError(f"no PC/SC reader named '{reader}'")
-        self.name = reader
+    def __init__(self, reader: str | Callable[[list[str]], str]) -> None:
+        self._context = context = PcscContext()
+        scard = context.scard
         self._hcard: Any = None
-        self._conn = found[0].createConnection()
+        self._in_transaction = False
         try:
-            self._conn.connect(disposition=SCARD_LEAVE_CARD)
-        except NoCardException:
-            self.close()
-            raise SimError(f"no card in PC/SC reader '{reader}'") from None
-        except CardConnectionException as exc:
-            self.close()
-            raise SimError(f"cannot connect to the card in PC/SC reader '{reader}' ({_short(exc)})") from None
-        self._begin_transaction()
-
-    def _begin_transaction(self) -> None:
-        """Exclusive use of the card until :meth:`close` (pcsc-lite waits while another holds it)."""
-        from smartcard.scard import (
-            SCARD_S_SUCCESS,
-            SCardBeginTransaction,
-            SCardGetErrorMessage,
-        )
-
-        hcard = getattr(getattr(self._conn, "component", self._conn), "hcard", None)
-        if hcard is None:
-            return
-        rv = SCardBeginTransaction(hcard)
-        if rv != SCARD_S_SUCCESS:
-            self.close()
-            raise SimError(
-                f"cannot reserve the card in PC/SC reader '{self.name}' ({SCardGetErrorMessage(rv).strip()})"
+            names = context.reader_names()
+            name = reader(names) if callable(reader) else reader
+            if name not in names:
+                raise SimError(f"no PC/SC reader named '{name}'")
+            self.name = name
+            rv, hcard, protocol = scard.SCardConnect(
+                context.handle, name, scard.SCARD_SHARE_SHARED, scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
             )
-        self._hcard = hcard
+            if rv in (scard.SCARD_W_REMOVED_CARD, scard.SCARD_E_NO_SMARTCARD):
+                raise SimError(f"no card in PC/SC reader '{name}'")
+            if rv != scard.SCARD_S_SUCCESS:
+                raise SimError(f"cannot connect to the card in PC/SC reader '{name}' ({context.message(rv)})")
+            self._hcard = hcard
+            self._header = scard.SCARD_PCI_T1 if protocol == scard.SCARD_PROTOCOL_T1 else scard.SCARD_PCI_T0
+            rv = scard.SCardBeginTransaction(hcard)  # pcsc-lite waits while another program holds the card
+            if rv != scard.SCARD_S_SUCCESS:
+                raise SimError(f"cannot reserve the card in PC/SC reader '{name}' ({context.message(rv)})")
+            self._in_transaction = True
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def atr(self) -> bytes:
-        return bytes(self._conn.getATR())
+        scard = self._context.scard
+        rv, _reader, _state, _protocol, atr = scard.SCardStatus(self._hcard)
+        if rv != scard.SCARD_S_SUCCESS:
+            raise SimError(f"the card in PC/SC reader '{self.name}' was removed or stopped answering")
+        return bytes(atr)
 
     def transmit(self, apdu: bytes) -> bytes:
+        scard = self._context.scard
         try:
-            data, sw1, sw2 = self._conn.transmit(list(apdu))
+            rv, response = scard.SCardTransmit(self._hcard, self._header, list(apdu))
         except Exception:
-            raise SimError(f"the card in PC/SC reader '{self.name}' was removed or stopped answering") from None
-        return bytes(data) + bytes([sw1, sw2])
+            rv, response = None, []
+        if rv != scard.SCARD_S_SUCCESS or len(response) < 2:
+            raise SimError(f"the card in PC/SC reader '{self.name}' was removed or stopped answering")
+        return bytes(response)
 
     def close(self, reset: bool = False) -> None:
         """End the transaction, disconnect and release the PC/SC context now (not in a destructor).
@@ -159,24 +194,20 @@ class PcscTransport:
         ``reset`` ends the transaction with ``SCARD_RESET_CARD``: the card forgets a verified
         PIN, so no later program finds the SIM unlocked.
         """
+        scard = self._context.scard
         hcard, self._hcard = self._hcard, None
         if hcard is not None:
+            if self._in_transaction:
+                self._in_transaction = False
+                try:
+                    scard.SCardEndTransaction(hcard, scard.SCARD_RESET_CARD if reset else scard.SCARD_LEAVE_CARD)
+                except Exception:
+                    pass  # card removed: pcscd has ended the transaction already
             try:
-                from smartcard.scard import (
-                    SCARD_LEAVE_CARD,
-                    SCARD_RESET_CARD,
-                    SCardEndTransaction,
-                )
-
-                SCardEndTransaction(hcard, SCARD_RESET_CARD if reset else SCARD_LEAVE_CARD)
+                scard.SCardDisconnect(hcard, scard.SCARD_LEAVE_CARD)
             except Exception:
-                pass  # card removed: pcscd has ended the transaction already
-        try:
-            self._conn.release()
-        except Exception:
-            pass
-        if hasattr(self._conn, "hcontext"):
-            self._conn.hcontext = None  # pyscard's __del__ would retry a failed release and complain
+                pass
+        self._context.release()
 
 
 # -- modem (AT commands over a serial port) ----------------------------------------

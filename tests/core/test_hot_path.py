@@ -68,6 +68,9 @@ def test_the_slow_path_does_import_them(warm_home):
     # entry point itself, so the aws plugin shows as what it imports (the public gw.plugin, boto3)
     assert "gw.plugin" in modules
     assert any(_forbidden(m) for m in modules)
+    # nor the command table and its parser helpers: only what credential-process prints
+    assert "gw.commands.credential_output" in modules
+    assert not {"argparse", "gw.commands.base", "gw.commands.credentials"} & modules
 
 
 def test_a_world_readable_key_file_is_refused(warm_home):

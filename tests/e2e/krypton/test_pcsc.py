@@ -498,3 +498,26 @@ def test_a_krypton_profile_loads_no_other_plugin(aws_home, krypton, vpcd_insert,
     # target 2: HTTPS through gw's client on http.client, entry points without importlib.metadata
     assert "http.client" in modules.split()  # guards the probe: the calls did go out through it
     assert not [m for m in modules.split() if not m.startswith("gw_plugins") and m != "http.client"], modules
+
+
+def test_the_tls_connection_opens_once_the_card_is_connected(device: Device, vpcd_insert, usim, monkeypatch) -> None:
+    """The connection to Krypton (importing http.client and ssl, the TLS handshake) opens in a thread
+    that starts between SCardConnect and the first APDU: it overlaps the card's answers, and does
+    not compete with gw's own start for the interpreter before the first APDU (issue 20)."""
+    from smartcard import scard
+
+    from gw.httpclient import HttpClient
+
+    vpcd_insert(usim)
+    events: list[str] = []
+    for name in ("SCardConnect", "SCardTransmit"):
+        real = getattr(scard, name)
+        monkeypatch.setattr(scard, name, lambda *a, _real=real, _name=name: (events.append(_name), _real(*a))[1])
+    real_preconnect = HttpClient.preconnect
+    monkeypatch.setattr(HttpClient, "preconnect",
+                        lambda self, url: (events.append("preconnect"), real_preconnect(self, url))[1])
+    out = device.home.run_in_process("credential-process", "--profile", PROFILE)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Version"] == 1 and device.krypton.handshakes == 1
+    first = events.index("preconnect")
+    assert events[first - 1] == "SCardConnect" and events[first + 1] == "SCardTransmit", events

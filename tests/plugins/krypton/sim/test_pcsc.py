@@ -90,3 +90,33 @@ def test_empty_reader_and_unknown_reader(pcscd):
         open_sim("pcsc:Virtual")
     with pytest.raises(SimError, match="no PC/SC reader number 7"):
         open_sim("pcsc:7")
+
+
+def test_opening_a_sim_takes_one_pcsc_context_and_calls_back_before_the_first_apdu(inserted, monkeypatch):
+    """One SCardEstablishContext per SIM (pyscard's high-level classes took three round trips to
+    pcscd before the first APDU), and ``connected`` runs between SCardConnect and the first APDU."""
+    from smartcard import scard
+
+    wait_for_sim(f"pcsc:{READER}").close()
+    events: list[str] = []
+    for name in ("SCardEstablishContext", "SCardConnect", "SCardTransmit"):
+        real = getattr(scard, name)
+
+        def spy(*args, _real=real, _name=name):
+            events.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(scard, name, spy)
+    with open_sim(f"pcsc:{READER}", connected=lambda: events.append("connected")) as sim:
+        assert sim.imsi() == "440103123456789"
+    assert events.count("SCardEstablishContext") == 1
+    first_apdu = events.index("SCardTransmit")
+    assert events.index("SCardConnect") < events.index("connected") < first_apdu
+    assert events.count("connected") == 1
+
+
+def test_a_missing_reader_and_an_empty_reader_are_one_line_each(pcscd):
+    with pytest.raises(SimError, match=r"^no PC/SC reader matches 'No Such Reader' \(readers: "):
+        open_sim("pcsc:No Such Reader")
+    with pytest.raises(SimError, match=r"^no card in PC/SC reader 'Virtual PCD 00 01'$"):
+        open_sim("pcsc:Virtual PCD 00 01")
