@@ -115,7 +115,7 @@ def endpoint(options: dict[str, Any], region: str, environ: Any = None) -> str |
         for name in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"):
             if environ.get(name):
                 return str(environ[name])
-    for partition, pattern, suffix in reversed(PARTITIONS):  # the narrower patterns first
+    for _partition, pattern, suffix in reversed(PARTITIONS):  # the narrower patterns first
         if pattern.fullmatch(region):
             return f"https://sts.{region}.{suffix}"
     return None
