@@ -1,8 +1,12 @@
 """Built-in AWS step types: long-term keys, ~/.aws profiles and the STS calls.
 
-boto3 is imported only inside the functions that call STS. Every step accepts
-``region`` and ``endpoint`` (e.g. a private or emulated STS); botocore also
-honours ``AWS_ENDPOINT_URL_STS``.
+The STS steps call STS as plain Query API requests signed with botocore's SigV4
+signer (``sts.py``; no boto3), falling back to a boto3 client only where the
+configuration asks for what that module does not model (FIPS or dual-stack
+endpoints, ...). boto3 is imported only inside the functions that need it
+(``cognito-identity``, ``gw rotate``, ``gw import aws``). Every step accepts
+``region`` and ``endpoint`` (e.g. a private or emulated STS); like botocore, gw
+also honours ``AWS_ENDPOINT_URL_STS`` and ``AWS_ENDPOINT_URL``.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from gw.plugin import (
 )
 
 from .clients import aws_call, aws_client
+from .sts import sts_call
 
 ROLE_ORIGINS = {"assume-role", "web-identity", "cognito-identity", "saml", "sso"}
 ALLOW_ALL = json.dumps(
@@ -176,11 +181,12 @@ def run_assume_role(ctx, options: dict[str, Any], upstream: AwsCredentials) -> A
         ctx.info("role chaining is limited to 1 hour by AWS; asking for 3600 s")
         duration = 3600
     tags = [{"Key": k, "Value": v} for k, v in (options.get("tags") or {}).items()]
-    sts = aws_client(ctx, "sts", options, upstream)
-    data = aws_call(
+    data = sts_call(
         ctx,
+        "AssumeRole",
         f"AssumeRole {options['role_arn']}",
-        sts.assume_role,
+        options,
+        upstream,
         RoleArn=options["role_arn"],
         RoleSessionName=_session_name(ctx, options),
         DurationSeconds=duration,
@@ -209,8 +215,8 @@ def _check_assume_role(options: dict[str, Any]) -> None:
 def run_session_token(ctx, options: dict[str, Any], upstream: AwsCredentials) -> AwsCredentials:
     if upstream.session_token:
         raise StepError("GetSessionToken needs long-term IAM user keys, but the previous step gave temporary ones")
-    sts = aws_client(ctx, "sts", options, upstream)
-    data = aws_call(ctx, "GetSessionToken", sts.get_session_token, DurationSeconds=options["duration"], **_mfa(options))
+    data = sts_call(ctx, "GetSessionToken", "GetSessionToken", options, upstream, DurationSeconds=options["duration"],
+                    **_mfa(options))
     return _from_sts(data, "session-token", options.get("region") or upstream.region, made_from=upstream.origin,
                      account_id=upstream.account_id)
 
@@ -219,12 +225,13 @@ def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials)
     if upstream.session_token:
         raise StepError("GetFederationToken needs long-term IAM user keys, but the previous step gave temporary ones")
     name = re.sub(r"[^\w+=,.@-]", "-", options.get("name") or f"gw-{ctx.profile}")[:32]
-    sts = aws_client(ctx, "sts", options, upstream)
     policy_arns = [{"arn": arn} for arn in options.get("policy_arns") or []]
-    data = aws_call(
+    data = sts_call(
         ctx,
         "GetFederationToken",
-        sts.get_federation_token,
+        "GetFederationToken",
+        options,
+        upstream,
         Name=name,
         DurationSeconds=options["duration"],
         Policy=options.get("policy") or (None if policy_arns else ALLOW_ALL),
@@ -235,11 +242,12 @@ def run_federation_token(ctx, options: dict[str, Any], upstream: AwsCredentials)
 
 
 def run_web_identity(ctx, options: dict[str, Any], upstream: OpenIdToken) -> AwsCredentials:
-    sts = aws_client(ctx, "sts", options, None)
-    data = aws_call(
+    data = sts_call(
         ctx,
+        "AssumeRoleWithWebIdentity",
         f"AssumeRoleWithWebIdentity {options['role_arn']}",
-        sts.assume_role_with_web_identity,
+        options,
+        None,
         RoleArn=options["role_arn"],
         RoleSessionName=_session_name(ctx, options),
         WebIdentityToken=upstream.token,

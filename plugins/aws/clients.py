@@ -1,4 +1,6 @@
-"""boto3 clients and calls for the AWS steps and commands (boto3 imported only when a call is made).
+"""boto3 clients and calls for the AWS steps and commands (boto3 imported only when a call is made):
+``cognito-identity``, ``gw rotate``, ``gw import aws``, and the STS steps only where the configuration
+asks for what ``sts.py`` (STS without boto3) does not model.
 
 Its own module so that ``gw_plugins.aws`` and ``gw_plugins.aws.rotate`` both use it without importing each other.
 """

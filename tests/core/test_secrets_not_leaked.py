@@ -82,11 +82,11 @@ SCENARIOS = {
     ),
     "sts-unreachable-env": (
         lambda ctx: _profile(USER, _assume(f'endpoint = "http://127.0.0.1:{ctx["port"]}"')),
-        ("env", "--profile", "p", "--format", "sh"), "Could not connect",
+        ("env", "--profile", "p", "--format", "sh"), "cannot reach AWS STS AssumeRole",
     ),
     "sts-unreachable-exec": (
         lambda ctx: _profile(USER, _assume(f'endpoint = "http://127.0.0.1:{ctx["port"]}"')),
-        ("exec", "--profile", "p", "--", "true"), "Could not connect",
+        ("exec", "--profile", "p", "--", "true"), "cannot reach AWS STS AssumeRole",
     ),
     "bad-role-arn": (
         lambda ctx: _profile(USER, '{ use = "assume-role", role_arn = "arn:aws:iam::42:role/x" }'),
