@@ -40,7 +40,7 @@ def _normalised(name: str) -> str:
     return name.lower().replace("-", "_").replace(".", "_")
 
 
-def _parse(text: str, group: str) -> list[tuple[str, str]]:
+def _parse(text: str, groups: tuple[str, ...]) -> list[tuple[str, str, str]]:
     found, section = [], None
     for raw in text.splitlines():
         line = raw.strip()
@@ -48,27 +48,32 @@ def _parse(text: str, group: str) -> list[tuple[str, str]]:
             continue
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1].strip()
-        elif section == group and "=" in line:
+        elif section in groups and "=" in line:
             name, _, value = line.partition("=")
-            found.append((name.strip(), value.strip()))
+            found.append((name.strip(), value.strip(), section))
     return found
 
 
 def entry_points(group: str) -> list[EntryPoint]:
     """The entry points of ``group`` of every distribution on ``sys.path`` (as importlib.metadata)."""
+    return groups_entry_points(group)[group]
+
+
+def groups_entry_points(*groups: str) -> dict[str, list[EntryPoint]]:
+    """:func:`entry_points` of several groups, each distribution's file read once."""
     seen: set[str] = set()
-    found: list[EntryPoint] = []
+    found: dict[str, list[EntryPoint]] = {group: [] for group in groups}
     for entry in sys.path:
         directory = entry or "."
         try:
             names = sorted(os.listdir(directory))
         except NotADirectoryError:
-            return _from_importlib(group)  # a zip on sys.path: let importlib.metadata read it
+            return _from_importlib(groups)  # a zip on sys.path: let importlib.metadata read it
         except OSError:
             continue
         for name in names:
             if name.endswith(".egg"):
-                return _from_importlib(group)
+                return _from_importlib(groups)
             if not name.endswith((".dist-info", ".egg-info")):
                 continue
             dist = _normalised(name.rpartition(".")[0].partition("-")[0])
@@ -80,11 +85,13 @@ def entry_points(group: str) -> list[EntryPoint]:
                     text = handle.read()
             except OSError:
                 continue
-            found.extend(EntryPoint(n, v, group) for n, v in _parse(text, group))
+            for n, v, group in _parse(text, groups):
+                found[group].append(EntryPoint(n, v, group))
     return found
 
 
-def _from_importlib(group: str) -> list[EntryPoint]:
+def _from_importlib(groups: tuple[str, ...]) -> dict[str, list[EntryPoint]]:
     import importlib.metadata
 
-    return [EntryPoint(ep.name, ep.value, group) for ep in importlib.metadata.entry_points(group=group)]
+    return {group: [EntryPoint(ep.name, ep.value, group) for ep in importlib.metadata.entry_points(group=group)]
+            for group in groups}

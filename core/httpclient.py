@@ -187,10 +187,18 @@ class _Pending:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._discarded = False
+        self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gw-preconnect", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._open()
+        finally:
+            self._done.set()
+        _warm_cipher()
+
+    def _open(self) -> None:
         try:
             value = self._opener()
         except BaseException as exc:  # handed to the caller of result()
@@ -203,7 +211,7 @@ class _Pending:
         value.close()  # nobody wants it any more
 
     def result(self) -> Any:
-        self._thread.join()
+        self._done.wait()
         if self._error is not None:
             raise self._error
         assert self._value is not None
@@ -216,6 +224,21 @@ class _Pending:
             value, self._value = self._value, None
         if value is not None:
             value.close()
+
+
+def _warm_cipher() -> None:
+    """Load the cache's cipher (cryptography's binding) once a connection opened ahead is ready.
+
+    A connection opened ahead means a cache miss, which ends by sealing its entry; the caller
+    meanwhile usually waits for something else (a SIM's answers), so the binding's load (about
+    5 ms) leaves the path to the first byte. Any failure is left for the cache to report.
+    """
+    try:
+        from .cachehit import aesgcm_class
+
+        aesgcm_class()
+    except Exception:  # pragma: no cover - the cache imports it again and reports
+        pass
 
 
 class HttpClient:

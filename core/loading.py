@@ -122,10 +122,10 @@ def needs_of(steps: list[dict[str, Any]], tables: dict[str, Any] | None = None) 
     return names, strings
 
 
-def _lazy_plugins(entry_points: Any) -> dict[str, set[str]]:
+def _lazy_plugins(provided: list[Any]) -> dict[str, set[str]]:
     """Plugin module -> what it provides (``step:NAME``, ``scheme:PREFIX``), from ``gw.provides``."""
     provides: dict[str, set[str]] = {}
-    for ep in entry_points(PROVIDES_GROUP):
+    for ep in provided:
         provides.setdefault(ep.value.strip(), set()).add(ep.name.strip())
     return provides
 
@@ -149,7 +149,7 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     """
     import pluggy
 
-    from .entrypoints import entry_points as group_entry_points
+    from .entrypoints import groups_entry_points
 
     pm = pluggy.PluginManager("gw")
     pm.add_hookspecs(hookspecs)
@@ -158,8 +158,9 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     from . import builtin
 
     guard.register(builtin, name="core")
-    entry_points = group_entry_points(ENTRY_POINT_GROUP)
-    lazy = _lazy_plugins(group_entry_points) if needs is not None else {}
+    groups = groups_entry_points(ENTRY_POINT_GROUP, PROVIDES_GROUP)  # each entry_points.txt read once
+    entry_points = groups[ENTRY_POINT_GROUP]
+    lazy = _lazy_plugins(groups[PROVIDES_GROUP]) if needs is not None else {}
     for ep in entry_points:
         if needs is not None and ep.value.strip() in lazy and not _wanted(lazy[ep.value.strip()], needs):
             if ep.name not in registry.disabled:
