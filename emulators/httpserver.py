@@ -174,6 +174,15 @@ class EmulatorBase:
         with self._lock:
             self.calls[name] += n
 
+    def wait_count(self, name: str, at_least: int = 1, timeout: float = 10.0) -> int:
+        """``calls[name]`` once it reaches ``at_least`` (or ``timeout`` passes). A client can see
+        the end of a call before the server's thread counts it: a TLS alert reaches the client
+        before ``wrap_socket`` raises on the server's side."""
+        deadline = time.monotonic() + timeout
+        while self.calls[name] < at_least and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.calls[name]
+
 
 class EmulatorServer(EmulatorBase):
     """Base class of the HTTP emulators: subclasses register routes in ``__init__`` with :meth:`route`."""

@@ -119,7 +119,7 @@ def test_revoked_certificate_fails_at_once(gw_home, ca, tmp_path):
         assert line.startswith(f"gw: AWS IoT ({emulator.endpoint}) says the device certificate is revoked")
         assert "use a new certificate" in line
         assert result.stdout == ""  # no "attempt N: refused ... not active yet" line
-        assert emulator.calls["tls-handshake-failed"] == 1  # exactly one connection
+        assert emulator.wait_count("tls-handshake-failed") == 1  # exactly one connection
     finally:
         emulator.stop()
 
