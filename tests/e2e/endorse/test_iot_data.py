@@ -61,12 +61,10 @@ def _handshake(url: str, ca: Any, port: int, *, host: str | None = None,
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    # 30 s: twice in about ten full runs with 4 workers on 2 cores, a handshake got no answer
-    # within 10 s (never reproduced alone or under a CPU load); a refusal comes in milliseconds
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     uri = url.replace(url.split("/")[2], host or f"127.0.0.1:{port}", 1)
     try:
-        with connect(uri, sock=sock, ssl=_tls(ca), server_hostname="localhost", open_timeout=30,
+        with connect(uri, sock=sock, ssl=_tls(ca), server_hostname="localhost", open_timeout=10,
                      subprotocols=_subprotocols(["mqtt"] if subprotocols is None else subprotocols)):
             return 101, ""
     except InvalidStatus as refused:
