@@ -115,20 +115,13 @@ class PcscCard:
 
 
 def pcsc_lock(timeout: float = 900.0):
-    """The test suite's PC/SC lock (tests/conftest.py): one user of the one vpcd reader at a time."""
-    import fcntl
+    """The test suite's PC/SC lock (``gw_emulators.vpcd.pcsc_lock``): one user of the one vpcd reader at a time."""
+    from gw_emulators.vpcd import pcsc_lock as take
 
-    handle = open(os.environ.get("GW_TEST_PCSC_LOCK", "/tmp/gw-test-pcsc.lock"), "a+")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                handle.close()
-                raise PcscUnavailable(f"another user kept the PC/SC lock for {timeout:.0f} s") from None
-            time.sleep(0.5)
+    handle = take(timeout)
+    if handle is None:
+        raise PcscUnavailable(f"another user kept the PC/SC lock for {timeout:.0f} s")
+    return handle
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -12,15 +12,21 @@ VirtualUsim, which forgets that PIN1 was verified; the PIN retry counter stays.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import struct
 import threading
+import time
+from typing import IO
 
 from .usim import VirtualUsim
 
-__all__ = ["VpcdCard", "VPCD_PORT"]
+__all__ = ["VpcdCard", "VPCD_PORT", "PCSC_LOCK", "pcsc_lock"]
 
 VPCD_PORT = 35963
+#: One user of the one vpcd reader at a time: the test sessions and the PC/SC benchmarks take it.
+PCSC_LOCK = os.environ.get("GW_TEST_PCSC_LOCK", "/tmp/gw-test-pcsc.lock")
 _POWER_OFF, _POWER_ON, _RESET, _GET_ATR = 0, 1, 2, 4
 
 
@@ -133,6 +139,22 @@ class VpcdCard:
     @staticmethod
     def _send_frame(sock: socket.socket, data: bytes) -> None:
         sock.sendall(struct.pack(">H", len(data)) + data)
+
+
+def pcsc_lock(timeout: float = 900.0, path: str = PCSC_LOCK) -> IO[str] | None:
+    """The machine-wide PC/SC lock, held until the returned file is closed; None when another
+    user kept it for ``timeout`` seconds (pcscd and the vpcd port are one per machine)."""
+    handle = open(path, "a+")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                return None
+            time.sleep(0.5)
 
 
 def _quick_ack(sock: socket.socket) -> None:

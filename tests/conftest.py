@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gw.testing import GwHome, StubStepContext, clean_environ, gw_executable  # noqa: F401 (re-exported)
+from gw_emulators.vpcd import PCSC_LOCK, pcsc_lock
 
 pytest_plugins = ["gw.testing"]
 
@@ -206,7 +207,6 @@ def askpass(tmp_path) -> tuple[str, Path]:
 # flock for the whole session: a second session waits until the first is done.
 
 PCSC_DIR = Path(__file__).resolve().parent / "pcsc"
-PCSC_LOCK = os.environ.get("GW_TEST_PCSC_LOCK", "/tmp/gw-test-pcsc.lock")
 PCSC_IN_CI = os.environ.get("CI", "").lower() == "true"
 VPCD_READER = "Virtual PCD 00 00"  # port 35963, where VpcdCard inserts its card
 VPCD_EMPTY_READER = "Virtual PCD 00 01"  # port 35964, always empty in the tests
@@ -258,20 +258,10 @@ def _pcscd_script(action: str) -> subprocess.CompletedProcess:
 
 
 def _pcsc_lock(timeout: float = 900.0):
-    import fcntl
-    import time
-
-    handle = open(PCSC_LOCK, "a+")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return handle
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                handle.close()
-                pcsc_unavailable(f"another test session kept the PC/SC lock {PCSC_LOCK} for {timeout:.0f} s")
-            time.sleep(0.5)
+    handle = pcsc_lock(timeout, PCSC_LOCK)
+    if handle is None:
+        pcsc_unavailable(f"another test session kept the PC/SC lock {PCSC_LOCK} for {timeout:.0f} s")
+    return handle
 
 
 @pytest.fixture(scope="session")
