@@ -54,13 +54,9 @@ def _parse(text: str, groups: tuple[str, ...]) -> list[tuple[str, str, str]]:
     return found
 
 
-def entry_points(group: str) -> list[EntryPoint]:
-    """The entry points of ``group`` of every distribution on ``sys.path`` (as importlib.metadata)."""
-    return groups_entry_points(group)[group]
-
-
-def groups_entry_points(*groups: str) -> dict[str, list[EntryPoint]]:
-    """:func:`entry_points` of several groups, each distribution's file read once."""
+def entry_points(*groups: str) -> dict[str, list[EntryPoint]]:
+    """Group -> the entry points of that group of every distribution on ``sys.path`` (as
+    importlib.metadata), each distribution's file read once for all ``groups``."""
     seen: set[str] = set()
     found: dict[str, list[EntryPoint]] = {group: [] for group in groups}
     for entry in sys.path:

@@ -149,7 +149,7 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     """
     import pluggy
 
-    from .entrypoints import groups_entry_points
+    from .entrypoints import entry_points as read_entry_points
 
     pm = pluggy.PluginManager("gw")
     pm.add_hookspecs(hookspecs)
@@ -158,7 +158,7 @@ def load_registry(extra_plugins: tuple[object, ...] = (), disabled: list[str] | 
     from . import builtin
 
     guard.register(builtin, name="core")
-    groups = groups_entry_points(ENTRY_POINT_GROUP, PROVIDES_GROUP)  # each entry_points.txt read once
+    groups = read_entry_points(ENTRY_POINT_GROUP, PROVIDES_GROUP)  # each entry_points.txt read once
     entry_points = groups[ENTRY_POINT_GROUP]
     lazy = _lazy_plugins(groups[PROVIDES_GROUP]) if needs is not None else {}
     for ep in entry_points:
